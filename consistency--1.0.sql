@@ -1,0 +1,150 @@
+/* consistency--1.0.sql: the SQL surface of the consistency extension, version 1.0. */
+
+-- complain if script is sourced in psql, rather than via CREATE EXTENSION
+\echo Use "CREATE EXTENSION consistency" to load this file. \quit
+
+/*
+ * Roles.  consistency_user may call the application functions; consistency_admin may also
+ * call the maintenance and resolution functions.  Roles are cluster-wide and outlive the
+ * extension, so they are created only when missing and never dropped.
+ */
+DO $roles$
+BEGIN
+	IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) 'consistency_user') THEN
+		CREATE ROLE consistency_user NOLOGIN;
+	END IF;
+	IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) 'consistency_admin') THEN
+		CREATE ROLE consistency_admin NOLOGIN;
+	END IF;
+END
+$roles$;
+GRANT consistency_user TO consistency_admin;
+
+GRANT USAGE ON SCHEMA @extschema@ TO consistency_user;
+
+/* ------------------------------------------------------------------------------------------
+ * Idempotency keys (src/idempotency.c)
+ * ------------------------------------------------------------------------------------------
+ */
+
+CREATE TABLE @extschema@.idempotency_keys (
+	scope            pg_catalog.text        NOT NULL DEFAULT '',
+	key              pg_catalog.text        NOT NULL,
+	fingerprint      pg_catalog.text,
+	state            pg_catalog.text        NOT NULL,
+	response         pg_catalog.jsonb,
+	recovery_point   pg_catalog.text,
+	attempt          pg_catalog.int4        NOT NULL DEFAULT 1,
+	lease_duration   pg_catalog.interval,
+	lease_expires_at pg_catalog.timestamptz,
+	created_at       pg_catalog.timestamptz NOT NULL,
+	completed_at     pg_catalog.timestamptz,
+	expires_at       pg_catalog.timestamptz NOT NULL,
+	PRIMARY KEY (scope, key),
+	CONSTRAINT idempotency_keys_state_check
+		CHECK (state OPERATOR(pg_catalog.=) ANY (ARRAY['in_progress', 'completed'])),
+	CONSTRAINT idempotency_keys_completed_check
+		CHECK ((state OPERATOR(pg_catalog.=) 'completed') OPERATOR(pg_catalog.=)
+			   (response IS NOT NULL AND completed_at IS NOT NULL)),
+	CONSTRAINT idempotency_keys_lease_check
+		CHECK ((lease_expires_at IS NULL) OPERATOR(pg_catalog.=) (lease_duration IS NULL)
+			   AND (lease_expires_at IS NULL OR state OPERATOR(pg_catalog.=) 'in_progress')),
+	CONSTRAINT idempotency_keys_key_check
+		CHECK (pg_catalog.octet_length(key) OPERATOR(pg_catalog.>=) 1
+			   AND pg_catalog.octet_length(key) OPERATOR(pg_catalog.<=) 255
+			   AND pg_catalog.octet_length(scope) OPERATOR(pg_catalog.<=) 255)
+);
+CREATE INDEX idempotency_keys_expires_at_idx ON @extschema@.idempotency_keys (expires_at);
+COMMENT ON TABLE @extschema@.idempotency_keys IS
+	'idempotency keys: one row per (scope, key) with its request fingerprint and stored response';
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.idempotency_keys', '');
+
+CREATE FUNCTION @extschema@.idem_begin(
+	key pg_catalog.text,
+	fingerprint pg_catalog.text DEFAULT NULL,
+	ttl pg_catalog.interval DEFAULT '24 hours',
+	scope pg_catalog.text DEFAULT '',
+	wait pg_catalog.bool DEFAULT true)
+RETURNS TABLE (status pg_catalog.text, response pg_catalog.jsonb)
+AS 'MODULE_PATHNAME', 'consistency_idem_begin'
+LANGUAGE C VOLATILE PARALLEL UNSAFE ROWS 1
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION @extschema@.idem_begin(pg_catalog.text, pg_catalog.text, pg_catalog.interval, pg_catalog.text, pg_catalog.bool) IS
+	'claim an idempotency key for this transaction: new, replay (with the stored response) or in_progress';
+
+CREATE FUNCTION @extschema@.idem_complete(
+	key pg_catalog.text,
+	response pg_catalog.jsonb,
+	scope pg_catalog.text DEFAULT '',
+	attempt pg_catalog.int4 DEFAULT NULL)
+RETURNS void
+AS 'MODULE_PATHNAME', 'consistency_idem_complete'
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION @extschema@.idem_complete(pg_catalog.text, pg_catalog.jsonb, pg_catalog.text, pg_catalog.int4) IS
+	'store the response of a key claimed in this transaction (or held by a lease), in the caller''s transaction';
+
+CREATE FUNCTION @extschema@.idem_lease(
+	key pg_catalog.text,
+	fingerprint pg_catalog.text DEFAULT NULL,
+	lease pg_catalog.interval DEFAULT '5 minutes',
+	scope pg_catalog.text DEFAULT '',
+	ttl pg_catalog.interval DEFAULT '24 hours',
+	wait pg_catalog.bool DEFAULT true)
+RETURNS TABLE (status pg_catalog.text, response pg_catalog.jsonb,
+			   recovery_point pg_catalog.text, attempt pg_catalog.int4)
+AS 'MODULE_PATHNAME', 'consistency_idem_lease'
+LANGUAGE C VOLATILE PARALLEL UNSAFE ROWS 1
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION @extschema@.idem_lease(pg_catalog.text, pg_catalog.text, pg_catalog.interval, pg_catalog.text, pg_catalog.interval, pg_catalog.bool) IS
+	'take a key for an operation with external side effects: new, replay, in_progress or resume (after an expired lease)';
+
+CREATE FUNCTION @extschema@.idem_checkpoint(
+	key pg_catalog.text,
+	recovery_point pg_catalog.text,
+	scope pg_catalog.text DEFAULT '',
+	attempt pg_catalog.int4 DEFAULT NULL)
+RETURNS pg_catalog.timestamptz
+AS 'MODULE_PATHNAME', 'consistency_idem_checkpoint'
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION @extschema@.idem_checkpoint(pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.int4) IS
+	'record how far a leased operation got and renew the lease; returns the new lease expiry';
+
+CREATE FUNCTION @extschema@.idem_release(
+	key pg_catalog.text,
+	scope pg_catalog.text DEFAULT '',
+	attempt pg_catalog.int4 DEFAULT NULL)
+RETURNS pg_catalog.bool
+AS 'MODULE_PATHNAME', 'consistency_idem_release'
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION @extschema@.idem_release(pg_catalog.text, pg_catalog.text, pg_catalog.int4) IS
+	'drop an unfinished claim or lease so the operation can be retried; false if there was none';
+
+CREATE FUNCTION @extschema@.idem_purge(batch_size pg_catalog.int4 DEFAULT 10000)
+RETURNS pg_catalog.int8
+AS 'MODULE_PATHNAME', 'consistency_idem_purge'
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION @extschema@.idem_purge(pg_catalog.int4) IS
+	'delete up to batch_size expired keys, skipping keys being claimed; returns how many were deleted';
+
+REVOKE ALL ON @extschema@.idempotency_keys FROM PUBLIC;
+GRANT SELECT, INSERT, UPDATE, DELETE ON @extschema@.idempotency_keys TO consistency_user;
+REVOKE ALL ON FUNCTION
+	@extschema@.idem_begin(pg_catalog.text, pg_catalog.text, pg_catalog.interval, pg_catalog.text, pg_catalog.bool),
+	@extschema@.idem_complete(pg_catalog.text, pg_catalog.jsonb, pg_catalog.text, pg_catalog.int4),
+	@extschema@.idem_lease(pg_catalog.text, pg_catalog.text, pg_catalog.interval, pg_catalog.text, pg_catalog.interval, pg_catalog.bool),
+	@extschema@.idem_checkpoint(pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.int4),
+	@extschema@.idem_release(pg_catalog.text, pg_catalog.text, pg_catalog.int4),
+	@extschema@.idem_purge(pg_catalog.int4)
+	FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION
+	@extschema@.idem_begin(pg_catalog.text, pg_catalog.text, pg_catalog.interval, pg_catalog.text, pg_catalog.bool),
+	@extschema@.idem_complete(pg_catalog.text, pg_catalog.jsonb, pg_catalog.text, pg_catalog.int4),
+	@extschema@.idem_lease(pg_catalog.text, pg_catalog.text, pg_catalog.interval, pg_catalog.text, pg_catalog.interval, pg_catalog.bool),
+	@extschema@.idem_checkpoint(pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.int4),
+	@extschema@.idem_release(pg_catalog.text, pg_catalog.text, pg_catalog.int4)
+	TO consistency_user;
+GRANT EXECUTE ON FUNCTION @extschema@.idem_purge(pg_catalog.int4) TO consistency_admin;

@@ -1,0 +1,134 @@
+# scripts/lib/common.sh: what scripts/test.sh, scripts/demo.sh and test/bench/run.sh share.
+#
+# Owns: the package list, privilege handling (root or sudo for apt and `make install`, an
+# unprivileged user for anything that starts a server), the private copy of the tree that is
+# built and tested, and the optional sandbox install.
+#
+# Environment:
+#   CONSISTENCY_SANDBOX=DIR  install into a private, relocated copy of the PostgreSQL tree under
+#                            DIR instead of the system one (no root needed for the install, and
+#                            several checkouts can be tested side by side).
+#   CONSISTENCY_TEST_USER    the unprivileged user servers run as when invoked as root
+#                            (default: postgres).
+#   CONSISTENCY_KEEP=1       keep the work directory (logs, regression.diffs) after the run.
+# Sourced, not executed.
+
+PG_MAJOR=15
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+SYSTEM_PG_CONFIG=/usr/lib/postgresql/$PG_MAJOR/bin/pg_config
+
+# Everything the build, the four suites, the demo and the benchmarks use.
+PACKAGES=(
+	make gcc libc6-dev
+	"postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR" "postgresql-$PG_MAJOR-pgtap"
+	libtap-parser-sourcehandler-pgtap-perl libipc-run-perl libpq-dev
+	pgbouncer python3-psycopg
+)
+
+step() { printf '\n==> %s\n' "$*"; }
+info() { printf '    %s\n' "$*"; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+is_root() { [ "$(id -u)" = 0 ]; }
+
+# Run a command as root: directly when we are root, else through sudo.
+as_root() {
+	if is_root; then
+		"$@"
+	elif command -v sudo >/dev/null 2>&1; then
+		sudo "$@"
+	else
+		die "need root or sudo to run: $*"
+	fi
+}
+
+# The unprivileged user that builds and runs servers (PostgreSQL refuses to run as root).
+TEST_USER=${CONSISTENCY_TEST_USER:-}
+if [ -z "$TEST_USER" ]; then
+	if is_root; then TEST_USER=postgres; else TEST_USER=$(id -un); fi
+fi
+
+# Run a command as TEST_USER, keeping the environment.
+as_user() {
+	if is_root; then
+		runuser -u "$TEST_USER" -- env HOME="${WORK:-/tmp}" "$@"
+	else
+		"$@"
+	fi
+}
+
+ensure_packages() {
+	local missing=() p
+	for p in "${PACKAGES[@]}"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+	done
+	if [ ${#missing[@]} -eq 0 ]; then
+		info "all ${#PACKAGES[@]} packages present"
+		return
+	fi
+	info "installing: ${missing[*]}"
+	as_root apt-get update -qq
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+		"${missing[@]}" >/dev/null
+	# The server package's main cluster is not ours to run; our servers are throwaway ones.
+	id "$TEST_USER" >/dev/null 2>&1 || die "user $TEST_USER does not exist"
+}
+
+# Copy the tree (without .git and build products) to a fresh directory owned by TEST_USER, so
+# that builds and test output never touch the checkout and an unprivileged user can write there.
+prepare_workdir() {
+	WORK=$(mktemp -d "${TMPDIR:-/tmp}/consistency.XXXXXX")
+	tar -C "$REPO" --exclude=.git --exclude='*.o' --exclude='*.so' --exclude='*.bc' \
+		--exclude=results --exclude=tmp_check --exclude=output_iso --exclude=log \
+		-cf - . | tar -C "$WORK" -xf -
+	chmod 755 "$WORK"
+	if is_root; then chown -R "$TEST_USER" "$WORK"; fi
+	if [ "${CONSISTENCY_KEEP:-0}" != 1 ]; then
+		trap 'cleanup_workdir' EXIT
+	fi
+	export WORK
+}
+
+cleanup_workdir() {
+	# Servers started by the suites are stopped by them; this only removes files.
+	[ -n "${WORK:-}" ] && [ -d "$WORK" ] && rm -rf "$WORK"
+}
+
+# PG_CONFIG of the installation the tests run against (the sandbox's, or the system's).
+target_pg_config() {
+	if [ -n "${CONSISTENCY_SANDBOX:-}" ]; then
+		echo "$CONSISTENCY_SANDBOX/usr/lib/postgresql/$PG_MAJOR/bin/pg_config"
+	else
+		echo "$SYSTEM_PG_CONFIG"
+	fi
+}
+
+# A relocated copy of the PostgreSQL tree: its binaries find share/ and lib/ relative to
+# themselves, so extension files installed with DESTDIR=sandbox are found by its server.
+make_sandbox() {
+	local sb=$CONSISTENCY_SANDBOX
+	if [ ! -x "$sb/usr/lib/postgresql/$PG_MAJOR/bin/postgres" ]; then
+		info "creating sandbox PostgreSQL tree in $sb"
+		mkdir -p "$sb/usr/lib/postgresql" "$sb/usr/share/postgresql"
+		cp -a "/usr/lib/postgresql/$PG_MAJOR" "$sb/usr/lib/postgresql/"
+		cp -a "/usr/share/postgresql/$PG_MAJOR" "$sb/usr/share/postgresql/"
+		ln -sfn /usr/include "$sb/usr/include"
+	fi
+	chmod 755 "$sb"
+}
+
+# Build in WORK as TEST_USER, then install (system-wide, or into the sandbox).
+build_and_install() {
+	as_user make -C "$WORK" -s -j"$(nproc)" PG_CONFIG="$SYSTEM_PG_CONFIG" all
+	if [ -n "${CONSISTENCY_SANDBOX:-}" ]; then
+		make_sandbox
+		make -C "$WORK" -s PG_CONFIG="$SYSTEM_PG_CONFIG" DESTDIR="$CONSISTENCY_SANDBOX" install
+		info "installed into sandbox $CONSISTENCY_SANDBOX"
+	else
+		as_root make -C "$WORK" -s PG_CONFIG="$SYSTEM_PG_CONFIG" install
+		info "installed into $("$SYSTEM_PG_CONFIG" --pkglibdir) and $("$SYSTEM_PG_CONFIG" --sharedir)/extension"
+	fi
+	PG_CONFIG=$(target_pg_config)
+	PG_BINDIR=$("$PG_CONFIG" --bindir)
+	export PG_CONFIG PG_BINDIR
+}

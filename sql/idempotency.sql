@@ -1,0 +1,261 @@
+-- Idempotency keys: every function, every error path, bad input changes nothing.
+-- Errors are shown as users see them, followed by their SQLSTATE.
+\set VERBOSITY default
+CREATE TABLE orders (id serial PRIMARY KEY, item text NOT NULL, qty int NOT NULL);
+CREATE FUNCTION key_count() RETURNS bigint LANGUAGE sql
+	AS $$ SELECT count(*) FROM consistency.idempotency_keys $$;
+
+-- 1. First request runs; the response is stored in the same transaction.
+BEGIN;
+SELECT * FROM consistency.idem_begin('order-1', 'fp-a');
+INSERT INTO orders (item, qty) VALUES ('widget', 2);
+SELECT consistency.idem_complete('order-1', '{"order_id": 1, "total": 20}');
+COMMIT;
+SELECT scope, key, fingerprint, state, response, attempt, recovery_point,
+	   completed_at IS NOT NULL AS completed, expires_at > completed_at AS expires_later,
+	   lease_expires_at IS NULL AS no_lease
+  FROM consistency.idempotency_keys;
+
+-- 2. A retry is answered from the stored response and writes nothing.
+SELECT * FROM consistency.idem_begin('order-1', 'fp-a');
+SELECT * FROM consistency.idem_begin('order-1');		-- no fingerprint: not compared
+SELECT count(*) AS orders FROM orders;
+
+-- 3. Same key, different request: its own SQLSTATE, nothing written.
+SELECT * FROM consistency.idem_begin('order-1', 'fp-b');
+\echo :LAST_ERROR_SQLSTATE
+SELECT key_count();
+
+-- 4. Scopes are separate key spaces: same key, another scope is a new request,
+--    and each scope replays only its own response.
+BEGIN;
+SELECT * FROM consistency.idem_begin('order-1', 'fp-b', scope => 'tenant-b');
+SELECT consistency.idem_complete('order-1', '{"order_id": 99}', scope => 'tenant-b');
+COMMIT;
+SELECT * FROM consistency.idem_begin('order-1', 'fp-a');
+SELECT * FROM consistency.idem_begin('order-1', 'fp-b', scope => 'tenant-b');
+SELECT * FROM consistency.idem_begin('order-1', 'fp-a', scope => 'tenant-b');
+\echo :LAST_ERROR_SQLSTATE
+
+-- 5. A rolled-back attempt leaves no key: the retry is new.
+BEGIN;
+SELECT * FROM consistency.idem_begin('order-2', 'fp');
+INSERT INTO orders (item, qty) VALUES ('gadget', 1);
+ROLLBACK;
+SELECT count(*) AS order_2_keys FROM consistency.idempotency_keys WHERE key = 'order-2';
+BEGIN;
+SELECT * FROM consistency.idem_begin('order-2', 'fp');
+-- begun again in the same transaction: still ours
+SELECT * FROM consistency.idem_begin('order-2', 'fp');
+SELECT consistency.idem_complete('order-2', '{"order_id": 2}');
+-- after completing, the same transaction sees the replay
+SELECT * FROM consistency.idem_begin('order-2', 'fp');
+COMMIT;
+
+-- 6. Committing a claim without its response is refused, and the business write goes too.
+BEGIN;
+SELECT * FROM consistency.idem_begin('order-3');
+INSERT INTO orders (item, qty) VALUES ('lost', 1);
+COMMIT;
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) AS order_3_keys FROM consistency.idempotency_keys WHERE key = 'order-3';
+SELECT count(*) AS lost_orders FROM orders WHERE item = 'lost';
+-- PREPARE TRANSACTION is refused the same way
+BEGIN;
+SELECT * FROM consistency.idem_begin('order-3');
+PREPARE TRANSACTION 'idem-incomplete';
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) AS prepared FROM pg_prepared_xacts WHERE gid = 'idem-incomplete';
+
+-- 7. idem_release gives a claim up; the transaction may then commit.
+BEGIN;
+SELECT * FROM consistency.idem_begin('order-4');
+SELECT consistency.idem_release('order-4');
+COMMIT;
+SELECT count(*) AS order_4_keys FROM consistency.idempotency_keys WHERE key = 'order-4';
+
+-- 8. Savepoints: a claim or completion rolled back to a savepoint is forgotten with it.
+BEGIN;
+SAVEPOINT s1;
+SELECT * FROM consistency.idem_begin('order-5');
+ROLLBACK TO SAVEPOINT s1;
+COMMIT;
+SELECT count(*) AS order_5_keys FROM consistency.idempotency_keys WHERE key = 'order-5';
+BEGIN;
+SELECT * FROM consistency.idem_begin('order-5');
+SAVEPOINT s1;
+SELECT consistency.idem_complete('order-5', '{"order_id": 5}');
+ROLLBACK TO SAVEPOINT s1;
+COMMIT;
+\echo :LAST_ERROR_SQLSTATE
+BEGIN;
+SELECT * FROM consistency.idem_begin('order-5');
+SAVEPOINT s1;
+SELECT consistency.idem_complete('order-5', '{"order_id": 5}');
+RELEASE SAVEPOINT s1;
+COMMIT;
+SELECT key, state, response FROM consistency.idempotency_keys WHERE key = 'order-5';
+
+-- 9. idem_complete needs a claim, and only completes once.
+SELECT consistency.idem_complete('never-begun', '{}');
+\echo :LAST_ERROR_SQLSTATE
+BEGIN;
+SELECT * FROM consistency.idem_begin('order-6');
+SELECT consistency.idem_complete('order-6', '{"order_id": 6}');
+SELECT consistency.idem_complete('order-6', '{"order_id": 7}');
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK;
+SELECT consistency.idem_complete('order-1', '{}');		-- completed long ago
+\echo :LAST_ERROR_SQLSTATE
+
+-- 10. Bad input: a clear error with a documented SQLSTATE, and nothing written.
+SELECT key_count() AS keys_before;
+SELECT * FROM consistency.idem_begin(NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM consistency.idem_begin('');
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM consistency.idem_begin(repeat('k', 256));
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM consistency.idem_begin(repeat('é', 128));	-- 256 bytes, 128 characters
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM consistency.idem_begin('k', ttl => NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM consistency.idem_begin('k', ttl => '0 seconds');
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM consistency.idem_begin('k', ttl => '-1 hour');
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM consistency.idem_begin('k', scope => NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM consistency.idem_begin('k', scope => repeat('s', 256));
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM consistency.idem_begin('k', wait => NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM consistency.idem_begin('k', repeat('f', 1025));
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.idem_complete(NULL, '{}');
+\echo :LAST_ERROR_SQLSTATE
+BEGIN;
+SELECT * FROM consistency.idem_begin('big-response');
+SELECT consistency.idem_complete('big-response', NULL);
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK;
+BEGIN;
+SET LOCAL consistency.idem_max_response_size = '1kB';
+SELECT * FROM consistency.idem_begin('big-response');
+SELECT consistency.idem_complete('big-response', jsonb_build_object('blob', repeat('x', 2000)));
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK;
+SELECT consistency.idem_complete('k', '{}', attempt => 0);
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.idem_purge(0);
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.idem_purge(NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM consistency.idem_lease('k', lease => '0 seconds');
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.idem_checkpoint('k', NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.idem_checkpoint('k', repeat('r', 8193));
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.idem_release(NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT key_count() AS keys_after;
+-- the largest key is fine
+BEGIN;
+SELECT status FROM consistency.idem_begin(repeat('k', 255), scope => repeat('s', 255));
+ROLLBACK;
+
+-- 11. An expired key is as good as absent, whatever its fingerprint.
+BEGIN;
+SELECT * FROM consistency.idem_begin('short-lived', 'fp-1', ttl => '1 millisecond');
+SELECT consistency.idem_complete('short-lived', '{"v": 1}');
+COMMIT;
+SELECT pg_sleep(0.05);
+BEGIN;
+SELECT * FROM consistency.idem_begin('short-lived', 'fp-2');
+SELECT consistency.idem_complete('short-lived', '{"v": 2}');
+COMMIT;
+SELECT * FROM consistency.idem_begin('short-lived', 'fp-2');
+
+-- 12. idem_purge deletes expired keys in bounded batches and leaves live ones.
+DO $$
+BEGIN
+	FOR i IN 1..5 LOOP
+		PERFORM consistency.idem_begin('old-' || i, ttl => '1 millisecond');
+		PERFORM consistency.idem_complete('old-' || i, '{}');
+	END LOOP;
+END $$;
+SELECT pg_sleep(0.05);
+SELECT consistency.idem_purge(2) AS purged;
+SELECT consistency.idem_purge() AS purged;
+SELECT consistency.idem_purge() AS purged;
+SELECT count(*) AS old_left FROM consistency.idempotency_keys WHERE key LIKE 'old-%';
+SELECT count(*) AS live_left FROM consistency.idempotency_keys WHERE key LIKE 'order-%';
+
+-- 13. Lease mode: an operation with external side effects.
+SELECT status, response, recovery_point, attempt
+  FROM consistency.idem_lease('pay-1', 'fp-pay', lease => '1 hour');
+-- a duplicate during the live lease
+SELECT status, response, recovery_point, attempt
+  FROM consistency.idem_lease('pay-1', 'fp-pay');
+SELECT * FROM consistency.idem_begin('pay-1', 'fp-pay');
+SELECT * FROM consistency.idem_lease('pay-1', 'fp-other');
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.idem_checkpoint('pay-1', 'charged card') > now() AS lease_renewed;
+-- the worker dies; its lease runs out; the next caller takes over where it stopped
+UPDATE consistency.idempotency_keys SET lease_expires_at = now() - interval '1 second'
+ WHERE key = 'pay-1';
+SELECT status, response, recovery_point, attempt
+  FROM consistency.idem_lease('pay-1', 'fp-pay', lease => '1 hour');
+-- the old worker comes back: fenced out by its attempt number
+SELECT consistency.idem_checkpoint('pay-1', 'charged card again', attempt => 1);
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.idem_complete('pay-1', '{"paid": true}', attempt => 1);
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.idem_complete('pay-1', '{"paid": true}', attempt => 2);
+SELECT status, response, recovery_point, attempt FROM consistency.idem_lease('pay-1', 'fp-pay');
+SELECT * FROM consistency.idem_begin('pay-1', 'fp-pay');
+SELECT consistency.idem_checkpoint('pay-1', 'too late');
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.idem_release('pay-1');
+\echo :LAST_ERROR_SQLSTATE
+-- a failed attempt is released and can be retried from scratch
+SELECT status, attempt FROM consistency.idem_lease('pay-2');
+SELECT consistency.idem_checkpoint('pay-2', 'step 1') IS NOT NULL AS checkpointed;
+SELECT consistency.idem_release('pay-2', attempt => 7);
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.idem_release('pay-2');
+SELECT consistency.idem_release('pay-2');
+SELECT status, recovery_point, attempt FROM consistency.idem_lease('pay-2');
+-- a transactional claim of an abandoned lease takes it over too
+UPDATE consistency.idempotency_keys SET lease_expires_at = now() - interval '1 second'
+ WHERE key = 'pay-2';
+BEGIN;
+SELECT * FROM consistency.idem_begin('pay-2');
+SELECT consistency.idem_complete('pay-2', '{"paid": "by transaction"}');
+COMMIT;
+SELECT state, response, attempt FROM consistency.idempotency_keys WHERE key = 'pay-2';
+-- checkpoints are for leases only
+SELECT consistency.idem_checkpoint('never-leased', 'x');
+\echo :LAST_ERROR_SQLSTATE
+BEGIN;
+SELECT * FROM consistency.idem_begin('claimed-here');
+SELECT consistency.idem_checkpoint('claimed-here', 'x');
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK;
+BEGIN;
+SELECT * FROM consistency.idem_begin('claimed-here');
+SELECT * FROM consistency.idem_lease('claimed-here');
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK;
+
+-- 14. wait => false on a key nobody holds behaves like the default.
+BEGIN;
+SELECT * FROM consistency.idem_begin('no-wait', wait => false);
+SELECT consistency.idem_complete('no-wait', '"ok"');
+COMMIT;
+SELECT * FROM consistency.idem_begin('no-wait', wait => false);
+
+DROP TABLE orders;
+DROP FUNCTION key_count();
+DELETE FROM consistency.idempotency_keys;

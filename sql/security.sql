@@ -1,0 +1,75 @@
+-- Security properties of every object the extension installs (new objects are covered
+-- automatically): search_path pinned, no SECURITY DEFINER, nothing executable by PUBLIC
+-- without a grant, user-data tables registered for pg_dump; and the functions keep working
+-- under a hostile search_path.
+
+-- Every function pins search_path to pg_catalog, pg_temp.
+SELECT p.oid::regprocedure AS function_without_pinned_search_path
+  FROM pg_proc p
+ WHERE p.pronamespace = 'consistency'::regnamespace
+   AND NOT coalesce('search_path=pg_catalog, pg_temp' = ANY (p.proconfig), false)
+ ORDER BY 1;
+
+-- No SECURITY DEFINER function.
+SELECT p.oid::regprocedure AS security_definer_function
+  FROM pg_proc p
+ WHERE p.pronamespace = 'consistency'::regnamespace AND p.prosecdef
+ ORDER BY 1;
+
+-- PUBLIC can execute nothing in the schema: every function is granted to a documented role.
+SELECT p.oid::regprocedure AS function_executable_by_public
+  FROM pg_proc p
+ WHERE p.pronamespace = 'consistency'::regnamespace
+   AND has_function_privilege('public', p.oid, 'EXECUTE')
+ ORDER BY 1;
+SELECT p.oid::regprocedure AS function_nobody_may_call
+  FROM pg_proc p
+ WHERE p.pronamespace = 'consistency'::regnamespace
+   AND NOT has_function_privilege('consistency_user', p.oid, 'EXECUTE')
+   AND NOT has_function_privilege('consistency_admin', p.oid, 'EXECUTE')
+   AND NOT has_function_privilege('pg_monitor', p.oid, 'EXECUTE')
+   AND p.prorettype <> 'trigger'::regtype
+ ORDER BY 1;
+
+-- Every table of the extension is dumped by pg_dump.
+SELECT c.oid::regclass AS table_not_in_dump
+  FROM pg_class c
+  JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e'
+  JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'consistency'
+ WHERE c.relkind = 'r'
+   AND NOT c.oid = ANY (coalesce(e.extconfig, '{}'))
+ ORDER BY 1;
+
+-- PUBLIC has no privileges on the tables.
+SELECT c.oid::regclass AS table_readable_by_public
+  FROM pg_class c
+ WHERE c.relnamespace = 'consistency'::regnamespace AND c.relkind = 'r'
+   AND has_table_privilege('public', c.oid, 'SELECT')
+ ORDER BY 1;
+
+-- A hostile search_path: objects that shadow built-ins and raise if anything resolves them.
+CREATE SCHEMA hostile;
+CREATE FUNCTION hostile.texteq_trap(text, text) RETURNS boolean LANGUAGE plpgsql AS
+	$$ BEGIN RAISE EXCEPTION 'hijacked: text = text'; END $$;
+CREATE OPERATOR hostile.= (LEFTARG = text, RIGHTARG = text, FUNCTION = hostile.texteq_trap);
+CREATE FUNCTION hostile.now() RETURNS timestamptz LANGUAGE plpgsql AS
+	$$ BEGIN RAISE EXCEPTION 'hijacked: now()'; END $$;
+CREATE FUNCTION hostile.octet_length(text) RETURNS int LANGUAGE plpgsql AS
+	$$ BEGIN RAISE EXCEPTION 'hijacked: octet_length()'; END $$;
+CREATE TABLE hostile.idempotency_keys (scope text, key text);
+SET search_path = hostile, pg_catalog, public;
+
+BEGIN;
+SELECT * FROM consistency.idem_begin('hostile-1', 'fp');
+SELECT consistency.idem_complete('hostile-1', '{"ok": true}');
+COMMIT;
+SELECT * FROM consistency.idem_begin('hostile-1', 'fp');
+SELECT status, attempt FROM consistency.idem_lease('hostile-2');
+SELECT consistency.idem_checkpoint('hostile-2', 'step') IS NOT NULL AS checkpointed;
+SELECT consistency.idem_release('hostile-2');
+SELECT consistency.idem_purge() >= 0 AS purged;
+SELECT count(*) AS hostile_rows FROM hostile.idempotency_keys;
+
+RESET search_path;
+DELETE FROM consistency.idempotency_keys;
+DROP SCHEMA hostile CASCADE;

@@ -1,0 +1,51 @@
+/*-------------------------------------------------------------------------
+ *
+ * consistency.h
+ *	  Declarations shared by the modules of the consistency extension: each
+ *	  module's init function, the extension's own SQLSTATEs, and the argument
+ *	  checks every SQL-callable function uses.
+ *
+ * SQLSTATEs of our own live in class "YC" (implementation-defined classes
+ * start with a letter from I to Z).  Retryable conflicts use class 40 instead
+ * so that generic retry loops catch them; plain bad input uses the standard
+ * class 22 codes.  README.md lists every code.
+ *
+ * IDENTIFICATION
+ *	  src/consistency.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef CONSISTENCY_H
+#define CONSISTENCY_H
+
+#include "fmgr.h"
+#include "utils/elog.h"
+
+/* Name of the extension's schema; fixed by consistency.control. */
+#define CONSISTENCY_SCHEMA "consistency"
+
+/*
+ * Field 4 of the advisory lock tags the extension takes, so that they never
+ * collide with pg_advisory_lock(), which uses 1 and 2.  Visible in pg_locks
+ * as locktype 'advisory' with this objsubid.
+ */
+#define CONSISTENCY_LOCKTAG_IDEMPOTENCY		0x4943	/* 'IC' */
+
+/* YC0xx: idempotency keys */
+#define ERRCODE_CONSISTENCY_IDEM_KEY_REUSED		MAKE_SQLSTATE('Y','C','0','0','1')
+#define ERRCODE_CONSISTENCY_IDEM_NOT_CLAIMED	MAKE_SQLSTATE('Y','C','0','0','2')
+#define ERRCODE_CONSISTENCY_IDEM_LEASE_LOST		MAKE_SQLSTATE('Y','C','0','0','3')
+#define ERRCODE_CONSISTENCY_IDEM_COMPLETED		MAKE_SQLSTATE('Y','C','0','0','4')
+#define ERRCODE_CONSISTENCY_IDEM_INCOMPLETE		MAKE_SQLSTATE('Y','C','0','0','5')
+
+/* Module init functions, called from _PG_init() in consistency.c. */
+extern void consistency_idempotency_init(void);
+
+/* args.c: argument checks shared by every SQL-callable function. */
+extern void consistency_arg_not_null(FunctionCallInfo fcinfo, int argno,
+									 const char *argname);
+extern text *consistency_text_arg(FunctionCallInfo fcinfo, int argno,
+								  const char *argname, int maxbytes,
+								  bool allow_empty);
+
+#endif							/* CONSISTENCY_H */

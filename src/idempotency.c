@@ -1,0 +1,914 @@
+/*-------------------------------------------------------------------------
+ *
+ * idempotency.c
+ *	  Idempotency keys: idem_begin, idem_complete, idem_lease,
+ *	  idem_checkpoint, idem_release and idem_purge.
+ *
+ * A key lives in consistency.idempotency_keys, written in the caller's own
+ * transaction, so the key, its request fingerprint and the stored response
+ * commit or roll back together with the business write.  Two modes:
+ *
+ * - transactional (idem_begin ... idem_complete in one transaction): the
+ *	 claim is an uncommitted 'in_progress' row plus a per-key lock (see
+ *	 idempotency_claims.c); it can only commit as 'completed'.
+ * - lease (idem_lease, then idem_checkpoint / idem_complete in later
+ *	 transactions): a committed 'in_progress' row with a lease expiry, an
+ *	 attempt number that fences out a worker whose lease was taken over, and
+ *	 a recovery point that the next attempt resumes from.
+ *
+ * Every decision is made while holding the per-key lock, so a statement's
+ * fresh READ COMMITTED snapshot sees the last outcome.  Under REPEATABLE
+ * READ or SERIALIZABLE a key committed after the transaction's snapshot was
+ * taken makes INSERT ... ON CONFLICT raise 40001, and the retry replays.
+ * SQL runs through SPI plans prepared once per backend.
+ *
+ * IDENTIFICATION
+ *	  src/idempotency.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/skey.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "executor/tuptable.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/fmgrprotos.h"
+#include "utils/guc.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/relcache.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "consistency.h"
+#include "idempotency.h"
+
+PG_FUNCTION_INFO_V1(consistency_idem_begin);
+PG_FUNCTION_INFO_V1(consistency_idem_complete);
+PG_FUNCTION_INFO_V1(consistency_idem_lease);
+PG_FUNCTION_INFO_V1(consistency_idem_checkpoint);
+PG_FUNCTION_INFO_V1(consistency_idem_release);
+PG_FUNCTION_INFO_V1(consistency_idem_purge);
+
+/* GUC: largest response idem_complete() stores, in bytes. */
+static int	idem_max_response_size = 1024 * 1024;
+
+#define KEYS_TABLE "consistency.idempotency_keys"
+
+/* How often a decision is retried when idem_purge() removed the row meanwhile. */
+#define IDEM_MAX_ROUNDS 3
+
+/*
+ * The statements, prepared on first use and kept for the backend's life.
+ * Parameters $1 and $2 are always scope and key.
+ */
+typedef enum IdemStmt
+{
+	STMT_INSERT,
+	STMT_LOOKUP,
+	STMT_RECLAIM,
+	STMT_TAKEOVER,
+	STMT_COMPLETE,
+	STMT_CHECKPOINT,
+	STMT_DELETE,
+	STMT_PURGE,
+	NUM_STMTS
+} IdemStmt;
+
+typedef struct IdemStmtDef
+{
+	const char *sql;
+	int			nargs;
+	Oid			argtypes[7];
+} IdemStmtDef;
+
+static const IdemStmtDef stmt_defs[NUM_STMTS] = {
+	[STMT_INSERT] = {
+		"INSERT INTO " KEYS_TABLE
+		" (scope, key, fingerprint, state, created_at, expires_at, lease_duration, lease_expires_at)"
+		" VALUES ($1, $2, $3, 'in_progress', $4, $5, $6, $7)"
+		" ON CONFLICT (scope, key) DO NOTHING",
+		7, {TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID, INTERVALOID, TIMESTAMPTZOID}
+	},
+	[STMT_LOOKUP] = {
+		"SELECT fingerprint, state = 'completed', response, recovery_point, attempt,"
+		" expires_at <= $3, lease_expires_at IS NOT NULL, lease_expires_at <= $3"
+		" FROM " KEYS_TABLE " WHERE scope = $1 AND key = $2",
+		3, {TEXTOID, TEXTOID, TIMESTAMPTZOID}
+	},
+	[STMT_RECLAIM] = {
+		"UPDATE " KEYS_TABLE " SET fingerprint = $3, state = 'in_progress', response = NULL,"
+		" recovery_point = NULL, attempt = 1, created_at = $4, completed_at = NULL,"
+		" expires_at = $5, lease_duration = $6, lease_expires_at = $7"
+		" WHERE scope = $1 AND key = $2",
+		7, {TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID, INTERVALOID, TIMESTAMPTZOID}
+	},
+	[STMT_TAKEOVER] = {
+		"UPDATE " KEYS_TABLE " SET fingerprint = coalesce(fingerprint, $3), attempt = attempt + 1,"
+		" lease_duration = $4, lease_expires_at = $5,"
+		" expires_at = greatest(expires_at, $5)"
+		" WHERE scope = $1 AND key = $2 AND state = 'in_progress'"
+		" RETURNING attempt",
+		5, {TEXTOID, TEXTOID, TEXTOID, INTERVALOID, TIMESTAMPTZOID}
+	},
+	[STMT_COMPLETE] = {
+		"UPDATE " KEYS_TABLE " SET state = 'completed', response = $3, completed_at = $4,"
+		" expires_at = $4 + (expires_at - created_at),"
+		" lease_duration = NULL, lease_expires_at = NULL"
+		" WHERE scope = $1 AND key = $2 AND state = 'in_progress'",
+		4, {TEXTOID, TEXTOID, JSONBOID, TIMESTAMPTZOID}
+	},
+	[STMT_CHECKPOINT] = {
+		"UPDATE " KEYS_TABLE " SET recovery_point = $3,"
+		" lease_expires_at = $4 + lease_duration,"
+		" expires_at = greatest(expires_at, $4 + lease_duration)"
+		" WHERE scope = $1 AND key = $2 AND state = 'in_progress' AND lease_duration IS NOT NULL"
+		" RETURNING lease_expires_at",
+		4, {TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID}
+	},
+	[STMT_DELETE] = {
+		"DELETE FROM " KEYS_TABLE " WHERE scope = $1 AND key = $2",
+		2, {TEXTOID, TEXTOID}
+	},
+	[STMT_PURGE] = {
+		"DELETE FROM " KEYS_TABLE " WHERE ctid = ANY (ARRAY("
+		" SELECT ctid FROM " KEYS_TABLE
+		" WHERE expires_at <= $1 AND (lease_expires_at IS NULL OR lease_expires_at <= $1)"
+		" ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED))",
+		2, {TIMESTAMPTZOID, INT4OID}
+	},
+};
+
+static SPIPlanPtr stmt_plans[NUM_STMTS];
+
+/* What the lookup statement found for a key. */
+typedef struct KeyRow
+{
+	bool		found;
+	text	   *fingerprint;	/* NULL if none stored */
+	bool		completed;
+	Datum		response;		/* valid if completed */
+	text	   *recovery_point; /* NULL if none */
+	int32		attempt;
+	bool		expired;		/* past expires_at: as good as absent */
+	bool		leased;			/* an in_progress row with a lease */
+	bool		lease_expired;
+} KeyRow;
+
+/* Arguments every function takes, checked. */
+typedef struct IdemArgs
+{
+	IdemKey		k;
+	text	   *key;
+	text	   *scope;
+	text	   *fingerprint;	/* may be NULL */
+} IdemArgs;
+
+/* ----------------------------------------------------------------
+ * Small helpers
+ * ----------------------------------------------------------------
+ */
+
+static void
+get_key_args(FunctionCallInfo fcinfo, int keyarg, int scopearg, IdemArgs *a)
+{
+	a->key = consistency_text_arg(fcinfo, keyarg, "key", IDEM_MAX_KEY_BYTES, false);
+	a->scope = consistency_text_arg(fcinfo, scopearg, "scope", IDEM_MAX_SCOPE_BYTES, true);
+	a->fingerprint = NULL;
+	a->k.key = VARDATA_ANY(a->key);
+	a->k.keylen = VARSIZE_ANY_EXHDR(a->key);
+	a->k.scope = VARDATA_ANY(a->scope);
+	a->k.scopelen = VARSIZE_ANY_EXHDR(a->scope);
+}
+
+static void
+get_fingerprint_arg(FunctionCallInfo fcinfo, int argno, IdemArgs *a)
+{
+	if (PG_ARGISNULL(argno))
+		a->fingerprint = NULL;
+	else
+		a->fingerprint = consistency_text_arg(fcinfo, argno, "fingerprint",
+											  IDEM_MAX_FINGERPRINT_BYTES, true);
+}
+
+/* A positive interval argument (ttl, lease). */
+static Interval *
+get_positive_interval_arg(FunctionCallInfo fcinfo, int argno, const char *argname)
+{
+	Interval   *iv;
+	Interval	zero = {0};
+
+	consistency_arg_not_null(fcinfo, argno, argname);
+	iv = PG_GETARG_INTERVAL_P(argno);
+	if (!DatumGetBool(DirectFunctionCall2(interval_gt, IntervalPGetDatum(iv),
+										  IntervalPGetDatum(&zero))))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be a positive interval", argname),
+				 errdetail("The %s given is %s.", argname,
+						   DatumGetCString(DirectFunctionCall1(interval_out,
+															   IntervalPGetDatum(iv))))));
+	return iv;
+}
+
+/* The optional fencing attempt number: NULL, or positive. */
+static bool
+get_attempt_arg(FunctionCallInfo fcinfo, int argno, int32 *attempt)
+{
+	if (PG_ARGISNULL(argno))
+		return false;
+	*attempt = PG_GETARG_INT32(argno);
+	if (*attempt <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("attempt must be positive"),
+				 errdetail("The attempt given is %d.", *attempt)));
+	return true;
+}
+
+static bool
+get_bool_arg(FunctionCallInfo fcinfo, int argno, const char *argname)
+{
+	consistency_arg_not_null(fcinfo, argno, argname);
+	return PG_GETARG_BOOL(argno);
+}
+
+static TimestampTz
+timestamp_plus(TimestampTz ts, Interval *iv)
+{
+	return DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval,
+												   TimestampTzGetDatum(ts),
+												   IntervalPGetDatum(iv)));
+}
+
+static bool
+text_equal(text *a, text *b)
+{
+	return VARSIZE_ANY_EXHDR(a) == VARSIZE_ANY_EXHDR(b) &&
+		memcmp(VARDATA_ANY(a), VARDATA_ANY(b), VARSIZE_ANY_EXHDR(a)) == 0;
+}
+
+/*
+ * Same key, other request: the one error checked before anything else about
+ * the stored row.  A fingerprint is only compared when both sides have one.
+ */
+static void
+check_fingerprint(const IdemArgs *a, text *stored)
+{
+	if (a->fingerprint == NULL || stored == NULL || text_equal(a->fingerprint, stored))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_CONSISTENCY_IDEM_KEY_REUSED),
+			 errmsg("idempotency key \"%s\" was already used for a different request",
+					text_to_cstring(a->key)),
+			 errdetail("The stored request fingerprint is \"%s\"; this request's is \"%s\".",
+					   text_to_cstring(stored), text_to_cstring(a->fingerprint)),
+			 errhint("Use a new key for a new request; a retry must send the same request.")));
+}
+
+static void
+error_not_claimed(const IdemArgs *a, const char *what)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_CONSISTENCY_IDEM_NOT_CLAIMED),
+			 errmsg("idempotency key \"%s\" is not claimed", text_to_cstring(a->key)),
+			 errdetail("%s", what),
+			 errhint("Claim the key with consistency.idem_begin() in this transaction, or hold a lease from consistency.idem_lease().")));
+}
+
+static void
+error_not_leased(const IdemArgs *a, const char *what)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_CONSISTENCY_IDEM_NOT_CLAIMED),
+			 errmsg("idempotency key \"%s\" is not held by a lease", text_to_cstring(a->key)),
+			 errdetail("%s", what),
+			 errhint("Claim the key with consistency.idem_begin() in this transaction, or hold a lease from consistency.idem_lease().")));
+}
+
+static void
+error_completed(const IdemArgs *a)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_CONSISTENCY_IDEM_COMPLETED),
+			 errmsg("idempotency key \"%s\" is already completed", text_to_cstring(a->key)),
+			 errdetail("Its response is stored and will be replayed to every retry until it expires.")));
+}
+
+static void
+check_attempt(const IdemArgs *a, bool have_attempt, int32 attempt, const KeyRow *row)
+{
+	if (have_attempt && attempt != row->attempt)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONSISTENCY_IDEM_LEASE_LOST),
+				 errmsg("lease on idempotency key \"%s\" was lost", text_to_cstring(a->key)),
+				 errdetail("This worker holds attempt %d; the key is held by attempt %d.",
+						   attempt, row->attempt),
+				 errhint("Stop this attempt: another worker resumed the operation after the lease expired.")));
+}
+
+/* ----------------------------------------------------------------
+ * SPI statements
+ * ----------------------------------------------------------------
+ */
+
+static SPIPlanPtr
+get_plan(IdemStmt s)
+{
+	if (stmt_plans[s] == NULL)
+	{
+		SPIPlanPtr	plan;
+
+		plan = SPI_prepare(stmt_defs[s].sql, stmt_defs[s].nargs,
+						   (Oid *) stmt_defs[s].argtypes);
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed for \"%s\": %s",
+				 stmt_defs[s].sql, SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(plan) != 0)
+			elog(ERROR, "SPI_keepplan failed");
+		stmt_plans[s] = plan;
+	}
+	return stmt_plans[s];
+}
+
+/* Run statement s; args beyond $1/$2 come from values/nulls ('n' = null). */
+static uint64
+run_stmt(IdemStmt s, const IdemArgs *a, Datum *values, const char *nulls)
+{
+	Datum		args[7];
+	char		argnulls[7];
+	int			nargs = stmt_defs[s].nargs;
+	int			first = (s == STMT_PURGE) ? 0 : 2;
+	int			i;
+	int			rc;
+
+	if (first == 2)
+	{
+		args[0] = PointerGetDatum(a->scope);
+		args[1] = PointerGetDatum(a->key);
+		argnulls[0] = argnulls[1] = ' ';
+	}
+	for (i = first; i < nargs; i++)
+	{
+		args[i] = values[i - first];
+		argnulls[i] = nulls ? nulls[i - first] : ' ';
+	}
+	rc = SPI_execute_plan(get_plan(s), args, argnulls, false, 0);
+	if (rc < 0)
+		elog(ERROR, "SPI_execute_plan failed for \"%s\": %s",
+			 stmt_defs[s].sql, SPI_result_code_string(rc));
+	return SPI_processed;
+}
+
+/* Copy a text column of SPI_tuptable's first row into the upper context. */
+static text *
+spi_text(int col)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, col, &isnull);
+
+	return isnull ? NULL : (text *) DatumGetPointer(SPI_datumTransfer(d, false, -1));
+}
+
+static bool
+spi_bool(int col)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, col, &isnull);
+
+	return !isnull && DatumGetBool(d);
+}
+
+static int32
+spi_int4(int col)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, col, &isnull);
+
+	return isnull ? 0 : DatumGetInt32(d);
+}
+
+static void
+lookup_key(const IdemArgs *a, TimestampTz now, KeyRow *row)
+{
+	Datum		v[1] = {TimestampTzGetDatum(now)};
+
+	memset(row, 0, sizeof(*row));
+	if (run_stmt(STMT_LOOKUP, a, v, NULL) == 0)
+		return;
+	row->found = true;
+	row->fingerprint = spi_text(1);
+	row->completed = spi_bool(2);
+	if (row->completed)
+		row->response = PointerGetDatum(spi_text(3));	/* jsonb is varlena too */
+	row->recovery_point = spi_text(4);
+	row->attempt = spi_int4(5);
+	row->expired = spi_bool(6);
+	row->leased = spi_bool(7);
+	row->lease_expired = spi_bool(8);
+}
+
+/* Insert a fresh 'in_progress' row; false if the key already has one. */
+static bool
+insert_claim(const IdemArgs *a, TimestampTz now, Interval *ttl, Interval *lease)
+{
+	TimestampTz lease_end = lease ? timestamp_plus(now, lease) : 0;
+	TimestampTz expires = timestamp_plus(now, ttl);
+	Datum		v[5];
+	char		n[5] = {' ', ' ', ' ', ' ', ' '};
+
+	if (lease && lease_end > expires)
+		expires = lease_end;
+	v[0] = PointerGetDatum(a->fingerprint);
+	n[0] = a->fingerprint ? ' ' : 'n';
+	v[1] = TimestampTzGetDatum(now);
+	v[2] = TimestampTzGetDatum(expires);
+	v[3] = lease ? IntervalPGetDatum(lease) : (Datum) 0;
+	v[4] = TimestampTzGetDatum(lease_end);
+	if (!lease)
+		n[3] = n[4] = 'n';
+	return run_stmt(STMT_INSERT, a, v, n) == 1;
+}
+
+/* Start afresh over an expired row; false if it vanished meanwhile. */
+static bool
+reclaim_expired(const IdemArgs *a, TimestampTz now, Interval *ttl, Interval *lease)
+{
+	TimestampTz lease_end = lease ? timestamp_plus(now, lease) : 0;
+	TimestampTz expires = timestamp_plus(now, ttl);
+	Datum		v[5];
+	char		n[5] = {' ', ' ', ' ', ' ', ' '};
+
+	if (lease && lease_end > expires)
+		expires = lease_end;
+	v[0] = PointerGetDatum(a->fingerprint);
+	n[0] = a->fingerprint ? ' ' : 'n';
+	v[1] = TimestampTzGetDatum(now);
+	v[2] = TimestampTzGetDatum(expires);
+	v[3] = lease ? IntervalPGetDatum(lease) : (Datum) 0;
+	v[4] = TimestampTzGetDatum(lease_end);
+	if (!lease)
+		n[3] = n[4] = 'n';
+	return run_stmt(STMT_RECLAIM, a, v, n) == 1;
+}
+
+/*
+ * Take over an abandoned attempt (its lease expired): the attempt number goes
+ * up, the recovery point stays.  lease NULL makes it a transactional claim.
+ * Returns the new attempt number, or 0 if the row vanished meanwhile.
+ */
+static int32
+take_over(const IdemArgs *a, TimestampTz now, Interval *lease)
+{
+	Datum		v[3];
+	char		n[3] = {' ', ' ', ' '};
+
+	v[0] = PointerGetDatum(a->fingerprint);
+	n[0] = a->fingerprint ? ' ' : 'n';
+	v[1] = lease ? IntervalPGetDatum(lease) : (Datum) 0;
+	v[2] = lease ? TimestampTzGetDatum(timestamp_plus(now, lease)) : (Datum) 0;
+	if (!lease)
+		n[1] = n[2] = 'n';
+	if (run_stmt(STMT_TAKEOVER, a, v, n) != 1)
+		return 0;
+	return spi_int4(1);
+}
+
+/*
+ * When the key's lock is busy and the caller will not wait, look at the
+ * in-flight claim's row through a dirty snapshot, so that a request with
+ * another fingerprint still gets the fingerprint error rather than
+ * 'in_progress'.  Only the fingerprint is read; nothing is decided on it.
+ */
+static text *
+peek_inflight_fingerprint(const IdemArgs *a)
+{
+	Oid			nsp = get_namespace_oid(CONSISTENCY_SCHEMA, false);
+	Oid			relid = get_relname_relid("idempotency_keys", nsp);
+	Relation	rel;
+	Relation	idx;
+	SnapshotData dirty;
+	ScanKeyData skey[2];
+	IndexScanDesc scan;
+	TupleTableSlot *slot;
+	text	   *result = NULL;
+	AttrNumber	fpatt;
+
+	if (!OidIsValid(relid))
+		elog(ERROR, "relation %s does not exist", KEYS_TABLE);
+	rel = table_open(relid, AccessShareLock);
+	idx = index_open(RelationGetPrimaryKeyIndex(rel), AccessShareLock);
+	fpatt = get_attnum(relid, "fingerprint");
+
+	ScanKeyEntryInitialize(&skey[0], 0, 1, BTEqualStrategyNumber, InvalidOid,
+						   idx->rd_indcollation[0], F_TEXTEQ, PointerGetDatum(a->scope));
+	ScanKeyEntryInitialize(&skey[1], 0, 2, BTEqualStrategyNumber, InvalidOid,
+						   idx->rd_indcollation[1], F_TEXTEQ, PointerGetDatum(a->key));
+	InitDirtySnapshot(dirty);
+	slot = table_slot_create(rel, NULL);
+	scan = index_beginscan(rel, idx, &dirty, 2, 0);
+	index_rescan(scan, skey, 2, NULL, 0);
+	while (index_getnext_slot(scan, ForwardScanDirection, slot))
+	{
+		bool		isnull;
+		Datum		d = slot_getattr(slot, fpatt, &isnull);
+
+		if (!isnull)
+			result = DatumGetTextPCopy(d);
+		break;
+	}
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(idx, AccessShareLock);
+	table_close(rel, AccessShareLock);
+	return result;
+}
+
+/* ----------------------------------------------------------------
+ * SQL-callable functions
+ * ----------------------------------------------------------------
+ */
+
+/* Emit the one row of idem_begin / idem_lease. */
+static void
+emit_row(FunctionCallInfo fcinfo, const char *status, Datum response,
+		 text *recovery_point, int32 attempt)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Datum		values[4];
+	bool		nulls[4] = {false, response == (Datum) 0, recovery_point == NULL, attempt == 0};
+
+	values[0] = CStringGetTextDatum(status);
+	values[1] = response;
+	values[2] = PointerGetDatum(recovery_point);
+	values[3] = Int32GetDatum(attempt);
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+}
+
+/*
+ * idem_begin(key, fingerprint, ttl, scope, wait) -> (status, response)
+ */
+Datum
+consistency_idem_begin(PG_FUNCTION_ARGS)
+{
+	IdemArgs	a;
+	Interval   *ttl;
+	bool		wait;
+	TimestampTz now;
+	KeyRow		row;
+	const char *status = NULL;
+	Datum		response = (Datum) 0;
+	int			round;
+
+	get_key_args(fcinfo, 0, 3, &a);
+	get_fingerprint_arg(fcinfo, 1, &a);
+	ttl = get_positive_interval_arg(fcinfo, 2, "ttl");
+	wait = get_bool_arg(fcinfo, 4, "wait");
+	InitMaterializedSRF(fcinfo, 0);
+
+	if (!idem_claim_held(&a.k) && !idem_lock_key(&a.k, wait))
+	{
+		/* another transaction is working on this key right now */
+		check_fingerprint(&a, peek_inflight_fingerprint(&a));
+		emit_row(fcinfo, "in_progress", (Datum) 0, NULL, 0);
+		PG_RETURN_NULL();
+	}
+
+	now = GetCurrentTimestamp();
+	SPI_connect();
+	for (round = 0; status == NULL && round < IDEM_MAX_ROUNDS; round++)
+	{
+		bool		ours = idem_claim_held(&a.k);
+
+		if (!ours && insert_claim(&a, now, ttl, NULL))
+		{
+			idem_claim_register(&a.k);
+			status = "new";
+			break;
+		}
+		lookup_key(&a, now, &row);
+		if (!row.found)
+		{
+			if (ours)
+				elog(ERROR, "row of claimed idempotency key \"%s\" disappeared",
+					 text_to_cstring(a.key));
+			continue;			/* purged meanwhile: insert again */
+		}
+		if (row.expired && !ours)
+		{
+			if (reclaim_expired(&a, now, ttl, NULL))
+			{
+				idem_claim_register(&a.k);
+				status = "new";
+			}
+			continue;
+		}
+		check_fingerprint(&a, row.fingerprint);
+		if (row.completed)
+		{
+			status = "replay";
+			response = row.response;
+		}
+		else if (ours)
+			status = "new";		/* begun again in the same transaction */
+		else if (row.leased && !row.lease_expired)
+			status = "in_progress";
+		else if (take_over(&a, now, NULL) > 0)
+		{
+			/* an attempt whose lease ran out: this transaction finishes it */
+			idem_claim_register(&a.k);
+			status = "new";
+		}
+	}
+	SPI_finish();
+	if (status == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("could not claim idempotency key \"%s\" because it kept changing",
+						text_to_cstring(a.key)),
+				 errhint("Retry the transaction.")));
+	emit_row(fcinfo, status, response, NULL, 0);
+	PG_RETURN_NULL();
+}
+
+/*
+ * idem_lease(key, fingerprint, lease, scope, ttl, wait)
+ *	  -> (status, response, recovery_point, attempt)
+ */
+Datum
+consistency_idem_lease(PG_FUNCTION_ARGS)
+{
+	IdemArgs	a;
+	Interval   *lease;
+	Interval   *ttl;
+	bool		wait;
+	TimestampTz now;
+	KeyRow		row;
+	const char *status = NULL;
+	Datum		response = (Datum) 0;
+	text	   *recovery = NULL;
+	int32		attempt = 0;
+	int			round;
+
+	get_key_args(fcinfo, 0, 3, &a);
+	get_fingerprint_arg(fcinfo, 1, &a);
+	lease = get_positive_interval_arg(fcinfo, 2, "lease");
+	ttl = get_positive_interval_arg(fcinfo, 4, "ttl");
+	wait = get_bool_arg(fcinfo, 5, "wait");
+	InitMaterializedSRF(fcinfo, 0);
+
+	if (idem_claim_held(&a.k))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("idempotency key \"%s\" is claimed by this transaction",
+						text_to_cstring(a.key)),
+				 errdetail("A key claimed with consistency.idem_begin() cannot also be leased.")));
+	if (!idem_lock_key(&a.k, wait))
+	{
+		check_fingerprint(&a, peek_inflight_fingerprint(&a));
+		emit_row(fcinfo, "in_progress", (Datum) 0, NULL, 0);
+		PG_RETURN_NULL();
+	}
+
+	now = GetCurrentTimestamp();
+	SPI_connect();
+	for (round = 0; status == NULL && round < IDEM_MAX_ROUNDS; round++)
+	{
+		if (insert_claim(&a, now, ttl, lease))
+		{
+			status = "new";
+			attempt = 1;
+			break;
+		}
+		lookup_key(&a, now, &row);
+		if (!row.found)
+			continue;
+		if (row.expired)
+		{
+			if (reclaim_expired(&a, now, ttl, lease))
+			{
+				status = "new";
+				attempt = 1;
+			}
+			continue;
+		}
+		check_fingerprint(&a, row.fingerprint);
+		recovery = row.recovery_point;
+		attempt = row.attempt;
+		if (row.completed)
+		{
+			status = "replay";
+			response = row.response;
+		}
+		else if (row.leased && !row.lease_expired)
+			status = "in_progress";
+		else if ((attempt = take_over(&a, now, lease)) > 0)
+			status = "resume";
+	}
+	SPI_finish();
+	if (status == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("could not lease idempotency key \"%s\" because it kept changing",
+						text_to_cstring(a.key)),
+				 errhint("Retry the transaction.")));
+	emit_row(fcinfo, status, response, recovery, attempt);
+	PG_RETURN_NULL();
+}
+
+/*
+ * Lock a key that is not claimed by this transaction and read its row, for
+ * the functions that act on a lease: it must be a live 'in_progress' lease
+ * (expired or not yet taken over) held by the given attempt.
+ */
+static void
+lookup_lease(const IdemArgs *a, TimestampTz now, bool have_attempt, int32 attempt,
+			 KeyRow *row)
+{
+	idem_lock_key(&a->k, true);
+	lookup_key(a, now, row);
+	if (!row->found || row->expired)
+		error_not_claimed(a, "No unexpired row exists for this key.");
+	if (row->completed)
+		error_completed(a);
+	if (!row->leased)
+		error_not_leased(a, "The key was claimed by a transaction that did not finish.");
+	check_attempt(a, have_attempt, attempt, row);
+}
+
+/*
+ * idem_complete(key, response, scope, attempt) -> void
+ */
+Datum
+consistency_idem_complete(PG_FUNCTION_ARGS)
+{
+	IdemArgs	a;
+	Jsonb	   *response;
+	int32		attempt = 0;
+	bool		have_attempt;
+	TimestampTz now;
+	Datum		v[2];
+	KeyRow		row;
+
+	get_key_args(fcinfo, 0, 2, &a);
+	consistency_arg_not_null(fcinfo, 1, "response");
+	response = PG_GETARG_JSONB_P(1);
+	if (VARSIZE(response) - VARHDRSZ > idem_max_response_size)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("idempotency response is too large"),
+				 errdetail("The response is %zu bytes; consistency.idem_max_response_size is %d bytes.",
+						   (size_t) (VARSIZE(response) - VARHDRSZ), idem_max_response_size),
+				 errhint("Store a smaller response, such as the identifier of the created object.")));
+	have_attempt = get_attempt_arg(fcinfo, 3, &attempt);
+
+	now = GetCurrentTimestamp();
+	v[0] = JsonbPGetDatum(response);
+	v[1] = TimestampTzGetDatum(now);
+	SPI_connect();
+	if (idem_claim_held(&a.k))
+	{
+		if (idem_claim_completed(&a.k))
+			error_completed(&a);
+		if (run_stmt(STMT_COMPLETE, &a, v, NULL) != 1)
+			elog(ERROR, "row of claimed idempotency key \"%s\" disappeared",
+				 text_to_cstring(a.key));
+		idem_claim_mark_completed(&a.k);
+	}
+	else
+	{
+		lookup_lease(&a, now, have_attempt, attempt, &row);
+		if (run_stmt(STMT_COMPLETE, &a, v, NULL) != 1)
+			elog(ERROR, "leased idempotency key \"%s\" disappeared", text_to_cstring(a.key));
+	}
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+/*
+ * idem_checkpoint(key, recovery_point, scope, attempt) -> new lease expiry
+ */
+Datum
+consistency_idem_checkpoint(PG_FUNCTION_ARGS)
+{
+	IdemArgs	a;
+	text	   *recovery;
+	int32		attempt = 0;
+	bool		have_attempt;
+	TimestampTz now;
+	TimestampTz lease_end;
+	Datum		v[2];
+	KeyRow		row;
+	bool		isnull;
+
+	get_key_args(fcinfo, 0, 2, &a);
+	recovery = consistency_text_arg(fcinfo, 1, "recovery_point", IDEM_MAX_RECOVERY_BYTES, true);
+	have_attempt = get_attempt_arg(fcinfo, 3, &attempt);
+	if (idem_claim_held(&a.k))
+		error_not_leased(&a, "The key is claimed by this transaction; only leases have recovery points.");
+
+	now = GetCurrentTimestamp();
+	SPI_connect();
+	lookup_lease(&a, now, have_attempt, attempt, &row);
+	v[0] = PointerGetDatum(recovery);
+	v[1] = TimestampTzGetDatum(now);
+	if (run_stmt(STMT_CHECKPOINT, &a, v, NULL) != 1)
+		elog(ERROR, "leased idempotency key \"%s\" disappeared", text_to_cstring(a.key));
+	lease_end = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0],
+												  SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	PG_RETURN_TIMESTAMPTZ(lease_end);
+}
+
+/*
+ * idem_release(key, scope, attempt) -> whether a claim or lease was dropped
+ */
+Datum
+consistency_idem_release(PG_FUNCTION_ARGS)
+{
+	IdemArgs	a;
+	int32		attempt = 0;
+	bool		have_attempt;
+	KeyRow		row;
+	bool		released = false;
+
+	get_key_args(fcinfo, 0, 1, &a);
+	have_attempt = get_attempt_arg(fcinfo, 2, &attempt);
+
+	SPI_connect();
+	if (idem_claim_held(&a.k))
+	{
+		if (idem_claim_completed(&a.k))
+			error_completed(&a);
+		run_stmt(STMT_DELETE, &a, NULL, NULL);
+		idem_claim_mark_released(&a.k);
+		released = true;
+	}
+	else
+	{
+		idem_lock_key(&a.k, true);
+		lookup_key(&a, GetCurrentTimestamp(), &row);
+		if (row.found && !row.expired)
+		{
+			if (row.completed)
+				error_completed(&a);
+			check_attempt(&a, have_attempt, attempt, &row);
+			released = run_stmt(STMT_DELETE, &a, NULL, NULL) == 1;
+		}
+	}
+	SPI_finish();
+	PG_RETURN_BOOL(released);
+}
+
+/*
+ * idem_purge(batch_size) -> number of expired keys deleted
+ *
+ * Rows another transaction is updating are skipped (SKIP LOCKED), and fresh
+ * claims never touch expired rows, so purging never blocks new keys; a
+ * retry of an expired key waits at most for this batch to commit.
+ */
+Datum
+consistency_idem_purge(PG_FUNCTION_ARGS)
+{
+	int32		batch;
+	Datum		v[2];
+	uint64		n;
+
+	consistency_arg_not_null(fcinfo, 0, "batch_size");
+	batch = PG_GETARG_INT32(0);
+	if (batch <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("batch_size must be positive"),
+				 errdetail("The batch_size given is %d.", batch)));
+	v[0] = TimestampTzGetDatum(GetCurrentTimestamp());
+	v[1] = Int32GetDatum(batch);
+	SPI_connect();
+	n = run_stmt(STMT_PURGE, NULL, v, NULL);
+	SPI_finish();
+	PG_RETURN_INT64((int64) n);
+}
+
+void
+consistency_idempotency_init(void)
+{
+	DefineCustomIntVariable("consistency.idem_max_response_size",
+							"Largest response idem_complete() stores.",
+							"A larger response is refused with SQLSTATE 54000.",
+							&idem_max_response_size,
+							1024 * 1024, 1, MaxAllocSize - VARHDRSZ,
+							PGC_SUSET, GUC_UNIT_BYTE,
+							NULL, NULL, NULL);
+	idem_claims_init();
+}

@@ -1,0 +1,18 @@
+-- Half the requests are retries of completed ones, half are new orders.
+\set pid random(1, 10000)
+\set qty random(1, 3)
+\set retry random(0, 1)
+\if :retry
+\set k random(1, 100000)
+BEGIN;
+SELECT status, response FROM consistency.idem_begin('r-' || :k::text, 'fp') \gset
+COMMIT;
+\else
+\set r random(1, 9000000000000000000)
+BEGIN;
+SELECT status FROM consistency.idem_begin(:client_id::text || '-' || :r::text, 'fp') \gset
+UPDATE products SET stock = stock - :qty, sold = sold + :qty WHERE id = :pid;
+INSERT INTO orders (customer, product_id, qty) VALUES (:client_id, :pid, :qty) RETURNING id \gset
+SELECT consistency.idem_complete(:client_id::text || '-' || :r::text, jsonb_build_object('order_id', :id::bigint, 'status', 'created'));
+COMMIT;
+\endif
