@@ -41,16 +41,12 @@ CREATE TABLE @extschema@.idempotency_keys (
 	completed_at     pg_catalog.timestamptz,
 	expires_at       pg_catalog.timestamptz NOT NULL,
 	PRIMARY KEY (scope, key),
-	CONSTRAINT idempotency_keys_state_check
-		CHECK (state OPERATOR(pg_catalog.=) ANY (ARRAY['in_progress', 'completed'])),
-	CONSTRAINT idempotency_keys_completed_check
-		CHECK ((state OPERATOR(pg_catalog.=) 'completed') OPERATOR(pg_catalog.=)
-			   (response IS NOT NULL AND completed_at IS NOT NULL)),
-	CONSTRAINT idempotency_keys_lease_check
-		CHECK ((lease_expires_at IS NULL) OPERATOR(pg_catalog.=) (lease_duration IS NULL)
-			   AND (lease_expires_at IS NULL OR state OPERATOR(pg_catalog.=) 'in_progress')),
-	CONSTRAINT idempotency_keys_key_check
-		CHECK (pg_catalog.octet_length(key) OPERATOR(pg_catalog.>=) 1
+	-- One constraint (each is re-read for every statement that writes the table); the
+	-- functions maintain the rest: completed rows have a response, only in_progress rows
+	-- (leases) have lease columns.
+	CONSTRAINT idempotency_keys_check
+		CHECK (state OPERATOR(pg_catalog.=) ANY (ARRAY['in_progress', 'completed'])
+			   AND pg_catalog.octet_length(key) OPERATOR(pg_catalog.>=) 1
 			   AND pg_catalog.octet_length(key) OPERATOR(pg_catalog.<=) 255
 			   AND pg_catalog.octet_length(scope) OPERATOR(pg_catalog.<=) 255)
 );

@@ -29,7 +29,8 @@
  * collide with pg_advisory_lock(), which uses 1 and 2.  Visible in pg_locks
  * as locktype 'advisory' with this objsubid.
  */
-#define CONSISTENCY_LOCKTAG_IDEMPOTENCY		0x4943	/* 'IC' */
+#define CONSISTENCY_LOCKTAG_IDEMPOTENCY		0x4943	/* 'IC': a key */
+#define CONSISTENCY_LOCKTAG_IDEM_FINGERPRINT	0x4946	/* 'IF': its claim's fingerprint */
 
 /* YC0xx: idempotency keys */
 #define ERRCODE_CONSISTENCY_IDEM_KEY_REUSED		MAKE_SQLSTATE('Y','C','0','0','1')

@@ -40,14 +40,17 @@
 #include "funcapi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/fmgrprotos.h"
 #include "utils/guc.h"
+#include "utils/inval.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/relcache.h"
+#include "utils/rls.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
@@ -75,6 +78,8 @@ static int	idem_max_response_size = 1024 * 1024;
  */
 typedef enum IdemStmt
 {
+	STMT_INSERT_COMPLETED,
+	STMT_UPSERT_COMPLETED,
 	STMT_INSERT,
 	STMT_LOOKUP,
 	STMT_RECLAIM,
@@ -94,6 +99,29 @@ typedef struct IdemStmtDef
 } IdemStmtDef;
 
 static const IdemStmtDef stmt_defs[NUM_STMTS] = {
+	/* a transactional claim's row, written with its response by idem_complete */
+	[STMT_INSERT_COMPLETED] = {
+		"INSERT INTO " KEYS_TABLE
+		" (scope, key, fingerprint, state, response, created_at, completed_at, expires_at)"
+		" VALUES ($1, $2, $3, 'completed', $4, $5, $6, $7)",
+		7, {TEXTOID, TEXTOID, TEXTOID, JSONBOID, TIMESTAMPTZOID, TIMESTAMPTZOID, TIMESTAMPTZOID}
+	},
+	/* the same over an expired row (a fresh start) or an abandoned lease (its next attempt) */
+	[STMT_UPSERT_COMPLETED] = {
+		"INSERT INTO " KEYS_TABLE " AS k"
+		" (scope, key, fingerprint, state, response, created_at, completed_at, expires_at)"
+		" VALUES ($1, $2, $3, 'completed', $4, $5, $6, $7)"
+		" ON CONFLICT (scope, key) DO UPDATE SET"
+		" fingerprint = coalesce(excluded.fingerprint, k.fingerprint),"
+		" state = 'completed', response = excluded.response,"
+		" attempt = CASE WHEN k.state = 'in_progress' THEN k.attempt + 1 ELSE 1 END,"
+		" recovery_point = CASE WHEN k.state = 'in_progress' THEN k.recovery_point END,"
+		" created_at = CASE WHEN k.state = 'in_progress' THEN k.created_at ELSE excluded.created_at END,"
+		" completed_at = excluded.completed_at, expires_at = excluded.expires_at,"
+		" lease_duration = NULL, lease_expires_at = NULL",
+		7, {TEXTOID, TEXTOID, TEXTOID, JSONBOID, TIMESTAMPTZOID, TIMESTAMPTZOID, TIMESTAMPTZOID}
+	},
+	/* the statements below serve leases, which are committed while in progress */
 	[STMT_INSERT] = {
 		"INSERT INTO " KEYS_TABLE
 		" (scope, key, fingerprint, state, created_at, expires_at, lease_duration, lease_expires_at)"
@@ -124,7 +152,6 @@ static const IdemStmtDef stmt_defs[NUM_STMTS] = {
 	},
 	[STMT_COMPLETE] = {
 		"UPDATE " KEYS_TABLE " SET state = 'completed', response = $3, completed_at = $4,"
-		" expires_at = $4 + (expires_at - created_at),"
 		" lease_duration = NULL, lease_expires_at = NULL"
 		" WHERE scope = $1 AND key = $2 AND state = 'in_progress'",
 		4, {TEXTOID, TEXTOID, JSONBOID, TIMESTAMPTZOID}
@@ -419,6 +446,30 @@ lookup_key(const IdemArgs *a, TimestampTz now, KeyRow *row)
 	row->lease_expired = spi_bool(8);
 }
 
+/*
+ * The key is busy and the caller will not wait: still refuse a different
+ * request before answering in_progress.  A committed row (a lease being
+ * worked on) has its fingerprint; a claim still in flight announced its own
+ * through a lock (see idempotency_claims.c).  Caller is connected to SPI.
+ */
+static void
+check_busy_fingerprint(const IdemArgs *a, TimestampTz now)
+{
+	KeyRow		row;
+
+	lookup_key(a, now, &row);
+	if (row.found && !row.expired)
+		check_fingerprint(a, row.fingerprint);
+	else if (idem_inflight_fingerprint_differs(&a->k, a->fingerprint))
+		ereport(ERROR,
+				(errcode(ERRCODE_CONSISTENCY_IDEM_KEY_REUSED),
+				 errmsg("idempotency key \"%s\" was already used for a different request",
+						text_to_cstring(a->key)),
+				 errdetail("A request with another fingerprint holds this key right now; this request's fingerprint is \"%s\".",
+						   text_to_cstring(a->fingerprint)),
+				 errhint("Use a new key for a new request; a retry must send the same request.")));
+}
+
 /* Insert a fresh 'in_progress' row; false if the key already has one. */
 static bool
 insert_claim(const IdemArgs *a, TimestampTz now, Interval *ttl, Interval *lease)
@@ -485,32 +536,60 @@ take_over(const IdemArgs *a, TimestampTz now, Interval *lease)
 	return spi_int4(1);
 }
 
-/*
- * When the key's lock is busy and the caller will not wait, look at the
- * in-flight claim's row through a dirty snapshot, so that a request with
- * another fingerprint still gets the fingerprint error rather than
- * 'in_progress'.  Only the fingerprint is read; nothing is decided on it.
- */
-static text *
-peek_inflight_fingerprint(const IdemArgs *a)
+/* OID of consistency.idempotency_keys, looked up once; reset by relcache invalidation. */
+static Oid	keys_relid = InvalidOid;
+
+static void
+keys_relcache_callback(Datum arg, Oid relid)
 {
-	Oid			nsp = get_namespace_oid(CONSISTENCY_SCHEMA, false);
-	Oid			relid = get_relname_relid("idempotency_keys", nsp);
+	if (relid == InvalidOid || relid == keys_relid)
+		keys_relid = InvalidOid;
+}
+
+static Oid
+get_keys_relid(void)
+{
+	if (!OidIsValid(keys_relid))
+	{
+		Oid			nsp = get_namespace_oid(CONSISTENCY_SCHEMA, false);
+
+		keys_relid = get_relname_relid("idempotency_keys", nsp);
+		if (!OidIsValid(keys_relid))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_TABLE),
+					 errmsg("relation \"%s\" does not exist", KEYS_TABLE),
+					 errhint("Reinstall the extension with DROP EXTENSION consistency; CREATE EXTENSION consistency.")));
+	}
+	return keys_relid;
+}
+
+/*
+ * Might the key have a row?  The fast path of a fresh claim: one probe of the
+ * primary key under a dirty snapshot (committed rows whatever this
+ * transaction's snapshot, plus uncommitted ones), no executor, no SPI.
+ * "true" only means "look properly": the caller then reads the row through
+ * SPI, which also applies table privileges and row-level security; so when
+ * the caller lacks SELECT on the table, or RLS applies to it, this answers
+ * true without looking.
+ */
+static bool
+key_row_may_exist(const IdemArgs *a)
+{
+	Oid			relid = get_keys_relid();
 	Relation	rel;
 	Relation	idx;
 	SnapshotData dirty;
 	ScanKeyData skey[2];
 	IndexScanDesc scan;
 	TupleTableSlot *slot;
-	text	   *result = NULL;
-	AttrNumber	fpatt;
+	bool		found;
 
-	if (!OidIsValid(relid))
-		elog(ERROR, "relation %s does not exist", KEYS_TABLE);
+	if (pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK ||
+		check_enable_rls(relid, InvalidOid, true) == RLS_ENABLED)
+		return true;
+
 	rel = table_open(relid, AccessShareLock);
 	idx = index_open(RelationGetPrimaryKeyIndex(rel), AccessShareLock);
-	fpatt = get_attnum(relid, "fingerprint");
-
 	ScanKeyEntryInitialize(&skey[0], 0, 1, BTEqualStrategyNumber, InvalidOid,
 						   idx->rd_indcollation[0], F_TEXTEQ, PointerGetDatum(a->scope));
 	ScanKeyEntryInitialize(&skey[1], 0, 2, BTEqualStrategyNumber, InvalidOid,
@@ -519,20 +598,12 @@ peek_inflight_fingerprint(const IdemArgs *a)
 	slot = table_slot_create(rel, NULL);
 	scan = index_beginscan(rel, idx, &dirty, 2, 0);
 	index_rescan(scan, skey, 2, NULL, 0);
-	while (index_getnext_slot(scan, ForwardScanDirection, slot))
-	{
-		bool		isnull;
-		Datum		d = slot_getattr(slot, fpatt, &isnull);
-
-		if (!isnull)
-			result = DatumGetTextPCopy(d);
-		break;
-	}
+	found = index_getnext_slot(scan, ForwardScanDirection, slot);
 	index_endscan(scan);
 	ExecDropSingleTupleTableSlot(slot);
 	index_close(idx, AccessShareLock);
 	table_close(rel, AccessShareLock);
-	return result;
+	return found;
 }
 
 /* ----------------------------------------------------------------
@@ -558,6 +629,9 @@ emit_row(FunctionCallInfo fcinfo, const char *status, Datum response,
 
 /*
  * idem_begin(key, fingerprint, ttl, scope, wait) -> (status, response)
+ *
+ * Writes nothing: a claim is the key's lock plus an entry in this
+ * transaction's registry, and idem_complete() writes the row.
  */
 Datum
 consistency_idem_begin(PG_FUNCTION_ARGS)
@@ -565,11 +639,11 @@ consistency_idem_begin(PG_FUNCTION_ARGS)
 	IdemArgs	a;
 	Interval   *ttl;
 	bool		wait;
+	const IdemClaimInfo *claim;
 	TimestampTz now;
 	KeyRow		row;
-	const char *status = NULL;
+	const char *status;
 	Datum		response = (Datum) 0;
-	int			round;
 
 	get_key_args(fcinfo, 0, 3, &a);
 	get_fingerprint_arg(fcinfo, 1, &a);
@@ -577,67 +651,72 @@ consistency_idem_begin(PG_FUNCTION_ARGS)
 	wait = get_bool_arg(fcinfo, 4, "wait");
 	InitMaterializedSRF(fcinfo, 0);
 
-	if (!idem_claim_held(&a.k) && !idem_lock_key(&a.k, wait))
+	/* begun again in the same transaction: answer as before */
+	if ((claim = idem_claim_get(&a.k)) != NULL)
 	{
-		/* another transaction is working on this key right now */
-		check_fingerprint(&a, peek_inflight_fingerprint(&a));
-		emit_row(fcinfo, "in_progress", (Datum) 0, NULL, 0);
+		check_fingerprint(&a, claim->fingerprint);
+		if (!claim->completed)
+		{
+			emit_row(fcinfo, "new", (Datum) 0, NULL, 0);
+			PG_RETURN_NULL();
+		}
+		SPI_connect();
+		lookup_key(&a, GetCurrentTimestamp(), &row);
+		SPI_finish();
+		if (!row.found || !row.completed)
+			elog(ERROR, "row of completed idempotency key \"%s\" disappeared",
+				 text_to_cstring(a.key));
+		emit_row(fcinfo, "replay", row.response, NULL, 0);
 		PG_RETURN_NULL();
 	}
 
 	now = GetCurrentTimestamp();
-	SPI_connect();
-	for (round = 0; status == NULL && round < IDEM_MAX_ROUNDS; round++)
+	if (!idem_lock_key(&a.k, wait, true, a.fingerprint))
 	{
-		bool		ours = idem_claim_held(&a.k);
-
-		if (!ours && insert_claim(&a, now, ttl, NULL))
-		{
-			idem_claim_register(&a.k);
-			status = "new";
-			break;
-		}
-		lookup_key(&a, now, &row);
-		if (!row.found)
-		{
-			if (ours)
-				elog(ERROR, "row of claimed idempotency key \"%s\" disappeared",
-					 text_to_cstring(a.key));
-			continue;			/* purged meanwhile: insert again */
-		}
-		if (row.expired && !ours)
-		{
-			if (reclaim_expired(&a, now, ttl, NULL))
-			{
-				idem_claim_register(&a.k);
-				status = "new";
-			}
-			continue;
-		}
-		check_fingerprint(&a, row.fingerprint);
-		if (row.completed)
-		{
-			status = "replay";
-			response = row.response;
-		}
-		else if (ours)
-			status = "new";		/* begun again in the same transaction */
-		else if (row.leased && !row.lease_expired)
-			status = "in_progress";
-		else if (take_over(&a, now, NULL) > 0)
-		{
-			/* an attempt whose lease ran out: this transaction finishes it */
-			idem_claim_register(&a.k);
-			status = "new";
-		}
+		SPI_connect();
+		check_busy_fingerprint(&a, now);
+		SPI_finish();
+		emit_row(fcinfo, "in_progress", (Datum) 0, NULL, 0);
+		PG_RETURN_NULL();
 	}
+
+	if (!key_row_may_exist(&a))
+	{
+		idem_claim_register(&a.k, a.fingerprint, now, timestamp_plus(now, ttl), false);
+		emit_row(fcinfo, "new", (Datum) 0, NULL, 0);
+		PG_RETURN_NULL();
+	}
+
+	SPI_connect();
+	lookup_key(&a, now, &row);
 	SPI_finish();
-	if (status == NULL)
+	if (!row.found && IsolationUsesXactSnapshot())
 		ereport(ERROR,
 				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-				 errmsg("could not claim idempotency key \"%s\" because it kept changing",
-						text_to_cstring(a.key)),
-				 errhint("Retry the transaction.")));
+				 errmsg("could not serialize access due to concurrent update"),
+				 errdetail("Idempotency key \"%s\" was stored by a transaction that committed after this transaction's snapshot was taken.",
+						   text_to_cstring(a.key)),
+				 errhint("Retry the transaction: the retry will see the stored response.")));
+	if (row.found && !row.expired)
+		check_fingerprint(&a, row.fingerprint);
+
+	if (row.found && !row.expired && row.completed)
+	{
+		status = "replay";
+		response = row.response;
+	}
+	else if (row.found && !row.expired && row.leased && !row.lease_expired)
+		status = "in_progress";
+	else
+	{
+		/*
+		 * No row any more (purged since the probe), an expired one, or an
+		 * attempt whose lease ran out: this transaction runs the request and
+		 * idem_complete() replaces whatever row is there.
+		 */
+		idem_claim_register(&a.k, a.fingerprint, now, timestamp_plus(now, ttl), true);
+		status = "new";
+	}
 	emit_row(fcinfo, status, response, NULL, 0);
 	PG_RETURN_NULL();
 }
@@ -668,21 +747,21 @@ consistency_idem_lease(PG_FUNCTION_ARGS)
 	wait = get_bool_arg(fcinfo, 5, "wait");
 	InitMaterializedSRF(fcinfo, 0);
 
-	if (idem_claim_held(&a.k))
+	if (idem_claim_get(&a.k) != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("idempotency key \"%s\" is claimed by this transaction",
 						text_to_cstring(a.key)),
 				 errdetail("A key claimed with consistency.idem_begin() cannot also be leased.")));
-	if (!idem_lock_key(&a.k, wait))
+	now = GetCurrentTimestamp();
+	SPI_connect();
+	if (!idem_lock_key(&a.k, wait, true, a.fingerprint))
 	{
-		check_fingerprint(&a, peek_inflight_fingerprint(&a));
+		check_busy_fingerprint(&a, now);
+		SPI_finish();
 		emit_row(fcinfo, "in_progress", (Datum) 0, NULL, 0);
 		PG_RETURN_NULL();
 	}
-
-	now = GetCurrentTimestamp();
-	SPI_connect();
 	for (round = 0; status == NULL && round < IDEM_MAX_ROUNDS; round++)
 	{
 		if (insert_claim(&a, now, ttl, lease))
@@ -736,7 +815,7 @@ static void
 lookup_lease(const IdemArgs *a, TimestampTz now, bool have_attempt, int32 attempt,
 			 KeyRow *row)
 {
-	idem_lock_key(&a->k, true);
+	idem_lock_key(&a->k, true, false, NULL);
 	lookup_key(a, now, row);
 	if (!row->found || row->expired)
 		error_not_claimed(a, "No unexpired row exists for this key.");
@@ -758,7 +837,7 @@ consistency_idem_complete(PG_FUNCTION_ARGS)
 	int32		attempt = 0;
 	bool		have_attempt;
 	TimestampTz now;
-	Datum		v[2];
+	const IdemClaimInfo *claim;
 	KeyRow		row;
 
 	get_key_args(fcinfo, 0, 2, &a);
@@ -774,21 +853,32 @@ consistency_idem_complete(PG_FUNCTION_ARGS)
 	have_attempt = get_attempt_arg(fcinfo, 3, &attempt);
 
 	now = GetCurrentTimestamp();
-	v[0] = JsonbPGetDatum(response);
-	v[1] = TimestampTzGetDatum(now);
 	SPI_connect();
-	if (idem_claim_held(&a.k))
+	if ((claim = idem_claim_get(&a.k)) != NULL)
 	{
-		if (idem_claim_completed(&a.k))
+		Datum		cv[5];
+		char		cn[5] = {' ', ' ', ' ', ' ', ' '};
+
+		if (claim->completed)
 			error_completed(&a);
-		if (run_stmt(STMT_COMPLETE, &a, v, NULL) != 1)
-			elog(ERROR, "row of claimed idempotency key \"%s\" disappeared",
-				 text_to_cstring(a.key));
+		cv[0] = PointerGetDatum(claim->fingerprint);
+		cn[0] = claim->fingerprint ? ' ' : 'n';
+		cv[1] = JsonbPGetDatum(response);
+		cv[2] = TimestampTzGetDatum(claim->created_at);
+		cv[3] = TimestampTzGetDatum(now);
+		cv[4] = TimestampTzGetDatum(claim->expires_at);
+		if (run_stmt(claim->replaces_row ? STMT_UPSERT_COMPLETED : STMT_INSERT_COMPLETED,
+					 &a, cv, cn) != 1)
+			elog(ERROR, "could not store idempotency key \"%s\"", text_to_cstring(a.key));
 		idem_claim_mark_completed(&a.k);
 	}
 	else
 	{
+		Datum		v[2];
+
 		lookup_lease(&a, now, have_attempt, attempt, &row);
+		v[0] = JsonbPGetDatum(response);
+		v[1] = TimestampTzGetDatum(now);
 		if (run_stmt(STMT_COMPLETE, &a, v, NULL) != 1)
 			elog(ERROR, "leased idempotency key \"%s\" disappeared", text_to_cstring(a.key));
 	}
@@ -815,7 +905,7 @@ consistency_idem_checkpoint(PG_FUNCTION_ARGS)
 	get_key_args(fcinfo, 0, 2, &a);
 	recovery = consistency_text_arg(fcinfo, 1, "recovery_point", IDEM_MAX_RECOVERY_BYTES, true);
 	have_attempt = get_attempt_arg(fcinfo, 3, &attempt);
-	if (idem_claim_held(&a.k))
+	if (idem_claim_get(&a.k) != NULL)
 		error_not_leased(&a, "The key is claimed by this transaction; only leases have recovery points.");
 
 	now = GetCurrentTimestamp();
@@ -841,23 +931,24 @@ consistency_idem_release(PG_FUNCTION_ARGS)
 	int32		attempt = 0;
 	bool		have_attempt;
 	KeyRow		row;
+	const IdemClaimInfo *claim;
 	bool		released = false;
 
 	get_key_args(fcinfo, 0, 1, &a);
 	have_attempt = get_attempt_arg(fcinfo, 2, &attempt);
 
 	SPI_connect();
-	if (idem_claim_held(&a.k))
+	if ((claim = idem_claim_get(&a.k)) != NULL)
 	{
-		if (idem_claim_completed(&a.k))
+		/* nothing was written for the claim: forgetting it is enough */
+		if (claim->completed)
 			error_completed(&a);
-		run_stmt(STMT_DELETE, &a, NULL, NULL);
 		idem_claim_mark_released(&a.k);
 		released = true;
 	}
 	else
 	{
-		idem_lock_key(&a.k, true);
+		idem_lock_key(&a.k, true, false, NULL);
 		lookup_key(&a, GetCurrentTimestamp(), &row);
 		if (row.found && !row.expired)
 		{
@@ -910,5 +1001,6 @@ consistency_idempotency_init(void)
 							1024 * 1024, 1, MaxAllocSize - VARHDRSZ,
 							PGC_SUSET, GUC_UNIT_BYTE,
 							NULL, NULL, NULL);
+	CacheRegisterRelcacheCallback(keys_relcache_callback, (Datum) 0);
 	idem_claims_init();
 }

@@ -12,6 +12,8 @@
 #ifndef CONSISTENCY_IDEMPOTENCY_H
 #define CONSISTENCY_IDEMPOTENCY_H
 
+#include "datatype/timestamp.h"
+
 /* Limits on the text arguments, in bytes; README.md documents them. */
 #define IDEM_MAX_KEY_BYTES			255
 #define IDEM_MAX_SCOPE_BYTES		255
@@ -27,11 +29,25 @@ typedef struct IdemKey
 	int			keylen;
 } IdemKey;
 
+/*
+ * What idem_begin() decided for a key claimed in this transaction, kept until
+ * idem_complete() writes the row: nothing is written at claim time.
+ */
+typedef struct IdemClaimInfo
+{
+	text	   *fingerprint;	/* NULL if the request has none */
+	TimestampTz created_at;
+	TimestampTz expires_at;
+	bool		replaces_row;	/* an expired row or an abandoned lease is there */
+	bool		completed;		/* idem_complete() ran in this transaction */
+} IdemClaimInfo;
+
 extern void idem_claims_init(void);
-extern bool idem_lock_key(const IdemKey *k, bool wait);
-extern bool idem_claim_held(const IdemKey *k);
-extern bool idem_claim_completed(const IdemKey *k);
-extern void idem_claim_register(const IdemKey *k);
+extern bool idem_lock_key(const IdemKey *k, bool wait, bool publish, text *fingerprint);
+extern bool idem_inflight_fingerprint_differs(const IdemKey *k, text *fingerprint);
+extern const IdemClaimInfo *idem_claim_get(const IdemKey *k);
+extern void idem_claim_register(const IdemKey *k, text *fingerprint, TimestampTz created_at,
+								TimestampTz expires_at, bool replaces_row);
 extern void idem_claim_mark_completed(const IdemKey *k);
 extern void idem_claim_mark_released(const IdemKey *k);
 

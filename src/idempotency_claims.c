@@ -4,8 +4,9 @@
  *	  The keys this transaction has claimed with idem_begin(), and the
  *	  per-key locks that make concurrent duplicates wait.
  *
- * A claim is an uncommitted 'in_progress' row plus a transaction-level
- * advisory lock on the (scope, key) pair.  The lock, not the row, is what a
+ * A claim is a transaction-level advisory lock on the (scope, key) pair plus
+ * an entry here; its row is written only by idem_complete(), with the
+ * response, so a fresh key costs one heap tuple.  The lock is what a
  * concurrent duplicate waits on: it can be tried without waiting (wait =>
  * false), it honours lock_timeout and the deadlock detector, and it is
  * released exactly when the claiming transaction ends, so the waiter's next
@@ -50,6 +51,7 @@ typedef struct IdemClaim
 	SubTransactionId claimed_subid;
 	SubTransactionId completed_subid;	/* InvalidSubTransactionId if not */
 	SubTransactionId released_subid;	/* InvalidSubTransactionId if not */
+	IdemClaimInfo info;
 } IdemClaim;
 
 /* Claims of the current transaction; lives in TopTransactionContext. */
@@ -87,50 +89,130 @@ lookup_claim(const IdemKey *k, HASHACTION action)
 	return (IdemClaim *) hash_search(claims, &hkey, action, NULL);
 }
 
+static uint64
+key_hash(const IdemKey *k)
+{
+	return hash_combine64(hash_bytes_extended((const unsigned char *) k->scope, k->scopelen, 0),
+						  hash_bytes_extended((const unsigned char *) k->key, k->keylen, 0));
+}
+
+static void
+set_tag(LOCKTAG *tag, uint64 h, uint16 kind)
+{
+	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, (uint32) (h >> 32), (uint32) h, kind);
+}
+
+/*
+ * Tag announcing the fingerprint of a claim in flight: (key, fingerprint
+ * hash), or (key, 0) for a claim without a fingerprint.
+ */
+static void
+set_fingerprint_tag(LOCKTAG *tag, const IdemKey *k, text *fingerprint)
+{
+	uint64		fh = 0;
+
+	if (fingerprint != NULL)
+		fh = hash_bytes_extended((const unsigned char *) VARDATA_ANY(fingerprint),
+								 VARSIZE_ANY_EXHDR(fingerprint), 0) | 1;
+	set_tag(tag, hash_combine64(key_hash(k), fh), CONSISTENCY_LOCKTAG_IDEM_FINGERPRINT);
+}
+
 /*
  * Take the transaction-level lock on (scope, key).  Returns false only when
  * !wait and another transaction holds it.  A waiting caller may get
  * lock_timeout's 55P03 or the deadlock detector's 40P01.
+ *
+ * A caller about to create the key's row (a claim, a new lease) passes
+ * publish = true: it first takes the lock announcing its fingerprint, so
+ * that while it holds the key, a request that will not wait can tell
+ * whether it is the same request (idem_inflight_fingerprint_differs).
  */
 bool
-idem_lock_key(const IdemKey *k, bool wait)
+idem_lock_key(const IdemKey *k, bool wait, bool publish, text *fingerprint)
 {
 	LOCKTAG		tag;
-	uint64		h;
 
-	h = hash_combine64(hash_bytes_extended((const unsigned char *) k->scope, k->scopelen, 0),
-					   hash_bytes_extended((const unsigned char *) k->key, k->keylen, 0));
-	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) (h >> 32), (uint32) h,
-						 CONSISTENCY_LOCKTAG_IDEMPOTENCY);
-	return LockAcquire(&tag, ExclusiveLock, false, !wait) != LOCKACQUIRE_NOT_AVAIL;
+	if (publish)
+	{
+		set_fingerprint_tag(&tag, k, fingerprint);
+		if (LockAcquire(&tag, ExclusiveLock, false, !wait) == LOCKACQUIRE_NOT_AVAIL)
+			return false;		/* the same request is in flight */
+	}
+	set_tag(&tag, key_hash(k), CONSISTENCY_LOCKTAG_IDEMPOTENCY);
+	if (LockAcquire(&tag, ExclusiveLock, false, !wait) != LOCKACQUIRE_NOT_AVAIL)
+		return true;
+	if (publish)
+	{
+		/* we will not claim after all: stop announcing */
+		set_fingerprint_tag(&tag, k, fingerprint);
+		LockRelease(&tag, ExclusiveLock, false);
+	}
+	return false;
 }
 
-/* Has this transaction claimed the key (and not released it)? */
+/*
+ * Is the claim in flight on this key (whose lock another transaction holds)
+ * for a different request?  Only when it announced a fingerprint that is not
+ * ours: neither our fingerprint's tag nor the no-fingerprint tag is held.
+ * Locks taken to test are released at once.
+ */
 bool
-idem_claim_held(const IdemKey *k)
+idem_inflight_fingerprint_differs(const IdemKey *k, text *fingerprint)
+{
+	LOCKTAG		mine;
+	LOCKTAG		none;
+	bool		free_mine;
+	bool		free_none;
+
+	if (fingerprint == NULL)
+		return false;
+	set_fingerprint_tag(&mine, k, fingerprint);
+	set_fingerprint_tag(&none, k, NULL);
+	free_mine = LockAcquire(&mine, ExclusiveLock, false, true) != LOCKACQUIRE_NOT_AVAIL;
+	if (free_mine)
+		LockRelease(&mine, ExclusiveLock, false);
+	free_none = LockAcquire(&none, ExclusiveLock, false, true) != LOCKACQUIRE_NOT_AVAIL;
+	if (free_none)
+		LockRelease(&none, ExclusiveLock, false);
+	return free_mine && free_none;
+}
+
+/*
+ * The claim this transaction holds on the key, or NULL if it holds none (or
+ * released it).
+ */
+const IdemClaimInfo *
+idem_claim_get(const IdemKey *k)
 {
 	IdemClaim  *c = lookup_claim(k, HASH_FIND);
 
-	return c != NULL && c->released_subid == InvalidSubTransactionId;
-}
-
-/* ... and already stored its response? */
-bool
-idem_claim_completed(const IdemKey *k)
-{
-	IdemClaim  *c = lookup_claim(k, HASH_FIND);
-
-	return c != NULL && c->completed_subid != InvalidSubTransactionId;
+	if (c == NULL || c->released_subid != InvalidSubTransactionId)
+		return NULL;
+	c->info.completed = (c->completed_subid != InvalidSubTransactionId);
+	return &c->info;
 }
 
 void
-idem_claim_register(const IdemKey *k)
+idem_claim_register(const IdemKey *k, text *fingerprint, TimestampTz created_at,
+					TimestampTz expires_at, bool replaces_row)
 {
 	IdemClaim  *c = lookup_claim(k, HASH_ENTER);
 
 	c->claimed_subid = GetCurrentSubTransactionId();
 	c->completed_subid = InvalidSubTransactionId;
 	c->released_subid = InvalidSubTransactionId;
+	c->info.fingerprint = NULL;
+	if (fingerprint != NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+
+		c->info.fingerprint = (text *) PG_DETOAST_DATUM_COPY(PointerGetDatum(fingerprint));
+		MemoryContextSwitchTo(old);
+	}
+	c->info.created_at = created_at;
+	c->info.expires_at = expires_at;
+	c->info.replaces_row = replaces_row;
+	c->info.completed = false;
 }
 
 void

@@ -56,3 +56,47 @@ SELECT 'r-' || i, 'fp', 'completed', jsonb_build_object('order_id', i, 'status',
 	   now(), now() + interval '24 hours'
   FROM generate_series(1, 100000) i;
 VACUUM ANALYZE;
+
+-- The same handler as one server-side call (one round trip), plain and idempotent.
+CREATE FUNCTION create_order(p_customer int, p_pid int, p_qty int) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+	v_id bigint;
+BEGIN
+	UPDATE products SET stock = stock - p_qty, sold = sold + p_qty WHERE id = p_pid;
+	INSERT INTO orders (customer, product_id, qty) VALUES (p_customer, p_pid, p_qty)
+	RETURNING id INTO v_id;
+	RETURN jsonb_build_object('order_id', v_id, 'status', 'created');
+END $$;
+CREATE FUNCTION create_order_idem(p_key text, p_customer int, p_pid int, p_qty int) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+	v_status text;
+	v_response jsonb;
+BEGIN
+	SELECT status, response INTO v_status, v_response FROM consistency.idem_begin(p_key, 'fp');
+	IF v_status = 'replay' THEN
+		RETURN v_response;
+	ELSIF v_status = 'in_progress' THEN
+		RAISE EXCEPTION 'request % is in progress', p_key USING ERRCODE = '55006';
+	END IF;
+	v_response := create_order(p_customer, p_pid, p_qty);
+	PERFORM consistency.idem_complete(p_key, v_response);
+	RETURN v_response;
+END $$;
+CREATE FUNCTION create_order_idem_plpgsql(p_key text, p_customer int, p_pid int, p_qty int) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+	v_status text;
+	v_response jsonb;
+BEGIN
+	SELECT status, response INTO v_status, v_response FROM plpgsql_idem_begin(p_key, 'fp');
+	IF v_status = 'replay' THEN
+		RETURN v_response;
+	ELSIF v_status = 'in_progress' THEN
+		RAISE EXCEPTION 'request % is in progress', p_key USING ERRCODE = '55006';
+	END IF;
+	v_response := create_order(p_customer, p_pid, p_qty);
+	PERFORM plpgsql_idem_complete(p_key, v_response);
+	RETURN v_response;
+END $$;
