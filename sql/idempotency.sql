@@ -235,6 +235,17 @@ SELECT * FROM consistency.idem_begin('pay-2');
 SELECT consistency.idem_complete('pay-2', '{"paid": "by transaction"}');
 COMMIT;
 SELECT state, response, attempt FROM consistency.idempotency_keys WHERE key = 'pay-2';
+-- a lease past its ttl is as good as absent: a fresh start, not a takeover
+SELECT status, attempt FROM consistency.idem_lease('pay-3', ttl => '1 hour');
+SELECT consistency.idem_checkpoint('pay-3', 'half done') IS NOT NULL AS checkpointed;
+UPDATE consistency.idempotency_keys
+   SET lease_expires_at = now() - interval '2 seconds', expires_at = now() - interval '1 second'
+ WHERE key = 'pay-3';
+BEGIN;
+SELECT * FROM consistency.idem_begin('pay-3');
+SELECT consistency.idem_complete('pay-3', '{"fresh": true}');
+COMMIT;
+SELECT state, response, recovery_point, attempt FROM consistency.idempotency_keys WHERE key = 'pay-3';
 -- checkpoints are for leases only
 SELECT consistency.idem_checkpoint('never-leased', 'x');
 \echo :LAST_ERROR_SQLSTATE

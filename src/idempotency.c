@@ -106,7 +106,10 @@ static const IdemStmtDef stmt_defs[NUM_STMTS] = {
 		" VALUES ($1, $2, $3, 'completed', $4, $5, $6, $7)",
 		7, {TEXTOID, TEXTOID, TEXTOID, JSONBOID, TIMESTAMPTZOID, TIMESTAMPTZOID, TIMESTAMPTZOID}
 	},
-	/* the same over an expired row (a fresh start) or an abandoned lease (its next attempt) */
+	/*
+	 * The same over an expired row (a fresh start) or an unexpired lease that was
+	 * abandoned (its next attempt: recovery point and creation time kept).
+	 */
 	[STMT_UPSERT_COMPLETED] = {
 		"INSERT INTO " KEYS_TABLE " AS k"
 		" (scope, key, fingerprint, state, response, created_at, completed_at, expires_at)"
@@ -114,9 +117,12 @@ static const IdemStmtDef stmt_defs[NUM_STMTS] = {
 		" ON CONFLICT (scope, key) DO UPDATE SET"
 		" fingerprint = coalesce(excluded.fingerprint, k.fingerprint),"
 		" state = 'completed', response = excluded.response,"
-		" attempt = CASE WHEN k.state = 'in_progress' THEN k.attempt + 1 ELSE 1 END,"
-		" recovery_point = CASE WHEN k.state = 'in_progress' THEN k.recovery_point END,"
-		" created_at = CASE WHEN k.state = 'in_progress' THEN k.created_at ELSE excluded.created_at END,"
+		" attempt = CASE WHEN k.state = 'in_progress' AND k.expires_at > excluded.created_at"
+		"   THEN k.attempt + 1 ELSE 1 END,"
+		" recovery_point = CASE WHEN k.state = 'in_progress' AND k.expires_at > excluded.created_at"
+		"   THEN k.recovery_point END,"
+		" created_at = CASE WHEN k.state = 'in_progress' AND k.expires_at > excluded.created_at"
+		"   THEN k.created_at ELSE excluded.created_at END,"
 		" completed_at = excluded.completed_at, expires_at = excluded.expires_at,"
 		" lease_duration = NULL, lease_expires_at = NULL",
 		7, {TEXTOID, TEXTOID, TEXTOID, JSONBOID, TIMESTAMPTZOID, TIMESTAMPTZOID, TIMESTAMPTZOID}
