@@ -476,54 +476,33 @@ check_busy_fingerprint(const IdemArgs *a, TimestampTz now)
 				 errhint("Use a new key for a new request; a retry must send the same request.")));
 }
 
-/* Insert a fresh 'in_progress' row; false if the key already has one. */
+/*
+ * Start a new lease (attempt 1): STMT_INSERT for an absent key (false if the
+ * key has a row after all), STMT_RECLAIM over an expired row (false if it
+ * vanished meanwhile).  The key outlives its lease.
+ */
 static bool
-insert_claim(const IdemArgs *a, TimestampTz now, Interval *ttl, Interval *lease)
+start_lease(IdemStmt stmt, const IdemArgs *a, TimestampTz now, Interval *ttl, Interval *lease)
 {
-	TimestampTz lease_end = lease ? timestamp_plus(now, lease) : 0;
+	TimestampTz lease_end = timestamp_plus(now, lease);
 	TimestampTz expires = timestamp_plus(now, ttl);
 	Datum		v[5];
 	char		n[5] = {' ', ' ', ' ', ' ', ' '};
 
-	if (lease && lease_end > expires)
-		expires = lease_end;
+	Assert(stmt == STMT_INSERT || stmt == STMT_RECLAIM);
 	v[0] = PointerGetDatum(a->fingerprint);
 	n[0] = a->fingerprint ? ' ' : 'n';
 	v[1] = TimestampTzGetDatum(now);
-	v[2] = TimestampTzGetDatum(expires);
-	v[3] = lease ? IntervalPGetDatum(lease) : (Datum) 0;
+	v[2] = TimestampTzGetDatum(Max(expires, lease_end));
+	v[3] = IntervalPGetDatum(lease);
 	v[4] = TimestampTzGetDatum(lease_end);
-	if (!lease)
-		n[3] = n[4] = 'n';
-	return run_stmt(STMT_INSERT, a, v, n) == 1;
-}
-
-/* Start afresh over an expired row; false if it vanished meanwhile. */
-static bool
-reclaim_expired(const IdemArgs *a, TimestampTz now, Interval *ttl, Interval *lease)
-{
-	TimestampTz lease_end = lease ? timestamp_plus(now, lease) : 0;
-	TimestampTz expires = timestamp_plus(now, ttl);
-	Datum		v[5];
-	char		n[5] = {' ', ' ', ' ', ' ', ' '};
-
-	if (lease && lease_end > expires)
-		expires = lease_end;
-	v[0] = PointerGetDatum(a->fingerprint);
-	n[0] = a->fingerprint ? ' ' : 'n';
-	v[1] = TimestampTzGetDatum(now);
-	v[2] = TimestampTzGetDatum(expires);
-	v[3] = lease ? IntervalPGetDatum(lease) : (Datum) 0;
-	v[4] = TimestampTzGetDatum(lease_end);
-	if (!lease)
-		n[3] = n[4] = 'n';
-	return run_stmt(STMT_RECLAIM, a, v, n) == 1;
+	return run_stmt(stmt, a, v, n) == 1;
 }
 
 /*
- * Take over an abandoned attempt (its lease expired): the attempt number goes
- * up, the recovery point stays.  lease NULL makes it a transactional claim.
- * Returns the new attempt number, or 0 if the row vanished meanwhile.
+ * Take over an attempt whose lease expired: the attempt number goes up, the
+ * recovery point stays.  Returns the new attempt number, or 0 if the row
+ * vanished meanwhile.
  */
 static int32
 take_over(const IdemArgs *a, TimestampTz now, Interval *lease)
@@ -533,10 +512,8 @@ take_over(const IdemArgs *a, TimestampTz now, Interval *lease)
 
 	v[0] = PointerGetDatum(a->fingerprint);
 	n[0] = a->fingerprint ? ' ' : 'n';
-	v[1] = lease ? IntervalPGetDatum(lease) : (Datum) 0;
-	v[2] = lease ? TimestampTzGetDatum(timestamp_plus(now, lease)) : (Datum) 0;
-	if (!lease)
-		n[1] = n[2] = 'n';
+	v[1] = IntervalPGetDatum(lease);
+	v[2] = TimestampTzGetDatum(timestamp_plus(now, lease));
 	if (run_stmt(STMT_TAKEOVER, a, v, n) != 1)
 		return 0;
 	return spi_int4(1);
@@ -770,7 +747,7 @@ consistency_idem_lease(PG_FUNCTION_ARGS)
 	}
 	for (round = 0; status == NULL && round < IDEM_MAX_ROUNDS; round++)
 	{
-		if (insert_claim(&a, now, ttl, lease))
+		if (start_lease(STMT_INSERT, &a, now, ttl, lease))
 		{
 			status = "new";
 			attempt = 1;
@@ -781,7 +758,7 @@ consistency_idem_lease(PG_FUNCTION_ARGS)
 			continue;
 		if (row.expired)
 		{
-			if (reclaim_expired(&a, now, ttl, lease))
+			if (start_lease(STMT_RECLAIM, &a, now, ttl, lease))
 			{
 				status = "new";
 				attempt = 1;
