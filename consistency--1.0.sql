@@ -155,9 +155,11 @@ GRANT EXECUTE ON FUNCTION @extschema@.idem_purge(pg_catalog.int4) TO consistency
  */
 
 /*
- * The trigger function does no catalog lookups by name and runs no SQL, so it has no
- * search_path to pin; leaving it without a SET clause keeps it off the per-row
- * GUC save/restore path (sql/security.sql checks that this is the only such function).
+ * Three functions here do not pin search_path (sql/security.sql lists them):
+ * version_guard runs no SQL and resolves no names, so a SET clause would only add a GUC
+ * save/restore to every updated row; update_versioned and try_update_versioned run the
+ * caller's UPDATE, whose triggers must see the caller's search_path as for a hand-written
+ * UPDATE, while their own generated SQL qualifies every name and operator.
  */
 CREATE FUNCTION @extschema@.version_guard()
 RETURNS trigger
@@ -193,8 +195,7 @@ CREATE FUNCTION @extschema@.update_versioned(
 	version_column pg_catalog.name DEFAULT 'version')
 RETURNS pg_catalog.int8
 AS 'MODULE_PATHNAME', 'consistency_update_versioned'
-LANGUAGE C VOLATILE PARALLEL UNSAFE
-SET search_path = pg_catalog, pg_temp;
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION @extschema@.update_versioned(pg_catalog.regclass, pg_catalog.jsonb, pg_catalog.int8, pg_catalog.jsonb, pg_catalog.name) IS
 	'update the row with primary key "key" if it is still at expected_version; returns the new version';
 
@@ -206,8 +207,7 @@ CREATE FUNCTION @extschema@.try_update_versioned(
 	version_column pg_catalog.name DEFAULT 'version')
 RETURNS pg_catalog.int8
 AS 'MODULE_PATHNAME', 'consistency_try_update_versioned'
-LANGUAGE C VOLATILE PARALLEL UNSAFE
-SET search_path = pg_catalog, pg_temp;
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION @extschema@.try_update_versioned(pg_catalog.regclass, pg_catalog.jsonb, pg_catalog.int8, pg_catalog.jsonb, pg_catalog.name) IS
 	'update_versioned, but a version conflict returns NULL instead of raising';
 

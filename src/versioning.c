@@ -419,6 +419,10 @@ consistency_enable_versioning(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("version_column must not be empty")));
+	if (SystemAttributeByName(colname) != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_COLUMN_REFERENCE),
+				 errmsg("system column \"%s\" cannot be a version column", colname)));
 
 	/*
 	 * Adding the column needs ALTER TABLE's AccessExclusiveLock; creating the

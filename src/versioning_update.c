@@ -49,6 +49,7 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
+#include "common/hashfn.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
 #include "utils/jsonb.h"
@@ -82,13 +83,20 @@ typedef struct ColInfo
 	FmgrInfo	input;
 } ColInfo;
 
-/* Cache key: the table, its version column and the set of changed columns. */
+/*
+ * Cache key: the table, its version column and the set of changed columns as
+ * a bitmap of attnums.  Only the first nbytes of cols are hashed and
+ * compared (the rest are zero), so a narrow update hashes a few bytes.
+ */
 typedef struct PlanKey
 {
 	Oid			relid;
 	AttrNumber	vattnum;
+	uint16		nbytes;
 	bits8		cols[MaxHeapAttributeNumber / BITS_PER_BYTE + 1];
 } PlanKey;
+
+#define PLAN_KEY_LEN(k) (offsetof(PlanKey, cols) + (k)->nbytes)
 
 typedef struct PlanEntry
 {
@@ -106,6 +114,23 @@ typedef struct PlanEntry
 } PlanEntry;
 
 static HTAB *plan_cache = NULL;
+
+static uint32
+plan_key_hash(const void *key, Size keysize)
+{
+	return hash_bytes((const unsigned char *) key, PLAN_KEY_LEN((const PlanKey *) key));
+}
+
+static int
+plan_key_match(const void *key1, const void *key2, Size keysize)
+{
+	const PlanKey *a = key1;
+	const PlanKey *b = key2;
+
+	if (a->nbytes != b->nbytes)
+		return 1;
+	return memcmp(a, b, PLAN_KEY_LEN(a));
+}
 
 /* One name -> value pair of the key or changes argument. */
 typedef struct ColumnValue
@@ -225,6 +250,42 @@ prepare_kept(const char *sql, int nargs, Oid *argtypes)
 	return plan;
 }
 
+/* Free what entry e holds; it must not be in use. */
+static void
+plan_entry_release(PlanEntry *e)
+{
+	Assert(e->refcount == 0);
+	if (e->update_plan)
+		SPI_freeplan(e->update_plan);
+	if (e->reread_plan)
+		SPI_freeplan(e->reread_plan);
+	if (e->cxt)
+		MemoryContextDelete(e->cxt);
+	e->update_plan = e->reread_plan = NULL;
+	e->cxt = NULL;
+}
+
+/*
+ * Remove stale entries other than keep that no running call uses: those of
+ * dropped tables, and of column sets not used since their table changed.
+ * Runs only when an entry is (re)built, which is rare.
+ */
+static void
+plan_cache_sweep(PlanEntry *keep)
+{
+	HASH_SEQ_STATUS status;
+	PlanEntry  *e;
+
+	hash_seq_init(&status, plan_cache);
+	while ((e = (PlanEntry *) hash_seq_search(&status)) != NULL)
+	{
+		if (e == keep || e->valid || e->refcount > 0)
+			continue;
+		plan_entry_release(e);
+		hash_search(plan_cache, &e->key, HASH_REMOVE, NULL);
+	}
+}
+
 /* Build (or rebuild) entry e's column info and statements; SPI is connected. */
 static void
 plan_entry_build(PlanEntry *e, Request *r)
@@ -240,19 +301,15 @@ plan_entry_build(PlanEntry *e, Request *r)
 	int			nargs;
 	int			i;
 
-	/* Drop the old build, unless a running call (nested in this one) uses it. */
-	if (e->cxt != NULL && e->refcount == 0)
-	{
-		if (e->update_plan)
-			SPI_freeplan(e->update_plan);
-		if (e->reread_plan)
-			SPI_freeplan(e->reread_plan);
-		MemoryContextDelete(e->cxt);
-	}
+	/*
+	 * Drop the old build, unless a running call (one this call is nested in)
+	 * still uses it: then it is left behind, a rare and small leak.
+	 */
+	if (e->refcount == 0)
+		plan_entry_release(e);
 	e->cxt = NULL;
 	e->update_plan = e->reread_plan = NULL;
 	e->valid = false;
-	e->refcount = 0;
 
 	pkoid = RelationGetPrimaryKeyIndex(rel);
 	if (!OidIsValid(pkoid))
@@ -331,8 +388,10 @@ plan_entry_get(Request *r)
 
 		ctl.keysize = sizeof(PlanKey);
 		ctl.entrysize = sizeof(PlanEntry);
+		ctl.hash = plan_key_hash;
+		ctl.match = plan_key_match;
 		plan_cache = hash_create("consistency versioned-update plans", 64, &ctl,
-								 HASH_ELEM | HASH_BLOBS);
+								 HASH_ELEM | HASH_FUNCTION | HASH_COMPARE);
 	}
 
 	memset(&key, 0, sizeof(key));
@@ -344,6 +403,8 @@ plan_entry_get(Request *r)
 
 		key.cols[a / BITS_PER_BYTE] |= (bits8) (1 << (a % BITS_PER_BYTE));
 	}
+	/* changes are sorted by attnum: the last one has the highest */
+	key.nbytes = r->changes[r->nchanges - 1].attnum / BITS_PER_BYTE + 1;
 
 	e = (PlanEntry *) hash_search(plan_cache, &key, HASH_ENTER, &found);
 	if (!found)
@@ -354,7 +415,10 @@ plan_entry_get(Request *r)
 		e->update_plan = e->reread_plan = NULL;
 	}
 	if (!e->valid)
+	{
+		plan_cache_sweep(e);
 		plan_entry_build(e, r);
+	}
 	return e;
 }
 
@@ -553,11 +617,11 @@ update_versioned(FunctionCallInfo fcinfo, bool raise_conflict, int64 *result)
 	int			nargs;
 	int			i;
 	int			j;
-	SPIPlanPtr	update_plan;
-	SPIPlanPtr	reread_plan;
 	VersioningExpectation saved;
 	volatile UpdateOutcome outcome = OUTCOME_UPDATED;
 	volatile int64 found_version = 0;
+	SPIPlanPtr	update_plan;
+	SPIPlanPtr	reread_plan;
 	int			attempt;
 	bool		isnull;
 
@@ -597,40 +661,45 @@ update_versioned(FunctionCallInfo fcinfo, bool raise_conflict, int64 *result)
 
 	SPI_connect();
 	e = plan_entry_get(&r);
-	check_key_columns(&r, e);
-
-	/* Parameters: changes (attnum order), key (index order), expected version. */
-	nargs = e->nchanges + e->nkeys + 1;
-	values = palloc(sizeof(Datum) * nargs);
-	nulls = palloc(nargs + 1);
-	for (i = 0; i < e->nchanges; i++)
-	{
-		Assert(r.changes[i].attnum == e->changes[i].attnum);
-		values[i] = coerce_value(&e->changes[i], &r.changes[i].value, "changes", &isnull);
-		nulls[i] = isnull ? 'n' : ' ';
-	}
-	for (i = 0; i < e->nkeys; i++)
-	{
-		for (j = 0; r.keys[j].attnum != e->keys[i].attnum; j++)
-			;
-		if (r.keys[j].value.type == jbvNull)
-			ereport(ERROR,
-					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("key value for column \"%s\" must not be null", e->keys[i].name),
-					 errtablecol(r.rel, e->keys[i].attnum)));
-		values[e->nchanges + i] = coerce_value(&e->keys[i], &r.keys[j].value, "key", &isnull);
-		nulls[e->nchanges + i] = ' ';
-	}
-	values[nargs - 1] = Int64GetDatum(r.expected);
-	nulls[nargs - 1] = ' ';
-	nulls[nargs] = '\0';
-
 	update_plan = e->update_plan;
 	reread_plan = e->reread_plan;
+
+	/*
+	 * From here on the entry is in use: a call nested in this one (from a
+	 * trigger, or an input function) must not free it or these plans.
+	 */
 	e->refcount++;
 	versioning_expect_update(relid, r.vname, r.expected, &saved);
 	PG_TRY();
 	{
+		check_key_columns(&r, e);
+
+		/* Parameters: changes (attnum order), key (index order), expected version. */
+		nargs = e->nchanges + e->nkeys + 1;
+		values = palloc(sizeof(Datum) * nargs);
+		nulls = palloc(nargs + 1);
+		for (i = 0; i < e->nchanges; i++)
+		{
+			Assert(r.changes[i].attnum == e->changes[i].attnum);
+			values[i] = coerce_value(&e->changes[i], &r.changes[i].value, "changes", &isnull);
+			nulls[i] = isnull ? 'n' : ' ';
+		}
+		for (i = 0; i < e->nkeys; i++)
+		{
+			for (j = 0; r.keys[j].attnum != e->keys[i].attnum; j++)
+				;
+			if (r.keys[j].value.type == jbvNull)
+				ereport(ERROR,
+						(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+						 errmsg("key value for column \"%s\" must not be null", e->keys[i].name),
+						 errtablecol(r.rel, e->keys[i].attnum)));
+			values[e->nchanges + i] = coerce_value(&e->keys[i], &r.keys[j].value, "key", &isnull);
+			nulls[e->nchanges + i] = ' ';
+		}
+		values[nargs - 1] = Int64GetDatum(r.expected);
+		nulls[nargs - 1] = ' ';
+		nulls[nargs] = '\0';
+
 		for (attempt = 1;; attempt++)
 		{
 			int			rc;
