@@ -101,6 +101,27 @@ SELECT * FROM small;
 UPDATE small SET note = 'd', v = -1 WHERE id = 1;
 \echo :LAST_ERROR_SQLSTATE
 
+-- The bumped version is written into a copy of the row: check rows with NULLs, short,
+-- long, compressed and TOASTed values and a dropped column before the version, rows stored
+-- before the column existed (fast default), and a column added after it.
+CREATE TABLE layouts (id int PRIMARY KEY, a text, b smallint, gone text, c varchar(20), d numeric);
+INSERT INTO layouts VALUES
+	(1, 'x', 1, 'g', 'c', 1.5),
+	(2, NULL, NULL, NULL, repeat('y', 15), NULL),
+	(3, repeat('z', 5000), 7, NULL, NULL, 2),
+	(4, (SELECT string_agg(md5(g::text), '') FROM generate_series(1, 200) g), NULL, 'g', 'c4', NULL);
+ALTER TABLE layouts DROP COLUMN gone;
+SELECT consistency.enable_versioning('layouts');
+UPDATE layouts SET d = coalesce(d, 0) + 1, version = 1;
+UPDATE layouts SET a = a || '!', version = 2;
+UPDATE layouts SET b = NULL, version = 3 WHERE id = 1;
+ALTER TABLE layouts ADD COLUMN e text;
+UPDATE layouts SET e = 'e', version = 3 WHERE id IN (3, 4);
+UPDATE layouts SET e = 'e1', version = 4 WHERE id = 1;
+UPDATE layouts SET c = 'c2', version = 3 WHERE id = 2;
+UPDATE layouts SET version = version WHERE id = 2;
+SELECT id, left(a, 4) AS a, length(a), md5(a), b, c, d, e, version FROM layouts ORDER BY id;
+
 -- 8. consistency.version_conflict_sqlstate: YC101 for applications that pass a
 --    client-supplied version (HTTP If-Match -> 412), 40001 by default.
 SHOW consistency.version_conflict_sqlstate;
@@ -256,5 +277,5 @@ DROP OWNED BY versioning_stranger;
 DROP ROLE versioning_stranger;
 
 DROP SCHEMA "we""ird; schema" CASCADE;
-DROP TABLE products, small, loose, gen, manual, orders, canary CASCADE;
+DROP TABLE products, small, layouts, loose, gen, manual, orders, canary CASCADE;
 DROP FUNCTION err(text);

@@ -263,6 +263,63 @@ guard_config(FunctionCallInfo fcinfo, TriggerData *td)
 	return cfg;
 }
 
+/*
+ * A copy of tuple with its version attribute set to v.
+ *
+ * When the attribute is stored in the tuple (not null, and not a "missing"
+ * attribute of a row older than the column's fast default), its bytes are
+ * overwritten in a flat copy: one allocation and memcpy instead of deforming
+ * and re-forming the whole row.  The offset is found the way
+ * heap_deform_tuple finds it.  Otherwise heap_modify_tuple_by_cols.
+ */
+static HeapTuple
+set_version(HeapTuple tuple, TupleDesc tupdesc, const GuardConfig *cfg, int64 v)
+{
+	HeapTupleHeader th = tuple->t_data;
+	int			target = cfg->attnum - 1;
+	bool		hasnulls = HeapTupleHasNulls(tuple);
+
+	if (target < HeapTupleHeaderGetNatts(th) && !(hasnulls && att_isnull(target, th->t_bits)))
+	{
+		char	   *tp = (char *) th + th->t_hoff;
+		uint32		off = 0;
+		HeapTuple	copy;
+		char	   *dest;
+		int			i;
+
+		for (i = 0; i < target; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(tupdesc, i);
+
+			if (hasnulls && att_isnull(i, th->t_bits))
+				continue;
+			off = att_align_pointer(off, att->attalign, att->attlen, tp + off);
+			off = att_addlength_pointer(off, att->attlen, tp + off);
+		}
+		off = att_align_nominal(off, TupleDescAttr(tupdesc, target)->attalign);
+
+		copy = heap_copytuple(tuple);
+		dest = (char *) copy->t_data + th->t_hoff + off;
+		if (cfg->typid == INT8OID)
+			memcpy(dest, &v, sizeof(int64));
+		else
+		{
+			int32		v32 = (int32) v;
+
+			memcpy(dest, &v32, sizeof(int32));
+		}
+		return copy;
+	}
+	else
+	{
+		Datum		value = versioning_datum_make(v, cfg->typid);
+		bool		isnull = false;
+		int			col = cfg->attnum;
+
+		return heap_modify_tuple_by_cols(tuple, tupdesc, 1, &col, &value, &isnull);
+	}
+}
+
 Datum
 consistency_version_guard(PG_FUNCTION_ARGS)
 {
@@ -274,9 +331,6 @@ consistency_version_guard(PG_FUNCTION_ARGS)
 	bool		isnull;
 	int64		oldv;
 	int64		newv;
-	Datum		bumped;
-	bool		bumped_null = false;
-	int			col;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
@@ -337,10 +391,7 @@ consistency_version_guard(PG_FUNCTION_ARGS)
 	if (oldv >= versioning_max(cfg->typid))
 		versioning_report_overflow(rel, cfg->attnum, oldv);
 
-	bumped = versioning_datum_make(oldv + 1, cfg->typid);
-	col = cfg->attnum;
-	return PointerGetDatum(heap_modify_tuple_by_cols(td->tg_newtuple, tupdesc,
-													 1, &col, &bumped, &bumped_null));
+	return PointerGetDatum(set_version(td->tg_newtuple, tupdesc, cfg, oldv + 1));
 }
 
 /* ----------------------------------------------------------------
