@@ -634,11 +634,7 @@ update_versioned(FunctionCallInfo fcinfo, bool raise_conflict, int64 *result)
 	r.expected = PG_GETARG_INT64(ARG_EXPECTED);
 	r.vname = NameStr(*PG_GETARG_NAME(ARG_VCOLUMN));
 
-	if (!get_rel_name(relid))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("relation with OID %u does not exist", relid)));
-	check_update_privilege(relid);
+	check_update_privilege(relid);	/* 42P01 if there is no such relation */
 	r.rel = table_open(relid, RowExclusiveLock);
 	if (r.rel->rd_rel->relkind != RELKIND_RELATION &&
 		r.rel->rd_rel->relkind != RELKIND_PARTITIONED_TABLE)

@@ -42,6 +42,35 @@ for v in "${ver_variants[@]}"; do
 		WHERE relid = '${ver_table[$v]}'::regclass" -F ' ')
 done
 
+# CPU per row without commits (the pgbench figures above are dominated by the commit's WAL
+# flush): one 20,000-row UPDATE statement per trigger variant, and 20,000 read-then-update
+# calls from PL/pgSQL, hand-written and through update_versioned; each rolled back; the
+# fastest of interleaved repetitions (the least disturbed by other load).
+ver_cpu_rows=20000
+ver_cpu_reps=$(bench_reps 7)
+declare -A ver_cpu_sql=(
+	[plain]="UPDATE items_plain SET price = price + 1, version = version + 1 WHERE id <= $ver_cpu_rows"
+	[noop_trigger]="UPDATE items_noop SET price = price + 1, version = version + 1 WHERE id <= $ver_cpu_rows"
+	[c_trigger]="UPDATE items_c SET price = price + 1, version = version WHERE id <= $ver_cpu_rows"
+	[plpgsql_trigger]="UPDATE items_plpgsql SET price = price + 1, version = version WHERE id <= $ver_cpu_rows"
+	[loop_handwritten]="SELECT loop_handwritten($ver_cpu_rows)"
+	[loop_update_versioned]="SELECT loop_update_versioned($ver_cpu_rows)"
+)
+ver_cpu_variants=(plain noop_trigger c_trigger plpgsql_trigger loop_handwritten loop_update_versioned)
+declare -A ver_cpu
+for rep in $(seq 1 "$ver_cpu_reps"); do
+	bench_sql 'VACUUM items_plain, items_noop, items_c, items_plpgsql, items_fn' >/dev/null
+	for v in "${ver_cpu_variants[@]}"; do
+		ms=$(bench_sql "SELECT time_rolled_back(\$\$${ver_cpu_sql[$v]}\$\$)")
+		ver_cpu[$v]=$(awk -v a="$ms" -v b="${ver_cpu[$v]:-}" 'BEGIN { if (b == "" || a < b) print a; else print b }')
+	done
+done
+info "CPU per row (us): $(for v in "${ver_cpu_variants[@]}"; do
+	printf '%s %s  ' "$v" "$(awk -v ms="${ver_cpu[$v]}" -v n="$ver_cpu_rows" 'BEGIN { printf "%.2f", 1000 * ms / n }')"
+done)"
+us_per_row() { awk -v ms="$1" -v n="$ver_cpu_rows" 'BEGIN { printf "%.2f", 1000 * ms / n }'; }
+us_over() { awk -v a="$1" -v b="$2" -v n="$ver_cpu_rows" 'BEGIN { printf "%+.2f", 1000 * (a - b) / n }'; }
+
 # overhead A B: how much slower A is than B, in percent (negative: faster, i.e. noise).
 overhead() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf "%.1f%%", 100 * (1 - a / b) }'; }
 # overhead_share C P B: C's overhead over B as a fraction of P's overhead over B.
@@ -49,6 +78,7 @@ overhead_share() {
 	awk -v c="$1" -v p="$2" -v b="$3" 'BEGIN { if (b == p) print "n/a"; else printf "%.2f", (b - c) / (b - p) }'
 }
 
+mkdir -p "$(dirname "$BENCH_RESULT")"
 {
 	echo "## Optimistic versioning"
 	echo
@@ -80,6 +110,25 @@ overhead_share() {
 	for c in 1 16; do
 		echo "| $c | ${ver_p99[plain,$c]} | ${ver_p99[c_trigger,$c]} | ${ver_p99[plpgsql_trigger,$c]} | ${ver_p99[update_versioned,$c]} |"
 	done
+	echo
+	echo "CPU per updated row, without commits (one ${ver_cpu_rows}-row UPDATE per trigger variant;"
+	echo "${ver_cpu_rows} single-row read-then-update calls from PL/pgSQL for the function; rolled back;"
+	echo "fastest of ${ver_cpu_reps}). The no-op trigger is PostgreSQL's built-in"
+	echo "\`suppress_redundant_updates_trigger\`: the cost of having any BEFORE ROW UPDATE trigger (the"
+	echo "executor locks the row before calling it), which no trigger can avoid."
+	echo
+	p=${ver_cpu[plain]} n=${ver_cpu[noop_trigger]} ct=${ver_cpu[c_trigger]} pt=${ver_cpu[plpgsql_trigger]}
+	lh=${ver_cpu[loop_handwritten]} lu=${ver_cpu[loop_update_versioned]}
+	echo "| variant | µs per row | over plain | goal |"
+	echo "|---|---:|---:|---|"
+	echo "| plain UPDATE | $(us_per_row "$p") | | |"
+	echo "| no-op C trigger (floor) | $(us_per_row "$n") | $(us_over "$n" "$p") | |"
+	echo "| version_guard (C) | $(us_per_row "$ct") | $(us_over "$ct" "$p") | |"
+	echo "| PL/pgSQL trigger | $(us_per_row "$pt") | $(us_over "$pt" "$p") | |"
+	echo "| C overhead / PL/pgSQL overhead | | $(overhead_share "$ct" "$pt" "$p") | < 0.5 |"
+	echo "| hand-written read + UPDATE (PL/pgSQL loop) | $(us_per_row "$lh") | | |"
+	echo "| read + update_versioned (PL/pgSQL loop) | $(us_per_row "$lu") | $(us_over "$lu" "$lh") | |"
+	echo "| update_versioned / hand-written (time) | | $(ratio "$lu" "$lh") | |"
 	echo
 	echo "HOT updates (\`n_tup_hot_upd / n_tup_upd\` from \`pg_stat_user_tables\`, all runs; goal: the"
 	echo "same for every variant):"

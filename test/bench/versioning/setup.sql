@@ -12,6 +12,7 @@ SELECT make_items('items_plain');			-- hand-written UPDATE ... WHERE id = $1 AND
 SELECT make_items('items_c');				-- consistency.version_guard trigger
 SELECT make_items('items_plpgsql');			-- the same check as a PL/pgSQL trigger
 SELECT make_items('items_fn');				-- consistency.update_versioned, no trigger
+SELECT make_items('items_noop');			-- a no-op C BEFORE UPDATE trigger (CPU floor only)
 
 SELECT consistency.enable_versioning('items_c');
 
@@ -28,4 +29,45 @@ BEGIN
 END $$;
 CREATE TRIGGER plpgsql_version_guard BEFORE UPDATE ON items_plpgsql
 	FOR EACH ROW EXECUTE FUNCTION plpgsql_version_guard();
+-- PostgreSQL's own cost of any BEFORE ROW UPDATE trigger (it locks the row before calling
+-- it), measured with the cheapest built-in C trigger.
+CREATE TRIGGER noop BEFORE UPDATE ON items_noop
+	FOR EACH ROW EXECUTE FUNCTION suppress_redundant_updates_trigger();
+
+-- CPU cost, without commits: run stmt in a subtransaction that is rolled back; milliseconds.
+CREATE FUNCTION time_rolled_back(stmt text) RETURNS float8 LANGUAGE plpgsql AS $$
+DECLARE
+	t0 timestamptz;
+	ms float8;
+BEGIN
+	BEGIN
+		t0 := clock_timestamp();
+		EXECUTE stmt;
+		ms := 1000 * extract(epoch FROM clock_timestamp() - t0);
+		RAISE EXCEPTION 'roll back' USING ERRCODE = 'YCB00';
+	EXCEPTION WHEN SQLSTATE 'YCB00' THEN
+		NULL;
+	END;
+	RETURN ms;
+END $$;
+-- n single-row read-then-update calls, hand-written and through update_versioned.
+CREATE FUNCTION loop_handwritten(n int) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+	v bigint;
+BEGIN
+	FOR i IN 1..n LOOP
+		SELECT version INTO v FROM items_plain WHERE id = i;
+		UPDATE items_plain SET price = i, version = version + 1 WHERE id = i AND version = v;
+	END LOOP;
+END $$;
+CREATE FUNCTION loop_update_versioned(n int) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+	v bigint;
+BEGIN
+	FOR i IN 1..n LOOP
+		SELECT version INTO v FROM items_fn WHERE id = i;
+		PERFORM consistency.update_versioned('items_fn', jsonb_build_object('id', i), v,
+											 jsonb_build_object('price', i));
+	END LOOP;
+END $$;
 VACUUM ANALYZE;
