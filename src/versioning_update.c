@@ -37,19 +37,17 @@
 
 #include "access/genam.h"
 #include "access/stratnum.h"
-#include "access/sysattr.h"
 #include "access/table.h"
+#include "catalog/objectaddress.h"
 #include "catalog/pg_operator.h"
 #include "catalog/pg_type.h"
+#include "common/hashfn.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
-#include "parser/parse_node.h"
-#include "catalog/objectaddress.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
-#include "common/hashfn.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
 #include "utils/jsonb.h"
@@ -150,9 +148,9 @@ typedef struct Request
 	int64		expected;
 	Jsonb	   *key;
 	int			nchanges;
-	ColumnValue	   *changes;		/* sorted by attnum */
+	ColumnValue *changes;		/* sorted by attnum */
 	int			nkeys;
-	ColumnValue	   *keys;
+	ColumnValue *keys;
 } Request;
 
 /* For the error context of a value that fails its type's input function. */
@@ -453,7 +451,7 @@ object_arg(FunctionCallInfo fcinfo, int argno, const char *argname)
 static ColumnValue *
 object_items(Jsonb *jb, Relation rel, const char *argname, int *nitems)
 {
-	ColumnValue	   *items = palloc(sizeof(ColumnValue) * JB_ROOT_COUNT(jb));
+	ColumnValue *items = palloc(sizeof(ColumnValue) * JB_ROOT_COUNT(jb));
 	JsonbIterator *it = JsonbIteratorInit(&jb->root);
 	JsonbValue	v;
 	JsonbIteratorToken tok;

@@ -6,6 +6,7 @@
 # Sourced by test/bench/run.sh (lib.sh loaded, server running, BENCH_RESULT set).
 
 bench_sql_file "$WORK/test/bench/versioning/setup.sql"
+ver_load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 ver_variants=(plain c_trigger plpgsql_trigger update_versioned)
 declare -A ver_table=([plain]=items_plain [c_trigger]=items_c [plpgsql_trigger]=items_plpgsql
 	[update_versioned]=items_fn)
@@ -78,12 +79,17 @@ overhead_share() {
 	awk -v c="$1" -v p="$2" -v b="$3" 'BEGIN { if (b == p) print "n/a"; else printf "%.2f", (b - c) / (b - p) }'
 }
 
+ver_load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 mkdir -p "$(dirname "$BENCH_RESULT")"
 {
 	echo "## Optimistic versioning"
 	echo
 	bench_environment
 	echo
+	echo "_Load average (1, 5, 15 min) $ver_load_start at the start of this section, $ver_load_end at"
+	echo "the end, on $(nproc) cores: above the core count, other processes competed for the CPU and"
+	echo "the pgbench rates are noisy; the CPU table below, which keeps the fastest of several runs,"
+	echo "is the robust comparison._"
 	echo "Each transaction reads one of 100,000 rows' version, then updates the row with it (a new"
 	echo "random price): \`plain\` is the hand-written \`UPDATE ... SET price = \$p, version = version + 1"
 	echo "WHERE id = \$1 AND version = \$2\`; \`C trigger\` sends \`SET price = \$p, version = \$v\` and"
