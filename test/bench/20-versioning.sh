@@ -44,9 +44,11 @@ for v in "${ver_variants[@]}"; do
 done
 
 # CPU per row without commits (the pgbench figures above are dominated by the commit's WAL
-# flush): one 20,000-row UPDATE statement per trigger variant, and 20,000 read-then-update
-# calls from PL/pgSQL, hand-written and through update_versioned; each rolled back; the
-# fastest of interleaved repetitions (the least disturbed by other load).
+# flush, and by whatever else runs on the machine): one 20,000-row UPDATE statement per
+# trigger variant, and 20,000 read-then-update calls from PL/pgSQL, hand-written and through
+# update_versioned; each rolled back.  Measured as the backend's user CPU time
+# (log_statement_stats, i.e. getrusage), which other processes' load disturbs far less than
+# elapsed time; median of interleaved repetitions.
 ver_cpu_rows=20000
 ver_cpu_reps=$(bench_reps 7)
 declare -A ver_cpu_sql=(
@@ -58,13 +60,22 @@ declare -A ver_cpu_sql=(
 	[loop_update_versioned]="SELECT loop_update_versioned($ver_cpu_rows)"
 )
 ver_cpu_variants=(plain noop_trigger c_trigger plpgsql_trigger loop_handwritten loop_update_versioned)
-declare -A ver_cpu
+# ver_user_ms SQL: user CPU milliseconds the backend spent on SQL, rolled back.
+ver_user_ms() {
+	bench_sql "SET client_min_messages = log" -c "SET log_statement_stats = on" \
+		-c "SELECT time_rolled_back(\$\$$1\$\$)" 2>&1 >/dev/null |
+		sed -nE 's/^!\s+([0-9.]+) s user, .*/\1/p' | head -n 1 | awk '{ printf "%.3f", 1000 * $1 }'
+}
+declare -A ver_cpu_runs ver_cpu
 for rep in $(seq 1 "$ver_cpu_reps"); do
 	bench_sql 'VACUUM items_plain, items_noop, items_c, items_plpgsql, items_fn' >/dev/null
 	for v in "${ver_cpu_variants[@]}"; do
-		ms=$(bench_sql "SELECT time_rolled_back(\$\$${ver_cpu_sql[$v]}\$\$)")
-		ver_cpu[$v]=$(awk -v a="$ms" -v b="${ver_cpu[$v]:-}" 'BEGIN { if (b == "" || a < b) print a; else print b }')
+		ver_cpu_runs[$v]="${ver_cpu_runs[$v]:-} $(ver_user_ms "${ver_cpu_sql[$v]}")"
 	done
+done
+for v in "${ver_cpu_variants[@]}"; do
+	# shellcheck disable=SC2086
+	ver_cpu[$v]=$(median ${ver_cpu_runs[$v]})
 done
 info "CPU per row (us): $(for v in "${ver_cpu_variants[@]}"; do
 	printf '%s %s  ' "$v" "$(awk -v ms="${ver_cpu[$v]}" -v n="$ver_cpu_rows" 'BEGIN { printf "%.2f", 1000 * ms / n }')"
@@ -88,8 +99,7 @@ mkdir -p "$(dirname "$BENCH_RESULT")"
 	echo
 	echo "_Load average (1, 5, 15 min) $ver_load_start at the start of this section, $ver_load_end at"
 	echo "the end, on $(nproc) cores: above the core count, other processes competed for the CPU and"
-	echo "the pgbench rates are noisy; the CPU table below, which keeps the fastest of several runs,"
-	echo "is the robust comparison._"
+	echo "the pgbench rates are noisy; the CPU-time table below is the robust comparison._"
 	echo "Each transaction reads one of 100,000 rows' version, then updates the row with it (a new"
 	echo "random price): \`plain\` is the hand-written \`UPDATE ... SET price = \$p, version = version + 1"
 	echo "WHERE id = \$1 AND version = \$2\`; \`C trigger\` sends \`SET price = \$p, version = \$v\` and"
@@ -117,11 +127,12 @@ mkdir -p "$(dirname "$BENCH_RESULT")"
 		echo "| $c | ${ver_p99[plain,$c]} | ${ver_p99[c_trigger,$c]} | ${ver_p99[plpgsql_trigger,$c]} | ${ver_p99[update_versioned,$c]} |"
 	done
 	echo
-	echo "CPU per updated row, without commits (one ${ver_cpu_rows}-row UPDATE per trigger variant;"
-	echo "${ver_cpu_rows} single-row read-then-update calls from PL/pgSQL for the function; rolled back;"
-	echo "fastest of ${ver_cpu_reps}). The no-op trigger is PostgreSQL's built-in"
-	echo "\`suppress_redundant_updates_trigger\`: the cost of having any BEFORE ROW UPDATE trigger (the"
-	echo "executor locks the row before calling it), which no trigger can avoid."
+	echo "Backend user CPU per updated row, without commits (one ${ver_cpu_rows}-row UPDATE per trigger"
+	echo "variant; ${ver_cpu_rows} single-row read-then-update calls from PL/pgSQL for the function; rolled"
+	echo "back; getrusage via \`log_statement_stats\`; median of ${ver_cpu_reps}). The no-op trigger is PostgreSQL's built-in"
+	echo "\`suppress_redundant_updates_trigger\`: the cost of having any BEFORE ROW UPDATE trigger at all"
+	echo "(the executor locks the old row, WAL-logging the lock, and materializes both rows before"
+	echo "calling it), which no trigger function can avoid."
 	echo
 	p=${ver_cpu[plain]} n=${ver_cpu[noop_trigger]} ct=${ver_cpu[c_trigger]} pt=${ver_cpu[plpgsql_trigger]}
 	lh=${ver_cpu[loop_handwritten]} lu=${ver_cpu[loop_update_versioned]}
@@ -132,9 +143,10 @@ mkdir -p "$(dirname "$BENCH_RESULT")"
 	echo "| version_guard (C) | $(us_per_row "$ct") | $(us_over "$ct" "$p") | |"
 	echo "| PL/pgSQL trigger | $(us_per_row "$pt") | $(us_over "$pt" "$p") | |"
 	echo "| C overhead / PL/pgSQL overhead | | $(overhead_share "$ct" "$pt" "$p") | < 0.5 |"
+	echo "| the same, over the no-op floor (the trigger functions' own cost) | | $(overhead_share "$ct" "$pt" "$n") | |"
 	echo "| hand-written read + UPDATE (PL/pgSQL loop) | $(us_per_row "$lh") | | |"
 	echo "| read + update_versioned (PL/pgSQL loop) | $(us_per_row "$lu") | $(us_over "$lu" "$lh") | |"
-	echo "| update_versioned / hand-written (time) | | $(ratio "$lu" "$lh") | |"
+	echo "| update_versioned / hand-written (CPU) | | $(ratio "$lu" "$lh") | |"
 	echo
 	echo "HOT updates (\`n_tup_hot_upd / n_tup_upd\` from \`pg_stat_user_tables\`, all runs; goal: the"
 	echo "same for every variant):"
