@@ -100,6 +100,7 @@ mkdir -p "$(dirname "$BENCH_RESULT")"
 	echo "_Load average (1, 5, 15 min) $ver_load_start at the start of this section, $ver_load_end at"
 	echo "the end, on $(nproc) cores: above the core count, other processes competed for the CPU and"
 	echo "the pgbench rates are noisy; the CPU-time table below is the robust comparison._"
+	echo
 	echo "Each transaction reads one of 100,000 rows' version, then updates the row with it (a new"
 	echo "random price): \`plain\` is the hand-written \`UPDATE ... SET price = \$p, version = version + 1"
 	echo "WHERE id = \$1 AND version = \$2\`; \`C trigger\` sends \`SET price = \$p, version = \$v\` and"
