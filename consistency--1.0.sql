@@ -144,3 +144,80 @@ GRANT EXECUTE ON FUNCTION
 	@extschema@.idem_release(pg_catalog.text, pg_catalog.text, pg_catalog.int4)
 	TO consistency_user;
 GRANT EXECUTE ON FUNCTION @extschema@.idem_purge(pg_catalog.int4) TO consistency_admin;
+
+/* ------------------------------------------------------------------------------------------
+ * Optimistic versioning (src/versioning.c, src/versioning_update.c)
+ * ------------------------------------------------------------------------------------------
+ */
+
+/*
+ * Three functions here do not pin search_path (sql/security.sql lists them):
+ * version_guard runs no SQL and resolves no names, so a SET clause would only add a GUC
+ * save/restore to every updated row; update_versioned and try_update_versioned run the
+ * caller's UPDATE, whose triggers must see the caller's search_path as for a hand-written
+ * UPDATE, while their own generated SQL qualifies every name and operator.
+ */
+CREATE FUNCTION @extschema@.version_guard()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'consistency_version_guard'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.version_guard() IS
+	'BEFORE UPDATE FOR EACH ROW trigger: accept the version the client read and bump it, or raise a version conflict; args: [version column [, ''strict'']]';
+
+CREATE FUNCTION @extschema@.enable_versioning(
+	rel pg_catalog.regclass,
+	version_column pg_catalog.name DEFAULT 'version',
+	strict pg_catalog.bool DEFAULT false)
+RETURNS void
+AS 'MODULE_PATHNAME', 'consistency_enable_versioning'
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION @extschema@.enable_versioning(pg_catalog.regclass, pg_catalog.name, pg_catalog.bool) IS
+	'add the version column (bigint NOT NULL DEFAULT 1) if missing and install the version_guard trigger';
+
+CREATE FUNCTION @extschema@.disable_versioning(rel pg_catalog.regclass)
+RETURNS void
+AS 'MODULE_PATHNAME', 'consistency_disable_versioning'
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION @extschema@.disable_versioning(pg_catalog.regclass) IS
+	'drop the version_guard trigger; the version column stays';
+
+CREATE FUNCTION @extschema@.update_versioned(
+	rel pg_catalog.regclass,
+	key pg_catalog.jsonb,
+	expected_version pg_catalog.int8,
+	changes pg_catalog.jsonb,
+	version_column pg_catalog.name DEFAULT 'version')
+RETURNS pg_catalog.int8
+AS 'MODULE_PATHNAME', 'consistency_update_versioned'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.update_versioned(pg_catalog.regclass, pg_catalog.jsonb, pg_catalog.int8, pg_catalog.jsonb, pg_catalog.name) IS
+	'update the row with primary key "key" if it is still at expected_version; returns the new version';
+
+CREATE FUNCTION @extschema@.try_update_versioned(
+	rel pg_catalog.regclass,
+	key pg_catalog.jsonb,
+	expected_version pg_catalog.int8,
+	changes pg_catalog.jsonb,
+	version_column pg_catalog.name DEFAULT 'version')
+RETURNS pg_catalog.int8
+AS 'MODULE_PATHNAME', 'consistency_try_update_versioned'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.try_update_versioned(pg_catalog.regclass, pg_catalog.jsonb, pg_catalog.int8, pg_catalog.jsonb, pg_catalog.name) IS
+	'update_versioned, but a version conflict returns NULL instead of raising';
+
+REVOKE ALL ON FUNCTION
+	@extschema@.version_guard(),
+	@extschema@.enable_versioning(pg_catalog.regclass, pg_catalog.name, pg_catalog.bool),
+	@extschema@.disable_versioning(pg_catalog.regclass),
+	@extschema@.update_versioned(pg_catalog.regclass, pg_catalog.jsonb, pg_catalog.int8, pg_catalog.jsonb, pg_catalog.name),
+	@extschema@.try_update_versioned(pg_catalog.regclass, pg_catalog.jsonb, pg_catalog.int8, pg_catalog.jsonb, pg_catalog.name)
+	FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION
+	@extschema@.version_guard(),
+	@extschema@.enable_versioning(pg_catalog.regclass, pg_catalog.name, pg_catalog.bool),
+	@extschema@.disable_versioning(pg_catalog.regclass),
+	@extschema@.update_versioned(pg_catalog.regclass, pg_catalog.jsonb, pg_catalog.int8, pg_catalog.jsonb, pg_catalog.name),
+	@extschema@.try_update_versioned(pg_catalog.regclass, pg_catalog.jsonb, pg_catalog.int8, pg_catalog.jsonb, pg_catalog.name)
+	TO consistency_user;

@@ -39,8 +39,17 @@
 #define ERRCODE_CONSISTENCY_IDEM_COMPLETED		MAKE_SQLSTATE('Y','C','0','0','4')
 #define ERRCODE_CONSISTENCY_IDEM_INCOMPLETE		MAKE_SQLSTATE('Y','C','0','0','5')
 
+/*
+ * YC1xx: optimistic versioning.  A version conflict is 40001 unless
+ * consistency.version_conflict_sqlstate selects YC101.
+ */
+#define ERRCODE_CONSISTENCY_VERSION_CONFLICT	MAKE_SQLSTATE('Y','C','1','0','1')
+#define ERRCODE_CONSISTENCY_VERSION_NOT_SET		MAKE_SQLSTATE('Y','C','1','0','2')
+#define ERRCODE_CONSISTENCY_ROW_NOT_UPDATED		MAKE_SQLSTATE('Y','C','1','0','3')
+
 /* Module init functions, called from _PG_init() in consistency.c. */
 extern void consistency_idempotency_init(void);
+extern void consistency_versioning_init(void);
 
 /* args.c: argument checks shared by every SQL-callable function. */
 extern void consistency_arg_not_null(FunctionCallInfo fcinfo, int argno,

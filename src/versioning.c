@@ -1,0 +1,567 @@
+/*-------------------------------------------------------------------------
+ *
+ * versioning.c
+ *	  Optimistic versioning, trigger mode: the version_guard trigger,
+ *	  enable_versioning and disable_versioning, the conflict error and the
+ *	  consistency.version_conflict_sqlstate GUC.
+ *
+ * A client sends back the version it read: UPDATE t SET price = 10,
+ * version = 7 WHERE id = 1.  version_guard (BEFORE UPDATE FOR EACH ROW)
+ * compares NEW.version with OLD.version: equal means the client saw the
+ * current row, and NEW.version becomes OLD.version + 1; different means
+ * someone else wrote the row since, and the update fails with a conflict.
+ *
+ * Under READ COMMITTED, an UPDATE that waited for a concurrent writer re-runs
+ * on the newest row version (EvalPlanQual) before BEFORE ROW triggers fire:
+ * the trigger then sees the new OLD and the client's stale NEW, and
+ * conflicts.  Under REPEATABLE READ PostgreSQL itself raises 40001 first.
+ *
+ * Strict mode (trigger argument 'strict') also rejects an UPDATE whose SET
+ * list omits the version column, using the updated-columns set the trigger
+ * manager passes to C triggers (tg_updatedcols), so an ORM's bulk UPDATE
+ * cannot bypass the check.
+ *
+ * IDENTIFICATION
+ *	  src/versioning.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/sysattr.h"
+#include "access/table.h"
+#include "catalog/heap.h"
+#include "catalog/objectaddress.h"
+#include "catalog/partition.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "nodes/bitmapset.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/relcache.h"
+
+#include "consistency.h"
+#include "versioning.h"
+
+PG_FUNCTION_INFO_V1(consistency_version_guard);
+PG_FUNCTION_INFO_V1(consistency_enable_versioning);
+PG_FUNCTION_INFO_V1(consistency_disable_versioning);
+
+/* GUC consistency.version_conflict_sqlstate */
+typedef enum ConflictSqlstate
+{
+	CONFLICT_SERIALIZATION_FAILURE,		/* 40001: retry the transaction */
+	CONFLICT_VERSION_CONFLICT	/* YC101: tell the client (HTTP 412) */
+} ConflictSqlstate;
+
+static const struct config_enum_entry conflict_sqlstate_options[] = {
+	{"40001", CONFLICT_SERIALIZATION_FAILURE, false},
+	{"YC101", CONFLICT_VERSION_CONFLICT, false},
+	{"serialization_failure", CONFLICT_SERIALIZATION_FAILURE, true},
+	{"version_conflict", CONFLICT_VERSION_CONFLICT, true},
+	{NULL, 0, false}
+};
+
+static int	conflict_sqlstate = CONFLICT_SERIALIZATION_FAILURE;
+
+/* The row update_versioned is writing right now, if any (see versioning.h). */
+static VersioningExpectation expectation;
+
+/* ----------------------------------------------------------------
+ * Shared with versioning_update.c
+ * ----------------------------------------------------------------
+ */
+
+AttrNumber
+versioning_column(Relation rel, const char *colname, Oid *typid)
+{
+	TupleDesc	tupdesc = RelationGetDescr(rel);
+	int			i;
+
+	for (i = 0; i < tupdesc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(tupdesc, i);
+
+		if (att->attisdropped || strcmp(NameStr(att->attname), colname) != 0)
+			continue;
+		if (att->attgenerated)
+			ereport(ERROR,
+					(errcode(ERRCODE_GENERATED_ALWAYS),
+					 errmsg("version column \"%s\" of table \"%s\" is a generated column",
+							colname, RelationGetRelationName(rel)),
+					 errtablecol(rel, att->attnum)));
+		if (att->atttypid != INT8OID && att->atttypid != INT4OID)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("version column \"%s\" of table \"%s\" has type %s",
+							colname, RelationGetRelationName(rel),
+							format_type_be(att->atttypid)),
+					 errdetail("A version column must be of type bigint or integer."),
+					 errtablecol(rel, att->attnum)));
+		*typid = att->atttypid;
+		return att->attnum;
+	}
+	if (SystemAttributeByName(colname) != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_COLUMN_REFERENCE),
+				 errmsg("system column \"%s\" cannot be a version column", colname),
+				 errtable(rel)));
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_COLUMN),
+			 errmsg("version column \"%s\" of table \"%s\" does not exist",
+					colname, RelationGetRelationName(rel)),
+			 errhint("consistency.enable_versioning() adds it."),
+			 errtable(rel)));
+	return InvalidAttrNumber;	/* keep compiler quiet */
+}
+
+int64
+versioning_datum_get(Datum d, Oid typid)
+{
+	return typid == INT8OID ? DatumGetInt64(d) : (int64) DatumGetInt32(d);
+}
+
+Datum
+versioning_datum_make(int64 v, Oid typid)
+{
+	return typid == INT8OID ? Int64GetDatum(v) : Int32GetDatum((int32) v);
+}
+
+int64
+versioning_max(Oid typid)
+{
+	return typid == INT8OID ? PG_INT64_MAX : (int64) PG_INT32_MAX;
+}
+
+void
+versioning_report_conflict(Relation rel, AttrNumber attnum, int64 expected, int64 found)
+{
+	ereport(ERROR,
+			(errcode(conflict_sqlstate == CONFLICT_VERSION_CONFLICT ?
+					 ERRCODE_CONSISTENCY_VERSION_CONFLICT :
+					 ERRCODE_T_R_SERIALIZATION_FAILURE),
+			 errmsg("version conflict on table \"%s\"", RelationGetRelationName(rel)),
+			 errdetail("expected version %lld, found %lld",
+					   (long long) expected, (long long) found),
+			 errhint("Another transaction updated the row after it was read: read it again and retry with its current version."),
+			 errtablecol(rel, attnum)));
+}
+
+void
+versioning_report_overflow(Relation rel, AttrNumber attnum, int64 version)
+{
+	TupleDesc	tupdesc = RelationGetDescr(rel);
+
+	ereport(ERROR,
+			(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+			 errmsg("version column \"%s\" of table \"%s\" cannot go past %lld",
+					NameStr(TupleDescAttr(tupdesc, attnum - 1)->attname),
+					RelationGetRelationName(rel), (long long) version),
+			 errdetail("Versions never wrap around."),
+			 errtablecol(rel, attnum)));
+}
+
+void
+versioning_expect_update(Oid relid, const char *column, int64 expected,
+						 VersioningExpectation *saved)
+{
+	*saved = expectation;
+	expectation.active = true;
+	expectation.relid = relid;
+	namestrcpy(&expectation.column, column);
+	expectation.expected = expected;
+}
+
+void
+versioning_expect_restore(const VersioningExpectation *saved)
+{
+	expectation = *saved;
+}
+
+/*
+ * Is this the row update_versioned announced?  If so, consume the
+ * announcement: it covers exactly one row.
+ */
+static bool
+expected_update(Relation rel, const char *column, int64 oldv, int64 newv)
+{
+	if (!expectation.active || oldv != expectation.expected ||
+		newv != oldv + 1 || strcmp(NameStr(expectation.column), column) != 0)
+		return false;
+	if (RelationGetRelid(rel) != expectation.relid &&
+		!(rel->rd_rel->relispartition &&
+		  list_member_oid(get_partition_ancestors(RelationGetRelid(rel)),
+						  expectation.relid)))
+		return false;
+	expectation.active = false;
+	return true;
+}
+
+/* ----------------------------------------------------------------
+ * The trigger
+ * ----------------------------------------------------------------
+ */
+
+/* A trigger's arguments, parsed and checked; cached in fn_extra per query. */
+typedef struct GuardConfig
+{
+	Oid			tgoid;
+	Oid			relid;
+	AttrNumber	attnum;
+	Oid			typid;
+	bool		strict;
+	const char *column;
+} GuardConfig;
+
+static GuardConfig *
+guard_config(FunctionCallInfo fcinfo, TriggerData *td)
+{
+	GuardConfig *cfg = (GuardConfig *) fcinfo->flinfo->fn_extra;
+	Trigger    *tg = td->tg_trigger;
+	Relation	rel = td->tg_relation;
+	const char *column = "version";
+	bool		strict = false;
+
+	if (cfg != NULL && cfg->tgoid == tg->tgoid && cfg->relid == RelationGetRelid(rel))
+		return cfg;
+
+	if (tg->tgnargs > 2)
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("trigger \"%s\" on table \"%s\" has %d arguments",
+						tg->tgname, RelationGetRelationName(rel), tg->tgnargs),
+				 errdetail("consistency.version_guard() takes at most two: the version column name, then 'strict'.")));
+	if (tg->tgnargs >= 1)
+		column = tg->tgargs[0];
+	if (tg->tgnargs == 2)
+	{
+		if (pg_strcasecmp(tg->tgargs[1], "strict") != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+					 errmsg("invalid second argument \"%s\" of trigger \"%s\" on table \"%s\"",
+							tg->tgargs[1], tg->tgname, RelationGetRelationName(rel)),
+					 errdetail("consistency.version_guard() accepts only 'strict' there.")));
+		strict = true;
+	}
+
+	cfg = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(GuardConfig));
+	cfg->tgoid = tg->tgoid;
+	cfg->relid = RelationGetRelid(rel);
+	cfg->attnum = versioning_column(rel, column, &cfg->typid);
+	cfg->strict = strict;
+	cfg->column = MemoryContextStrdup(fcinfo->flinfo->fn_mcxt, column);
+	fcinfo->flinfo->fn_extra = cfg;
+	return cfg;
+}
+
+/*
+ * A copy of tuple with its version attribute set to v.
+ *
+ * When the attribute is stored in the tuple (not null, and not a "missing"
+ * attribute of a row older than the column's fast default), its bytes are
+ * overwritten in a flat copy: one allocation and memcpy instead of deforming
+ * and re-forming the whole row.  The offset is found the way
+ * heap_deform_tuple finds it.  Otherwise heap_modify_tuple_by_cols.
+ */
+static HeapTuple
+set_version(HeapTuple tuple, TupleDesc tupdesc, const GuardConfig *cfg, int64 v)
+{
+	HeapTupleHeader th = tuple->t_data;
+	int			target = cfg->attnum - 1;
+	bool		hasnulls = HeapTupleHasNulls(tuple);
+
+	if (target < HeapTupleHeaderGetNatts(th) && !(hasnulls && att_isnull(target, th->t_bits)))
+	{
+		char	   *tp = (char *) th + th->t_hoff;
+		uint32		off = 0;
+		HeapTuple	copy;
+		char	   *dest;
+		int			i;
+
+		for (i = 0; i < target; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(tupdesc, i);
+
+			if (hasnulls && att_isnull(i, th->t_bits))
+				continue;
+			off = att_align_pointer(off, att->attalign, att->attlen, tp + off);
+			off = att_addlength_pointer(off, att->attlen, tp + off);
+		}
+		off = att_align_nominal(off, TupleDescAttr(tupdesc, target)->attalign);
+
+		copy = heap_copytuple(tuple);
+		dest = (char *) copy->t_data + th->t_hoff + off;
+		if (cfg->typid == INT8OID)
+			memcpy(dest, &v, sizeof(int64));
+		else
+		{
+			int32		v32 = (int32) v;
+
+			memcpy(dest, &v32, sizeof(int32));
+		}
+		return copy;
+	}
+	else
+	{
+		Datum		value = versioning_datum_make(v, cfg->typid);
+		bool		isnull = false;
+		int			col = cfg->attnum;
+
+		return heap_modify_tuple_by_cols(tuple, tupdesc, 1, &col, &value, &isnull);
+	}
+}
+
+Datum
+consistency_version_guard(PG_FUNCTION_ARGS)
+{
+	TriggerData *td;
+	GuardConfig *cfg;
+	Relation	rel;
+	TupleDesc	tupdesc;
+	Datum		d;
+	bool		isnull;
+	int64		oldv;
+	int64		newv;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("consistency.version_guard() can only be called as a trigger")));
+	td = (TriggerData *) fcinfo->context;
+	rel = td->tg_relation;
+	if (!TRIGGER_FIRED_BY_UPDATE(td->tg_event) || !TRIGGER_FIRED_BEFORE(td->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(td->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("trigger \"%s\" on table \"%s\" must be BEFORE UPDATE ... FOR EACH ROW",
+						td->tg_trigger->tgname, RelationGetRelationName(rel)),
+				 errhint("Use consistency.enable_versioning() to install it.")));
+
+	cfg = guard_config(fcinfo, td);
+	tupdesc = RelationGetDescr(rel);
+
+	/* Strict: the statement must have set the version column itself. */
+	if (cfg->strict &&
+		!bms_is_member(cfg->attnum - FirstLowInvalidHeapAttributeNumber, td->tg_updatedcols))
+		ereport(ERROR,
+				(errcode(ERRCODE_CONSISTENCY_VERSION_NOT_SET),
+				 errmsg("UPDATE of table \"%s\" must set version column \"%s\"",
+						RelationGetRelationName(rel), cfg->column),
+				 errdetail("Versioning on this table is strict: every UPDATE states the version it read."),
+				 errhint("Add \"%s = <version read>\" to the SET list.", cfg->column),
+				 errtablecol(rel, cfg->attnum)));
+
+	d = heap_getattr(td->tg_trigtuple, cfg->attnum, tupdesc, &isnull);
+	if (isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("stored version in column \"%s\" of table \"%s\" is null",
+						cfg->column, RelationGetRelationName(rel)),
+				 errhint("Give every row a version and make the column NOT NULL DEFAULT 1."),
+				 errtablecol(rel, cfg->attnum)));
+	oldv = versioning_datum_get(d, cfg->typid);
+
+	d = heap_getattr(td->tg_newtuple, cfg->attnum, tupdesc, &isnull);
+	if (isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("new version in column \"%s\" of table \"%s\" is null",
+						cfg->column, RelationGetRelationName(rel)),
+				 errhint("Set the version column to the version the row was read with."),
+				 errtablecol(rel, cfg->attnum)));
+	newv = versioning_datum_get(d, cfg->typid);
+
+	if (newv != oldv)
+	{
+		/* update_versioned checked and bumped this row itself. */
+		if (expected_update(rel, cfg->column, oldv, newv))
+			return PointerGetDatum(td->tg_newtuple);
+		versioning_report_conflict(rel, cfg->attnum, newv, oldv);
+	}
+
+	if (oldv >= versioning_max(cfg->typid))
+		versioning_report_overflow(rel, cfg->attnum, oldv);
+
+	return PointerGetDatum(set_version(td->tg_newtuple, tupdesc, cfg, oldv + 1));
+}
+
+/* ----------------------------------------------------------------
+ * enable_versioning / disable_versioning
+ * ----------------------------------------------------------------
+ */
+
+/* Open rel for DDL: caller needs TRIGGER on it (owners have it). */
+static Relation
+open_for_ddl(Oid relid, LOCKMODE lockmode)
+{
+	Relation	rel;
+	AclResult	aclresult;
+
+	if (!get_rel_name(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", relid)));
+	aclresult = pg_class_aclcheck(relid, GetUserId(), ACL_TRIGGER);
+	if (aclresult != ACLCHECK_OK)
+		aclcheck_error(aclresult, get_relkind_objtype(get_rel_relkind(relid)),
+					   get_rel_name(relid));
+	rel = table_open(relid, lockmode);
+	if (rel->rd_rel->relkind != RELKIND_RELATION &&
+		rel->rd_rel->relkind != RELKIND_PARTITIONED_TABLE)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is not a table", RelationGetRelationName(rel)),
+				 errdetail("Versioning works on ordinary and partitioned tables.")));
+	return rel;
+}
+
+static char *
+qualified_name(Relation rel)
+{
+	return quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+									  RelationGetRelationName(rel));
+}
+
+static void
+run_ddl(const char *sql)
+{
+	int			rc = SPI_execute(sql, false, 0);
+
+	if (rc < 0)
+		elog(ERROR, "SPI_execute failed for \"%s\": %s", sql, SPI_result_code_string(rc));
+}
+
+/* Does column colname exist (not dropped) in relid? */
+static bool
+column_exists(Oid relid, const char *colname)
+{
+	return get_attnum(relid, colname) > 0;
+}
+
+Datum
+consistency_enable_versioning(PG_FUNCTION_ARGS)
+{
+	Oid			relid;
+	char	   *colname;
+	bool		strict;
+	Relation	rel;
+	Oid			typid;
+	AttrNumber	attnum;
+	LOCKMODE	lockmode;
+	char	   *target;
+	StringInfoData sql;
+
+	consistency_arg_not_null(fcinfo, 0, "rel");
+	consistency_arg_not_null(fcinfo, 1, "version_column");
+	consistency_arg_not_null(fcinfo, 2, "strict");
+	relid = PG_GETARG_OID(0);
+	colname = NameStr(*PG_GETARG_NAME(1));
+	strict = PG_GETARG_BOOL(2);
+	if (colname[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("version_column must not be empty")));
+	if (SystemAttributeByName(colname) != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_COLUMN_REFERENCE),
+				 errmsg("system column \"%s\" cannot be a version column", colname)));
+
+	/*
+	 * Adding the column needs ALTER TABLE's AccessExclusiveLock; creating the
+	 * trigger only CREATE TRIGGER's ShareRowExclusiveLock.  Take the one we
+	 * need at once, so as never to upgrade.
+	 */
+	lockmode = column_exists(relid, colname) ? ShareRowExclusiveLock : AccessExclusiveLock;
+	rel = open_for_ddl(relid, lockmode);
+	target = qualified_name(rel);
+	/* ALTER TABLE refuses a table this session has open: keep only the lock. */
+	table_close(rel, NoLock);
+
+	SPI_connect();
+	initStringInfo(&sql);
+	if (!column_exists(relid, colname))
+	{
+		if (lockmode != AccessExclusiveLock)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_IN_USE),
+					 errmsg("version column \"%s\" of table %s was dropped concurrently",
+							colname, target)));
+		/* PostgreSQL 11+ stores a constant default without rewriting the table. */
+		appendStringInfo(&sql, "ALTER TABLE %s ADD COLUMN %s pg_catalog.int8 NOT NULL DEFAULT 1",
+						 target, quote_identifier(colname));
+		run_ddl(sql.data);
+		resetStringInfo(&sql);
+	}
+
+	rel = table_open(relid, NoLock);
+	attnum = versioning_column(rel, colname, &typid);
+	if (!TupleDescAttr(RelationGetDescr(rel), attnum - 1)->attnotnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("version column \"%s\" of table \"%s\" must be NOT NULL",
+						colname, RelationGetRelationName(rel)),
+				 errhint("Give every row a version, then ALTER TABLE %s ALTER COLUMN %s SET NOT NULL.",
+						 target, quote_identifier(colname)),
+				 errtablecol(rel, attnum)));
+	table_close(rel, NoLock);
+
+	appendStringInfo(&sql,
+					 "CREATE OR REPLACE TRIGGER %s BEFORE UPDATE ON %s FOR EACH ROW"
+					 " EXECUTE FUNCTION " CONSISTENCY_SCHEMA ".version_guard(%s%s)",
+					 quote_identifier(VERSION_GUARD_TRIGGER), target,
+					 quote_literal_cstr(colname), strict ? ", 'strict'" : "");
+	run_ddl(sql.data);
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+Datum
+consistency_disable_versioning(PG_FUNCTION_ARGS)
+{
+	Oid			relid;
+	Relation	rel;
+	char	   *target;
+
+	consistency_arg_not_null(fcinfo, 0, "rel");
+	relid = PG_GETARG_OID(0);
+	rel = open_for_ddl(relid, AccessExclusiveLock);
+	target = qualified_name(rel);
+	table_close(rel, NoLock);
+
+	/* Idempotent and quiet: nothing to do if the trigger is not there. */
+	if (OidIsValid(get_trigger_oid(relid, VERSION_GUARD_TRIGGER, true)))
+	{
+		StringInfoData sql;
+
+		initStringInfo(&sql);
+		appendStringInfo(&sql, "DROP TRIGGER %s ON %s",
+						 quote_identifier(VERSION_GUARD_TRIGGER), target);
+		SPI_connect();
+		run_ddl(sql.data);
+		SPI_finish();
+	}
+	PG_RETURN_VOID();
+}
+
+void
+consistency_versioning_init(void)
+{
+	DefineCustomEnumVariable("consistency.version_conflict_sqlstate",
+							 "SQLSTATE of a version conflict: 40001 (retryable) or YC101.",
+							 "40001 (serialization_failure) lets generic retry loops re-run the "
+							 "transaction; YC101 is for applications that pass a client-supplied "
+							 "version (HTTP If-Match) and must report the conflict instead.",
+							 &conflict_sqlstate,
+							 CONFLICT_SERIALIZATION_FAILURE,
+							 conflict_sqlstate_options,
+							 PGC_USERSET, 0,
+							 NULL, NULL, NULL);
+	versioning_update_init();
+}
