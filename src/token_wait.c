@@ -137,7 +137,8 @@ wait_until_replayed(const ConsistencyToken *tok, int timeout_ms, TokenPosition *
  * far it got, and whether it was told not to replay (pause, apply delay).
  */
 static char *
-behind_detail(const ConsistencyToken *tok, const TokenPosition *pos, int waited_ms)
+behind_detail(const ConsistencyToken *tok, const TokenPosition *pos, int waited_ms,
+			  bool waited)
 {
 	StringInfoData buf;
 
@@ -145,7 +146,7 @@ behind_detail(const ConsistencyToken *tok, const TokenPosition *pos, int waited_
 	appendStringInfo(&buf, "This standby has replayed up to %X/%X on timeline %u; the token needs %X/%X on timeline %u",
 					 LSN_FORMAT_ARGS(pos->lsn), pos->tli,
 					 LSN_FORMAT_ARGS(tok->lsn), tok->tli);
-	if (waited_ms > 0)
+	if (waited)
 		appendStringInfo(&buf, " (waited %d ms).", waited_ms);
 	else
 		appendStringInfoString(&buf, " (did not wait).");
@@ -269,7 +270,8 @@ check_read_after(char **newval, void **extra, GucSource source)
 				GUC_check_errcode(ERRCODE_CONSISTENCY_TOKEN_NOT_REPLAYED);
 				GUC_check_errmsg(BEHIND_MSG);
 				GUC_check_errdetail("%s", behind_detail(&tok, &pos,
-														(int) TimestampDifferenceMilliseconds(start, GetCurrentTimestamp())));
+														(int) TimestampDifferenceMilliseconds(start, GetCurrentTimestamp()),
+														read_after_timeout > 0));
 				GUC_check_errhint(BEHIND_HINT);
 				return false;
 			case TOKEN_WRONG_CLUSTER:
@@ -324,7 +326,7 @@ read_after_executor_start(QueryDesc *queryDesc, int eflags)
 			ereport(ERROR,
 					(errcode(ERRCODE_CONSISTENCY_TOKEN_NOT_REPLAYED),
 					 errmsg(BEHIND_MSG),
-					 errdetail("%s", behind_detail(read_after_token, &pos, 0)),
+					 errdetail("%s", behind_detail(read_after_token, &pos, 0, false)),
 					 errhint(BEHIND_HINT)));
 		if (status == TOKEN_WRONG_CLUSTER || status == TOKEN_DIVERGED)
 			consistency_token_raise_unusable(read_after_token, status, &pos);
