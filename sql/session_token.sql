@@ -55,6 +55,14 @@ SELECT token_lsn(:'t2') > token_lsn(:'t1') AS moved_after_commit,
 DO $$ BEGIN UPDATE accounts SET balance = balance + 1 WHERE id = 1; END $$;
 SELECT token_lsn(consistency.write_token()) > token_lsn(:'t2') AS moved_after_do;
 SELECT consistency.write_token() AS t2 \gset
+-- PREPARE TRANSACTION is not a commit; COMMIT PREPARED is, for the session that runs it.
+BEGIN;
+UPDATE accounts SET balance = balance + 1 WHERE id = 1;
+PREPARE TRANSACTION 'token_2pc';
+SELECT consistency.write_token() = :'t2' AS unchanged_after_prepare;
+COMMIT PREPARED 'token_2pc';
+SELECT token_lsn(consistency.write_token()) > token_lsn(:'t2') AS moved_after_commit_prepared;
+SELECT consistency.write_token() AS t2 \gset
 
 -- 5. token_status on the primary: its own tokens are "primary"; a position it never
 --    reached on its own timeline, or a timeline not in its history, is "diverged";

@@ -107,6 +107,10 @@ watcher_shmem_startup(void)
 	LWLockRelease(AddinShmemInitLock);
 }
 
+static bool exit_callback_registered = false;
+
+static void watcher_backend_exit(int code, Datum arg);
+
 /* This backend's slot, or NULL if it has none. */
 static WatcherSlot *
 my_slot(void)
@@ -129,6 +133,12 @@ consistency_watcher_register(XLogRecPtr target)
 
 	if (slot == NULL)
 		return false;
+	if (!exit_callback_registered)
+	{
+		/* a FATAL error while waiting exits without unwinding: unregister then */
+		before_shmem_exit(watcher_backend_exit, (Datum) 0);
+		exit_callback_registered = true;
+	}
 	SpinLockAcquire(&watcher->mutex);
 	wake = watcher->watcher_latch;
 	if (wake != NULL)
@@ -167,6 +177,12 @@ consistency_watcher_unregister(void)
 		watcher->nwaiters--;
 	}
 	SpinLockRelease(&watcher->mutex);
+}
+
+static void
+watcher_backend_exit(int code, Datum arg)
+{
+	consistency_watcher_unregister();
 }
 
 /*

@@ -9,6 +9,7 @@
 # Sourced by test/bench/run.sh (lib.sh loaded, server running, BENCH_RESULT set).
 
 rw_dir=$WORK/test/bench/read-your-writes
+mkdir -p "$(dirname "$BENCH_RESULT")"
 bench_sql_file "$rw_dir/setup.sql"
 rw_secs=$(bench_seconds 10)
 rw_reps=$(bench_reps 3)
