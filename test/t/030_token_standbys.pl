@@ -1,5 +1,6 @@
 # Session LSN tokens on a real primary and two streaming standbys:
-# - the token names the commit, standbys report ready/behind, and reads after
+# - the token names the commit, standbys report ready/behind, standby_status() shows
+#   which standby has replayed it, and reads after
 #   SET consistency.read_after see the write;
 # - a paused standby and a delayed standby (recovery_min_apply_delay) make the SET fail
 #   with YC304 and say why; a waiter holds no snapshot and returns when replay resumes;
@@ -93,6 +94,16 @@ my $t2 = write_value(2);
 $primary->wait_for_catchup($standby_a, 'replay');
 is($standby_b->safe_psql('postgres', "SELECT consistency.token_status('$t2')"),
 	'behind', 'paused standby: behind');
+# standby_status() on the primary tells a router which standby already has the token.
+my ($t2_lsn) = $t2 =~ m{:([0-9A-F]+/[0-9A-F]+)$};
+is($primary->safe_psql('postgres', qq{
+	SELECT string_agg(application_name, ',' ORDER BY application_name)
+	  FROM consistency.standby_status() WHERE replay_lsn >= '$t2_lsn'}),
+	'standby_a', 'standby_status: only the unpaused standby has replayed t2');
+is($primary->safe_psql('postgres', q{
+	SELECT count(*) FILTER (WHERE replay_lag_bytes > 0) || '/' || count(*)
+	  FROM consistency.standby_status() WHERE application_name = 'standby_b' AND state = 'streaming'}),
+	'1/1', 'standby_status: the paused standby shows a lag in bytes');
 is($standby_b->safe_psql('postgres', "SELECT consistency.wait_for_token('$t2', '50ms')"),
 	'f', 'paused standby: wait_for_token times out with false');
 ($ret, $out, $err) = try_sql($standby_b,
