@@ -126,8 +126,8 @@ my ($ps_out, $ps_err) = ('', '');
 IPC::Run::run([ $python, '-c', qq{
 import psycopg
 from psycopg import sql
-rw = psycopg.connect("host=127.0.0.1 port=$port user=$user dbname=rw", autocommit=True)
-ro = psycopg.connect("host=127.0.0.1 port=$port user=$user dbname=ro", autocommit=True)
+rw = psycopg.connect("host=127.0.0.1 port=$port user=$user dbname=rw", autocommit=True, prepare_threshold=None)
+ro = psycopg.connect("host=127.0.0.1 port=$port user=$user dbname=ro", autocommit=True, prepare_threshold=None)
 stale = missing = 0
 for i in range(1, 201):
     rw.execute("UPDATE rw_counter SET v = %s WHERE id = 1", (i,))
