@@ -9,7 +9,7 @@
  * startup process replays a record, so somebody has to look at the replay
  * position.  Rather than every waiter polling it, one process does: while at
  * least one backend waits, the watcher reads GetXLogReplayRecPtr() every
- * millisecond and wakes exactly the waiters whose target it passed; while
+ * 0.5 ms and wakes exactly the waiters whose target it passed; while
  * nobody waits, it sleeps on its latch and costs nothing.  A waiter that is
  * woken re-checks the position itself, so a spurious wake-up is harmless.
  * After a promotion every waiter is woken to re-evaluate (it is then on the
@@ -36,6 +36,7 @@
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/lwlock.h"
+#include "storage/pmsignal.h"
 #include "storage/proc.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
@@ -68,8 +69,8 @@ static WatcherShared *watcher = NULL;
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
-/* How often the worker reads the replay position while somebody waits. */
-#define WATCH_PERIOD_MS 1
+/* How often the worker reads the replay position while somebody waits (µs). */
+#define WATCH_PERIOD_US 500
 
 static Size
 watcher_shmem_size(void)
@@ -240,10 +241,20 @@ consistency_replay_watcher_main(Datum main_arg)
 
 		waiting = wake_satisfied(GetXLogReplayRecPtr(NULL), promoted, latches);
 
-		(void) WaitLatch(MyLatch,
-						 WL_LATCH_SET | WL_EXIT_ON_PM_DEATH | (waiting > 0 ? WL_TIMEOUT : 0),
-						 WATCH_PERIOD_MS, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
+		if (waiting > 0)
+		{
+			/* finer than WaitLatch()'s millisecond timeouts; registrations need no wake-up */
+			pg_usleep(WATCH_PERIOD_US);
+			if (!PostmasterIsAlive())
+				proc_exit(1);
+		}
+		else
+		{
+			/* nobody waits: sleep until a waiter registers (it sets our latch) */
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_EXIT_ON_PM_DEATH, -1L,
+							 PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+		}
 		if (ConfigReloadPending)
 		{
 			ConfigReloadPending = false;

@@ -116,7 +116,7 @@ rw_added() { awk -v a="$(rw_lat "$1" "$2")" -v b="$(rw_lat busy "$2")" 'BEGIN { 
 	echo
 	echo "Why: at commit the library compares one LSN and, for a write, formats the token and sets"
 	echo "a GUC (one short ParameterStatus message rides along with the commit's reply). A waiter"
-	echo "sleeps on its latch; the replay watcher reads the replay position every millisecond only"
+	echo "sleeps on its latch; the replay watcher reads the replay position every 0.5 ms only"
 	echo "while somebody waits and wakes exactly the waiters whose commit was replayed, so 100"
 	echo "waiters cost one process polling. Without the watcher every waiter polls every"
 	echo "millisecond. A 10 ms client poll adds on average half its period plus a round trip; a"
