@@ -44,10 +44,19 @@ BEGIN;
 UPDATE accounts SET balance = 0 WHERE id = 1;
 ROLLBACK;
 SELECT consistency.write_token() = :'t1' AS unchanged_after_read_and_rollback;
+-- Inside a transaction that has written, there is no token yet: an error, not the
+-- previous commit's token (which would miss this write).
 BEGIN;
+SELECT consistency.write_token() = :'t1' AS before_writing_in_this_transaction;
 UPDATE accounts SET balance = 50 WHERE id = 1;
-SELECT consistency.write_token() = :'t1' AS unchanged_before_commit;
+SAVEPOINT s;
+SELECT consistency.write_token();
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK TO SAVEPOINT s;
 COMMIT;
+-- the classic mistake: two statements in one query string are one transaction
+UPDATE accounts SET balance = 50 WHERE id = 1\; SELECT consistency.write_token();
+\echo :LAST_ERROR_SQLSTATE
 SELECT consistency.write_token() AS t2 \gset
 SELECT token_lsn(:'t2') > token_lsn(:'t1') AS moved_after_commit,
 	   current_setting('consistency.last_commit_token') = :'t2' AS reported;

@@ -50,6 +50,7 @@ extern void consistency_session_token_init(void);
 #define ERRCODE_CONSISTENCY_TOKEN_DIVERGED		MAKE_SQLSTATE('Y','C','3','0','3')
 #define ERRCODE_CONSISTENCY_TOKEN_NOT_REPLAYED	MAKE_SQLSTATE('Y','C','3','0','4')
 #define ERRCODE_CONSISTENCY_TOKEN_NOT_PRIMARY	MAKE_SQLSTATE('Y','C','3','0','5')
+#define ERRCODE_CONSISTENCY_TOKEN_UNCOMMITTED	MAKE_SQLSTATE('Y','C','3','0','6')
 
 /* args.c: argument checks shared by every SQL-callable function. */
 extern void consistency_arg_not_null(FunctionCallInfo fcinfo, int argno,

@@ -27,6 +27,8 @@
 #include "postgres.h"
 
 #include "access/timeline.h"
+#include "access/transam.h"
+#include "access/xact.h"
 #include "access/xlog.h"
 #include "access/xlogrecovery.h"
 #include "fmgr.h"
@@ -334,6 +336,7 @@ consistency_token_raise_unusable(const ConsistencyToken *tok, TokenStatus status
 /*
  * write_token(): the token of this session's last committed write, or a
  * token every server of the cluster satisfies if the session wrote nothing.
+ * Refused inside a transaction that has written (its write is not committed).
  */
 Datum
 consistency_write_token(PG_FUNCTION_ARGS)
@@ -346,6 +349,20 @@ consistency_write_token(PG_FUNCTION_ARGS)
 				 errmsg("consistency tokens are minted only on a primary"),
 				 errdetail("This server is a standby: sessions on it cannot write."),
 				 errhint("Call consistency.write_token() in the session that wrote, on the primary.")));
+
+	/*
+	 * Inside a transaction that has written, the last committed write is an
+	 * earlier one: a read with that token could miss this transaction's
+	 * write.  (A multi-statement query string without BEGIN/COMMIT is one
+	 * transaction, so "UPDATE ...; SELECT consistency.write_token()" is
+	 * exactly this mistake.)
+	 */
+	if (TransactionIdIsValid(GetTopTransactionIdIfAny()))
+		ereport(ERROR,
+				(errcode(ERRCODE_CONSISTENCY_TOKEN_UNCOMMITTED),
+				 errmsg("this transaction has written but not committed yet"),
+				 errdetail("A token names a committed write; before this transaction commits, its token would be the previous commit's."),
+				 errhint("Call consistency.write_token() after COMMIT, in its own statement: a query string with several statements and no BEGIN/COMMIT runs as one transaction.")));
 
 	if (!consistency_token_last_commit(&tok))
 	{

@@ -1,8 +1,10 @@
 -- pgTAP: session LSN tokens' functions, signatures, GUCs, privileges, and use by a
 -- non-superuser granted consistency_user, also under a hostile search_path.
--- (Inside this test's transaction nothing commits, so the session's token stays as it was.)
+-- The session's token is taken before BEGIN: inside this test's transaction, which writes,
+-- write_token() is refused (YC306).
+SELECT consistency.write_token() AS tok \gset
 BEGIN;
-SELECT plan(29);
+SELECT plan(30);
 
 SELECT function_returns('consistency', 'write_token', ARRAY[]::text[], 'text');
 SELECT function_returns('consistency', 'token_max', ARRAY['text', 'text'], 'text');
@@ -47,14 +49,16 @@ CREATE VIEW tap_hostile.pg_stat_replication AS SELECT 1 AS pid;
 SET ROLE tap_token_app;
 SET search_path = tap_hostile, pg_catalog, public;
 
-SELECT matches(consistency.write_token(), '^v1:[1-9][0-9]*:[1-9][0-9]*:[0-9A-F]+/[0-9A-F]+$',
-	'non-superuser gets a well-formed token');
-SELECT is(consistency.token_status(consistency.write_token()), 'primary',
-	'its own token is "primary" on the primary');
-SELECT is(consistency.wait_for_token(consistency.write_token(), '10ms'), true,
+SELECT matches(:'tok'::text, '^v1:[1-9][0-9]*:[1-9][0-9]*:[0-9A-F]+/[0-9A-F]+$',
+	'the session''s token is well-formed');
+SELECT throws_ok($$ SELECT consistency.write_token() $$, 'YC306', NULL,
+	'inside a transaction that has written, write_token() is refused');
+SELECT is(consistency.token_status(:'tok'), 'primary',
+	'a token of this primary is "primary" here');
+SELECT is(consistency.wait_for_token(:'tok', '10ms'), true,
 	'wait_for_token returns true at once on the primary');
-SELECT is(consistency.token_max(consistency.write_token(), consistency.write_token()),
-	consistency.write_token(), 'token_max of a token with itself is the token');
+SELECT is(consistency.token_max(:'tok', :'tok'), :'tok'::text,
+	'token_max of a token with itself is the token');
 SELECT is(consistency.token_max('v1:42:1:0/5000', 'v1:42:2:0/10'), 'v1:42:2:0/10',
 	'token_max prefers the later timeline');
 SELECT lives_ok($$ SELECT * FROM consistency.standby_status() $$,
@@ -67,8 +71,8 @@ SELECT throws_ok($$ SELECT consistency.token_max('v1:42:1:0/1', 'v1:43:1:0/1') $
 	'tokens of two clusters: YC302');
 SELECT throws_ok($$ SET LOCAL consistency.read_after = 'v1:42:1:0/1000' $$, 'YC302', NULL,
 	'SET read_after with another cluster''s token: YC302');
-SELECT lives_ok(format($$ SET LOCAL consistency.read_after = %L $$, consistency.write_token()),
-	'SET read_after with its own token on the primary');
+SELECT lives_ok(format($$ SET LOCAL consistency.read_after = %L $$, :'tok'),
+	'SET read_after with a token of this primary');
 RESET search_path;
 RESET ROLE;
 
