@@ -19,7 +19,8 @@ END $$;
 CREATE TABLE accounts (id int PRIMARY KEY, balance int NOT NULL);
 
 -- 1. A session that has written nothing gets a token every server of the cluster satisfies:
---    LSN 0/0 on the current timeline.
+--    LSN 0/0 on the current timeline.  (A new session: this one has created objects.)
+\c
 SELECT show_token(consistency.write_token()) AS no_write_token;
 SELECT consistency.token_status(consistency.write_token()) AS status_on_primary;
 
@@ -31,6 +32,18 @@ SELECT consistency.write_token() AS t1 \gset
 SELECT token_lsn(:'t1') > :'before_write'::pg_lsn AS after_the_write,
 	   token_lsn(:'t1') <= pg_current_wal_insert_lsn() AS not_past_insert_position,
 	   :'t1' ~ ('^v1:' || :'sysid' || ':1:[0-9A-F]+/[0-9A-F]+$') AS well_formed;
+
+-- A write made before the library was loaded in the session (no preloading) is covered too:
+-- write_token() reads the backend's last commit position kept by PostgreSQL itself.
+\c
+SELECT pg_current_wal_insert_lsn() AS before_write \gset
+INSERT INTO accounts VALUES (2, 0);
+SELECT token_lsn(consistency.write_token()) > :'before_write'::pg_lsn AS covers_write_before_load;
+-- (the reported parameter starts with the library: nothing was reported for that write)
+SELECT current_setting('consistency.last_commit_token') AS reported_before_next_write;
+DELETE FROM accounts WHERE id = 2;
+SELECT current_setting('consistency.last_commit_token') = consistency.write_token() AS reported_after_next_write;
+SELECT consistency.write_token() AS t1 \gset
 
 -- 3. The same token is reported in the consistency.last_commit_token parameter.
 SELECT current_setting('consistency.last_commit_token') = :'t1' AS reported;

@@ -21,6 +21,7 @@
  * sends a ParameterStatus message just before the next ReadyForQuery, with
  * no extra round trip.  This only happens in sessions that loaded the
  * library before they wrote: see README ("session_preload_libraries").
+ * write_token() needs no preloading: XactLastCommitEnd is kept by xact.c.
  *
  * IDENTIFICATION
  *	  src/token_report.c
@@ -85,14 +86,26 @@ token_report_xact_callback(XactEvent event, void *arg)
 }
 
 /*
- * The session's last committed write; false if it wrote nothing since the
- * library was loaded.
+ * The session's last committed write; false if it wrote nothing.
+ *
+ * XactLastCommitEnd lives in xact.c, not here, so it also covers commits made
+ * before this library was loaded in the session (e.g. a write followed by the
+ * session's first call of write_token()).  Such a commit was made on the
+ * current timeline: a primary's timeline never changes while its backends
+ * live, and a backend that lived through a promotion could not write before.
  */
 bool
 consistency_token_last_commit(ConsistencyToken *tok)
 {
 	if (!have_last_commit)
-		return false;
+	{
+		if (XLogRecPtrIsInvalid(XactLastCommitEnd) || RecoveryInProgress())
+			return false;
+		last_commit.sysid = GetSystemIdentifier();
+		last_commit.tli = GetWALInsertionTimeLine();
+		last_commit.lsn = XactLastCommitEnd;
+		have_last_commit = true;
+	}
 	*tok = last_commit;
 	return true;
 }
