@@ -7,6 +7,7 @@
 # - pgbouncer 1.18 forwards the consistency.last_commit_token ParameterStatus of the server
 #   connection that ran the client's transaction: writes with the reported token are read
 #   back through the pooler with zero stale reads;
+# - libpq pipeline mode through the pooler: the reported token is right;
 # - the Python example (test/router_example.py, python3-psycopg) reads its writes.
 # pgbouncer listens on 127.0.0.1 only and is started here as the unprivileged test user.
 use strict;
@@ -60,6 +61,7 @@ pool_mode = transaction
 default_pool_size = 3
 max_client_conn = 100
 server_reset_query =
+server_round_robin = 0
 logfile = %s/pgbouncer.log
 pidfile = %s/pgbouncer.pid
 INI
@@ -146,6 +148,19 @@ chomp $ps_out;
 is($ps_out, 'missing=0 stale=0',
 	'ParameterStatus through pgbouncer: every write reported its token, zero stale reads in 200 cycles')
   or diag($ps_err);
+
+# libpq pipeline mode through pgbouncer: three pipelined write transactions, the token
+# reported before the last ReadyForQuery equals write_token() (asked next, alone: with
+# server_round_robin = 0 pgbouncer reuses the server connection that ran the last write),
+# and a routed read (standby connected directly) sees the last write.
+my ($pl_out, $pl_err) = ('', '');
+my $pl_ok = IPC::Run::run([ "$ENV{TESTDIR}/test/router_example", '--pipeline', '--budget-ms', 5000,
+		'--primary', "host=127.0.0.1 port=$port user=$user dbname=rw",
+		'--standby', $standbys[0]->connstr('postgres') ], '>', \$pl_out, '2>', \$pl_err);
+ok($pl_ok, 'pipeline mode through pgbouncer: token reported and equal to write_token()')
+  or diag($pl_err);
+like($pl_out, qr/^pipeline ok token=v1:\d+:1:\S+ value=1003 served_by=standby$/m,
+	'pipeline mode through pgbouncer: the standby read sees the last pipelined write');
 
 $bouncer->signal('TERM');
 $bouncer->finish;
