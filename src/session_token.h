@@ -74,7 +74,6 @@ extern void consistency_token_wait_init(void);
 /* token_watcher.c */
 extern void consistency_token_watcher_init(void);
 extern bool consistency_watcher_register(XLogRecPtr target);
-extern void consistency_watcher_rearm(XLogRecPtr target);
 extern void consistency_watcher_unregister(void);
 
 #endif							/* SESSION_TOKEN_H */

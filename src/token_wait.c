@@ -119,14 +119,15 @@ wait_until_replayed(const ConsistencyToken *tok, int timeout_ms, TokenPosition *
 			status = consistency_token_evaluate(tok, pos);
 			if (status != TOKEN_BEHIND)
 				break;
+			/* re-arm; if the watcher went away meanwhile, poll instead */
 			if (watched)
-				consistency_watcher_rearm(tok->lsn);
+				watched = consistency_watcher_register(tok->lsn);
 		}
 	}
 	PG_FINALLY();
 	{
-		if (watched)
-			consistency_watcher_unregister();
+		/* idempotent, and harmless if we never registered */
+		consistency_watcher_unregister();
 	}
 	PG_END_TRY();
 	return status;

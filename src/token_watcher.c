@@ -39,7 +39,6 @@
 #include "storage/pmsignal.h"
 #include "storage/proc.h"
 #include "storage/shmem.h"
-#include "storage/spin.h"
 #include "utils/guc.h"
 #include "utils/wait_event.h"
 
@@ -57,7 +56,7 @@ typedef struct WatcherSlot
 
 typedef struct WatcherShared
 {
-	slock_t		mutex;			/* protects everything below */
+	LWLock	   *lock;			/* protects everything below */
 	int			nwaiters;		/* active slots */
 	Latch	   *watcher_latch;	/* NULL while the worker is not running */
 	int			nslots;
@@ -85,6 +84,7 @@ watcher_shmem_request(void)
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	RequestAddinShmemSpace(watcher_shmem_size());
+	RequestNamedLWLockTranche("consistency replay watcher", 1);
 }
 
 static void
@@ -99,7 +99,7 @@ watcher_shmem_startup(void)
 	watcher = ShmemInitStruct("consistency replay watcher", watcher_shmem_size(), &found);
 	if (!found)
 	{
-		SpinLockInit(&watcher->mutex);
+		watcher->lock = &(GetNamedLWLockTranche("consistency replay watcher"))->lock;
 		watcher->nwaiters = 0;
 		watcher->watcher_latch = NULL;
 		watcher->nslots = MaxBackends;
@@ -123,8 +123,8 @@ my_slot(void)
 }
 
 /*
- * Ask to be woken once replay reaches target.  False if no watcher runs:
- * the caller must then poll.
+ * Ask to be woken once replay reaches target (again, after a wake-up that
+ * did not satisfy us).  False if no watcher runs: the caller must then poll.
  */
 bool
 consistency_watcher_register(XLogRecPtr target)
@@ -140,7 +140,7 @@ consistency_watcher_register(XLogRecPtr target)
 		before_shmem_exit(watcher_backend_exit, (Datum) 0);
 		exit_callback_registered = true;
 	}
-	SpinLockAcquire(&watcher->mutex);
+	LWLockAcquire(watcher->lock, LW_EXCLUSIVE);
 	wake = watcher->watcher_latch;
 	if (wake != NULL)
 	{
@@ -150,18 +150,11 @@ consistency_watcher_register(XLogRecPtr target)
 		slot->target = target;
 		slot->latch = MyLatch;
 	}
-	SpinLockRelease(&watcher->mutex);
+	LWLockRelease(watcher->lock);
 	if (wake == NULL)
 		return false;
 	SetLatch(wake);
 	return true;
-}
-
-/* After a wake-up that did not satisfy us: ask again (keeps the slot). */
-void
-consistency_watcher_rearm(XLogRecPtr target)
-{
-	(void) consistency_watcher_register(target);
 }
 
 void
@@ -171,13 +164,13 @@ consistency_watcher_unregister(void)
 
 	if (slot == NULL)
 		return;
-	SpinLockAcquire(&watcher->mutex);
+	LWLockAcquire(watcher->lock, LW_EXCLUSIVE);
 	if (slot->active)
 	{
 		slot->active = false;
 		watcher->nwaiters--;
 	}
-	SpinLockRelease(&watcher->mutex);
+	LWLockRelease(watcher->lock);
 }
 
 static void
@@ -198,7 +191,7 @@ wake_satisfied(XLogRecPtr replayed, bool promoted, Latch **latches)
 	int			waiting;
 	int			i;
 
-	SpinLockAcquire(&watcher->mutex);
+	LWLockAcquire(watcher->lock, LW_EXCLUSIVE);
 	waiting = watcher->nwaiters;
 	for (i = 0; i < watcher->nslots && waiting > 0; i++)
 	{
@@ -212,7 +205,7 @@ wake_satisfied(XLogRecPtr replayed, bool promoted, Latch **latches)
 			slot->target = InvalidXLogRecPtr;
 		}
 	}
-	SpinLockRelease(&watcher->mutex);
+	LWLockRelease(watcher->lock);
 
 	for (i = 0; i < nwake; i++)
 		SetLatch(latches[i]);
@@ -230,9 +223,9 @@ consistency_replay_watcher_main(Datum main_arg)
 
 	latches = palloc(sizeof(Latch *) * MaxBackends);
 
-	SpinLockAcquire(&watcher->mutex);
+	LWLockAcquire(watcher->lock, LW_EXCLUSIVE);
 	watcher->watcher_latch = MyLatch;
-	SpinLockRelease(&watcher->mutex);
+	LWLockRelease(watcher->lock);
 
 	while (!ShutdownRequestPending)
 	{
@@ -262,9 +255,9 @@ consistency_replay_watcher_main(Datum main_arg)
 		}
 	}
 
-	SpinLockAcquire(&watcher->mutex);
+	LWLockAcquire(watcher->lock, LW_EXCLUSIVE);
 	watcher->watcher_latch = NULL;
-	SpinLockRelease(&watcher->mutex);
+	LWLockRelease(watcher->lock);
 	proc_exit(0);
 }
 
