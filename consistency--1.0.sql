@@ -223,4 +223,6 @@ GRANT EXECUTE ON FUNCTION
 	@extschema@.wait_for_token(pg_catalog.text, pg_catalog.interval),
 	@extschema@.standby_status()
 	TO consistency_user;
+-- monitoring roles may list the standbys (and nothing else: PUBLIC can execute nothing here)
+GRANT USAGE ON SCHEMA @extschema@ TO pg_monitor;
 GRANT EXECUTE ON FUNCTION @extschema@.standby_status() TO pg_monitor;

@@ -4,7 +4,7 @@
 -- write_token() is refused (YC306).
 SELECT consistency.write_token() AS tok \gset
 BEGIN;
-SELECT plan(30);
+SELECT plan(32);
 
 SELECT function_returns('consistency', 'write_token', ARRAY[]::text[], 'text');
 SELECT function_returns('consistency', 'token_max', ARRAY['text', 'text'], 'text');
@@ -74,6 +74,15 @@ SELECT throws_ok($$ SET LOCAL consistency.read_after = 'v1:42:1:0/1000' $$, 'YC3
 SELECT lives_ok(format($$ SET LOCAL consistency.read_after = %L $$, :'tok'),
 	'SET read_after with a token of this primary');
 RESET search_path;
+RESET ROLE;
+
+CREATE ROLE tap_token_monitor NOLOGIN;
+GRANT pg_monitor TO tap_token_monitor;
+SET ROLE tap_token_monitor;
+SELECT lives_ok($$ SELECT * FROM consistency.standby_status() $$,
+	'a pg_monitor member (without consistency_user) can call standby_status');
+SELECT throws_ok($$ SELECT consistency.write_token() $$, '42501', NULL,
+	'but nothing else');
 RESET ROLE;
 
 SET ROLE tap_token_stranger;
