@@ -37,14 +37,29 @@ $standby_b->append_conf('postgresql.conf',
 $standby_b->start;
 $primary->wait_for_catchup($_, 'replay') for ($standby_a, $standby_b);
 
-# The watcher has no database connection, so it is not in pg_stat_activity: ask ps.
+# The watcher has no database connection, so it is not in pg_stat_activity: look at the
+# postmaster's children in /proc (their titles are in cmdline).
 sub watcher_count
 {
 	my ($node) = @_;
-	my ($stdout) = run_command([ 'ps', '-o', 'args=', '--ppid', $node->{_pid} ]);
-	return scalar grep { /consistency replay watcher/ } split /\n/, $stdout;
+	my $n = 0;
+	for my $stat (glob('/proc/[0-9]*/stat'))
+	{
+		open(my $fh, '<', $stat) or next;
+		my $line = <$fh>;
+		close($fh);
+		next unless defined $line && $line =~ /^.*\)\s+\S+\s+(\d+)/ && $1 == $node->{_pid};
+		(my $cmdline = $stat) =~ s/stat$/cmdline/;
+		my $title = eval { slurp_file($cmdline) } // '';
+		$n++ if $title =~ /consistency replay watcher/;
+	}
+	return $n;
 }
-$standby_a->poll_query_until('postgres', 'SELECT true') or die;
+for (1 .. 100)	# the worker starts once the standby is consistent
+{
+	last if watcher_count($standby_a) == 1;
+	select(undef, undef, undef, 0.1);
+}
 is(watcher_count($standby_a), 1, 'the replay watcher runs on the preloaded standby');
 is(watcher_count($standby_b), 0, 'and not where the library is only loaded per session');
 
