@@ -94,6 +94,12 @@ wait_until_replayed(const ConsistencyToken *tok, int timeout_ms, TokenPosition *
 	if (status != TOKEN_BEHIND || timeout_ms == 0)
 		return status;
 
+	/*
+	 * A catalog snapshot left from an earlier statement of the transaction
+	 * would hold an xmin while we wait: drop it if it is the only snapshot.
+	 */
+	InvalidateCatalogSnapshotConditionally();
+
 	start = GetCurrentTimestamp();
 	watched = consistency_watcher_register(tok->lsn);
 	PG_TRY();

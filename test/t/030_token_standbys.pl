@@ -153,10 +153,31 @@ $standby_b->poll_query_until('postgres', qq{
 is($standby_b->safe_psql('postgres', qq{
 	SELECT backend_xmin IS NULL AND backend_xid IS NULL FROM pg_stat_activity WHERE pid = $waiter_pid}),
 	't', 'SET read_after waits without holding a snapshot');
+# The same inside a transaction that already ran a query (SET LOCAL, as behind a pooler).
+my $waiter2 = $standby_b->background_psql('postgres', on_error_stop => 0);
+my $waiter2_pid = $waiter2->query_safe('SELECT pg_backend_pid()');
+$waiter2->query_until(qr/waiting/, qq{
+	\\echo waiting
+	BEGIN;
+	SELECT count(*) FROM pg_class;
+	SET LOCAL consistency.read_after_timeout = '5min';
+	SET LOCAL consistency.read_after = '$t2';
+	SELECT 'value ' || v FROM kv;
+	COMMIT;
+});
+$standby_b->poll_query_until('postgres', qq{
+	SELECT wait_event = 'Extension' FROM pg_stat_activity WHERE pid = $waiter2_pid})
+  or die 'the second waiter did not start waiting';
+is($standby_b->safe_psql('postgres', qq{
+	SELECT backend_xmin IS NULL FROM pg_stat_activity WHERE pid = $waiter2_pid}),
+	't', 'SET LOCAL read_after after a query in the transaction waits without a snapshot');
 $standby_b->safe_psql('postgres', 'SELECT pg_wal_replay_resume()');
 like($waiter->query_until(qr/value \d/, ''), qr/value 2/,
 	'the waiter returns after replay resumes and reads the write');
+like($waiter2->query_until(qr/value \d/, ''), qr/value 2/,
+	'so does the SET LOCAL waiter');
 $waiter->quit;
+$waiter2->quit;
 
 # --- delayed standby ------------------------------------------------------------------
 $standby_a->append_conf('postgresql.conf', "recovery_min_apply_delay = '1h'");
