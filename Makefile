@@ -48,3 +48,37 @@ installcheck-tap:
 # pgTAP needs a server with pgtap installed; scripts/lib/run-pgtap.sh makes one.
 installcheck-pgtap:
 	$(srcdir)/scripts/lib/run-pgtap.sh
+
+# ---- Session LSN tokens: the read-your-writes router client library and its example ----
+# src/client/libconsistency_router.{a,so} on libpq, installed with its header into the
+# PostgreSQL lib and include directories; test/router_example links it statically (the TAP
+# tests and the demo run it from the build tree).
+ROUTER_CPPFLAGS = -I$(srcdir)/src/client -I$(shell $(PG_CONFIG) --includedir)
+ROUTER_CFLAGS   = -O2 -fPIC -Wall -Wextra $(WERROR)
+ROUTER_LIBPQ    = -L$(shell $(PG_CONFIG) --libdir) -lpq
+ROUTER_LIBS     = src/client/libconsistency_router.a src/client/libconsistency_router.so
+ROUTER_PROGRAMS = test/router_example
+
+all: $(ROUTER_LIBS) $(ROUTER_PROGRAMS)
+
+src/client/consistency_router.lo: src/client/consistency_router.c src/client/consistency_router.h
+	$(CC) $(ROUTER_CFLAGS) $(ROUTER_CPPFLAGS) -c -o $@ $<
+
+src/client/libconsistency_router.a: src/client/consistency_router.lo
+	$(AR) crs $@ $^
+
+src/client/libconsistency_router.so: src/client/consistency_router.lo
+	$(CC) -shared -Wl,-soname,libconsistency_router.so -o $@ $^ $(ROUTER_LIBPQ)
+
+test/router_example: test/router_example.c src/client/libconsistency_router.a
+	$(CC) $(ROUTER_CFLAGS) $(ROUTER_CPPFLAGS) -o $@ $< src/client/libconsistency_router.a $(ROUTER_LIBPQ)
+
+install: install-router
+.PHONY: install-router
+install-router: $(ROUTER_LIBS)
+	$(MKDIR_P) '$(DESTDIR)$(libdir)' '$(DESTDIR)$(includedir)'
+	$(INSTALL_DATA) $(ROUTER_LIBS) '$(DESTDIR)$(libdir)/'
+	$(INSTALL_DATA) $(srcdir)/src/client/consistency_router.h '$(DESTDIR)$(includedir)/'
+
+EXTRA_CLEAN += src/client/*.lo $(ROUTER_LIBS) $(ROUTER_PROGRAMS)
+# ---- end of session LSN tokens ----

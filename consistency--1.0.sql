@@ -221,3 +221,79 @@ GRANT EXECUTE ON FUNCTION
 	@extschema@.update_versioned(pg_catalog.regclass, pg_catalog.jsonb, pg_catalog.int8, pg_catalog.jsonb, pg_catalog.name),
 	@extschema@.try_update_versioned(pg_catalog.regclass, pg_catalog.jsonb, pg_catalog.int8, pg_catalog.jsonb, pg_catalog.name)
 	TO consistency_user;
+ * Session LSN tokens (src/session_token.c, src/token_report.c, src/token_wait.c,
+ * src/token_watcher.c)
+ * ------------------------------------------------------------------------------------------
+ */
+
+CREATE FUNCTION @extschema@.write_token()
+RETURNS pg_catalog.text
+AS 'MODULE_PATHNAME', 'consistency_write_token'
+LANGUAGE C VOLATILE PARALLEL RESTRICTED
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION @extschema@.write_token() IS
+	'on the primary, the token of this session''s last committed write (a token every standby satisfies if it wrote nothing)';
+
+CREATE FUNCTION @extschema@.token_max(a pg_catalog.text, b pg_catalog.text)
+RETURNS pg_catalog.text
+AS 'MODULE_PATHNAME', 'consistency_token_max'
+LANGUAGE C IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION @extschema@.token_max(pg_catalog.text, pg_catalog.text) IS
+	'the later of two tokens of the same cluster';
+
+CREATE FUNCTION @extschema@.token_status(token pg_catalog.text)
+RETURNS pg_catalog.text
+AS 'MODULE_PATHNAME', 'consistency_token_status'
+LANGUAGE C VOLATILE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION @extschema@.token_status(pg_catalog.text) IS
+	'without waiting: ready, behind, wrong_cluster, diverged or primary';
+
+CREATE FUNCTION @extschema@.wait_for_token(token pg_catalog.text, timeout pg_catalog.interval DEFAULT '1s')
+RETURNS pg_catalog.bool
+AS 'MODULE_PATHNAME', 'consistency_wait_for_token'
+LANGUAGE C VOLATILE PARALLEL RESTRICTED
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION @extschema@.wait_for_token(pg_catalog.text, pg_catalog.interval) IS
+	'wait until this server has replayed the token (true) or the timeout passed (false); holds the statement''s snapshot, see SET consistency.read_after';
+
+CREATE FUNCTION @extschema@.standby_status()
+RETURNS TABLE (pid pg_catalog.int4, application_name pg_catalog.text, client_addr pg_catalog.inet,
+			   state pg_catalog.text, sync_state pg_catalog.text,
+			   sent_lsn pg_catalog.pg_lsn, flush_lsn pg_catalog.pg_lsn, replay_lsn pg_catalog.pg_lsn,
+			   replay_lag_bytes pg_catalog.numeric, replay_lag pg_catalog.interval,
+			   reply_time pg_catalog.timestamptz)
+LANGUAGE sql STABLE PARALLEL RESTRICTED
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT s.pid, s.application_name, s.client_addr, s.state, s.sync_state,
+		   s.sent_lsn, s.flush_lsn, s.replay_lsn,
+		   pg_catalog.pg_wal_lsn_diff(
+			   CASE WHEN pg_catalog.pg_is_in_recovery() THEN pg_catalog.pg_last_wal_replay_lsn()
+					ELSE pg_catalog.pg_current_wal_lsn() END,
+			   s.replay_lsn),
+		   s.replay_lag, s.reply_time
+	  FROM pg_catalog.pg_stat_replication AS s
+	 ORDER BY s.application_name, s.pid
+$$;
+COMMENT ON FUNCTION @extschema@.standby_status() IS
+	'each streaming standby''s replay position and lag in bytes and time (positions need pg_read_all_stats)';
+
+REVOKE ALL ON FUNCTION
+	@extschema@.write_token(),
+	@extschema@.token_max(pg_catalog.text, pg_catalog.text),
+	@extschema@.token_status(pg_catalog.text),
+	@extschema@.wait_for_token(pg_catalog.text, pg_catalog.interval),
+	@extschema@.standby_status()
+	FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION
+	@extschema@.write_token(),
+	@extschema@.token_max(pg_catalog.text, pg_catalog.text),
+	@extschema@.token_status(pg_catalog.text),
+	@extschema@.wait_for_token(pg_catalog.text, pg_catalog.interval),
+	@extschema@.standby_status()
+	TO consistency_user;
+-- monitoring roles may list the standbys (and nothing else: PUBLIC can execute nothing here)
+GRANT USAGE ON SCHEMA @extschema@ TO pg_monitor;
+GRANT EXECUTE ON FUNCTION @extschema@.standby_status() TO pg_monitor;

@@ -29,6 +29,7 @@ _PG_init(void)
 {
 	consistency_idempotency_init();
 	consistency_versioning_init();
+	consistency_session_token_init();
 
 	MarkGUCPrefixReserved("consistency");
 }

@@ -51,6 +51,17 @@
 extern void consistency_idempotency_init(void);
 extern void consistency_versioning_init(void);
 
+/* Session LSN tokens (session_token.c and token_*.c) */
+extern void consistency_session_token_init(void);
+
+/* YC3xx: session LSN tokens */
+#define ERRCODE_CONSISTENCY_TOKEN_MALFORMED		MAKE_SQLSTATE('Y','C','3','0','1')
+#define ERRCODE_CONSISTENCY_TOKEN_WRONG_CLUSTER	MAKE_SQLSTATE('Y','C','3','0','2')
+#define ERRCODE_CONSISTENCY_TOKEN_DIVERGED		MAKE_SQLSTATE('Y','C','3','0','3')
+#define ERRCODE_CONSISTENCY_TOKEN_NOT_REPLAYED	MAKE_SQLSTATE('Y','C','3','0','4')
+#define ERRCODE_CONSISTENCY_TOKEN_NOT_PRIMARY	MAKE_SQLSTATE('Y','C','3','0','5')
+#define ERRCODE_CONSISTENCY_TOKEN_UNCOMMITTED	MAKE_SQLSTATE('Y','C','3','0','6')
+
 /* args.c: argument checks shared by every SQL-callable function. */
 extern void consistency_arg_not_null(FunctionCallInfo fcinfo, int argno,
 									 const char *argname);

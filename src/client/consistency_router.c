@@ -1,0 +1,444 @@
+/*-------------------------------------------------------------------------
+ *
+ * consistency_router.c
+ *	  A small read-your-writes router on libpq: writes to the primary, reads
+ *	  to a standby that has replayed the session's token, else the primary.
+ *
+ * The token comes from the ParameterStatus message the server sends with
+ * each commit (consistency.last_commit_token, libpq keeps the latest in
+ * PQparameterStatus()).  If the primary does not report it -- the library is
+ * not preloaded there -- the router asks consistency.write_token() instead,
+ * one extra round trip per write.
+ *
+ * A read with a token first tries the standbys in turn without waiting:
+ * "SET consistency.read_after_timeout = 0; SET consistency.read_after = '<token>'"
+ * succeeds only if that standby has replayed the token (and from then on the
+ * standby refuses any query that would read older data); SQLSTATE YC304
+ * means "behind".  The SET is skipped while the standby's read_after already
+ * holds the token.  If no standby is ready and a wait budget is set, the
+ * router waits (same SET, timeout = budget) on the behind standby that is
+ * neither paused nor delayed and has replayed the most; if that fails too,
+ * the primary answers.
+ *
+ * IDENTIFICATION
+ *	  src/client/consistency_router.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "consistency_router.h"
+
+#define TOKEN_PARAMETER "consistency.last_commit_token"
+
+typedef struct Standby
+{
+	PGconn	   *conn;
+	int			usable;			/* connected and the extension is loaded */
+	char		read_after[CROUTER_TOKEN_SIZE];	/* token its read_after holds */
+} Standby;
+
+struct CRouter
+{
+	PGconn	   *primary;
+	Standby    *standbys;
+	int			nstandbys;
+	int			next;			/* round-robin start */
+	int			budget_ms;
+	char		token[CROUTER_TOKEN_SIZE];
+	char		error[512];
+	CRouterStats stats;
+};
+
+/* A parsed token; the text must be exactly the canonical spelling. */
+typedef struct Token
+{
+	uint64_t	sysid;
+	unsigned int tli;
+	uint64_t	lsn;
+} Token;
+
+static int
+parse_token(const char *s, Token *t)
+{
+	unsigned long long sysid;
+	unsigned int tli,
+				hi,
+				lo;
+	char		again[CROUTER_TOKEN_SIZE];
+
+	if (s == NULL || strlen(s) >= CROUTER_TOKEN_SIZE ||
+		sscanf(s, "v1:%llu:%u:%X/%X", &sysid, &tli, &hi, &lo) != 4)
+		return -1;
+	snprintf(again, sizeof(again), "v1:%llu:%u:%X/%X", sysid, tli, hi, lo);
+	if (strcmp(again, s) != 0 || sysid == 0 || tli == 0)
+		return -1;
+	t->sysid = sysid;
+	t->tli = tli;
+	t->lsn = ((uint64_t) hi << 32) | lo;
+	return 0;
+}
+
+int
+crouter_token_max(const char *a, const char *b, char *out)
+{
+	Token		ta,
+				tb;
+	const char *later;
+
+	if (parse_token(a, &ta) != 0 || parse_token(b, &tb) != 0 || ta.sysid != tb.sysid)
+		return -1;
+	/* same rule as consistency.token_max(): no write never wins, then timeline, then LSN */
+	if (ta.lsn == 0)
+		later = b;
+	else if (tb.lsn == 0)
+		later = a;
+	else if (ta.tli != tb.tli)
+		later = ta.tli > tb.tli ? a : b;
+	else
+		later = ta.lsn >= tb.lsn ? a : b;
+	memmove(out, later, strlen(later) + 1);
+	return 0;
+}
+
+int
+crouter_merge_token(CRouter *r, const char *token)
+{
+	Token		t;
+
+	if (parse_token(token, &t) != 0)
+		return -1;
+	if (r->token[0] == '\0')
+	{
+		snprintf(r->token, sizeof(r->token), "%s", token);
+		return 0;
+	}
+	return crouter_token_max(r->token, token, r->token);
+}
+
+static void
+set_error(CRouter *r, const char *what, PGconn *conn)
+{
+	snprintf(r->error, sizeof(r->error), "%s: %s", what,
+			 conn ? PQerrorMessage(conn) : "out of memory");
+}
+
+CRouter *
+crouter_connect(const char *primary_conninfo, const char *const *standby_conninfos,
+				int nstandbys)
+{
+	CRouter    *r = calloc(1, sizeof(CRouter));
+	int			i;
+
+	if (r == NULL)
+		return NULL;
+	r->standbys = calloc(nstandbys > 0 ? nstandbys : 1, sizeof(Standby));
+	if (r->standbys == NULL)
+	{
+		free(r);
+		return NULL;
+	}
+	r->nstandbys = nstandbys;
+
+	r->primary = PQconnectdb(primary_conninfo);
+	if (PQstatus(r->primary) != CONNECTION_OK)
+		set_error(r, "primary", r->primary);
+
+	for (i = 0; i < nstandbys; i++)
+	{
+		Standby    *s = &r->standbys[i];
+		PGresult   *res;
+
+		s->conn = PQconnectdb(standby_conninfos[i]);
+		if (PQstatus(s->conn) != CONNECTION_OK)
+		{
+			set_error(r, "standby", s->conn);
+			continue;
+		}
+
+		/*
+		 * Make sure the extension's library is loaded in this session: without
+		 * it, SET consistency.read_after would only create a placeholder and
+		 * check nothing.  Any call into the library loads it.
+		 */
+		res = PQexec(s->conn, "SELECT consistency.token_status('v1:1:1:0/0')");
+		if (PQresultStatus(res) == PGRES_TUPLES_OK)
+			s->usable = 1;
+		else
+			set_error(r, "standby", s->conn);
+		PQclear(res);
+	}
+	return r;
+}
+
+int
+crouter_ok(const CRouter *r)
+{
+	return r != NULL && PQstatus(r->primary) == CONNECTION_OK;
+}
+
+const char *
+crouter_error(const CRouter *r)
+{
+	return r->error;
+}
+
+void
+crouter_finish(CRouter *r)
+{
+	int			i;
+
+	if (r == NULL)
+		return;
+	for (i = 0; i < r->nstandbys; i++)
+		PQfinish(r->standbys[i].conn);
+	PQfinish(r->primary);
+	free(r->standbys);
+	free(r);
+}
+
+void
+crouter_set_wait_budget(CRouter *r, int milliseconds)
+{
+	r->budget_ms = milliseconds > 0 ? milliseconds : 0;
+}
+
+const char *
+crouter_token(const CRouter *r)
+{
+	return r->token;
+}
+
+PGconn *
+crouter_primary(CRouter *r)
+{
+	return r->primary;
+}
+
+PGconn *
+crouter_standby(CRouter *r, int i)
+{
+	return (i >= 0 && i < r->nstandbys) ? r->standbys[i].conn : NULL;
+}
+
+int
+crouter_nstandbys(const CRouter *r)
+{
+	return r->nstandbys;
+}
+
+CRouterStats
+crouter_stats(const CRouter *r)
+{
+	return r->stats;
+}
+
+static int
+result_ok(const PGresult *res)
+{
+	ExecStatusType st = PQresultStatus(res);
+
+	return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+}
+
+static const char *
+sqlstate(const PGresult *res)
+{
+	const char *s = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+	return s ? s : "";
+}
+
+PGresult *
+crouter_write(CRouter *r, const char *sql, int nparams, const char *const *values)
+{
+	PGresult   *res = PQexecParams(r->primary, sql, nparams, NULL, values, NULL, NULL, 0);
+	const char *reported;
+
+	if (!result_ok(res))
+		return res;
+	r->stats.writes++;
+
+	/* The token names the last commit: nothing new inside an open transaction. */
+	if (PQtransactionStatus(r->primary) != PQTRANS_IDLE)
+		return res;
+
+	reported = PQparameterStatus(r->primary, TOKEN_PARAMETER);
+	if (reported != NULL && reported[0] != '\0')
+	{
+		if (crouter_merge_token(r, reported) == 0)
+			r->stats.tokens_from_parameter_status++;
+	}
+	else
+	{
+		/* not reported: the library is not preloaded on the primary */
+		PGresult   *tres = PQexec(r->primary, "SELECT consistency.write_token()");
+
+		if (PQresultStatus(tres) == PGRES_TUPLES_OK && PQntuples(tres) == 1 &&
+			crouter_merge_token(r, PQgetvalue(tres, 0, 0)) == 0)
+			r->stats.tokens_from_query++;
+		PQclear(tres);
+	}
+	return res;
+}
+
+/*
+ * Make standby s's read_after hold the router's token, waiting at most
+ * timeout_ms.  Returns 1 if it holds it (the standby has replayed the token),
+ * 0 if the standby is behind, -1 if it cannot serve this token at all.
+ */
+static int
+standby_accepts(CRouter *r, Standby *s, int timeout_ms)
+{
+	char		sql[160];
+	PGresult   *res;
+	int			ok;
+
+	if (strcmp(s->read_after, r->token) == 0)
+		return 1;
+	/* the token passed parse_token(): only [v0-9A-F:/], safe to quote */
+	snprintf(sql, sizeof(sql),
+			 "SET consistency.read_after_timeout = %d; SET consistency.read_after = '%s'",
+			 timeout_ms, r->token);
+	res = PQexec(s->conn, sql);
+	if (result_ok(res))
+	{
+		snprintf(s->read_after, sizeof(s->read_after), "%s", r->token);
+		ok = 1;
+	}
+	else if (strcmp(sqlstate(res), "YC304") == 0)
+		ok = 0;
+	else
+	{
+		if (PQstatus(s->conn) != CONNECTION_OK)
+			s->usable = 0;
+		ok = -1;
+	}
+	PQclear(res);
+	return ok;
+}
+
+/* Run the read on a standby that accepted the token; NULL if it refused. */
+static PGresult *
+read_on_standby(Standby *s, const char *sql, int nparams,
+				const char *const *values)
+{
+	PGresult   *res = PQexecParams(s->conn, sql, nparams, NULL, values, NULL, NULL, 0);
+	const char *st;
+
+	if (result_ok(res))
+		return res;
+	st = sqlstate(res);
+	if (strncmp(st, "YC3", 3) == 0 || PQstatus(s->conn) != CONNECTION_OK)
+	{
+		/* the standby refused to answer stale, or went away: go elsewhere */
+		s->read_after[0] = '\0';
+		if (PQstatus(s->conn) != CONNECTION_OK)
+			s->usable = 0;
+		PQclear(res);
+		return NULL;
+	}
+	return res;					/* an error of the query itself */
+}
+
+/*
+ * Among the standbys that were behind, the one worth waiting for: not paused,
+ * not delayed, and replayed the most.  -1 if none.
+ */
+static int
+best_to_wait_for(CRouter *r, const int *behind)
+{
+	int			best = -1;
+	uint64_t	best_lsn = 0;
+	int			i;
+
+	for (i = 0; i < r->nstandbys; i++)
+	{
+		PGresult   *res;
+		unsigned int hi,
+					lo;
+
+		if (!behind[i] || !r->standbys[i].usable)
+			continue;
+		res = PQexec(r->standbys[i].conn,
+					 "SELECT pg_last_wal_replay_lsn(),"
+					 " pg_get_wal_replay_pause_state() = 'not paused'"
+					 " AND current_setting('recovery_min_apply_delay') = '0'");
+		if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
+			strcmp(PQgetvalue(res, 0, 1), "t") == 0 &&
+			sscanf(PQgetvalue(res, 0, 0), "%X/%X", &hi, &lo) == 2)
+		{
+			uint64_t	lsn = ((uint64_t) hi << 32) | lo;
+
+			if (best < 0 || lsn > best_lsn)
+			{
+				best = i;
+				best_lsn = lsn;
+			}
+		}
+		PQclear(res);
+	}
+	return best;
+}
+
+PGresult *
+crouter_read(CRouter *r, const char *sql, int nparams, const char *const *values,
+			 int *served_by)
+{
+	int		   *behind;
+	int			k;
+	PGresult   *res;
+
+	if (served_by)
+		*served_by = CROUTER_PRIMARY;
+	behind = calloc(r->nstandbys > 0 ? r->nstandbys : 1, sizeof(int));
+	if (behind == NULL)
+		return NULL;
+
+	for (k = 0; k < r->nstandbys; k++)
+	{
+		int			i = (r->next + k) % r->nstandbys;
+		Standby    *s = &r->standbys[i];
+		int			acc;
+
+		if (!s->usable)
+			continue;
+		acc = r->token[0] == '\0' ? 1 : standby_accepts(r, s, 0);
+		if (acc == 0)
+			behind[i] = 1;
+		if (acc != 1)
+			continue;
+		if ((res = read_on_standby(s, sql, nparams, values)) != NULL)
+		{
+			r->next = (i + 1) % r->nstandbys;
+			r->stats.reads_standby++;
+			if (served_by)
+				*served_by = i;
+			free(behind);
+			return res;
+		}
+	}
+
+	if (r->budget_ms > 0 && r->token[0] != '\0')
+	{
+		int			i = best_to_wait_for(r, behind);
+
+		if (i >= 0 && standby_accepts(r, &r->standbys[i], r->budget_ms) == 1 &&
+			(res = read_on_standby(&r->standbys[i], sql, nparams, values)) != NULL)
+		{
+			r->stats.reads_standby++;
+			r->stats.reads_after_wait++;
+			if (served_by)
+				*served_by = i;
+			free(behind);
+			return res;
+		}
+	}
+	free(behind);
+
+	r->stats.reads_primary++;
+	return PQexecParams(r->primary, sql, nparams, NULL, values, NULL, NULL, 0);
+}

@@ -1,0 +1,107 @@
+/*-------------------------------------------------------------------------
+ *
+ * consistency_router.h
+ *	  A small read-your-writes router on libpq for the consistency extension.
+ *
+ * Connect to a primary and N streaming standbys.  Writes go to the primary,
+ * and the router keeps the session's token, which the server reports in the
+ * consistency.last_commit_token parameter at each commit (no extra round
+ * trip when the library is preloaded on the primary).  Reads go to a
+ * standby that has replayed the token -- or that replays it within the wait
+ * budget -- and otherwise to the primary.  A read is never answered from a
+ * standby that has not replayed the token: the standby checks it
+ * (SET consistency.read_after) and refuses.
+ *
+ *	  CRouter *r = crouter_connect("host=p dbname=shop", standbys, 2);
+ *	  PQclear(crouter_write(r, "UPDATE ...", 0, NULL));
+ *	  PGresult *res = crouter_read(r, "SELECT ...", 0, NULL, &served_by);
+ *
+ * Not thread-safe: use one router per thread, like a PGconn.
+ *
+ * IDENTIFICATION
+ *	  src/client/consistency_router.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef CONSISTENCY_ROUTER_H
+#define CONSISTENCY_ROUTER_H
+
+#include <libpq-fe.h>
+
+#ifdef __cplusplus
+extern "C"
+{
+#endif
+
+/* Where a read was served: the primary, or standby number 0..n-1. */
+#define CROUTER_PRIMARY (-1)
+
+/* Longest token the extension mints, plus its terminator. */
+#define CROUTER_TOKEN_SIZE 64
+
+typedef struct CRouter CRouter;
+
+/*
+ * Connect to the primary and to each standby.  Returns NULL only when out of
+ * memory; otherwise check crouter_ok().  A standby that cannot be reached is
+ * left out of routing (reads go elsewhere) rather than failing the router.
+ */
+extern CRouter *crouter_connect(const char *primary_conninfo,
+								const char *const *standby_conninfos,
+								int nstandbys);
+extern int	crouter_ok(const CRouter *r);	/* primary connected? */
+extern const char *crouter_error(const CRouter *r);
+extern void crouter_finish(CRouter *r);
+
+/* How long a read may wait for a standby to replay the token (default 0). */
+extern void crouter_set_wait_budget(CRouter *r, int milliseconds);
+
+/*
+ * Run a write (any statement) on the primary and keep the token of the
+ * session's last commit.  Returns the result; the caller PQclear()s it.
+ */
+extern PGresult *crouter_write(CRouter *r, const char *sql, int nparams,
+							   const char *const *values);
+
+/*
+ * Run a read.  *served_by (if not NULL) is set to CROUTER_PRIMARY or the
+ * standby's index.  The caller PQclear()s the result.
+ */
+extern PGresult *crouter_read(CRouter *r, const char *sql, int nparams,
+							  const char *const *values, int *served_by);
+
+/* The session's token ("" before the first write). */
+extern const char *crouter_token(const CRouter *r);
+
+/*
+ * Merge a token obtained elsewhere (another connection, another process,
+ * an HTTP header): the router keeps the later of the two.  Returns 0, or -1
+ * if the token is malformed or from another cluster.
+ */
+extern int	crouter_merge_token(CRouter *r, const char *token);
+
+/* The later of two tokens into out (CROUTER_TOKEN_SIZE bytes); -1 if they cannot be compared. */
+extern int	crouter_token_max(const char *a, const char *b, char *out);
+
+/* The connections, for anything else the application does. */
+extern PGconn *crouter_primary(CRouter *r);
+extern PGconn *crouter_standby(CRouter *r, int i);
+extern int	crouter_nstandbys(const CRouter *r);
+
+/* Counters since connect: reads served by the primary, by standbys, waits. */
+typedef struct CRouterStats
+{
+	long		writes;
+	long		reads_primary;
+	long		reads_standby;
+	long		reads_after_wait;	/* standby reads that waited (budget) */
+	long		tokens_from_parameter_status;
+	long		tokens_from_query;	/* library not preloaded on the primary */
+} CRouterStats;
+extern CRouterStats crouter_stats(const CRouter *r);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif							/* CONSISTENCY_ROUTER_H */

@@ -1,0 +1,125 @@
+/*-------------------------------------------------------------------------
+ *
+ * token_report.c
+ *	  The session's last committed write, kept at each commit, and its report
+ *	  to the client in the consistency.last_commit_token parameter.
+ *
+ * RecordTransactionCommit() (xact.c) sets XactLastCommitEnd to the end of
+ * the WAL the committing transaction wrote, ending with its commit record,
+ * only when the transaction wrote WAL; read-only transactions leave it
+ * alone.  An XactCallback remembers it at XACT_EVENT_PRE_COMMIT and, at
+ * XACT_EVENT_COMMIT (after the commit record is written and flushed as
+ * synchronous_commit asks), takes the new value if it moved, together with
+ * the timeline it was written on.  COMMIT PREPARED counts too: its
+ * commit-prepared record ends the WAL of that transaction.
+ *
+ * consistency.last_commit_token is a GUC_REPORT string of context
+ * PGC_INTERNAL: users cannot SET it, and we set it from the callback with
+ * source PGC_S_OVERRIDE.  The callback runs before AtEOXact_GUC() in
+ * CommitTransaction(), at nest level 1, so the value is kept as a committed
+ * SET; set_config_option() flags it for report, and ReportChangedGUCOptions()
+ * sends a ParameterStatus message just before the next ReadyForQuery, with
+ * no extra round trip.  This only happens in sessions that loaded the
+ * library before they wrote: see README ("session_preload_libraries").
+ * write_token() needs no preloading: XactLastCommitEnd is kept by xact.c.
+ *
+ * IDENTIFICATION
+ *	  src/token_report.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "miscadmin.h"
+#include "utils/guc.h"
+
+#include "consistency.h"
+#include "session_token.h"
+
+#define LAST_COMMIT_TOKEN_GUC "consistency.last_commit_token"
+
+/* The GUC's value; only set_config_option() writes it. */
+static char *last_commit_token = NULL;
+
+/* The session's last committed write, if any. */
+static bool have_last_commit = false;
+static ConsistencyToken last_commit;
+
+/* XactLastCommitEnd as it was when the current transaction began to commit. */
+static XLogRecPtr commit_end_before = InvalidXLogRecPtr;
+
+static void
+token_report_xact_callback(XactEvent event, void *arg)
+{
+	char		buf[CONSISTENCY_TOKEN_MAXLEN + 1];
+
+	switch (event)
+	{
+		case XACT_EVENT_PRE_COMMIT:
+			commit_end_before = XactLastCommitEnd;
+			break;
+
+		case XACT_EVENT_COMMIT:
+			if (XactLastCommitEnd == commit_end_before ||
+				XLogRecPtrIsInvalid(XactLastCommitEnd))
+				break;
+			last_commit.sysid = GetSystemIdentifier();
+			last_commit.tli = GetWALInsertionTimeLine();
+			last_commit.lsn = XactLastCommitEnd;
+			have_last_commit = true;
+			commit_end_before = XactLastCommitEnd;
+
+			/* Only client backends talk to a client. */
+			if (MyBackendType != B_BACKEND)
+				break;
+			consistency_token_format_buf(&last_commit, buf, sizeof(buf));
+			(void) set_config_option(LAST_COMMIT_TOKEN_GUC, buf,
+									 PGC_INTERNAL, PGC_S_OVERRIDE,
+									 GUC_ACTION_SET, true, WARNING, false);
+			break;
+
+		default:
+			break;
+	}
+}
+
+/*
+ * The session's last committed write; false if it wrote nothing.
+ *
+ * XactLastCommitEnd lives in xact.c, not here, so it also covers commits made
+ * before this library was loaded in the session (e.g. a write followed by the
+ * session's first call of write_token()).  Such a commit was made on the
+ * current timeline: a primary's timeline never changes while its backends
+ * live, and a backend that lived through a promotion could not write before.
+ */
+bool
+consistency_token_last_commit(ConsistencyToken *tok)
+{
+	if (!have_last_commit)
+	{
+		if (XLogRecPtrIsInvalid(XactLastCommitEnd) || RecoveryInProgress())
+			return false;
+		last_commit.sysid = GetSystemIdentifier();
+		last_commit.tli = GetWALInsertionTimeLine();
+		last_commit.lsn = XactLastCommitEnd;
+		have_last_commit = true;
+	}
+	*tok = last_commit;
+	return true;
+}
+
+void
+consistency_token_report_init(void)
+{
+	DefineCustomStringVariable(LAST_COMMIT_TOKEN_GUC,
+							   "Token of this session's last committed write (reported to the client).",
+							   "Set at each commit of a write transaction; empty until the session writes.",
+							   &last_commit_token,
+							   "",
+							   PGC_INTERNAL,
+							   GUC_REPORT | GUC_NOT_IN_SAMPLE | GUC_DISALLOW_IN_FILE,
+							   NULL, NULL, NULL);
+	RegisterXactCallback(token_report_xact_callback, NULL);
+}

@@ -1,0 +1,370 @@
+/*-------------------------------------------------------------------------
+ *
+ * token_wait.c
+ *	  Waiting on a standby until it has replayed a token: the GUCs
+ *	  consistency.read_after and consistency.read_after_timeout, the
+ *	  per-query check while read_after is set, and wait_for_token().
+ *
+ * SET consistency.read_after = '<token>' waits in the GUC's check hook.
+ * SET is a utility statement that runs without a snapshot
+ * (PlannedStmtRequiresSnapshot() is false for VariableSetStmt), so the
+ * waiting backend holds no xmin: it neither holds back replay through a
+ * recovery conflict nor vacuum on the primary through hot_standby_feedback.
+ * When the token is not replayed within read_after_timeout the SET fails
+ * with YC304 ("route to the primary") and the setting keeps its old value.
+ * The wait happens only for an interactive SET (source PGC_S_SESSION);
+ * settings from the connection string or ALTER ROLE are only checked for
+ * syntax, and the per-query check below keeps them honest.
+ *
+ * While read_after is set, an ExecutorStart hook checks before each query
+ * on a standby that replay is past the token (one read of the replay
+ * position, no waiting) and raises an error rather than let the query read
+ * stale data.  Replay never moves backwards, so after a successful SET the
+ * check only fails if the token was set without waiting.
+ *
+ * wait_for_token() is a function: it necessarily runs inside a SELECT with
+ * that statement's snapshot, which on a standby can delay replay of a
+ * conflicting cleanup record (the very replay it is waiting for) and, with
+ * hot_standby_feedback, vacuum on the primary.  README explains when to use
+ * which form.  Under REPEATABLE READ a transaction snapshot taken before the
+ * wait would make the read stale anyway, so both forms refuse to wait once
+ * a transaction snapshot exists.
+ *
+ * The wake-up: with the library in shared_preload_libraries, the waiter
+ * registers its target in shared memory and sleeps on its latch; the replay
+ * watcher background worker (token_watcher.c) sets the latch once replay has
+ * passed the target.  Without it, the waiter polls the replay position
+ * every millisecond.
+ *
+ * IDENTIFICATION
+ *	  src/token_wait.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <limits.h>
+
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "access/xlogrecovery.h"
+#include "executor/executor.h"
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/latch.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+#include "utils/wait_event.h"
+
+#include "consistency.h"
+#include "session_token.h"
+
+PG_FUNCTION_INFO_V1(consistency_wait_for_token);
+
+/* GUCs */
+static char *read_after_string = NULL;
+static int	read_after_timeout = 1000;	/* ms */
+
+/* The parsed read_after token (the GUC's "extra"), or NULL when unset. */
+static ConsistencyToken *read_after_token = NULL;
+
+static ExecutorStart_hook_type prev_ExecutorStart = NULL;
+
+/* Poll period when no replay watcher wakes us, and the watcher's safety net. */
+#define POLL_MS				1
+#define WATCHED_POLL_MS		100
+
+/*
+ * Wait until the token is replayed, or until timeout_ms passed, or until it
+ * turns out it never can be.  Returns the last verdict: TOKEN_BEHIND means
+ * the timeout passed.
+ */
+static TokenStatus
+wait_until_replayed(const ConsistencyToken *tok, int timeout_ms, TokenPosition *pos)
+{
+	TimestampTz start;
+	TokenStatus status;
+	bool		watched;
+
+	status = consistency_token_evaluate(tok, pos);
+	if (status != TOKEN_BEHIND || timeout_ms == 0)
+		return status;
+
+	/*
+	 * A catalog snapshot left from an earlier statement of the transaction
+	 * would hold an xmin while we wait: drop it if it is the only snapshot.
+	 */
+	InvalidateCatalogSnapshotConditionally();
+
+	start = GetCurrentTimestamp();
+	watched = consistency_watcher_register(tok->lsn);
+	PG_TRY();
+	{
+		for (;;)
+		{
+			long		remaining;
+			int			sleep_ms;
+
+			remaining = timeout_ms -
+				TimestampDifferenceMilliseconds(start, GetCurrentTimestamp());
+			if (remaining <= 0)
+				break;
+			sleep_ms = watched ? WATCHED_POLL_MS : POLL_MS;
+			if (remaining < sleep_ms)
+				sleep_ms = (int) remaining;
+
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 sleep_ms, PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+			CHECK_FOR_INTERRUPTS();
+
+			status = consistency_token_evaluate(tok, pos);
+			if (status != TOKEN_BEHIND)
+				break;
+			/* re-arm; if the watcher went away meanwhile, poll instead */
+			if (watched)
+				watched = consistency_watcher_register(tok->lsn);
+		}
+	}
+	PG_FINALLY();
+	{
+		/* idempotent, and harmless if we never registered */
+		consistency_watcher_unregister();
+	}
+	PG_END_TRY();
+	return status;
+}
+
+/*
+ * What the user must know about a standby that did not replay in time: how
+ * far it got, and whether it was told not to replay (pause, apply delay).
+ */
+static char *
+behind_detail(const ConsistencyToken *tok, const TokenPosition *pos, int waited_ms,
+			  bool waited)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "This standby has replayed up to %X/%X on timeline %u; the token needs %X/%X on timeline %u",
+					 LSN_FORMAT_ARGS(pos->lsn), pos->tli,
+					 LSN_FORMAT_ARGS(tok->lsn), tok->tli);
+	if (waited)
+		appendStringInfo(&buf, " (waited %d ms).", waited_ms);
+	else
+		appendStringInfoString(&buf, " (did not wait).");
+	if (GetRecoveryPauseState() != RECOVERY_NOT_PAUSED)
+		appendStringInfoString(&buf, " Recovery is paused on this server (pg_wal_replay_pause()): it replays nothing until pg_wal_replay_resume().");
+	if (recovery_min_apply_delay > 0)
+		appendStringInfo(&buf, " recovery_min_apply_delay is %d ms on this server: commits are applied no earlier than that after the primary made them.",
+						 recovery_min_apply_delay);
+	return buf.data;
+}
+
+#define BEHIND_MSG	"standby has not replayed the write named by the consistency token"
+#define BEHIND_HINT "Route the read to the primary, or to a standby whose consistency.token_status() is ready."
+
+/*
+ * On a standby, a REPEATABLE READ or SERIALIZABLE transaction that already
+ * has its snapshot would read from before the wait: refuse.
+ */
+static bool
+xact_snapshot_taken(void)
+{
+	return IsolationUsesXactSnapshot() && FirstSnapshotSet;
+}
+
+#define SNAPSHOT_MSG	"cannot wait for a consistency token after the transaction's snapshot was taken"
+#define SNAPSHOT_DETAIL "Under REPEATABLE READ and SERIALIZABLE every query of the transaction reads from the snapshot taken by its first query, so waiting now cannot make the reads see the write."
+#define SNAPSHOT_HINT	"Wait before the transaction's first query: SET consistency.read_after right after BEGIN, or before BEGIN."
+
+static int
+interval_to_ms(Interval *iv)
+{
+	int64		us;
+
+	if (pg_mul_s64_overflow((int64) iv->month * DAYS_PER_MONTH + iv->day,
+							USECS_PER_DAY, &us) ||
+		pg_add_s64_overflow(us, iv->time, &us) ||
+		us < 0 || us / 1000 > INT_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("timeout must be between 0 and %d milliseconds", INT_MAX)));
+	/* round up so that a positive timeout never becomes "do not wait" */
+	return (int) ((us + 999) / 1000);
+}
+
+/*
+ * wait_for_token(token, timeout): true once this server has the token's
+ * write (immediately on the primary), false if the timeout passed first.
+ * Errors for a token this server can never satisfy.
+ */
+Datum
+consistency_wait_for_token(PG_FUNCTION_ARGS)
+{
+	text	   *t = consistency_text_arg(fcinfo, 0, "token", PG_INT32_MAX, true);
+	ConsistencyToken tok;
+	TokenPosition pos;
+	TokenStatus status;
+	int			timeout_ms;
+
+	consistency_token_parse_or_error(text_to_cstring(t), &tok);
+	consistency_arg_not_null(fcinfo, 1, "timeout");
+	timeout_ms = interval_to_ms(PG_GETARG_INTERVAL_P(1));
+
+	if (RecoveryInProgress() && xact_snapshot_taken())
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TRANSACTION_STATE),
+				 errmsg(SNAPSHOT_MSG), errdetail(SNAPSHOT_DETAIL), errhint(SNAPSHOT_HINT)));
+
+	status = wait_until_replayed(&tok, timeout_ms, &pos);
+	if (status == TOKEN_WRONG_CLUSTER || status == TOKEN_DIVERGED)
+		consistency_token_raise_unusable(&tok, status, &pos);
+	PG_RETURN_BOOL(status != TOKEN_BEHIND);
+}
+
+/* GUC check hook of consistency.read_after: parse, and wait for SET. */
+static bool
+check_read_after(char **newval, void **extra, GucSource source)
+{
+	ConsistencyToken tok;
+	ConsistencyToken *copy;
+	TokenPosition pos;
+	TokenStatus status;
+	const char *why;
+	TimestampTz start;
+
+	if (*newval == NULL || **newval == '\0')
+	{
+		*extra = NULL;
+		return true;
+	}
+	if (!consistency_token_parse(*newval, &tok, &why))
+	{
+		GUC_check_errcode(ERRCODE_CONSISTENCY_TOKEN_MALFORMED);
+		GUC_check_errmsg("malformed consistency token in consistency.read_after");
+		GUC_check_errdetail("%s", why);
+		return false;
+	}
+
+	/*
+	 * Wait only for an interactive SET in a backend: not while reading
+	 * configuration files, connection options or role settings.
+	 */
+	if (source == PGC_S_SESSION && IsNormalProcessingMode() &&
+		MyBackendType == B_BACKEND && IsTransactionState())
+	{
+		if (RecoveryInProgress() && xact_snapshot_taken())
+		{
+			GUC_check_errcode(ERRCODE_INVALID_TRANSACTION_STATE);
+			GUC_check_errmsg(SNAPSHOT_MSG);
+			GUC_check_errdetail(SNAPSHOT_DETAIL);
+			GUC_check_errhint(SNAPSHOT_HINT);
+			return false;
+		}
+		start = GetCurrentTimestamp();
+		status = wait_until_replayed(&tok, read_after_timeout, &pos);
+		switch (status)
+		{
+			case TOKEN_READY:
+			case TOKEN_PRIMARY:
+				break;
+			case TOKEN_BEHIND:
+				GUC_check_errcode(ERRCODE_CONSISTENCY_TOKEN_NOT_REPLAYED);
+				GUC_check_errmsg(BEHIND_MSG);
+				GUC_check_errdetail("%s", behind_detail(&tok, &pos,
+														(int) TimestampDifferenceMilliseconds(start, GetCurrentTimestamp()),
+														read_after_timeout > 0));
+				GUC_check_errhint(BEHIND_HINT);
+				return false;
+			case TOKEN_WRONG_CLUSTER:
+				GUC_check_errcode(ERRCODE_CONSISTENCY_TOKEN_WRONG_CLUSTER);
+				GUC_check_errmsg("consistency token is from another cluster");
+				GUC_check_errdetail("The token names system identifier " UINT64_FORMAT "; this server's is " UINT64_FORMAT ".",
+									tok.sysid, GetSystemIdentifier());
+				GUC_check_errhint("Send the read to a server of the cluster that minted the token.");
+				return false;
+			case TOKEN_DIVERGED:
+				GUC_check_errcode(ERRCODE_CONSISTENCY_TOKEN_DIVERGED);
+				GUC_check_errmsg("write named by the consistency token is not in this server's history");
+				GUC_check_errdetail("The token names %X/%X on timeline %u; this server is at %X/%X on timeline %u, and its history does not contain that write.",
+									LSN_FORMAT_ARGS(tok.lsn), tok.tli,
+									LSN_FORMAT_ARGS(pos.lsn), pos.tli);
+				GUC_check_errhint("The write was lost in a failover, or this server follows another branch of the cluster's history: read from the current primary and treat the write as lost.");
+				return false;
+		}
+	}
+
+	copy = (ConsistencyToken *) malloc(sizeof(ConsistencyToken));
+	if (copy == NULL)
+	{
+		GUC_check_errcode(ERRCODE_OUT_OF_MEMORY);
+		GUC_check_errmsg("out of memory");
+		return false;
+	}
+	*copy = tok;
+	*extra = copy;
+	return true;
+}
+
+static void
+assign_read_after(const char *newval, void *extra)
+{
+	read_after_token = (ConsistencyToken *) extra;
+}
+
+/*
+ * Before every query on a standby while read_after is set: is replay still
+ * past the token?  One read of the replay position; never waits.
+ */
+static void
+read_after_executor_start(QueryDesc *queryDesc, int eflags)
+{
+	if (read_after_token != NULL && RecoveryInProgress())
+	{
+		TokenPosition pos;
+		TokenStatus status = consistency_token_evaluate(read_after_token, &pos);
+
+		if (status == TOKEN_BEHIND)
+			ereport(ERROR,
+					(errcode(ERRCODE_CONSISTENCY_TOKEN_NOT_REPLAYED),
+					 errmsg(BEHIND_MSG),
+					 errdetail("%s", behind_detail(read_after_token, &pos, 0, false)),
+					 errhint(BEHIND_HINT)));
+		if (status == TOKEN_WRONG_CLUSTER || status == TOKEN_DIVERGED)
+			consistency_token_raise_unusable(read_after_token, status, &pos);
+	}
+
+	if (prev_ExecutorStart)
+		prev_ExecutorStart(queryDesc, eflags);
+	else
+		standard_ExecutorStart(queryDesc, eflags);
+}
+
+void
+consistency_token_wait_init(void)
+{
+	DefineCustomIntVariable("consistency.read_after_timeout",
+							"How long SET consistency.read_after waits for the standby to replay the token.",
+							"0 does not wait: the SET fails at once if the token is not replayed yet.",
+							&read_after_timeout,
+							1000, 0, INT_MAX,
+							PGC_USERSET,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomStringVariable("consistency.read_after",
+							   "Token whose write this session's queries must see (read-your-writes on a standby).",
+							   "Setting it waits until the standby replayed the token; while set, queries on a standby fail rather than read data older than the token.",
+							   &read_after_string,
+							   "",
+							   PGC_USERSET,
+							   GUC_NOT_IN_SAMPLE,
+							   check_read_after, assign_read_after, NULL);
+
+	prev_ExecutorStart = ExecutorStart_hook;
+	ExecutorStart_hook = read_after_executor_start;
+}

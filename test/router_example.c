@@ -1,0 +1,220 @@
+/*-------------------------------------------------------------------------
+ *
+ * router_example.c
+ *	  Example program for the read-your-writes router (src/client/): write on
+ *	  the primary, read your write back from a standby, count stale reads.
+ *
+ *	  router_example --primary CONNINFO [--standby CONNINFO]... [--cycles N]
+ *					 [--budget-ms MS] [--pipeline]
+ *
+ * Cycle mode (default): N times, "UPDATE rw_counter SET v = i" through
+ * crouter_write(), then "SELECT v FROM rw_counter" through crouter_read(); a
+ * read that returns anything but i is stale.  Prints one summary line:
+ *	  cycles=N stale=0 primary=P standby=S waited=W standby0=A standby1=B
+ *	  tokens_from_parameter_status=T tokens_from_query=Q
+ * and exits 1 if any read was stale or failed.
+ *
+ * Pipeline mode (--pipeline): three writes sent in libpq pipeline mode, each
+ * its own implicit transaction (one Sync each), in one round trip; the token
+ * arrives in the ParameterStatus messages before the last ReadyForQuery.  It
+ * must equal consistency.write_token(), and a routed read must see the last
+ * write.  Prints "pipeline ok ..." or exits 1.
+ *
+ * IDENTIFICATION
+ *	  test/router_example.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "consistency_router.h"
+
+#define MAX_STANDBYS 8
+
+static void
+die(const char *msg, PGconn *conn)
+{
+	fprintf(stderr, "router_example: %s%s%s\n", msg, conn ? ": " : "",
+			conn ? PQerrorMessage(conn) : "");
+	exit(2);
+}
+
+static int
+run_cycles(CRouter *r, int cycles)
+{
+	long		per_standby[MAX_STANDBYS] = {0};
+	int			stale = 0;
+	int			failed = 0;
+	int			i;
+	CRouterStats st;
+
+	for (i = 1; i <= cycles; i++)
+	{
+		char		value[16];
+		const char *params[1] = {value};
+		PGresult   *res;
+		int			served;
+
+		snprintf(value, sizeof(value), "%d", i);
+		res = crouter_write(r, "UPDATE rw_counter SET v = $1 WHERE id = 1", 1, params);
+		if (PQresultStatus(res) != PGRES_COMMAND_OK)
+			die("write failed", crouter_primary(r));
+		PQclear(res);
+
+		res = crouter_read(r, "SELECT v FROM rw_counter WHERE id = 1", 0, NULL, &served);
+		if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
+		{
+			fprintf(stderr, "cycle %d: read failed: %s\n", i,
+					res ? PQresultErrorMessage(res) : "out of memory");
+			failed++;
+		}
+		else if (atoi(PQgetvalue(res, 0, 0)) != i)
+		{
+			fprintf(stderr, "cycle %d: STALE read from %s%d: got %s\n", i,
+					served == CROUTER_PRIMARY ? "primary" : "standby",
+					served, PQgetvalue(res, 0, 0));
+			stale++;
+		}
+		if (served >= 0 && served < MAX_STANDBYS)
+			per_standby[served]++;
+		PQclear(res);
+	}
+
+	st = crouter_stats(r);
+	printf("cycles=%d stale=%d failed=%d primary=%ld standby=%ld waited=%ld",
+		   cycles, stale, failed, st.reads_primary, st.reads_standby, st.reads_after_wait);
+	for (i = 0; i < crouter_nstandbys(r) && i < MAX_STANDBYS; i++)
+		printf(" standby%d=%ld", i, per_standby[i]);
+	printf(" tokens_from_parameter_status=%ld tokens_from_query=%ld\n",
+		   st.tokens_from_parameter_status, st.tokens_from_query);
+	return stale == 0 && failed == 0 ? 0 : 1;
+}
+
+static int
+run_pipeline(CRouter *r)
+{
+	PGconn	   *p = crouter_primary(r);
+	const char *reported;
+	char		token[CROUTER_TOKEN_SIZE];
+	PGresult   *res;
+	int			i;
+	int			served;
+	int			syncs = 0;
+
+	if (!PQenterPipelineMode(p))
+		die("cannot enter pipeline mode", p);
+	for (i = 1; i <= 3; i++)
+	{
+		char		value[16];
+		const char *params[1] = {value};
+
+		snprintf(value, sizeof(value), "%d", 1000 + i);
+		if (!PQsendQueryParams(p, "UPDATE rw_counter SET v = $1 WHERE id = 1",
+							   1, NULL, params, NULL, NULL, 0) ||
+			!PQpipelineSync(p))
+			die("cannot send in pipeline mode", p);
+	}
+	/* results: (command result, NULL) per query, then PGRES_PIPELINE_SYNC, three times */
+	while (syncs < 3)
+	{
+		res = PQgetResult(p);
+		if (res == NULL)
+			continue;
+		if (PQresultStatus(res) == PGRES_PIPELINE_SYNC)
+			syncs++;
+		else if (PQresultStatus(res) != PGRES_COMMAND_OK)
+			die("pipelined write failed", p);
+		PQclear(res);
+	}
+	if (!PQexitPipelineMode(p))
+		die("cannot leave pipeline mode", p);
+
+	reported = PQparameterStatus(p, "consistency.last_commit_token");
+	if (reported == NULL || reported[0] == '\0')
+		die("no token reported in pipeline mode (is the library preloaded?)", NULL);
+	snprintf(token, sizeof(token), "%s", reported);
+
+	res = PQexec(p, "SELECT consistency.write_token()");
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || strcmp(PQgetvalue(res, 0, 0), token) != 0)
+	{
+		fprintf(stderr, "pipeline: reported token %s differs from write_token() %s\n",
+				token, PQresultStatus(res) == PGRES_TUPLES_OK ? PQgetvalue(res, 0, 0) : "?");
+		return 1;
+	}
+	PQclear(res);
+
+	if (crouter_merge_token(r, token) != 0)
+		die("malformed token", NULL);
+	res = crouter_read(r, "SELECT v FROM rw_counter WHERE id = 1", 0, NULL, &served);
+	if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK || atoi(PQgetvalue(res, 0, 0)) != 1003)
+	{
+		fprintf(stderr, "pipeline: read did not see the last pipelined write\n");
+		return 1;
+	}
+	printf("pipeline ok token=%s value=%s served_by=%s\n", token, PQgetvalue(res, 0, 0),
+		   served == CROUTER_PRIMARY ? "primary" : "standby");
+	PQclear(res);
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *primary = NULL;
+	const char *standbys[MAX_STANDBYS];
+	int			nstandbys = 0;
+	int			cycles = 100;
+	int			budget_ms = 0;
+	int			pipeline = 0;
+	int			i;
+	int			rc;
+	CRouter    *r;
+	struct timespec t0,
+				t1;
+
+	for (i = 1; i < argc; i++)
+	{
+		if (strcmp(argv[i], "--primary") == 0 && i + 1 < argc)
+			primary = argv[++i];
+		else if (strcmp(argv[i], "--standby") == 0 && i + 1 < argc && nstandbys < MAX_STANDBYS)
+			standbys[nstandbys++] = argv[++i];
+		else if (strcmp(argv[i], "--cycles") == 0 && i + 1 < argc)
+			cycles = atoi(argv[++i]);
+		else if (strcmp(argv[i], "--budget-ms") == 0 && i + 1 < argc)
+			budget_ms = atoi(argv[++i]);
+		else if (strcmp(argv[i], "--pipeline") == 0)
+			pipeline = 1;
+		else
+		{
+			fprintf(stderr, "usage: %s --primary CONNINFO [--standby CONNINFO]... [--cycles N] [--budget-ms MS] [--pipeline]\n",
+					argv[0]);
+			return 2;
+		}
+	}
+	if (primary == NULL || cycles < 1)
+	{
+		fprintf(stderr, "router_example: --primary is required and --cycles must be positive\n");
+		return 2;
+	}
+
+	r = crouter_connect(primary, standbys, nstandbys);
+	if (r == NULL)
+		die("out of memory", NULL);
+	if (!crouter_ok(r))
+	{
+		fprintf(stderr, "router_example: %s\n", crouter_error(r));
+		return 2;
+	}
+	crouter_set_wait_budget(r, budget_ms);
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	rc = pipeline ? run_pipeline(r) : run_cycles(r, cycles);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	fprintf(stderr, "router_example: %.0f ms\n",
+			(t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6);
+	crouter_finish(r);
+	return rc;
+}

@@ -1,0 +1,259 @@
+# Session LSN tokens on a real primary and two streaming standbys:
+# - the token names the commit, standbys report ready/behind, standby_status() shows
+#   which standby has replayed it, and reads after
+#   SET consistency.read_after see the write;
+# - a paused standby and a delayed standby (recovery_min_apply_delay) make the SET fail
+#   with YC304 and say why; a waiter holds no snapshot and returns when replay resumes;
+# - the per-query check refuses to read stale data when the token was set without
+#   waiting (connection options);
+# - another cluster's token is wrong_cluster and fails without waiting;
+# - the replay watcher (shared_preload_libraries) and the polling fallback
+#   (session_preload_libraries) both wake the waiter.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $primary = PostgreSQL::Test::Cluster->new('primary');
+$primary->init(allows_streaming => 1);
+$primary->append_conf('postgresql.conf', "shared_preload_libraries = 'consistency'");
+$primary->start;
+$primary->safe_psql('postgres', q{
+	CREATE EXTENSION consistency;
+	CREATE TABLE kv (k int PRIMARY KEY, v int NOT NULL);
+	INSERT INTO kv VALUES (1, 0);
+});
+$primary->backup('base');
+
+# standby_a: library preloaded (replay watcher); standby_b: loaded per session (polling).
+my $standby_a = PostgreSQL::Test::Cluster->new('standby_a');
+$standby_a->init_from_backup($primary, 'base', has_streaming => 1);
+$standby_a->start;
+my $standby_b = PostgreSQL::Test::Cluster->new('standby_b');
+$standby_b->init_from_backup($primary, 'base', has_streaming => 1);
+$standby_b->append_conf('postgresql.conf',
+	"shared_preload_libraries = ''\nsession_preload_libraries = 'consistency'");
+$standby_b->start;
+$primary->wait_for_catchup($_, 'replay') for ($standby_a, $standby_b);
+
+# The watcher has no database connection, so it is not in pg_stat_activity: look at the
+# postmaster's children in /proc (their titles are in cmdline).
+sub watcher_count
+{
+	my ($node) = @_;
+	my $n = 0;
+	for my $stat (glob('/proc/[0-9]*/stat'))
+	{
+		open(my $fh, '<', $stat) or next;
+		my $line = <$fh>;
+		close($fh);
+		next unless defined $line && $line =~ /^.*\)\s+\S+\s+(\d+)/ && $1 == $node->{_pid};
+		(my $cmdline = $stat) =~ s/stat$/cmdline/;
+		my $title = eval { slurp_file($cmdline) } // '';
+		$n++ if $title =~ /consistency replay watcher/;
+	}
+	return $n;
+}
+for (1 .. 100)	# the worker starts once the standby is consistent
+{
+	last if watcher_count($standby_a) == 1;
+	select(undef, undef, undef, 0.1);
+}
+is(watcher_count($standby_a), 1, 'the replay watcher runs on the preloaded standby');
+is(watcher_count($standby_b), 0, 'and not where the library is only loaded per session');
+
+# A write and its token, from the same session.
+sub write_value
+{
+	my ($v) = @_;
+	return $primary->safe_psql('postgres',
+		"UPDATE kv SET v = $v WHERE k = 1; SELECT consistency.write_token();");
+}
+
+# Returns (exit code, stdout, stderr) of psql on a node, with SQLSTATEs in errors.
+sub try_sql
+{
+	my ($node, $sql, %opts) = @_;
+	my ($ret, $out, $err) = $node->psql('postgres', $sql,
+		extra_params => ['-v', 'VERBOSITY=verbose'], %opts);
+	return ($ret, $out, $err);
+}
+
+my $t1 = write_value(1);
+like($t1, qr{^v1:\d+:1:[0-9A-F]+/[0-9A-F]+$}, "token after a write: $t1");
+my ($lsn) = $t1 =~ m{:([0-9A-F]+/[0-9A-F]+)$};
+is($primary->safe_psql('postgres', "SELECT '$lsn'::pg_lsn <= pg_current_wal_insert_lsn()"),
+	't', 'the token lies within the WAL written');
+
+$primary->wait_for_catchup($_, 'replay') for ($standby_a, $standby_b);
+for my $s ($standby_a, $standby_b)
+{
+	is($s->safe_psql('postgres', "SELECT consistency.token_status('$t1')"),
+		'ready', $s->name . ': token ready after replay');
+	is($s->safe_psql('postgres', "SET consistency.read_after = '$t1'; SELECT v FROM kv"),
+		'1', $s->name . ': read after SET read_after sees the write');
+}
+is($primary->safe_psql('postgres', "SELECT consistency.token_status('$t1')"),
+	'primary', 'primary: its own token is primary');
+
+# write_token() refuses to run on a standby.
+my ($ret, $out, $err) = try_sql($standby_a, 'SELECT consistency.write_token()');
+like($err, qr/YC305.*minted only on a primary/, 'write_token on a standby: YC305');
+
+# --- paused standby -------------------------------------------------------------------
+$standby_b->safe_psql('postgres', 'SELECT pg_wal_replay_pause()');
+$standby_b->poll_query_until('postgres',
+	q{SELECT pg_get_wal_replay_pause_state() = 'paused'}) or die 'standby_b did not pause';
+my $t2 = write_value(2);
+$primary->wait_for_catchup($standby_a, 'replay');
+is($standby_b->safe_psql('postgres', "SELECT consistency.token_status('$t2')"),
+	'behind', 'paused standby: behind');
+# standby_status() on the primary tells a router which standby already has the token.
+my ($t2_lsn) = $t2 =~ m{:([0-9A-F]+/[0-9A-F]+)$};
+is($primary->safe_psql('postgres', qq{
+	SELECT string_agg(application_name, ',' ORDER BY application_name)
+	  FROM consistency.standby_status() WHERE replay_lsn >= '$t2_lsn'}),
+	'standby_a', 'standby_status: only the unpaused standby has replayed t2');
+is($primary->safe_psql('postgres', q{
+	SELECT count(*) FILTER (WHERE replay_lag_bytes > 0) || '/' || count(*)
+	  FROM consistency.standby_status() WHERE application_name = 'standby_b' AND state = 'streaming'}),
+	'1/1', 'standby_status: the paused standby shows a lag in bytes');
+is($standby_b->safe_psql('postgres', "SELECT consistency.wait_for_token('$t2', '50ms')"),
+	'f', 'paused standby: wait_for_token times out with false');
+($ret, $out, $err) = try_sql($standby_b,
+	"SET consistency.read_after_timeout = '100ms'; SET consistency.read_after = '$t2'; SELECT v FROM kv");
+isnt($ret, 0, 'paused standby: SET read_after fails');
+like($err, qr/YC304: standby has not replayed the write/, 'with YC304');
+like($err, qr/Recovery is paused on this server/, 'and the detail says recovery is paused');
+like($err, qr/HINT:  Route the read to the primary/, 'and the hint says where to go');
+unlike($out, qr/\d/, 'no stale value was returned');
+
+# read_after from the connection options is not waited for; the per-query check refuses.
+{
+	local $ENV{PGOPTIONS} = "-c consistency.read_after=$t2";
+	($ret, $out, $err) = try_sql($standby_b, 'SELECT v FROM kv');
+	isnt($ret, 0, 'token in connection options: the query fails on the paused standby');
+	like($err, qr/YC304/, 'per-query check raises YC304');
+	is($out, '', 'and returns no stale row');
+}
+
+# A waiter holds no snapshot, and returns as soon as replay resumes.
+my $waiter = $standby_b->background_psql('postgres', on_error_stop => 0);
+my $waiter_pid = $waiter->query_safe('SELECT pg_backend_pid()');
+$waiter->query_until(qr/waiting/, qq{
+	\\echo waiting
+	SET consistency.read_after_timeout = '5min';
+	SET consistency.read_after = '$t2';
+	SELECT 'value ' || v FROM kv;
+});
+$standby_b->poll_query_until('postgres', qq{
+	SELECT wait_event = 'Extension' FROM pg_stat_activity WHERE pid = $waiter_pid})
+  or die 'the waiter did not start waiting';
+is($standby_b->safe_psql('postgres', qq{
+	SELECT backend_xmin IS NULL AND backend_xid IS NULL FROM pg_stat_activity WHERE pid = $waiter_pid}),
+	't', 'SET read_after waits without holding a snapshot');
+# The same inside a transaction that already ran a query (SET LOCAL, as behind a pooler).
+my $waiter2 = $standby_b->background_psql('postgres', on_error_stop => 0);
+my $waiter2_pid = $waiter2->query_safe('SELECT pg_backend_pid()');
+$waiter2->query_until(qr/waiting/, qq{
+	\\echo waiting
+	BEGIN;
+	SELECT count(*) FROM pg_class;
+	SET LOCAL consistency.read_after_timeout = '5min';
+	SET LOCAL consistency.read_after = '$t2';
+	SELECT 'value ' || v FROM kv;
+	COMMIT;
+});
+$standby_b->poll_query_until('postgres', qq{
+	SELECT wait_event = 'Extension' FROM pg_stat_activity WHERE pid = $waiter2_pid})
+  or die 'the second waiter did not start waiting';
+is($standby_b->safe_psql('postgres', qq{
+	SELECT backend_xmin IS NULL FROM pg_stat_activity WHERE pid = $waiter2_pid}),
+	't', 'SET LOCAL read_after after a query in the transaction waits without a snapshot');
+$standby_b->safe_psql('postgres', 'SELECT pg_wal_replay_resume()');
+like($waiter->query_until(qr/value \d/, ''), qr/value 2/,
+	'the waiter returns after replay resumes and reads the write');
+like($waiter2->query_until(qr/value \d/, ''), qr/value 2/,
+	'so does the SET LOCAL waiter');
+$waiter->quit;
+$waiter2->quit;
+
+# --- delayed standby ------------------------------------------------------------------
+$standby_a->append_conf('postgresql.conf', "recovery_min_apply_delay = '1h'");
+$standby_a->reload;
+$standby_a->poll_query_until('postgres', q{SELECT current_setting('recovery_min_apply_delay') = '1h'})
+  or die 'delay not applied';
+my $t3 = write_value(3);
+$primary->wait_for_catchup($standby_b, 'replay');
+is($standby_a->safe_psql('postgres', "SELECT consistency.token_status('$t3')"),
+	'behind', 'delayed standby: behind');
+($ret, $out, $err) = try_sql($standby_a,
+	"SET consistency.read_after_timeout = '100ms'; SET consistency.read_after = '$t3'");
+like($err, qr/YC304.*recovery_min_apply_delay is 3600000 ms on this server/s,
+	'delayed standby: YC304 and the detail names recovery_min_apply_delay');
+($ret, $out, $err) = try_sql($standby_a,
+	"SET consistency.read_after_timeout = 0; SET consistency.read_after = '$t3'");
+like($err, qr/YC304.*did not wait/s, 'read_after_timeout = 0 fails without waiting');
+is($standby_b->safe_psql('postgres', "SET consistency.read_after = '$t3'; SELECT v FROM kv"),
+	'3', 'the undelayed standby serves the read');
+# the delay applies to commits: an older token is still ready on the delayed standby
+is($standby_a->safe_psql('postgres', "SELECT consistency.token_status('$t2')"),
+	'ready', 'delayed standby: an older token is ready');
+
+# The watcher wakes a waiter on the preloaded standby too: lift the delay while it waits.
+$waiter = $standby_a->background_psql('postgres', on_error_stop => 0);
+$waiter_pid = $waiter->query_safe('SELECT pg_backend_pid()');
+$waiter->query_until(qr/waiting/, qq{
+	\\echo waiting
+	SET consistency.read_after_timeout = '5min';
+	SET consistency.read_after = '$t3';
+	SELECT 'value ' || v FROM kv;
+});
+$standby_a->poll_query_until('postgres', qq{
+	SELECT wait_event = 'Extension' FROM pg_stat_activity WHERE pid = $waiter_pid})
+  or die 'the waiter did not start waiting';
+$standby_a->append_conf('postgresql.conf', "recovery_min_apply_delay = 0");
+$standby_a->reload;
+like($waiter->query_until(qr/value \d/, ''), qr/value 3/,
+	'the watcher wakes the waiter once the delayed commit is applied');
+$waiter->quit;
+
+# --- another cluster ------------------------------------------------------------------
+my $other = PostgreSQL::Test::Cluster->new('other');
+$other->init;
+$other->start;
+$other->safe_psql('postgres', 'CREATE EXTENSION consistency');
+is($other->safe_psql('postgres', "SELECT consistency.token_status('$t3')"),
+	'wrong_cluster', 'another cluster: wrong_cluster');
+# With an hour to wait, these return at once: they never wait for a foreign token.
+# (the library is not preloaded here: LOAD it, or read_after would be a mere placeholder)
+($ret, $out, $err) = try_sql($other,
+	"LOAD 'consistency'; SET consistency.read_after_timeout = '1h'; SET consistency.read_after = '$t3'");
+like($err, qr/YC302: consistency token is from another cluster/, 'SET read_after: YC302 without waiting');
+($ret, $out, $err) = try_sql($other, "SELECT consistency.wait_for_token('$t3', '1h')");
+like($err, qr/YC302/, 'wait_for_token: YC302 without waiting');
+my $per_call = $other->safe_psql('postgres', qq{
+	WITH t0 AS MATERIALIZED (SELECT clock_timestamp() AS c),
+		 n AS MATERIALIZED (SELECT count(consistency.token_status('$t3')) FROM t0, generate_series(1, 10000))
+	SELECT round(extract(epoch FROM clock_timestamp() - (SELECT c FROM t0)) * 1e6 / 10000, 2) FROM n});
+diag("wrong_cluster verdict: about $per_call us per call (informational)");
+# Without the library preloaded nothing is reported at the first commit: the C router falls
+# back to asking write_token() (one extra query), which loads the library in that session,
+# so from the next commit on the token is reported again.
+$other->safe_psql('postgres', q{
+	CREATE TABLE rw_counter (id int PRIMARY KEY, v bigint NOT NULL);
+	INSERT INTO rw_counter VALUES (1, 0);
+});
+my ($rstdout, $rstderr) = ('', '');
+IPC::Run::run([ "$ENV{TESTDIR}/test/router_example", '--primary', $other->connstr('postgres'),
+		'--cycles', 50 ], '>', \$rstdout, '2>', \$rstderr);
+like($rstdout, qr/^cycles=50 stale=0 failed=0 primary=50 .*tokens_from_parameter_status=49 tokens_from_query=1$/m,
+	'router without preloading: first token from write_token(), then reported; zero stale reads')
+  or diag($rstderr);
+$other->stop;
+
+$standby_a->stop;
+$standby_b->stop;
+$primary->stop;
+done_testing();
