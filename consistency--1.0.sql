@@ -221,6 +221,8 @@ GRANT EXECUTE ON FUNCTION
 	@extschema@.update_versioned(pg_catalog.regclass, pg_catalog.jsonb, pg_catalog.int8, pg_catalog.jsonb, pg_catalog.name),
 	@extschema@.try_update_versioned(pg_catalog.regclass, pg_catalog.jsonb, pg_catalog.int8, pg_catalog.jsonb, pg_catalog.name)
 	TO consistency_user;
+
+/* ------------------------------------------------------------------------------------------
  * Session LSN tokens (src/session_token.c, src/token_report.c, src/token_wait.c,
  * src/token_watcher.c)
  * ------------------------------------------------------------------------------------------
