@@ -28,6 +28,7 @@ void
 _PG_init(void)
 {
 	consistency_idempotency_init();
+	consistency_twophase_init();
 
 	MarkGUCPrefixReserved("consistency");
 }
