@@ -44,6 +44,7 @@
 #include "funcapi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "replication/message.h"
 #include "storage/lock.h"
 #include "storage/procarray.h"
 #include "utils/array.h"
@@ -65,6 +66,9 @@ PG_FUNCTION_INFO_V1(consistency_prepared_xacts);
 
 /* GUC: how long a transaction whose coordinator status is lost waits before rollback. */
 static int	tpc_grace_period = 300;
+
+/* The last transaction whose xid tpc_gid() made durable. */
+static FullTransactionId durable_fxid = {0};
 
 /* Prefix of the gids tpc_gid() makes: format version 1. */
 #define GID_PREFIX "cy1:"
@@ -241,6 +245,14 @@ gid_arg(FunctionCallInfo fcinfo, int argno)
  * A gid naming the calling transaction as coordinator.  Assigns the
  * transaction an id if it has none yet (like pg_current_xact_id()).
  * Participants in one cluster need distinct gids: give each a label.
+ *
+ * The first call in a transaction also makes its xid durable: it writes a
+ * tiny WAL record carrying the xid and flushes it.  An xid that was only
+ * assigned, never WAL-logged, is forgotten by a crash and handed out again
+ * after recovery; a new coordinator transaction would then carry the very
+ * same gid (and maybe commit a decision for it) while participants still
+ * hold the crashed one's prepared transactions.  Recovery advances the next
+ * xid past every record's xid, so after the flush that cannot happen.
  */
 Datum
 consistency_tpc_gid(PG_FUNCTION_ARGS)
@@ -252,6 +264,14 @@ consistency_tpc_gid(PG_FUNCTION_ARGS)
 
 	PreventCommandDuringRecovery("consistency.tpc_gid()");
 	fxid = GetTopFullTransactionId();
+	if (!FullTransactionIdEquals(fxid, durable_fxid))
+	{
+		XLogRecPtr	lsn = LogLogicalMessage("consistency.tpc_gid", (const char *) &fxid,
+											sizeof(fxid), true);
+
+		XLogFlush(lsn);
+		durable_fxid = fxid;
+	}
 
 	initStringInfo(&buf);
 	appendStringInfo(&buf, GID_PREFIX UINT64_FORMAT ":%u:" UINT64_FORMAT,
