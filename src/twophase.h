@@ -63,7 +63,8 @@ extern const char *tpc_verdict_name(TpcVerdict v);
 extern Interval *tpc_interval_arg(FunctionCallInfo fcinfo, int argno,
 								  const char *argname);
 
-/* twophase_resolve.c: the worker's entry point (named in bgw_function_name). */
+/* twophase_resolve.c: its GUC, and the worker's entry point (named in bgw_function_name). */
+extern void consistency_twophase_resolve_init(void);
 extern PGDLLEXPORT void consistency_tpc_worker_main(Datum main_arg);
 
 #endif							/* CONSISTENCY_TWOPHASE_H */

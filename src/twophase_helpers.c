@@ -849,4 +849,5 @@ consistency_twophase_init(void)
 							300, 0, INT_MAX,
 							PGC_SUSET, GUC_UNIT_S,
 							NULL, NULL, NULL);
+	consistency_twophase_resolve_init();
 }

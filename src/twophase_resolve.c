@@ -52,6 +52,7 @@
 #include "storage/ipc.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -61,6 +62,13 @@
 
 PG_FUNCTION_INFO_V1(consistency_resolve_prepared);
 PG_FUNCTION_INFO_V1(consistency_resolve_stale);
+
+/*
+ * GUC consistency.tpc_caller_evidence: why the caller chose an explicit
+ * action (pg_consistency sets it to the coordinator's decision); recorded
+ * with the action in the resolution log.
+ */
+static char *tpc_caller_evidence = NULL;
 
 typedef enum TpcOutcome
 {
@@ -250,6 +258,18 @@ consistency_tpc_worker_main(Datum main_arg)
  * The caller's side
  * ----------------------------------------------------------------
  */
+
+void
+consistency_twophase_resolve_init(void)
+{
+	DefineCustomStringVariable("consistency.tpc_caller_evidence",
+							   "Why the caller asks resolve_prepared() for an explicit commit or rollback.",
+							   "Recorded with the action in consistency.tpc_resolution_log; pg_consistency sets it to the coordinator's decision.",
+							   &tpc_caller_evidence,
+							   "",
+							   PGC_USERSET, 0,
+							   NULL, NULL, NULL);
+}
 
 /* Start a worker for database dboid and wait until it exits; false if none could start. */
 static bool
@@ -497,6 +517,8 @@ consistency_resolve_prepared(PG_FUNCTION_ARGS)
 			heuristic = true;
 		}
 		/* else: it agrees, or the decision log is elsewhere and the caller brings the decision */
+		if (tpc_caller_evidence != NULL && tpc_caller_evidence[0] != '\0')
+			evidence = psprintf("%s; the caller's evidence: %s", evidence, tpc_caller_evidence);
 	}
 
 	fill_task(&task, p, commit, action, v, evidence, heuristic);

@@ -377,6 +377,10 @@ cmd_resolve(PGconn *conn, int execute, const char *older_than, const char *grace
 			continue;
 		}
 		action = verdict;
+		p[0] = reason;
+		r = PQexecParams(conn, "SELECT pg_catalog.set_config('consistency.tpc_caller_evidence', $1, false)",
+						 1, NULL, p, NULL, NULL, 0);
+		PQclear(r);
 		p[0] = gid;
 		p[1] = action;
 		p[2] = execute ? "false" : "true";
