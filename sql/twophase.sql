@@ -204,6 +204,28 @@ SELECT tpc_mask(gid) AS gid, database, requested, action, heuristic, verdict, ou
 	   resolved_by, tpc_mask(evidence) AS evidence
   FROM consistency.tpc_resolution_log ORDER BY id;
 
+-- 9. A hostile search_path changes nothing: every function pins its own.
+CREATE SCHEMA hostile;
+CREATE FUNCTION hostile.texteq_trap(text, text) RETURNS boolean LANGUAGE plpgsql AS
+	$$ BEGIN RAISE EXCEPTION 'hijacked: text = text'; END $$;
+CREATE OPERATOR hostile.= (LEFTARG = text, RIGHTARG = text, FUNCTION = hostile.texteq_trap);
+CREATE FUNCTION hostile.statement_timestamp() RETURNS timestamptz LANGUAGE plpgsql AS
+	$$ BEGIN RAISE EXCEPTION 'hijacked: statement_timestamp()'; END $$;
+CREATE TABLE hostile.tpc_decisions (gid text, decision text);
+SET search_path = hostile, pg_catalog, public;
+BEGIN;
+SELECT consistency.tpc_gid('hostile') AS gid_hostile \gset
+SELECT consistency.tpc_log_decision(:'gid_hostile');
+COMMIT;
+BEGIN;
+SELECT pg_advisory_xact_lock(7);
+PREPARE TRANSACTION :'gid_hostile';
+SELECT verdict, lock_count FROM consistency.prepared_xacts();
+SELECT planned, executed, outcome FROM consistency.resolve_stale('0', dry_run => false);
+SELECT count(*) AS hostile_rows FROM hostile.tpc_decisions;
+RESET search_path;
+DROP SCHEMA hostile CASCADE;
+
 DROP VIEW listing;
 DROP TABLE before, accounts;
 DROP FUNCTION tpc_mask(text);
