@@ -181,6 +181,15 @@ SELECT * FROM consistency.resolve_prepared(:'gid_commit', dry_run => false);
 SELECT regexp_replace(:'LAST_ERROR_MESSAGE', '"[^"]*"', '"<gid>"') AS error;
 SELECT count(*) AS visible_to_admin FROM consistency.resolve_stale('0');
 RESET ROLE;
+-- A role that may not log in cannot start a resolver worker as itself: YC406, and a warning
+-- that the log could not be written either; nothing changes.
+CREATE ROLE tpc_nologin NOLOGIN IN ROLE consistency_admin;
+SET ROLE tpc_nologin;
+\set VERBOSITY sqlstate
+SELECT * FROM consistency.resolve_prepared(:'gid_commit', dry_run => false);
+\set VERBOSITY default
+RESET ROLE;
+SELECT count(*) AS still_prepared FROM pg_prepared_xacts;
 SELECT tpc_mask(gid) AS gid, action, outcome, error, resolved_by FROM consistency.tpc_resolution_log;
 
 -- 8. Execution: the decision log is followed; the resolution stays even though the
@@ -233,3 +242,4 @@ DELETE FROM consistency.tpc_decisions;
 DELETE FROM consistency.tpc_resolution_log;
 DROP ROLE tpc_monitor;
 DROP ROLE tpc_admin;
+DROP ROLE tpc_nologin;

@@ -9,6 +9,7 @@
 # - prepared transactions and their verdicts survive a restart.
 use strict;
 use warnings;
+use IPC::Run;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -217,6 +218,26 @@ is($node->safe_psql('db1', q{SELECT qty FROM stock WHERE item = 'apple'}),
 is($node->safe_psql('db2', q{SELECT qty FROM stock WHERE item = 'apple'}),
 	'8', 'db2: the second distributed commit applied exactly once');
 is($node->safe_psql('ops', q{SELECT count(*) FROM pg_prepared_xacts}), '0', 'nothing left prepared');
+
+# pg_consistency against this cluster: no --decisions-from needed, the coordinator is here.
+$gid = distributed('pear', 'commit')->{db1};
+my ($cli_out, $cerr) = ('', '');
+IPC::Run::run(['pg_consistency', 'in-doubt', $node->connstr('ops')], '>', \$cli_out, '2>', \$cerr);
+is($? >> 8, 0, 'pg_consistency in-doubt: fresh prepared transactions are ok (exit 0)');
+like($cli_out, qr/^\Q$gid\E\s+db1\s.*\scommit\s+decision commit logged/m, 'and it prints the listing');
+IPC::Run::run(['pg_consistency', 'resolve', '--older-than', '0', $node->connstr('ops')], '>', \$cli_out, '2>', \$cerr);
+is($? >> 8, 0, 'pg_consistency resolve (dry run) exits 0');
+is($node->safe_psql('ops', q{SELECT count(*) FROM pg_prepared_xacts}), '2', 'and changes nothing');
+IPC::Run::run(['pg_consistency', 'resolve', '--execute', '--older-than', '0', $node->connstr('ops')],
+	'>', \$cli_out, '2>', \$cerr);
+is($? >> 8, 0, 'pg_consistency resolve --execute exits 0');
+like($cli_out, qr/^\Q$gid\E\s+db1\s+commit\s+t\s+committed/m, 'and reports each resolution');
+is($node->safe_psql('ops', q{SELECT count(*) FROM pg_prepared_xacts}), '0', 'nothing left prepared');
+IPC::Run::run(['pg_consistency', 'in-doubt', '--bogus'], '>', \$cli_out, '2>', \$cerr);
+is($? >> 8, 3, 'an unknown option exits 3 (unknown)');
+IPC::Run::run(['pg_consistency', 'in-doubt', 'host=/nonexistent port=1'], '>', \$cli_out, '2>', \$cerr);
+is($? >> 8, 3, 'so does a failed connection');
+like($cerr, qr/could not connect/, 'with the reason');
 
 $node->stop;
 done_testing();
