@@ -329,7 +329,7 @@ run_tasks(TpcTask *tasks, int ntasks)
 	bool		started_any = false;
 	int			i;
 
-	PreventCommandDuringRecovery("consistency.resolve_prepared()");
+	PreventCommandDuringRecovery("COMMIT PREPARED or ROLLBACK PREPARED");
 	seg = dsm_create(size, 0);
 	sh = dsm_segment_address(seg);
 	memset(sh, 0, offsetof(TpcShared, tasks));
