@@ -82,3 +82,27 @@ install-router: $(ROUTER_LIBS)
 
 EXTRA_CLEAN += src/client/*.lo $(ROUTER_LIBS) $(ROUTER_PROGRAMS)
 # ---- end of session LSN tokens ----
+
+# ---- pg_consistency: the DBA command-line tool for in-doubt 2PC (src/cli/, libpq) ----------
+# Built with `make`, installed into PostgreSQL's bindir with `make install`.
+PG_CONSISTENCY_PROG = src/cli/pg_consistency
+PG_CONSISTENCY_INCLUDEDIR := $(shell $(PG_CONFIG) --includedir)
+PG_CONSISTENCY_LIBDIR := $(shell $(PG_CONFIG) --libdir)
+
+all: $(PG_CONSISTENCY_PROG)
+
+$(PG_CONSISTENCY_PROG): src/cli/pg_consistency.c
+	$(CC) $(CFLAGS) -Wextra $(WERROR) -I$(PG_CONSISTENCY_INCLUDEDIR) -o $@ $< \
+		-L$(PG_CONSISTENCY_LIBDIR) -lpq $(LDFLAGS)
+
+install: install-pg-consistency
+.PHONY: install-pg-consistency
+install-pg-consistency: $(PG_CONSISTENCY_PROG)
+	$(MKDIR_P) '$(DESTDIR)$(bindir)'
+	$(INSTALL_PROGRAM) $(PG_CONSISTENCY_PROG) '$(DESTDIR)$(bindir)/pg_consistency'
+
+clean: clean-pg-consistency
+.PHONY: clean-pg-consistency
+clean-pg-consistency:
+	rm -f $(PG_CONSISTENCY_PROG)
+# ---- end of pg_consistency ------------------------------------------------------------------

@@ -299,3 +299,129 @@ GRANT EXECUTE ON FUNCTION
 -- monitoring roles may list the standbys (and nothing else: PUBLIC can execute nothing here)
 GRANT USAGE ON SCHEMA @extschema@ TO pg_monitor;
 GRANT EXECUTE ON FUNCTION @extschema@.standby_status() TO pg_monitor;
+
+/* ------------------------------------------------------------------------------------------
+ * In-doubt two-phase commit (src/twophase_helpers.c, src/twophase_resolve.c)
+ * ------------------------------------------------------------------------------------------
+ */
+
+-- The coordinator's decision log: one row per gid whose coordinator transaction decided, written
+-- by that transaction itself (tpc_log_decision), so a decision exists iff the coordinator
+-- committed with it.  No row means abort (presumed abort).
+CREATE TABLE @extschema@.tpc_decisions (
+	gid               pg_catalog.text        PRIMARY KEY,
+	decision          pg_catalog.text        NOT NULL,
+	coordinator_sysid pg_catalog.int8        NOT NULL,
+	coordinator_xid   pg_catalog.xid8        NOT NULL,
+	decided_at        pg_catalog.timestamptz NOT NULL,
+	CONSTRAINT tpc_decisions_decision_check
+		CHECK (decision OPERATOR(pg_catalog.=) ANY (ARRAY['commit', 'abort']))
+);
+CREATE INDEX tpc_decisions_coordinator_idx ON @extschema@.tpc_decisions (coordinator_sysid, coordinator_xid);
+COMMENT ON TABLE @extschema@.tpc_decisions IS
+	'two-phase commit decision log: the decision of each coordinator transaction, logged before phase 2';
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.tpc_decisions', '');
+
+-- Every resolution the resolver executed (or attempted), written by its background worker in its
+-- own transaction: it stays even if the caller's transaction rolls back.
+CREATE TABLE @extschema@.tpc_resolution_log (
+	id           pg_catalog.int8        GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	resolved_at  pg_catalog.timestamptz NOT NULL,
+	gid          pg_catalog.text        NOT NULL,
+	database     pg_catalog.name        NOT NULL,
+	xid          pg_catalog.xid,
+	owner        pg_catalog.name,
+	prepared_at  pg_catalog.timestamptz,
+	requested    pg_catalog.text        NOT NULL,
+	action       pg_catalog.text        NOT NULL,
+	heuristic    pg_catalog.bool        NOT NULL,
+	verdict      pg_catalog.text        NOT NULL,
+	evidence     pg_catalog.text        NOT NULL,
+	outcome      pg_catalog.text        NOT NULL,
+	error        pg_catalog.text,
+	resolved_by  pg_catalog.name        NOT NULL,
+	CONSTRAINT tpc_resolution_log_action_check
+		CHECK (action OPERATOR(pg_catalog.=) ANY (ARRAY['commit', 'rollback'])),
+	CONSTRAINT tpc_resolution_log_outcome_check
+		CHECK (outcome OPERATOR(pg_catalog.=) ANY (ARRAY['committed', 'rolled_back', 'already_resolved', 'busy', 'failed']))
+);
+CREATE INDEX tpc_resolution_log_gid_idx ON @extschema@.tpc_resolution_log (gid);
+COMMENT ON TABLE @extschema@.tpc_resolution_log IS
+	'every COMMIT/ROLLBACK PREPARED the resolver executed or attempted, with its evidence and result';
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.tpc_resolution_log', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.tpc_resolution_log_id_seq', '');
+
+CREATE FUNCTION @extschema@.tpc_gid(participant pg_catalog.text DEFAULT '')
+RETURNS pg_catalog.text
+AS 'MODULE_PATHNAME', 'consistency_tpc_gid'
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION @extschema@.tpc_gid(pg_catalog.text) IS
+	'a gid naming this transaction (cluster, database, xid) as the coordinator of a distributed transaction';
+
+CREATE FUNCTION @extschema@.tpc_log_decision(gid pg_catalog.text, decision pg_catalog.text DEFAULT 'commit')
+RETURNS void
+AS 'MODULE_PATHNAME', 'consistency_tpc_log_decision'
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION @extschema@.tpc_log_decision(pg_catalog.text, pg_catalog.text) IS
+	'log the coordinator''s decision (commit or abort) for a gid, in the coordinator transaction, before phase 2';
+
+CREATE FUNCTION @extschema@.prepared_xacts(min_age pg_catalog.interval DEFAULT '0')
+RETURNS TABLE (gid pg_catalog.text, xid pg_catalog.xid, database pg_catalog.name, owner pg_catalog.name,
+			   prepared_at pg_catalog.timestamptz, age pg_catalog.interval, xid_age pg_catalog.int4,
+			   pins_xmin_horizon pg_catalog.bool, lock_count pg_catalog.int4,
+			   relations pg_catalog.text[], blocked_pids pg_catalog.int4[],
+			   verdict pg_catalog.text, evidence pg_catalog.text)
+AS 'MODULE_PATHNAME', 'consistency_prepared_xacts'
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION @extschema@.prepared_xacts(pg_catalog.interval) IS
+	'every prepared transaction of the cluster: its locks, whom it blocks, and what the resolver would do and why';
+
+CREATE FUNCTION @extschema@.resolve_prepared(
+	gid pg_catalog.text,
+	action pg_catalog.text DEFAULT 'auto',
+	dry_run pg_catalog.bool DEFAULT true,
+	force pg_catalog.bool DEFAULT false)
+RETURNS TABLE (database pg_catalog.name, planned pg_catalog.text, executed pg_catalog.bool,
+			   outcome pg_catalog.text, reason pg_catalog.text)
+AS 'MODULE_PATHNAME', 'consistency_resolve_prepared'
+LANGUAGE C VOLATILE PARALLEL UNSAFE ROWS 1
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION @extschema@.resolve_prepared(pg_catalog.text, pg_catalog.text, pg_catalog.bool, pg_catalog.bool) IS
+	'commit or roll back one prepared transaction following the decision log (dry run by default); not undone if the caller rolls back';
+
+CREATE FUNCTION @extschema@.resolve_stale(
+	min_age pg_catalog.interval DEFAULT '10 minutes',
+	dry_run pg_catalog.bool DEFAULT true)
+RETURNS TABLE (gid pg_catalog.text, database pg_catalog.name, planned pg_catalog.text,
+			   executed pg_catalog.bool, outcome pg_catalog.text, reason pg_catalog.text)
+AS 'MODULE_PATHNAME', 'consistency_resolve_stale'
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION @extschema@.resolve_stale(pg_catalog.interval, pg_catalog.bool) IS
+	'resolve every prepared transaction older than min_age that the caller may finish, following the decision log (dry run by default)';
+
+REVOKE ALL ON @extschema@.tpc_decisions, @extschema@.tpc_resolution_log FROM PUBLIC;
+GRANT SELECT, INSERT ON @extschema@.tpc_decisions TO consistency_user;
+GRANT DELETE ON @extschema@.tpc_decisions TO consistency_admin;
+GRANT SELECT, INSERT ON @extschema@.tpc_resolution_log TO consistency_admin;
+GRANT SELECT ON @extschema@.tpc_decisions, @extschema@.tpc_resolution_log TO pg_monitor;
+GRANT USAGE ON SCHEMA @extschema@ TO pg_monitor;
+REVOKE ALL ON FUNCTION
+	@extschema@.tpc_gid(pg_catalog.text),
+	@extschema@.tpc_log_decision(pg_catalog.text, pg_catalog.text),
+	@extschema@.prepared_xacts(pg_catalog.interval),
+	@extschema@.resolve_prepared(pg_catalog.text, pg_catalog.text, pg_catalog.bool, pg_catalog.bool),
+	@extschema@.resolve_stale(pg_catalog.interval, pg_catalog.bool)
+	FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION
+	@extschema@.tpc_gid(pg_catalog.text),
+	@extschema@.tpc_log_decision(pg_catalog.text, pg_catalog.text)
+	TO consistency_user;
+GRANT EXECUTE ON FUNCTION @extschema@.prepared_xacts(pg_catalog.interval) TO consistency_admin, pg_monitor;
+GRANT EXECUTE ON FUNCTION
+	@extschema@.resolve_prepared(pg_catalog.text, pg_catalog.text, pg_catalog.bool, pg_catalog.bool),
+	@extschema@.resolve_stale(pg_catalog.interval, pg_catalog.bool)
+	TO consistency_admin;

@@ -30,6 +30,7 @@ _PG_init(void)
 	consistency_idempotency_init();
 	consistency_versioning_init();
 	consistency_session_token_init();
+	consistency_twophase_init();
 
 	MarkGUCPrefixReserved("consistency");
 }

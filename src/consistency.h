@@ -62,6 +62,15 @@ extern void consistency_session_token_init(void);
 #define ERRCODE_CONSISTENCY_TOKEN_NOT_PRIMARY	MAKE_SQLSTATE('Y','C','3','0','5')
 #define ERRCODE_CONSISTENCY_TOKEN_UNCOMMITTED	MAKE_SQLSTATE('Y','C','3','0','6')
 
+/* YC4xx: in-doubt two-phase commit (twophase_helpers.c, twophase_resolve.c) */
+extern void consistency_twophase_init(void);
+#define ERRCODE_CONSISTENCY_TPC_GID_UNRECOGNISED	MAKE_SQLSTATE('Y','C','4','0','1')
+#define ERRCODE_CONSISTENCY_TPC_WRONG_TRANSACTION	MAKE_SQLSTATE('Y','C','4','0','2')
+#define ERRCODE_CONSISTENCY_TPC_DECISION_CONFLICT	MAKE_SQLSTATE('Y','C','4','0','3')
+#define ERRCODE_CONSISTENCY_TPC_CONTRADICTS_VERDICT	MAKE_SQLSTATE('Y','C','4','0','4')
+#define ERRCODE_CONSISTENCY_TPC_WORKER_UNAVAILABLE	MAKE_SQLSTATE('Y','C','4','0','5')
+#define ERRCODE_CONSISTENCY_TPC_WORKER_FAILED		MAKE_SQLSTATE('Y','C','4','0','6')
+
 /* args.c: argument checks shared by every SQL-callable function. */
 extern void consistency_arg_not_null(FunctionCallInfo fcinfo, int argno,
 									 const char *argname);

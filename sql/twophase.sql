@@ -1,0 +1,245 @@
+-- In-doubt two-phase commit: gids, the decision log, the listing (columns, locks, verdicts),
+-- dry runs that change nothing, resolution through the background worker, bad input.
+-- Errors are shown as users see them, followed by their SQLSTATE.  Gids, xids and times
+-- differ between runs, so they are masked by tpc_mask().
+\set VERBOSITY default
+CREATE TABLE accounts (id int PRIMARY KEY, balance int NOT NULL);
+INSERT INTO accounts VALUES (1, 100), (2, 100);
+CREATE FUNCTION tpc_mask(t text) RETURNS text LANGUAGE sql AS $$
+	SELECT regexp_replace(regexp_replace(regexp_replace(t,
+		'cy1:[0-9]+:[0-9]+:[0-9]+', 'cy1:<sysid>:<db>:<xid>', 'g'),
+		'[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9:.]+ UTC', '<time>', 'g'),
+		'transaction [0-9]+', 'transaction <xid>', 'g') $$;
+CREATE VIEW listing AS
+	SELECT tpc_mask(gid) AS gid, database, owner, lock_count,
+		   regexp_replace(relations::text, '/[0-9]+', '/<oid>') AS relations,
+		   blocked_pids, verdict, tpc_mask(evidence) AS evidence
+	  FROM consistency.prepared_xacts() ORDER BY prepared_at;
+
+-- 1. tpc_gid() names this cluster, this database and this transaction.
+BEGIN;
+SELECT consistency.tpc_gid() = format('cy1:%s:%s:%s', (SELECT system_identifier FROM pg_control_system()),
+		(SELECT oid FROM pg_database WHERE datname = current_database()), pg_current_xact_id()) AS gid_names_this_xact,
+	   consistency.tpc_gid('shard-1') LIKE 'cy1:%:shard-1' AS participant_label,
+	   consistency.tpc_gid() = consistency.tpc_gid() AS stable_within_xact;
+ROLLBACK;
+SELECT consistency.tpc_gid(NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.tpc_gid(repeat('x', 65));
+\echo :LAST_ERROR_SQLSTATE
+
+-- 2. The decision log: only the coordinator transaction that made the gid may log it.
+BEGIN;
+SELECT consistency.tpc_gid('a') AS gid_commit \gset
+SELECT consistency.tpc_log_decision(:'gid_commit');
+SELECT consistency.tpc_log_decision(:'gid_commit', 'commit');		-- the same again: a no-op
+\set VERBOSITY sqlstate
+SELECT consistency.tpc_log_decision(:'gid_commit', 'abort');		-- a different decision: refused
+\set VERBOSITY default
+ROLLBACK;
+BEGIN;
+SELECT consistency.tpc_gid('a') AS gid_commit \gset
+SELECT consistency.tpc_log_decision(:'gid_commit');
+SELECT consistency.tpc_log_decision(consistency.tpc_gid('b'), 'commit');	-- sibling gid, same decision
+COMMIT;
+SELECT tpc_mask(gid) AS gid, decision, coordinator_sysid = (SELECT system_identifier FROM pg_control_system()) AS our_cluster
+  FROM consistency.tpc_decisions ORDER BY gid;
+-- another transaction's gid (errors naming a gid show only their SQLSTATE here, as gids
+-- differ between runs), an unknown format, bad arguments
+\set VERBOSITY sqlstate
+SELECT consistency.tpc_log_decision(:'gid_commit');
+BEGIN;
+SELECT consistency.tpc_gid() IS NOT NULL AS has_xid;
+SELECT consistency.tpc_log_decision(:'gid_commit');
+ROLLBACK;
+\set VERBOSITY default
+SELECT consistency.tpc_log_decision('order-42');
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.tpc_log_decision('cy1:12:5:007');				-- leading zero: not ours
+\echo :LAST_ERROR_SQLSTATE
+BEGIN;
+SELECT consistency.tpc_log_decision(consistency.tpc_gid(), 'maybe');
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK;
+SELECT consistency.tpc_log_decision(NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.tpc_log_decision('');
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.tpc_log_decision(repeat('g', 200));
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.tpc_log_decision('cy1:1:1:1000', NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) AS decisions FROM consistency.tpc_decisions;
+
+-- 3. Participants.  The coordinator transactions ran above or run now; each participant
+--    prepares a transaction under its gid.
+BEGIN;
+SELECT consistency.tpc_gid('a') AS gid_aborted \gset
+ROLLBACK;									-- coordinator aborted: presumed abort
+BEGIN;
+SELECT consistency.tpc_gid('a') AS gid_nodecision \gset
+COMMIT;										-- committed without a decision: presumed abort
+BEGIN;
+UPDATE accounts SET balance = balance - 10 WHERE id = 1;
+PREPARE TRANSACTION :'gid_commit';
+BEGIN;
+UPDATE accounts SET balance = balance - 20 WHERE id = 2;
+PREPARE TRANSACTION :'gid_aborted';
+BEGIN;
+INSERT INTO accounts VALUES (3, 30);
+PREPARE TRANSACTION :'gid_nodecision';
+BEGIN;
+CREATE TABLE manual_t (x int);
+PREPARE TRANSACTION 'manual-gid';				-- not made by tpc_gid()
+BEGIN;
+SELECT consistency.tpc_gid('self') AS gid_self \gset
+PREPARE TRANSACTION :'gid_self';				-- tpc_gid() in the participant's own transaction
+BEGIN;
+SELECT pg_advisory_xact_lock(42);
+PREPARE TRANSACTION 'cy1:1:1:1000';			-- another cluster's coordinator
+
+SELECT * FROM listing;
+-- lock_count is what pg_locks shows for the prepared transaction's virtual transaction
+SELECT tpc_mask(p.gid) AS gid, p.lock_count,
+	   (SELECT count(*) FROM pg_locks l
+		 WHERE l.pid IS NULL AND l.virtualtransaction =
+			   (SELECT virtualtransaction FROM pg_locks t
+				 WHERE t.locktype = 'transactionid' AND t.transactionid = p.xid AND t.pid IS NULL)) AS in_pg_locks
+  FROM consistency.prepared_xacts() p ORDER BY p.prepared_at;
+-- the other columns
+SELECT tpc_mask(gid) AS gid, xid = (SELECT transaction FROM pg_prepared_xacts x WHERE x.gid = p.gid) AS xid_ok,
+	   prepared_at = (SELECT prepared FROM pg_prepared_xacts x WHERE x.gid = p.gid) AS prepared_ok,
+	   age >= '0' AND age < '1 hour' AS age_ok, xid_age = age(xid) AS xid_age_ok,
+	   pins_xmin_horizon
+  FROM consistency.prepared_xacts() p ORDER BY prepared_at;
+SELECT count(*) AS older_than_an_hour FROM consistency.prepared_xacts('1 hour');
+SELECT * FROM consistency.prepared_xacts(NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM consistency.prepared_xacts('-1 second');
+\echo :LAST_ERROR_SQLSTATE
+
+-- 4. Dry runs plan and change nothing.
+CREATE TABLE before AS SELECT gid FROM pg_prepared_xacts;
+SELECT database, planned, executed, outcome, tpc_mask(reason) AS reason
+  FROM consistency.resolve_prepared(:'gid_commit');
+SELECT database, planned, executed, outcome, tpc_mask(reason) AS reason
+  FROM consistency.resolve_prepared(:'gid_aborted', 'rollback');
+SELECT database, planned, executed, outcome, tpc_mask(reason) AS reason
+  FROM consistency.resolve_prepared('manual-gid', 'commit', force => true);
+SELECT tpc_mask(gid) AS gid, database, planned, executed, outcome, tpc_mask(reason) AS reason
+  FROM consistency.resolve_stale('0');
+SELECT * FROM consistency.resolve_prepared('no-such-gid', dry_run => false);
+SELECT (SELECT count(*) FROM pg_prepared_xacts) AS prepared,
+	   (SELECT count(*) FROM before b JOIN pg_prepared_xacts p USING (gid)) AS unchanged,
+	   (SELECT count(*) FROM consistency.tpc_resolution_log) AS logged,
+	   (SELECT sum(balance) FROM accounts) AS balance;
+
+-- 5. Explicit actions against the evidence need force; bad arguments.
+\set VERBOSITY sqlstate
+SELECT * FROM consistency.resolve_prepared(:'gid_commit', 'rollback');
+SELECT * FROM consistency.resolve_prepared(:'gid_aborted', 'commit');
+\set VERBOSITY default
+SELECT * FROM consistency.resolve_prepared('manual-gid', 'rollback');
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM consistency.resolve_prepared(:'gid_commit', 'abort');
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM consistency.resolve_prepared(NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM consistency.resolve_prepared('');
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM consistency.resolve_prepared(repeat('g', 200));
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM consistency.resolve_prepared(:'gid_commit', NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM consistency.resolve_prepared(:'gid_commit', dry_run => NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM consistency.resolve_prepared(:'gid_commit', force => NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM consistency.resolve_stale(NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM consistency.resolve_stale('-1 minute');
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM consistency.resolve_stale('0', NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) AS still_prepared FROM pg_prepared_xacts;
+
+-- 6. A monitoring role sees everything but resolves nothing.
+CREATE ROLE tpc_monitor LOGIN IN ROLE pg_monitor;
+SET ROLE tpc_monitor;
+SELECT tpc_mask(gid) AS gid, verdict, lock_count FROM consistency.prepared_xacts() ORDER BY prepared_at;
+SELECT * FROM consistency.resolve_stale('0');
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+
+-- 7. A consistency_admin that did not prepare a transaction is refused by PostgreSQL itself;
+--    the attempt is logged.  resolve_stale skips what the caller may not finish.
+CREATE ROLE tpc_admin LOGIN IN ROLE consistency_admin;
+SET ROLE tpc_admin;
+\set VERBOSITY sqlstate
+SELECT * FROM consistency.resolve_prepared(:'gid_commit', dry_run => false);
+\set VERBOSITY default
+SELECT regexp_replace(:'LAST_ERROR_MESSAGE', '"[^"]*"', '"<gid>"') AS error;
+SELECT count(*) AS visible_to_admin FROM consistency.resolve_stale('0');
+RESET ROLE;
+-- A role that may not log in cannot start a resolver worker as itself: YC406, and a warning
+-- that the log could not be written either; nothing changes.
+CREATE ROLE tpc_nologin NOLOGIN IN ROLE consistency_admin;
+SET ROLE tpc_nologin;
+\set VERBOSITY sqlstate
+SELECT * FROM consistency.resolve_prepared(:'gid_commit', dry_run => false);
+\set VERBOSITY default
+RESET ROLE;
+SELECT count(*) AS still_prepared FROM pg_prepared_xacts;
+SELECT tpc_mask(gid) AS gid, action, outcome, error, resolved_by FROM consistency.tpc_resolution_log;
+
+-- 8. Execution: the decision log is followed; the resolution stays even though the
+--    caller's transaction rolls back, and so does its log row.
+BEGIN;
+SELECT database, planned, executed, outcome, tpc_mask(reason) AS reason
+  FROM consistency.resolve_prepared(:'gid_commit', dry_run => false);
+ROLLBACK;
+SELECT tpc_mask(gid) AS gid, database, planned, executed, outcome, tpc_mask(reason) AS reason
+  FROM consistency.resolve_stale('0', dry_run => false);
+SELECT database, planned, executed, outcome, tpc_mask(reason) AS reason
+  FROM consistency.resolve_prepared('manual-gid', 'rollback', dry_run => false, force => true);
+SELECT database, planned, executed, outcome, tpc_mask(reason) AS reason
+  FROM consistency.resolve_prepared('cy1:1:1:1000', 'rollback', dry_run => false);
+SELECT database, planned, executed, outcome, tpc_mask(reason) AS reason
+  FROM consistency.resolve_prepared(:'gid_self', 'rollback', dry_run => false);
+SELECT * FROM accounts ORDER BY id;
+SELECT to_regclass('manual_t') AS manual_t;
+SELECT count(*) AS still_prepared FROM pg_prepared_xacts;
+SELECT tpc_mask(gid) AS gid, database, requested, action, heuristic, verdict, outcome, error,
+	   resolved_by, tpc_mask(evidence) AS evidence
+  FROM consistency.tpc_resolution_log ORDER BY id;
+
+-- 9. A hostile search_path changes nothing: every function pins its own.
+CREATE SCHEMA hostile;
+CREATE FUNCTION hostile.texteq_trap(text, text) RETURNS boolean LANGUAGE plpgsql AS
+	$$ BEGIN RAISE EXCEPTION 'hijacked: text = text'; END $$;
+CREATE OPERATOR hostile.= (LEFTARG = text, RIGHTARG = text, FUNCTION = hostile.texteq_trap);
+CREATE FUNCTION hostile.statement_timestamp() RETURNS timestamptz LANGUAGE plpgsql AS
+	$$ BEGIN RAISE EXCEPTION 'hijacked: statement_timestamp()'; END $$;
+CREATE TABLE hostile.tpc_decisions (gid text, decision text);
+SET search_path = hostile, pg_catalog, public;
+BEGIN;
+SELECT consistency.tpc_gid('hostile') AS gid_hostile \gset
+SELECT consistency.tpc_log_decision(:'gid_hostile');
+COMMIT;
+BEGIN;
+SELECT pg_advisory_xact_lock(7);
+PREPARE TRANSACTION :'gid_hostile';
+SELECT verdict, lock_count FROM consistency.prepared_xacts();
+SELECT planned, executed, outcome FROM consistency.resolve_stale('0', dry_run => false);
+SELECT count(*) AS hostile_rows FROM hostile.tpc_decisions;
+RESET search_path;
+DROP SCHEMA hostile CASCADE;
+
+DROP VIEW listing;
+DROP TABLE before, accounts;
+DROP FUNCTION tpc_mask(text);
+DELETE FROM consistency.tpc_decisions;
+DELETE FROM consistency.tpc_resolution_log;
+DROP ROLE tpc_monitor;
+DROP ROLE tpc_admin;
+DROP ROLE tpc_nologin;

@@ -1,0 +1,486 @@
+/*-------------------------------------------------------------------------
+ *
+ * pg_consistency.c
+ *	  The DBA's command-line tool for in-doubt two-phase commit (libpq).
+ *
+ *	  pg_consistency in-doubt [--older-than AGE] [--warning AGE] [--critical AGE]
+ *							  [--decisions-from CONNINFO] [CONNINFO]
+ *	  pg_consistency resolve [--execute] [--older-than AGE] [--grace AGE]
+ *							 [--decisions-from CONNINFO] [CONNINFO]
+ *
+ * in-doubt prints consistency.prepared_xacts() of the cluster CONNINFO
+ * points at (every database of it: prepared transactions are cluster-wide),
+ * and exits like a monitoring check: 0 ok, 1 if a prepared transaction is
+ * older than --warning (default 5min), 2 if older than --critical (default
+ * 30min), 3 if it could not tell.
+ *
+ * resolve resolves every prepared transaction older than --older-than
+ * (default 10min) with the resolver's rules, as a dry run unless --execute:
+ * without --decisions-from through consistency.resolve_stale(); with it, the
+ * decision log and transaction status are read from the coordinator
+ * CONNINFO (in another cluster), in the same order as the server does
+ * (status first, then the decision), and each decided transaction is
+ * finished through consistency.resolve_prepared(gid, 'commit'|'rollback'),
+ * so the participant's resolution log records it.  Exit codes: 0 nothing
+ * left in doubt, 1 something was left (coordinator still running, unknown
+ * gid), 2 an action failed or was busy, 3 could not connect or query.
+ *
+ * CONNINFO is a libpq connection string or URI; the database it names must
+ * have the consistency extension.
+ *
+ * IDENTIFICATION
+ *	  src/cli/pg_consistency.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "libpq-fe.h"
+
+#define EXIT_OK			0
+#define EXIT_WARNING	1
+#define EXIT_CRITICAL	2
+#define EXIT_UNKNOWN	3
+
+static const char *progname = "pg_consistency";
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+			"%s: list and resolve in-doubt (prepared) transactions\n\n"
+			"Usage:\n"
+			"  %s in-doubt [--older-than AGE] [--warning AGE] [--critical AGE]\n"
+			"              [--decisions-from CONNINFO] [CONNINFO]\n"
+			"  %s resolve [--execute] [--older-than AGE] [--grace AGE]\n"
+			"             [--decisions-from CONNINFO] [CONNINFO]\n\n"
+			"AGE is a PostgreSQL interval (10min, '1 hour').  in-doubt exits 0 (ok), 1 (a\n"
+			"transaction older than --warning, default 5min), 2 (older than --critical,\n"
+			"default 30min) or 3 (unknown).  resolve is a dry run unless --execute; it exits\n"
+			"0 (nothing left in doubt), 1 (some left), 2 (an action failed or was busy) or 3.\n",
+			progname, progname, progname);
+}
+
+static void die(int code, const char *fmt,...) __attribute__((format(printf, 2, 3), noreturn));
+
+static void
+die(int code, const char *fmt,...)
+{
+	va_list		ap;
+
+	fprintf(stderr, "%s: ", progname);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(code);
+}
+
+static PGconn *
+connect_to(const char *conninfo)
+{
+	PGconn	   *conn = PQconnectdb(conninfo ? conninfo : "");
+
+	if (PQstatus(conn) != CONNECTION_OK)
+		die(EXIT_UNKNOWN, "could not connect: %s", PQerrorMessage(conn));
+	return conn;
+}
+
+/* Run a query with text parameters; exit 3 on failure. */
+static PGresult *
+query(PGconn *conn, const char *sql, int nparams, const char *const *params)
+{
+	PGresult   *res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+
+	if (PQresultStatus(res) != PGRES_TUPLES_OK && PQresultStatus(res) != PGRES_COMMAND_OK)
+		die(EXIT_UNKNOWN, "query failed: %s", PQerrorMessage(conn));
+	return res;
+}
+
+/* A gid of consistency.tpc_gid(): cy1:<sysid>:<dboid>:<xid8>[:label]. */
+typedef struct Gid
+{
+	char		sysid[32];
+	char		dboid[16];
+	char		xid[32];
+} Gid;
+
+static int
+take_digits(const char **p, char *out, size_t outsize)
+{
+	size_t		n = 0;
+
+	while (**p >= '0' && **p <= '9')
+	{
+		if (n + 1 >= outsize)
+			return 0;
+		out[n++] = *(*p)++;
+	}
+	out[n] = '\0';
+	return n > 0 && !(n > 1 && out[0] == '0');
+}
+
+static int
+parse_gid(const char *gid, Gid *g)
+{
+	const char *p = gid;
+
+	if (strncmp(p, "cy1:", 4) != 0)
+		return 0;
+	p += 4;
+	if (!take_digits(&p, g->sysid, sizeof(g->sysid)) || *p++ != ':')
+		return 0;
+	if (!take_digits(&p, g->dboid, sizeof(g->dboid)) || *p++ != ':')
+		return 0;
+	if (!take_digits(&p, g->xid, sizeof(g->xid)) || (*p != '\0' && *p != ':'))
+		return 0;
+	return 1;
+}
+
+/* The coordinator's identity: cluster and database, and the rules to decide with. */
+typedef struct Coordinator
+{
+	PGconn	   *conn;
+	char		sysid[32];
+	char		dboid[16];
+} Coordinator;
+
+static void
+coordinator_open(Coordinator *c, const char *conninfo)
+{
+	PGresult   *res;
+
+	c->conn = connect_to(conninfo);
+	res = query(c->conn,
+				"SELECT (SELECT system_identifier FROM pg_catalog.pg_control_system()),"
+				" (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())",
+				0, NULL);
+	snprintf(c->sysid, sizeof(c->sysid), "%s", PQgetvalue(res, 0, 0));
+	snprintf(c->dboid, sizeof(c->dboid), "%s", PQgetvalue(res, 0, 1));
+	PQclear(res);
+}
+
+/*
+ * The verdict for gid from the coordinator's log: "commit", "rollback",
+ * "in_progress" or "unknown", with a reason.  Status first, then the
+ * decision in a later statement (a fresh snapshot in autocommit mode).
+ */
+static const char *
+coordinator_decide(Coordinator *c, const char *gid, int older_than_grace,
+				   char *reason, size_t reasonsize)
+{
+	Gid			g;
+	PGresult   *res;
+	const char *params[3];
+	char		status[32] = "";
+	int			status_known;
+	const char *verdict;
+
+	if (!parse_gid(gid, &g))
+	{
+		snprintf(reason, reasonsize, "gid not made by consistency.tpc_gid()");
+		return "unknown";
+	}
+	if (strcmp(g.sysid, c->sysid) != 0 || strcmp(g.dboid, c->dboid) != 0)
+	{
+		snprintf(reason, reasonsize, "coordinated by cluster %s database %s, not by --decisions-from",
+				 g.sysid, g.dboid);
+		return "unknown";
+	}
+	params[0] = g.xid;
+	res = PQexecParams(c->conn,
+					   "SELECT pg_catalog.pg_xact_status($1::pg_catalog.xid8)",
+					   1, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+	{
+		snprintf(reason, reasonsize, "coordinator cannot tell the status of transaction %s: %s",
+				 g.xid, PQerrorMessage(c->conn));
+		PQclear(res);
+		return "unknown";
+	}
+	status_known = !PQgetisnull(res, 0, 0);
+	if (status_known)
+		snprintf(status, sizeof(status), "%s", PQgetvalue(res, 0, 0));
+	PQclear(res);
+	if (status_known && strcmp(status, "in progress") == 0)
+	{
+		snprintf(reason, reasonsize, "coordinator transaction %s is still running", g.xid);
+		return "in_progress";
+	}
+
+	params[0] = gid;
+	params[1] = g.sysid;
+	params[2] = g.xid;
+	res = query(c->conn,
+				"SELECT decision FROM consistency.tpc_decisions"
+				" WHERE gid = $1 OR (coordinator_sysid = $2::pg_catalog.int8"
+				"                    AND coordinator_xid = $3::pg_catalog.xid8)"
+				" ORDER BY gid = $1 DESC LIMIT 1",
+				3, params);
+	if (PQntuples(res) > 0)
+	{
+		verdict = strcmp(PQgetvalue(res, 0, 0), "commit") == 0 ? "commit" : "rollback";
+		snprintf(reason, reasonsize, "coordinator logged decision %s (transaction %s %s)",
+				 PQgetvalue(res, 0, 0), g.xid, status_known ? status : "status no longer known");
+	}
+	else if (status_known)
+	{
+		verdict = "rollback";
+		snprintf(reason, reasonsize, "coordinator transaction %s %s without a commit decision: presumed abort",
+				 g.xid, status);
+	}
+	else if (older_than_grace)
+	{
+		verdict = "rollback";
+		snprintf(reason, reasonsize, "coordinator transaction %s too old to know, no decision, past --grace: presumed abort",
+				 g.xid);
+	}
+	else
+	{
+		verdict = "unknown";
+		snprintf(reason, reasonsize, "coordinator transaction %s too old to know and no decision; waiting for --grace",
+				 g.xid);
+	}
+	PQclear(res);
+	return verdict;
+}
+
+static int
+worst(int a, int b)
+{
+	return a > b ? a : b;
+}
+
+static int
+cmd_in_doubt(PGconn *conn, const char *older_than, const char *warning,
+			 const char *critical, Coordinator *coord)
+{
+	const char *params[3] = {older_than, warning, critical};
+	PGresult   *res;
+	int			i;
+	int			code = EXIT_OK;
+	int			n;
+
+	res = query(conn,
+				"SELECT gid, database, owner, date_trunc('second', age)::text, xid_age,"
+				" pins_xmin_horizon, lock_count, array_to_string(relations, ','),"
+				" array_to_string(blocked_pids, ','), verdict, evidence,"
+				" age >= $2::interval, age >= $3::interval"
+				" FROM consistency.prepared_xacts($1::interval) ORDER BY prepared_at",
+				3, params);
+	n = PQntuples(res);
+	printf("%-40s %-14s %-10s %-9s %8s %4s %6s %-8s %-12s %s\n",
+		   "gid", "database", "owner", "age", "xid_age", "pin", "locks", "blocked", "verdict", "evidence");
+	for (i = 0; i < n; i++)
+	{
+		const char *verdict = PQgetvalue(res, i, 9);
+		const char *evidence = PQgetvalue(res, i, 10);
+		char		reason[1024];
+
+		if (coord != NULL && strcmp(verdict, "unknown") == 0)
+		{
+			verdict = coordinator_decide(coord, PQgetvalue(res, i, 0), 0, reason, sizeof(reason));
+			evidence = reason;
+		}
+		printf("%-40s %-14s %-10s %-9s %8s %4s %6s %-8s %-12s %s%s%s\n",
+			   PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), PQgetvalue(res, i, 2),
+			   PQgetvalue(res, i, 3), PQgetvalue(res, i, 4),
+			   strcmp(PQgetvalue(res, i, 5), "t") == 0 ? "yes" : "no",
+			   PQgetvalue(res, i, 6), PQgetvalue(res, i, 8)[0] ? PQgetvalue(res, i, 8) : "-",
+			   verdict, evidence,
+			   PQgetvalue(res, i, 7)[0] ? "; relations " : "", PQgetvalue(res, i, 7));
+		if (strcmp(PQgetvalue(res, i, 12), "t") == 0)
+			code = worst(code, EXIT_CRITICAL);
+		else if (strcmp(PQgetvalue(res, i, 11), "t") == 0)
+			code = worst(code, EXIT_WARNING);
+	}
+	printf("%s: %d prepared transaction%s; %s\n", code == EXIT_OK ? "OK" : code == EXIT_WARNING ? "WARNING" : "CRITICAL",
+		   n, n == 1 ? "" : "s",
+		   code == EXIT_OK ? "none past the thresholds" :
+		   code == EXIT_WARNING ? "some older than --warning" : "some older than --critical");
+	PQclear(res);
+	return code;
+}
+
+static int
+outcome_code(const char *planned, const char *outcome)
+{
+	if (strcmp(outcome, "failed") == 0 || strcmp(outcome, "busy") == 0)
+		return EXIT_CRITICAL;
+	if (strcmp(planned, "skip") == 0)
+		return EXIT_WARNING;
+	return EXIT_OK;
+}
+
+static int
+cmd_resolve(PGconn *conn, int execute, const char *older_than, const char *grace,
+			Coordinator *coord)
+{
+	PGresult   *res;
+	int			code = EXIT_OK;
+	int			i;
+
+	printf("%-40s %-14s %-9s %-8s %-16s %s\n", "gid", "database", "planned", "executed", "outcome", "reason");
+	if (coord == NULL)
+	{
+		const char *params[2] = {older_than, execute ? "false" : "true"};
+
+		res = query(conn,
+					"SELECT gid, database, planned, executed, outcome, reason"
+					" FROM consistency.resolve_stale($1::interval, dry_run => $2::boolean)",
+					2, params);
+		for (i = 0; i < PQntuples(res); i++)
+		{
+			printf("%-40s %-14s %-9s %-8s %-16s %s\n", PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
+				   PQgetvalue(res, i, 2), PQgetvalue(res, i, 3), PQgetvalue(res, i, 4),
+				   PQgetvalue(res, i, 5));
+			code = worst(code, outcome_code(PQgetvalue(res, i, 2), PQgetvalue(res, i, 4)));
+		}
+		PQclear(res);
+		return code;
+	}
+
+	/* decisions from the coordinator, actions on this cluster */
+	{
+		const char *params[2] = {older_than, grace};
+
+		res = query(conn,
+					"SELECT gid, database, age >= $2::interval, verdict, evidence"
+					" FROM consistency.prepared_xacts($1::interval) ORDER BY prepared_at",
+					2, params);
+	}
+	for (i = 0; i < PQntuples(res); i++)
+	{
+		const char *gid = PQgetvalue(res, i, 0);
+		const char *verdict = PQgetvalue(res, i, 3);
+		const char *reason = PQgetvalue(res, i, 4);
+		char		buf[1024];
+		const char *action;
+		PGresult   *r;
+		const char *p[3];
+
+		/* a gid this cluster can decide itself keeps its own verdict */
+		if (strcmp(verdict, "unknown") == 0)
+		{
+			verdict = coordinator_decide(coord, gid, strcmp(PQgetvalue(res, i, 2), "t") == 0,
+										 buf, sizeof(buf));
+			reason = buf;
+		}
+		if (strcmp(verdict, "commit") != 0 && strcmp(verdict, "rollback") != 0)
+		{
+			printf("%-40s %-14s %-9s %-8s %-16s %s\n", gid, PQgetvalue(res, i, 1), "skip", "f",
+				   "skipped", reason);
+			code = worst(code, EXIT_WARNING);
+			continue;
+		}
+		action = verdict;
+		p[0] = reason;
+		r = PQexecParams(conn, "SELECT pg_catalog.set_config('consistency.tpc_caller_evidence', $1, false)",
+						 1, NULL, p, NULL, NULL, 0);
+		PQclear(r);
+		p[0] = gid;
+		p[1] = action;
+		p[2] = execute ? "false" : "true";
+		r = PQexecParams(conn,
+						 "SELECT database, planned, executed, outcome, reason"
+						 " FROM consistency.resolve_prepared($1, $2, dry_run => $3::boolean)",
+						 3, NULL, p, NULL, NULL, 0);
+		if (PQresultStatus(r) != PGRES_TUPLES_OK)
+		{
+			char	   *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+
+			printf("%-40s %-14s %-9s %-8s %-16s %s (%s)\n", gid, PQgetvalue(res, i, 1), action, "f",
+				   "failed", msg ? msg : PQerrorMessage(conn), reason);
+			code = worst(code, EXIT_CRITICAL);
+		}
+		else
+		{
+			printf("%-40s %-14s %-9s %-8s %-16s %s\n", gid, PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1),
+				   PQgetvalue(r, 0, 2), PQgetvalue(r, 0, 3), reason);
+			code = worst(code, outcome_code(PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 3)));
+		}
+		PQclear(r);
+	}
+	PQclear(res);
+	return code;
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *cmd;
+	const char *conninfo = NULL;
+	const char *older_than = NULL;
+	const char *warning = "5min";
+	const char *critical = "30min";
+	const char *grace = "5min";
+	const char *decisions_from = NULL;
+	int			execute = 0;
+	int			i;
+	int			code;
+	PGconn	   *conn;
+	Coordinator coord;
+
+	if (argc < 2)
+	{
+		usage(stderr);
+		return EXIT_UNKNOWN;
+	}
+	cmd = argv[1];
+	if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0)
+	{
+		usage(stdout);
+		return EXIT_OK;
+	}
+	if (strcmp(cmd, "in-doubt") != 0 && strcmp(cmd, "resolve") != 0)
+	{
+		usage(stderr);
+		die(EXIT_UNKNOWN, "unknown command \"%s\"", cmd);
+	}
+	for (i = 2; i < argc; i++)
+	{
+		const char *a = argv[i];
+
+#define OPTARG(name, var) \
+		if (strcmp(a, name) == 0) \
+		{ \
+			if (i + 1 >= argc) \
+				die(EXIT_UNKNOWN, "option %s needs a value", name); \
+			var = argv[++i]; \
+			continue; \
+		}
+		OPTARG("--older-than", older_than);
+		OPTARG("--warning", warning);
+		OPTARG("--critical", critical);
+		OPTARG("--grace", grace);
+		OPTARG("--decisions-from", decisions_from);
+#undef OPTARG
+		if (strcmp(a, "--execute") == 0 && strcmp(cmd, "resolve") == 0)
+		{
+			execute = 1;
+			continue;
+		}
+		if (a[0] == '-' && a[1] == '-')
+			die(EXIT_UNKNOWN, "unknown option \"%s\" for %s", a, cmd);
+		if (conninfo != NULL)
+			die(EXIT_UNKNOWN, "more than one connection string given");
+		conninfo = a;
+	}
+	if (older_than == NULL)
+		older_than = strcmp(cmd, "resolve") == 0 ? "10min" : "0";
+
+	conn = connect_to(conninfo);
+	if (decisions_from != NULL)
+		coordinator_open(&coord, decisions_from);
+	if (strcmp(cmd, "in-doubt") == 0)
+		code = cmd_in_doubt(conn, older_than, warning, critical, decisions_from ? &coord : NULL);
+	else
+		code = cmd_resolve(conn, execute, older_than, grace, decisions_from ? &coord : NULL);
+	if (decisions_from != NULL)
+		PQfinish(coord.conn);
+	PQfinish(conn);
+	return code;
+}

@@ -1,0 +1,70 @@
+/*-------------------------------------------------------------------------
+ *
+ * twophase.h
+ *	  Interface between the in-doubt two-phase commit modules: the listing,
+ *	  decision log and gid helpers (twophase_helpers.c) and the resolver and
+ *	  its background worker (twophase_resolve.c).
+ *
+ * IDENTIFICATION
+ *	  src/twophase.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef CONSISTENCY_TWOPHASE_H
+#define CONSISTENCY_TWOPHASE_H
+
+#include "access/transam.h"
+#include "datatype/timestamp.h"
+#include "fmgr.h"
+#include "nodes/pg_list.h"
+#include "utils/palloc.h"
+
+/* PostgreSQL's limit on a gid (GIDSIZE in twophase.c, not exported): 199 bytes. */
+#define TPC_MAX_GID_BYTES		199
+/* The participant label tpc_gid() appends. */
+#define TPC_MAX_PARTICIPANT_BYTES	64
+/* Room for an evidence sentence and a worker's error message. */
+#define TPC_MAX_TEXT			1024
+
+/* What the resolver would do with a prepared transaction. */
+typedef enum TpcVerdict
+{
+	TPC_VERDICT_COMMIT,
+	TPC_VERDICT_ROLLBACK,
+	TPC_VERDICT_IN_PROGRESS,
+	TPC_VERDICT_UNKNOWN
+} TpcVerdict;
+
+/* One prepared transaction, as pg_prepared_xact() shows it. */
+typedef struct TpcPrepared
+{
+	char	   *gid;
+	TransactionId xid;
+	Oid			dboid;
+	char	   *database;
+	Oid			ownerid;
+	char	   *owner;
+	TimestampTz prepared_at;
+} TpcPrepared;
+
+/* A gid made by tpc_gid(): coordinator cluster and transaction. */
+typedef struct TpcGid
+{
+	uint64		sysid;
+	Oid			dboid;			/* the coordinator's database: its decision log */
+	FullTransactionId fxid;
+} TpcGid;
+
+extern bool tpc_parse_gid(const char *gid, TpcGid *out);
+extern List *tpc_list_prepared(const char *gid, const Interval *min_age,
+							   MemoryContext mcxt);
+extern TpcVerdict tpc_decide(const TpcPrepared *p, char **evidence);
+extern const char *tpc_verdict_name(TpcVerdict v);
+extern Interval *tpc_interval_arg(FunctionCallInfo fcinfo, int argno,
+								  const char *argname);
+
+/* twophase_resolve.c: its GUC, and the worker's entry point (named in bgw_function_name). */
+extern void consistency_twophase_resolve_init(void);
+extern PGDLLEXPORT void consistency_tpc_worker_main(Datum main_arg);
+
+#endif							/* CONSISTENCY_TWOPHASE_H */

@@ -1,0 +1,659 @@
+/*-------------------------------------------------------------------------
+ *
+ * twophase_resolve.c
+ *	  In-doubt two-phase commit, the write side: resolve_prepared(),
+ *	  resolve_stale() and the dynamic background worker that runs COMMIT
+ *	  PREPARED / ROLLBACK PREPARED for them.
+ *
+ * COMMIT/ROLLBACK PREPARED cannot run inside the caller's transaction, and
+ * PostgreSQL only lets it run in the database where the transaction was
+ * prepared (LockGXact in twophase.c).  So the caller decides (twophase_
+ * helpers.c: tpc_decide), then starts one dynamic background worker per
+ * database involved, connected to that database as the calling role
+ * (BackgroundWorkerInitializeConnectionByOid with GetUserId()): PostgreSQL's
+ * own rule -- the role that prepared the transaction, or a superuser --
+ * still decides, and its refusal is reported as it is.  No
+ * shared_preload_libraries is needed: the worker is registered at run time
+ * and loads this library by name.
+ *
+ * The worker finishes each transaction in a transaction of its own, exactly
+ * as utility.c does for the SQL command (FinishPreparedTransaction), and
+ * classifies the result: done; "does not exist" (the gid vanished meanwhile:
+ * someone else finished it, which counts as success); "is busy" (another
+ * backend is finishing it right now: reported, never waited for); anything
+ * else is a failure carrying PostgreSQL's SQLSTATE and message.
+ *
+ * The last worker runs in the caller's database and writes one row per
+ * attempted action to consistency.tpc_resolution_log, in its own
+ * transaction.  An executed COMMIT/ROLLBACK PREPARED cannot be undone, so
+ * its log row must not be undone either when the caller's transaction rolls
+ * back; it is not.  Arguments and results travel through a DSM segment
+ * whose handle is the worker's main argument; the caller waits for each
+ * worker to exit.
+ *
+ * IDENTIFICATION
+ *	  src/twophase_resolve.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/twophase.h"
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "catalog/pg_type.h"
+#include "commands/dbcommands.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "storage/dsm.h"
+#include "storage/ipc.h"
+#include "tcop/tcopprot.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "consistency.h"
+#include "twophase.h"
+
+PG_FUNCTION_INFO_V1(consistency_resolve_prepared);
+PG_FUNCTION_INFO_V1(consistency_resolve_stale);
+
+/*
+ * GUC consistency.tpc_caller_evidence: why the caller chose an explicit
+ * action (pg_consistency sets it to the coordinator's decision); recorded
+ * with the action in the resolution log.
+ */
+static char *tpc_caller_evidence = NULL;
+
+typedef enum TpcOutcome
+{
+	OUT_PENDING,
+	OUT_COMMITTED,
+	OUT_ROLLED_BACK,
+	OUT_ALREADY_RESOLVED,
+	OUT_BUSY,
+	OUT_FAILED
+} TpcOutcome;
+
+static const char *const outcome_names[] = {
+	[OUT_PENDING] = "pending",
+	[OUT_COMMITTED] = "committed",
+	[OUT_ROLLED_BACK] = "rolled_back",
+	[OUT_ALREADY_RESOLVED] = "already_resolved",
+	[OUT_BUSY] = "busy",
+	[OUT_FAILED] = "failed",
+};
+
+/* One action, as the caller planned it and the worker did it.  Lives in DSM. */
+typedef struct TpcTask
+{
+	char		gid[TPC_MAX_GID_BYTES + 1];
+	Oid			dboid;
+	NameData	database;
+	TransactionId xid;
+	NameData	owner;
+	TimestampTz prepared_at;
+	bool		commit;
+	bool		heuristic;
+	char		requested[16];
+	char		verdict[16];
+	char		evidence[TPC_MAX_TEXT];
+	/* filled by the worker */
+	TpcOutcome	outcome;
+	int			sqlerrcode;
+	char		error[TPC_MAX_TEXT];
+} TpcTask;
+
+typedef struct TpcShared
+{
+	Oid			userid;			/* role the workers connect as */
+	Oid			dboid;			/* database of the worker being started */
+	Oid			log_dboid;		/* the caller's database: where the log is */
+	bool		log_written;
+	NameData	resolved_by;
+	int			ntasks;
+	TpcTask		tasks[FLEXIBLE_ARRAY_MEMBER];
+} TpcShared;
+
+#define LOG_INSERT \
+	"INSERT INTO consistency.tpc_resolution_log" \
+	" (resolved_at, gid, database, xid, owner, prepared_at, requested, action, heuristic," \
+	"  verdict, evidence, outcome, error, resolved_by)" \
+	" VALUES (pg_catalog.clock_timestamp(), $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+
+/* ----------------------------------------------------------------
+ * The worker
+ * ----------------------------------------------------------------
+ */
+
+/* Finish one prepared transaction in a transaction of its own; classify the result. */
+static void
+worker_run_task(TpcTask *t, MemoryContext workcxt)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	pgstat_report_activity(STATE_RUNNING, t->commit ? "COMMIT PREPARED" : "ROLLBACK PREPARED");
+	PG_TRY();
+	{
+		FinishPreparedTransaction(t->gid, t->commit);
+		CommitTransactionCommand();
+		t->outcome = t->commit ? OUT_COMMITTED : OUT_ROLLED_BACK;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *ed;
+
+		MemoryContextSwitchTo(workcxt);
+		ed = CopyErrorData();
+		FlushErrorState();
+		AbortCurrentTransaction();
+
+		t->sqlerrcode = ed->sqlerrcode;
+		if (ed->sqlerrcode == ERRCODE_UNDEFINED_OBJECT)
+			t->outcome = OUT_ALREADY_RESOLVED;
+		else if (ed->sqlerrcode == ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE)
+			t->outcome = OUT_BUSY;
+		else
+			t->outcome = OUT_FAILED;
+		snprintf(t->error, sizeof(t->error), "%s: %s", unpack_sql_state(ed->sqlerrcode),
+				 ed->message ? ed->message : "");
+		FreeErrorData(ed);
+	}
+	PG_END_TRY();
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+/* Write the log rows of every attempted action, in a transaction of the worker's own. */
+static void
+worker_write_log(TpcShared *sh)
+{
+	Oid			argtypes[13] = {TEXTOID, NAMEOID, XIDOID, NAMEOID, TIMESTAMPTZOID, TEXTOID,
+	TEXTOID, BOOLOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, NAMEOID};
+	int			i;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	pgstat_report_activity(STATE_RUNNING, "writing consistency.tpc_resolution_log");
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	for (i = 0; i < sh->ntasks; i++)
+	{
+		TpcTask    *t = &sh->tasks[i];
+		Datum		v[13];
+		char		n[13];
+		int			rc;
+
+		if (t->outcome == OUT_PENDING)
+			continue;
+		memset(n, ' ', sizeof(n));
+		v[0] = CStringGetTextDatum(t->gid);
+		v[1] = NameGetDatum(&t->database);
+		v[2] = TransactionIdGetDatum(t->xid);
+		v[3] = NameGetDatum(&t->owner);
+		v[4] = TimestampTzGetDatum(t->prepared_at);
+		v[5] = CStringGetTextDatum(t->requested);
+		v[6] = CStringGetTextDatum(t->commit ? "commit" : "rollback");
+		v[7] = BoolGetDatum(t->heuristic);
+		v[8] = CStringGetTextDatum(t->verdict);
+		v[9] = CStringGetTextDatum(t->evidence);
+		v[10] = CStringGetTextDatum(outcome_names[t->outcome]);
+		v[11] = t->error[0] ? CStringGetTextDatum(t->error) : (Datum) 0;
+		n[11] = t->error[0] ? ' ' : 'n';
+		v[12] = NameGetDatum(&sh->resolved_by);
+		rc = SPI_execute_with_args(LOG_INSERT, 13, argtypes, v, n, false, 0);
+		if (rc != SPI_OK_INSERT)
+			elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
+	}
+	PopActiveSnapshot();
+	SPI_finish();
+	CommitTransactionCommand();
+	pgstat_report_activity(STATE_IDLE, NULL);
+	sh->log_written = true;
+}
+
+void
+consistency_tpc_worker_main(Datum main_arg)
+{
+	dsm_segment *seg;
+	TpcShared  *sh;
+	MemoryContext workcxt;
+	int			i;
+
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+
+	seg = dsm_attach(DatumGetUInt32(main_arg));
+	if (seg == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("could not map the resolver's dynamic shared memory segment"),
+				 errdetail("The session that started this worker has gone away.")));
+	sh = dsm_segment_address(seg);
+
+	/* as the calling role: PostgreSQL's owner-or-superuser rule decides */
+	BackgroundWorkerInitializeConnectionByOid(sh->dboid, sh->userid, 0);
+
+	workcxt = AllocSetContextCreate(TopMemoryContext, "consistency resolver",
+									ALLOCSET_DEFAULT_SIZES);
+	for (i = 0; i < sh->ntasks; i++)
+	{
+		TpcTask    *t = &sh->tasks[i];
+
+		if (t->dboid == sh->dboid && t->outcome == OUT_PENDING)
+			worker_run_task(t, workcxt);
+	}
+	if (sh->dboid == sh->log_dboid)
+		worker_write_log(sh);
+
+	dsm_detach(seg);
+	proc_exit(0);
+}
+
+/* ----------------------------------------------------------------
+ * The caller's side
+ * ----------------------------------------------------------------
+ */
+
+void
+consistency_twophase_resolve_init(void)
+{
+	DefineCustomStringVariable("consistency.tpc_caller_evidence",
+							   "Why the caller asks resolve_prepared() for an explicit commit or rollback.",
+							   "Recorded with the action in consistency.tpc_resolution_log; pg_consistency sets it to the coordinator's decision.",
+							   &tpc_caller_evidence,
+							   "",
+							   PGC_USERSET, 0,
+							   NULL, NULL, NULL);
+}
+
+/* Start a worker for database dboid and wait until it exits; false if none could start. */
+static bool
+run_worker(dsm_segment *seg, Oid dboid, const char *dbname)
+{
+	TpcShared  *sh = dsm_segment_address(seg);
+	BackgroundWorker w;
+	BackgroundWorkerHandle *handle;
+	BgwHandleStatus status;
+
+	sh->dboid = dboid;
+	memset(&w, 0, sizeof(w));
+	w.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	w.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	w.bgw_restart_time = BGW_NEVER_RESTART;
+	snprintf(w.bgw_library_name, BGW_MAXLEN, "consistency");
+	snprintf(w.bgw_function_name, BGW_MAXLEN, "consistency_tpc_worker_main");
+	snprintf(w.bgw_name, BGW_MAXLEN, "consistency resolver for database %s", dbname);
+	snprintf(w.bgw_type, BGW_MAXLEN, "consistency resolver");
+	w.bgw_main_arg = UInt32GetDatum(dsm_segment_handle(seg));
+	w.bgw_notify_pid = MyProcPid;
+
+	if (!RegisterDynamicBackgroundWorker(&w, &handle))
+		return false;
+	status = WaitForBackgroundWorkerShutdown(handle);
+	if (status == BGWH_POSTMASTER_DIED)
+		ereport(FATAL,
+				(errcode(ERRCODE_ADMIN_SHUTDOWN),
+				 errmsg("postmaster exited while a resolver worker was running")));
+	return true;
+}
+
+static void
+error_no_worker(void)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_CONSISTENCY_TPC_WORKER_UNAVAILABLE),
+			 errmsg("could not start a resolver background worker"),
+			 errdetail("All max_worker_processes (%d) slots are in use; nothing was resolved.",
+					   max_worker_processes),
+			 errhint("Retry later, or raise max_worker_processes (needs a restart).")));
+}
+
+/*
+ * Run the planned tasks: one worker per database, the caller's database
+ * last, whose worker also writes the resolution log.  Results are copied
+ * back into tasks.
+ */
+static void
+run_tasks(TpcTask *tasks, int ntasks)
+{
+	Size		size = offsetof(TpcShared, tasks) + sizeof(TpcTask) * ntasks;
+	dsm_segment *seg;
+	TpcShared  *sh;
+	List	   *dbs = NIL;
+	ListCell   *lc;
+	bool		started_any = false;
+	int			i;
+
+	PreventCommandDuringRecovery("COMMIT PREPARED or ROLLBACK PREPARED");
+	seg = dsm_create(size, 0);
+	sh = dsm_segment_address(seg);
+	memset(sh, 0, offsetof(TpcShared, tasks));
+	sh->userid = GetUserId();
+	sh->log_dboid = MyDatabaseId;
+	namestrcpy(&sh->resolved_by, GetUserNameFromId(GetUserId(), false));
+	sh->ntasks = ntasks;
+	memcpy(sh->tasks, tasks, sizeof(TpcTask) * ntasks);
+
+	for (i = 0; i < ntasks; i++)
+		if (tasks[i].dboid != MyDatabaseId)
+			dbs = list_append_unique_oid(dbs, tasks[i].dboid);
+	dbs = lappend_oid(dbs, MyDatabaseId);
+
+	foreach(lc, dbs)
+	{
+		Oid			db = lfirst_oid(lc);
+		char	   *dbname = get_database_name(db);
+		bool		ran = run_worker(seg, db, dbname ? dbname : "?");
+
+		if (!ran && !started_any)
+		{
+			dsm_detach(seg);
+			error_no_worker();
+		}
+		started_any = true;
+		/* a worker that died before finishing (it could not connect, say) */
+		for (i = 0; i < ntasks; i++)
+		{
+			TpcTask    *t = &sh->tasks[i];
+
+			if (t->dboid == db && t->outcome == OUT_PENDING)
+			{
+				t->outcome = OUT_FAILED;
+				t->sqlerrcode = ERRCODE_CONSISTENCY_TPC_WORKER_FAILED;
+				snprintf(t->error, sizeof(t->error),
+						 ran ? "YC406: the resolver worker for database %s exited before finishing; the server log has its error"
+						 : "YC405: no resolver worker could be started for database %s (max_worker_processes)",
+						 dbname ? dbname : "?");
+			}
+		}
+	}
+	if (!sh->log_written)
+		ereport(WARNING,
+				(errcode(ERRCODE_CONSISTENCY_TPC_WORKER_FAILED),
+				 errmsg("the resolution was not written to consistency.tpc_resolution_log"),
+				 errdetail("The actions below were attempted; the worker writing the log failed (see the server log)."),
+				 errhint("Check that the role may insert into consistency.tpc_resolution_log (consistency_admin).")));
+	memcpy(tasks, sh->tasks, sizeof(TpcTask) * ntasks);
+	dsm_detach(seg);
+}
+
+/* Plan a task for prepared transaction p. */
+static void
+fill_task(TpcTask *t, const TpcPrepared *p, bool commit, const char *requested,
+		  TpcVerdict v, const char *evidence, bool heuristic)
+{
+	memset(t, 0, sizeof(*t));
+	strlcpy(t->gid, p->gid, sizeof(t->gid));
+	t->dboid = p->dboid;
+	namestrcpy(&t->database, p->database);
+	t->xid = p->xid;
+	namestrcpy(&t->owner, p->owner);
+	t->prepared_at = p->prepared_at;
+	t->commit = commit;
+	t->heuristic = heuristic;
+	strlcpy(t->requested, requested, sizeof(t->requested));
+	strlcpy(t->verdict, tpc_verdict_name(v), sizeof(t->verdict));
+	strlcpy(t->evidence, evidence, sizeof(t->evidence));
+}
+
+static const char *
+outcome_reason(const TpcTask *t)
+{
+	switch (t->outcome)
+	{
+		case OUT_ALREADY_RESOLVED:
+			return psprintf("the prepared transaction vanished meanwhile: someone else finished it (%s)", t->evidence);
+		case OUT_BUSY:
+			return psprintf("another session is finishing this prepared transaction right now; nothing done (%s)", t->error);
+		case OUT_FAILED:
+			return psprintf("%s (%s)", t->error, t->evidence);
+		default:
+			return t->evidence;
+	}
+}
+
+static bool
+get_bool_arg(FunctionCallInfo fcinfo, int argno, const char *argname)
+{
+	consistency_arg_not_null(fcinfo, argno, argname);
+	return PG_GETARG_BOOL(argno);
+}
+
+/*
+ * resolve_prepared(gid, action DEFAULT 'auto', dry_run DEFAULT true,
+ *					force DEFAULT false)
+ *	 -> TABLE(database, planned, executed, outcome, reason), one row
+ */
+Datum
+consistency_resolve_prepared(PG_FUNCTION_ARGS)
+{
+	char	   *gid = text_to_cstring(consistency_text_arg(fcinfo, 0, "gid", TPC_MAX_GID_BYTES, false));
+	char	   *action = text_to_cstring(consistency_text_arg(fcinfo, 1, "action", 64, false));
+	bool		dry_run = get_bool_arg(fcinfo, 2, "dry_run");
+	bool		force = get_bool_arg(fcinfo, 3, "force");
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	MemoryContext mcxt = CurrentMemoryContext;
+	Interval	zero = {0};
+	List	   *list;
+	TpcPrepared *p;
+	TpcVerdict	v;
+	char	   *evidence;
+	bool		commit;
+	bool		heuristic = false;
+	TpcGid		g;
+	TpcTask		task;
+	Datum		values[5];
+	bool		nulls[5] = {0};
+
+	if (strcmp(action, "auto") != 0 && strcmp(action, "commit") != 0 &&
+		strcmp(action, "rollback") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("action must be \"auto\", \"commit\" or \"rollback\""),
+				 errdetail("The action given is \"%s\".", action)));
+	InitMaterializedSRF(fcinfo, 0);
+
+	SPI_connect();
+	list = tpc_list_prepared(gid, &zero, mcxt);
+	if (list == NIL)
+	{
+		SPI_finish();
+		nulls[0] = true;
+		values[1] = CStringGetTextDatum("none");
+		values[2] = BoolGetDatum(false);
+		values[3] = CStringGetTextDatum("not_found");
+		values[4] = CStringGetTextDatum("no prepared transaction has this gid: it was already finished, or never prepared");
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		PG_RETURN_NULL();
+	}
+	p = linitial(list);
+	v = tpc_decide(p, &evidence);
+	evidence = MemoryContextStrdup(mcxt, evidence);
+	SPI_finish();
+
+	values[0] = DirectFunctionCall1(namein, CStringGetDatum(p->database));
+	if (strcmp(action, "auto") == 0)
+	{
+		if (v != TPC_VERDICT_COMMIT && v != TPC_VERDICT_ROLLBACK)
+		{
+			values[1] = CStringGetTextDatum("skip");
+			values[2] = BoolGetDatum(false);
+			values[3] = CStringGetTextDatum("skipped");
+			values[4] = CStringGetTextDatum(evidence);
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+			PG_RETURN_NULL();
+		}
+		commit = (v == TPC_VERDICT_COMMIT);
+	}
+	else
+	{
+		commit = strcmp(action, "commit") == 0;
+		if (!tpc_parse_gid(p->gid, &g))
+		{
+			if (!force)
+				ereport(ERROR,
+						(errcode(ERRCODE_CONSISTENCY_TPC_GID_UNRECOGNISED),
+						 errmsg("gid \"%s\" was not made by consistency.tpc_gid()", p->gid),
+						 errdetail("Nothing records what its coordinator decided, so a %s would be a guess.",
+								   commit ? "commit" : "rollback"),
+						 errhint("If you know the outcome from elsewhere, pass force => true; the action is logged as heuristic.")));
+			heuristic = true;
+		}
+		else if (v == TPC_VERDICT_IN_PROGRESS ||
+				 (v == TPC_VERDICT_COMMIT && !commit) ||
+				 (v == TPC_VERDICT_ROLLBACK && commit))
+		{
+			if (!force)
+				ereport(ERROR,
+						(errcode(ERRCODE_CONSISTENCY_TPC_CONTRADICTS_VERDICT),
+						 errmsg("%s of prepared transaction \"%s\" contradicts its coordinator", action, p->gid),
+						 errdetail("The resolver's verdict is %s: %s.", tpc_verdict_name(v), evidence),
+						 errhint("Use action => 'auto'; pass force => true only if you know better (the action is logged as heuristic).")));
+			heuristic = true;
+		}
+		/* else: it agrees, or the decision log is elsewhere and the caller brings the decision */
+		if (tpc_caller_evidence != NULL && tpc_caller_evidence[0] != '\0')
+			evidence = psprintf("%s; the caller's evidence: %s", evidence, tpc_caller_evidence);
+	}
+
+	fill_task(&task, p, commit, action, v, evidence, heuristic);
+	values[1] = CStringGetTextDatum(commit ? "commit" : "rollback");
+	if (dry_run)
+	{
+		values[2] = BoolGetDatum(false);
+		values[3] = CStringGetTextDatum("dry_run");
+		values[4] = CStringGetTextDatum(heuristic ? psprintf("heuristic (forced): %s", evidence) : evidence);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		PG_RETURN_NULL();
+	}
+
+	run_tasks(&task, 1);
+	if (task.outcome == OUT_FAILED)
+		ereport(ERROR,
+				(errcode(task.sqlerrcode),
+				 errmsg("could not %s prepared transaction \"%s\"", commit ? "commit" : "roll back", p->gid),
+				 errdetail("The resolver worker in database %s, connected as %s, reported: %s.",
+						   p->database, GetUserNameFromId(GetUserId(), false), task.error),
+				 errhint("The attempt is recorded in consistency.tpc_resolution_log.")));
+	values[2] = BoolGetDatum(task.outcome == OUT_COMMITTED || task.outcome == OUT_ROLLED_BACK);
+	values[3] = CStringGetTextDatum(outcome_names[task.outcome]);
+	values[4] = CStringGetTextDatum(outcome_reason(&task));
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	PG_RETURN_NULL();
+}
+
+/*
+ * resolve_stale(min_age DEFAULT '10 minutes', dry_run DEFAULT true)
+ *	 -> TABLE(gid, database, planned, executed, outcome, reason)
+ *
+ * Every prepared transaction at least min_age old that the caller may finish
+ * (its owner, or any if superuser), with action 'auto'.
+ */
+Datum
+consistency_resolve_stale(PG_FUNCTION_ARGS)
+{
+	Interval   *min_age = tpc_interval_arg(fcinfo, 0, "min_age");
+	bool		dry_run = get_bool_arg(fcinfo, 1, "dry_run");
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	MemoryContext mcxt = CurrentMemoryContext;
+	Oid			me = GetUserId();
+	bool		su = superuser_arg(me);
+	List	   *list;
+	ListCell   *lc;
+	int			n;
+	TpcTask    *tasks;
+	int			ntasks = 0;
+	TpcVerdict *verdicts;
+	char	  **evidences;
+	int			i;
+
+	InitMaterializedSRF(fcinfo, 0);
+	SPI_connect();
+	list = tpc_list_prepared(NULL, min_age, mcxt);
+	n = list_length(list);
+	verdicts = MemoryContextAlloc(mcxt, sizeof(TpcVerdict) * Max(n, 1));
+	evidences = MemoryContextAlloc(mcxt, sizeof(char *) * Max(n, 1));
+	tasks = MemoryContextAllocZero(mcxt, sizeof(TpcTask) * Max(n, 1));
+	i = 0;
+	foreach(lc, list)
+	{
+		TpcPrepared *p = lfirst(lc);
+		char	   *evidence = NULL;
+
+		if (su || p->ownerid == me)
+		{
+			verdicts[i] = tpc_decide(p, &evidence);
+			evidence = MemoryContextStrdup(mcxt, evidence);
+		}
+		else
+			verdicts[i] = TPC_VERDICT_UNKNOWN;
+		evidences[i++] = evidence;
+	}
+	SPI_finish();
+
+	/* plan */
+	i = 0;
+	foreach(lc, list)
+	{
+		TpcPrepared *p = lfirst(lc);
+
+		if (evidences[i] != NULL &&
+			(verdicts[i] == TPC_VERDICT_COMMIT || verdicts[i] == TPC_VERDICT_ROLLBACK))
+			fill_task(&tasks[ntasks++], p, verdicts[i] == TPC_VERDICT_COMMIT, "auto",
+					  verdicts[i], evidences[i], false);
+		i++;
+	}
+	if (!dry_run && ntasks > 0)
+		run_tasks(tasks, ntasks);
+
+	/* report, in listing order */
+	i = 0;
+	n = 0;
+	foreach(lc, list)
+	{
+		TpcPrepared *p = lfirst(lc);
+		Datum		values[6];
+		bool		nulls[6] = {0};
+
+		if (evidences[i] == NULL)
+		{
+			i++;
+			continue;			/* not the caller's to finish */
+		}
+		values[0] = CStringGetTextDatum(p->gid);
+		values[1] = DirectFunctionCall1(namein, CStringGetDatum(p->database));
+		if (verdicts[i] == TPC_VERDICT_COMMIT || verdicts[i] == TPC_VERDICT_ROLLBACK)
+		{
+			TpcTask    *t = &tasks[n++];
+
+			values[2] = CStringGetTextDatum(t->commit ? "commit" : "rollback");
+			if (dry_run)
+			{
+				values[3] = BoolGetDatum(false);
+				values[4] = CStringGetTextDatum("dry_run");
+				values[5] = CStringGetTextDatum(t->evidence);
+			}
+			else
+			{
+				values[3] = BoolGetDatum(t->outcome == OUT_COMMITTED || t->outcome == OUT_ROLLED_BACK);
+				values[4] = CStringGetTextDatum(outcome_names[t->outcome]);
+				values[5] = CStringGetTextDatum(outcome_reason(t));
+			}
+		}
+		else
+		{
+			values[2] = CStringGetTextDatum("skip");
+			values[3] = BoolGetDatum(false);
+			values[4] = CStringGetTextDatum("skipped");
+			values[5] = CStringGetTextDatum(evidences[i]);
+		}
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		i++;
+	}
+	PG_RETURN_NULL();
+}

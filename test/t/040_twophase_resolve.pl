@@ -1,0 +1,243 @@
+# In-doubt two-phase commit on a real server, across databases:
+# - distributed transactions whose participants are prepared in two databases (db1, db2, which do
+#   not even have the extension), coordinated from and resolved from a third (ops);
+# - the listing names the relations and the pids a prepared transaction blocks, and resolving it
+#   releases the waiter;
+# - a consistency_admin that did not prepare the transaction is refused by PostgreSQL's own rule,
+#   and the attempt is logged; the owner may resolve it;
+# - a gid that another session is finishing right now is reported busy and left alone;
+# - prepared transactions and their verdicts survive a restart.
+use strict;
+use warnings;
+use IPC::Run;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $node = PostgreSQL::Test::Cluster->new('tpc');
+$node->init(allows_streaming => 1);		# max_wal_senders > 0: synchronous commit can wait
+$node->append_conf('postgresql.conf', "max_prepared_transactions = 10\n");
+$node->start;
+$node->safe_psql('postgres', q{
+	CREATE DATABASE ops; CREATE DATABASE db1; CREATE DATABASE db2;
+	CREATE ROLE alice LOGIN; CREATE ROLE bob LOGIN;
+});
+$node->safe_psql('ops', q{
+	CREATE EXTENSION consistency;
+	GRANT consistency_admin TO alice, bob;
+});
+for my $db ('db1', 'db2')
+{
+	$node->safe_psql($db, q{
+		CREATE TABLE stock (item text PRIMARY KEY, qty int NOT NULL);
+		INSERT INTO stock VALUES ('apple', 10), ('pear', 10);
+		GRANT ALL ON stock TO alice;
+	});
+}
+
+# A coordinator transaction in ops: gids for both participants, each prepared in its database.
+# $decide: 'commit' logs the decision and commits; 'crash' leaves the coordinator aborted.
+sub distributed
+{
+	my ($item, $decide) = @_;
+	my $coord = $node->background_psql('ops');
+	$coord->query_safe('BEGIN');
+	my %gid;
+	for my $db ('db1', 'db2')
+	{
+		$gid{$db} = $coord->query_safe("SELECT consistency.tpc_gid('$db')");
+		$node->safe_psql($db, qq{
+			BEGIN;
+			UPDATE stock SET qty = qty - 1 WHERE item = '$item';
+			PREPARE TRANSACTION '$gid{$db}';
+		});
+	}
+	if ($decide eq 'commit')
+	{
+		$coord->query_safe("SELECT consistency.tpc_log_decision('$gid{db1}')");
+		$coord->query_safe("SELECT consistency.tpc_log_decision('$gid{db2}')");
+		$coord->query_safe('COMMIT');
+	}
+	else
+	{
+		$coord->query_safe('ROLLBACK');
+	}
+	$coord->quit;
+	return \%gid;
+}
+
+my $committed = distributed('apple', 'commit');
+my $aborted = distributed('pear', 'crash');
+
+like( $node->safe_psql('ops', q{
+		SELECT string_agg(database || ':' || verdict || ':' || array_to_string(relations, ','), ' '
+						  ORDER BY prepared_at)
+		  FROM consistency.prepared_xacts()}),
+	qr/^db1:commit:db1\/\d+,db1\/\d+ db2:commit:db2\/\d+,db2\/\d+ db1:rollback:db1\/\d+,db1\/\d+ db2:rollback:db2\/\d+,db2\/\d+$/,
+	'listing from ops shows both databases, their relations by oid, and the verdicts');
+
+# A session in db1 waits for the row the committed participant holds.
+my $waiter = $node->background_psql('db1');
+my $waiter_pid = $waiter->query_safe('SELECT pg_backend_pid()');
+$waiter->query_until(qr/waiting/, "\\echo waiting\nUPDATE stock SET qty = qty + 100 WHERE item = 'apple';\n");
+$node->poll_query_until('db1',
+	"SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $waiter_pid")
+  or die 'the waiter never waited';
+is( $node->safe_psql('ops',
+		"SELECT blocked_pids FROM consistency.prepared_xacts() WHERE gid = '$committed->{db1}'"),
+	"{$waiter_pid}", 'the listing shows the pid the prepared transaction blocks');
+is( $node->safe_psql('ops',
+		"SELECT blocked_pids FROM consistency.prepared_xacts() WHERE gid = '$committed->{db2}'"),
+	'{}', 'and no pid for the participant in the other database');
+is($node->safe_psql('db1', "SELECT pg_blocking_pids($waiter_pid)"),
+	'{0}', 'pg_blocking_pids only says "a prepared transaction" (pid 0)');
+
+# Resolving the prepared transaction releases the waiter.
+is( $node->safe_psql('ops',
+		"SELECT planned || ' ' || outcome FROM consistency.resolve_prepared('$committed->{db1}', dry_run => false)"),
+	'commit committed', 'the db1 participant of the decided transaction is committed');
+$node->poll_query_until('db1', "SELECT state = 'idle' FROM pg_stat_activity WHERE pid = $waiter_pid")
+  or die 'the waiter was not released';
+$waiter->quit;
+
+# The others survive a restart.
+$node->restart;
+is($node->safe_psql('ops', q{SELECT count(*) FROM consistency.prepared_xacts()}),
+	'3', 'prepared transactions survive a restart');
+
+# Resolve everything from ops.
+my %expect = (
+	$committed->{db2} => 'db2:commit:committed',
+	$aborted->{db1} => 'db1:rollback:rolled_back', $aborted->{db2} => 'db2:rollback:rolled_back');
+is( $node->safe_psql('ops', q{
+		SELECT string_agg(database || ':' || planned || ':' || outcome, ' ' ORDER BY gid COLLATE "C")
+		  FROM consistency.resolve_stale('0', dry_run => false)}),
+	join(' ', map { $expect{$_} } sort keys %expect),
+	'resolve_stale from a third database commits what was decided and rolls back the rest');
+is($node->safe_psql('db1', q{SELECT string_agg(item || '=' || qty, ',' ORDER BY item) FROM stock}),
+	'apple=109,pear=10', "db1: the committed transaction is there once (then the waiter's update), the aborted one is not");
+is($node->safe_psql('db2', q{SELECT string_agg(item || '=' || qty, ',' ORDER BY item) FROM stock}),
+	'apple=9,pear=10', "db2: the committed transaction is there once, the aborted one is not");
+is($node->safe_psql('ops', q{SELECT count(*) FROM pg_prepared_xacts}), '0', 'nothing left prepared');
+is( $node->safe_psql('ops', q{
+		SELECT string_agg(database || ':' || action || ':' || outcome, ' ' ORDER BY gid COLLATE "C")
+		  FROM consistency.tpc_resolution_log}),
+	join(' ', map { $_ eq $committed->{db1} ? 'db1:commit:committed' : $expect{$_} }
+		  sort (keys %expect, $committed->{db1})),
+	'the four resolutions are logged in ops');
+
+# alice prepares; bob (also consistency_admin) may not finish her transaction.
+my $coord = $node->background_psql('ops');
+$coord->query_safe('BEGIN');
+my $gid = $coord->query_safe(q{SELECT consistency.tpc_gid('db1')});
+$node->safe_psql('db1', qq{
+	SET ROLE alice;
+	BEGIN;
+	UPDATE stock SET qty = qty - 5 WHERE item = 'pear';
+	PREPARE TRANSACTION '$gid';
+});
+$coord->query_safe("SELECT consistency.tpc_log_decision('$gid')");
+$coord->query_safe('COMMIT');
+$coord->quit;
+
+my ($ret, $out, $err) = $node->psql('ops',
+	"SELECT * FROM consistency.resolve_prepared('$gid', dry_run => false)",
+	extra_params => ['-U', 'bob', '-v', 'VERBOSITY=verbose']);
+like($err, qr/42501: could not commit prepared transaction.*permission denied to finish prepared transaction/s,
+	'a consistency_admin that is not the owner is refused by PostgreSQL');
+is( $node->safe_psql('ops',
+		"SELECT outcome || ' ' || resolved_by FROM consistency.tpc_resolution_log WHERE gid = '$gid'"),
+	'failed bob', 'the refused attempt is logged');
+is( $node->safe_psql('ops', "SELECT count(*) FROM consistency.resolve_stale('0')", extra_params => ['-U', 'bob']),
+	'0', 'resolve_stale shows bob nothing he may not finish');
+is( $node->safe_psql('ops',
+		"SELECT planned || ' ' || outcome FROM consistency.resolve_prepared('$gid', dry_run => false)",
+		extra_params => ['-U', 'alice']),
+	'commit committed', 'the owner may resolve her own transaction');
+is($node->safe_psql('db1', q{SELECT qty FROM stock WHERE item = 'pear'}), '5', 'and it committed');
+
+# Busy: a COMMIT PREPARED that waits for a synchronous standby that never comes holds the gid.
+# Everything else (the resolver's log writer included) commits with synchronous_commit = local.
+$node->safe_psql('postgres', q{
+	CREATE TABLE sync_probe (x int);
+	ALTER ROLE CURRENT_USER SET synchronous_commit = local;
+	ALTER SYSTEM SET synchronous_standby_names = 'nobody';
+	SELECT pg_reload_conf();
+});
+# The checkpointer applies the setting when it sees the reload: probe until a commit waits.
+my $syncrep = 0;
+for my $try (1 .. 50)
+{
+	my $probe = $node->background_psql('postgres');
+	my $probe_pid = $probe->query_safe('SELECT pg_backend_pid()');
+	$probe->query_until(qr/probing/,
+		"SET synchronous_commit = on;\n\\echo probing\nINSERT INTO sync_probe VALUES (1);\n");
+	my $state = '';
+	$state = $node->safe_psql('postgres',
+		"SELECT CASE WHEN wait_event = 'SyncRep' THEN 'SyncRep' WHEN state = 'idle' AND query LIKE 'INSERT INTO sync_probe%' THEN 'idle' END FROM pg_stat_activity WHERE pid = $probe_pid")
+	  until $state eq 'SyncRep' || $state eq 'idle';
+	if ($state eq 'SyncRep')
+	{
+		$node->safe_psql('postgres', "SELECT pg_cancel_backend($probe_pid)");
+		$syncrep = 1;
+	}
+	$probe->quit;
+	last if $syncrep;
+}
+ok($syncrep, 'synchronous commit waits for the missing standby');
+my $second = distributed('apple', 'commit');
+$gid = $second->{db1};
+my $gid2 = $second->{db2};
+my $finisher = $node->background_psql('db1');
+my $finisher_pid = $finisher->query_safe('SELECT pg_backend_pid()');
+$finisher->query_until(qr/finishing/,
+	"SET synchronous_commit = on;\n\\echo finishing\nCOMMIT PREPARED '$gid';\n");
+$node->poll_query_until('db1',
+	"SELECT wait_event = 'SyncRep' FROM pg_stat_activity WHERE pid = $finisher_pid")
+  or die 'COMMIT PREPARED never waited';
+is( $node->safe_psql('ops',
+		"SELECT planned || ' ' || executed || ' ' || outcome FROM consistency.resolve_prepared('$gid', dry_run => false)"),
+	'commit false busy', 'a gid another session is finishing is reported busy');
+like( $node->safe_psql('ops', "SELECT error FROM consistency.tpc_resolution_log WHERE gid = '$gid' AND outcome = 'busy'"),
+	qr/^55000: prepared transaction with identifier .* is busy$/, 'the busy attempt is logged with PostgreSQL\'s error');
+$node->safe_psql('postgres', q{
+	ALTER SYSTEM RESET synchronous_standby_names;
+	SELECT pg_reload_conf();
+});
+$node->poll_query_until('db1', "SELECT count(*) = 0 FROM pg_prepared_xacts WHERE gid = '$gid'")
+  or die 'COMMIT PREPARED did not finish';
+$finisher->quit;
+is( $node->safe_psql('ops',
+		"SELECT planned || ' ' || executed || ' ' || outcome FROM consistency.resolve_prepared('$gid', dry_run => false)"),
+	'none false not_found', 'once finished, the gid is gone');
+is( $node->safe_psql('ops',
+		"SELECT planned || ' ' || outcome FROM consistency.resolve_prepared('$gid2', dry_run => false)"),
+	'commit committed', 'its sibling in db2 is committed by the resolver');
+is($node->safe_psql('db1', q{SELECT qty FROM stock WHERE item = 'apple'}),
+	'108', 'db1: the second distributed commit applied exactly once');
+is($node->safe_psql('db2', q{SELECT qty FROM stock WHERE item = 'apple'}),
+	'8', 'db2: the second distributed commit applied exactly once');
+is($node->safe_psql('ops', q{SELECT count(*) FROM pg_prepared_xacts}), '0', 'nothing left prepared');
+
+# pg_consistency against this cluster: no --decisions-from needed, the coordinator is here.
+$gid = distributed('pear', 'commit')->{db1};
+my ($cli_out, $cerr) = ('', '');
+IPC::Run::run(['pg_consistency', 'in-doubt', $node->connstr('ops')], '>', \$cli_out, '2>', \$cerr);
+is($? >> 8, 0, 'pg_consistency in-doubt: fresh prepared transactions are ok (exit 0)');
+like($cli_out, qr/^\Q$gid\E\s+db1\s.*\scommit\s+decision commit logged/m, 'and it prints the listing');
+IPC::Run::run(['pg_consistency', 'resolve', '--older-than', '0', $node->connstr('ops')], '>', \$cli_out, '2>', \$cerr);
+is($? >> 8, 0, 'pg_consistency resolve (dry run) exits 0');
+is($node->safe_psql('ops', q{SELECT count(*) FROM pg_prepared_xacts}), '2', 'and changes nothing');
+IPC::Run::run(['pg_consistency', 'resolve', '--execute', '--older-than', '0', $node->connstr('ops')],
+	'>', \$cli_out, '2>', \$cerr);
+is($? >> 8, 0, 'pg_consistency resolve --execute exits 0');
+like($cli_out, qr/^\Q$gid\E\s+db1\s+commit\s+t\s+committed/m, 'and reports each resolution');
+is($node->safe_psql('ops', q{SELECT count(*) FROM pg_prepared_xacts}), '0', 'nothing left prepared');
+IPC::Run::run(['pg_consistency', 'in-doubt', '--bogus'], '>', \$cli_out, '2>', \$cerr);
+is($? >> 8, 3, 'an unknown option exits 3 (unknown)');
+IPC::Run::run(['pg_consistency', 'in-doubt', 'host=/nonexistent port=1'], '>', \$cli_out, '2>', \$cerr);
+is($? >> 8, 3, 'so does a failed connection');
+like($cerr, qr/could not connect/, 'with the reason');
+
+$node->stop;
+done_testing();
