@@ -199,3 +199,4 @@ RESET ROLE;
 DROP ROLE token_stranger;
 REVOKE ALL ON accounts FROM token_app;
 DROP ROLE token_app;
+DROP TABLE accounts;
