@@ -110,6 +110,10 @@ static InvStmt stmt_sell = {
 	" WHERE sku = $1 AND slot = $2 AND reserved >= $3",
 	3, {TEXTOID, INT4OID, INT8OID}
 };
+static InvStmt stmt_try_row = {
+	"SELECT FROM " INV_TABLE " WHERE sku = $1 AND slot = $2 FOR NO KEY UPDATE SKIP LOCKED",
+	2, {TEXTOID, INT4OID}
+};
 static InvStmt stmt_nslots = {
 	"SELECT max(slot) + 1 FROM " INV_TABLE " WHERE sku = $1",
 	1, {TEXTOID}
@@ -323,6 +327,20 @@ apply_on_slot(const InvSku *s, int slot, int64 qty, InvSlotOp op)
 	return inv_exec(stmt, v, NULL, false) == 1;
 }
 
+/*
+ * Lock a slot row without waiting (FOR NO KEY UPDATE SKIP LOCKED); false if
+ * another transaction holds it.
+ */
+static bool
+try_row_lock(const InvSku *s, int slot)
+{
+	Datum		v[2];
+
+	v[0] = PointerGetDatum(s->sku);
+	v[1] = Int32GetDatum(slot);
+	return inv_exec(&stmt_try_row, v, NULL, false) == 1;
+}
+
 /* Put back a TAKE made on a slot this transaction still holds (reserve_all). */
 void
 inv_slot_undo_take(const InvSku *s, int slot, int64 qty)
@@ -356,6 +374,24 @@ inv_slots_apply(const InvSku *s, int64 qty, InvSlotOp op, bool wait, int *slot_u
 		start_seeded = true;
 	}
 	start = (int) (start_seed % (uint32) n);
+
+	if (n == 1)
+	{
+		/*
+		 * One slot: queue on the row lock itself.  A waiter blocked inside
+		 * the UPDATE has already done its executor setup and index lookup,
+		 * so the lock is held for less time than if it queued on the slot
+		 * lock first and only then ran the statement.
+		 */
+		if (!wait && !try_row_lock(s, 0))
+			return INV_BUSY;
+		if (apply_on_slot(s, 0, qty, op))
+		{
+			*slot_used = 0;
+			return INV_DONE;
+		}
+		return slow_path(s, qty, op, wait, false, slot_used);
+	}
 
 	for (i = 0; i < n; i++)
 	{
