@@ -123,6 +123,11 @@ static InvStmt stmt_read_all = {
 	" WHERE sku = $1 ORDER BY slot FOR NO KEY UPDATE",
 	1, {TEXTOID}
 };
+static InvStmt stmt_read_one = {
+	"SELECT slot, on_hand, reserved, (SELECT count(*) FROM " INV_TABLE " WHERE sku = $1)"
+	" FROM " INV_TABLE " WHERE sku = $1 AND slot = 0 FOR NO KEY UPDATE",
+	1, {TEXTOID}
+};
 static InvStmt stmt_set_slot = {
 	"UPDATE " INV_TABLE " SET on_hand = $3, reserved = $4 WHERE sku = $1 AND slot = $2",
 	4, {TEXTOID, INT4OID, INT8OID, INT8OID}
@@ -352,6 +357,8 @@ inv_slot_undo_take(const InvSku *s, int slot, int64 qty)
 
 static InvSlotResult slow_path(const InvSku *s, int64 qty, InvSlotOp op,
 							   bool wait, bool holding_slot0, int *slot_used);
+static InvSlotResult slow_path_one(const InvSku *s, int64 qty, InvSlotOp op,
+								   int *slot_used);
 
 /*
  * Apply op for qty units of the SKU.  INV_TAKE may answer INV_INSUFFICIENT
@@ -390,7 +397,7 @@ inv_slots_apply(const InvSku *s, int64 qty, InvSlotOp op, bool wait, int *slot_u
 			*slot_used = 0;
 			return INV_DONE;
 		}
-		return slow_path(s, qty, op, wait, false, slot_used);
+		return slow_path_one(s, qty, op, slot_used);
 	}
 
 	for (i = 0; i < n; i++)
@@ -493,41 +500,14 @@ write_changed_slots(const InvSku *s, SlotRow *rows, int n)
 	}
 }
 
+/*
+ * With every slot of the SKU locked and read into rows[0..n-1]: apply op
+ * to the totals, or answer INV_INSUFFICIENT.
+ */
 static InvSlotResult
-slow_path(const InvSku *s, int64 qty, InvSlotOp op, bool wait,
-		  bool holding_slot0, int *slot_used)
+decide(const InvSku *s, SlotRow *rows, int n, int64 qty, InvSlotOp op, int *slot_used)
 {
-	SlotRow		rows[INV_MAX_SLOTS];
-	int			locked = holding_slot0 ? 1 : 0;
-	int			n;
-	int			want;
 	int			i;
-
-	want = nslots_of(s);
-	for (;;)
-	{
-		for (; locked < want; locked++)
-		{
-			if (!lock_slot(s, locked, wait))
-			{
-				/* only without wait: give back what this call took, unchanged */
-				while (--locked >= 0)
-					unlock_slot(s, locked);
-				return INV_BUSY;
-			}
-		}
-		n = read_all_slots(s, rows);
-		if (n == 0)
-		{
-			inv_forget_slots(s);
-			inv_error_unknown_sku(s->sku);
-		}
-		want = rows[n - 1].slot + 1;
-		cache_set(s, want);
-		if (want <= locked)
-			break;
-		/* more slots than we knew of (stock_set meanwhile): lock those too */
-	}
 
 	*slot_used = -1;
 	if (op == INV_TAKE)
@@ -582,4 +562,84 @@ slow_path(const InvSku *s, int64 qty, InvSlotOp op, bool wait,
 	}
 	write_changed_slots(s, rows, n);
 	return INV_DONE;
+}
+
+/*
+ * The slow path of a one-slot SKU.  The row lock is the slot lock here:
+ * the fast path may already hold it (an UPDATE whose re-check failed keeps
+ * the row locked), so taking the slot lock now would be a second lock taken
+ * in the opposite order to stock_set's and could deadlock.  Only the row is
+ * locked and read.  If the SKU has gained slots meanwhile (stock_set), this
+ * backend's picture is stale and it gives up with a retryable 40001 rather
+ * than wait for other slots while holding this row.
+ */
+static InvSlotResult
+slow_path_one(const InvSku *s, int64 qty, InvSlotOp op, int *slot_used)
+{
+	SlotRow		row;
+	Datum		v[1];
+	HeapTuple	t;
+	TupleDesc	d;
+	bool		isnull;
+
+	v[0] = PointerGetDatum(s->sku);
+	if (inv_exec(&stmt_read_one, v, NULL, false) != 1)
+	{
+		inv_forget_slots(s);
+		inv_error_unknown_sku(s->sku);
+	}
+	t = SPI_tuptable->vals[0];
+	d = SPI_tuptable->tupdesc;
+	if (DatumGetInt64(SPI_getbinval(t, d, 4, &isnull)) != 1)
+	{
+		inv_forget_slots(s);
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("the slots of SKU \"%s\" changed during the operation",
+						text_to_cstring(s->sku)),
+				 errdetail("consistency.stock_set() changed the number of slots concurrently."),
+				 errhint("Retry the transaction.")));
+	}
+	row.slot = DatumGetInt32(SPI_getbinval(t, d, 1, &isnull));
+	row.on_hand = row.new_on_hand = DatumGetInt64(SPI_getbinval(t, d, 2, &isnull));
+	row.reserved = row.new_reserved = DatumGetInt64(SPI_getbinval(t, d, 3, &isnull));
+	return decide(s, &row, 1, qty, op, slot_used);
+}
+
+static InvSlotResult
+slow_path(const InvSku *s, int64 qty, InvSlotOp op, bool wait,
+		  bool holding_slot0, int *slot_used)
+{
+	SlotRow		rows[INV_MAX_SLOTS];
+	int			locked = holding_slot0 ? 1 : 0;
+	int			n;
+	int			want;
+
+	want = nslots_of(s);
+	for (;;)
+	{
+		for (; locked < want; locked++)
+		{
+			if (!lock_slot(s, locked, wait))
+			{
+				/* only without wait: give back what this call took, unchanged */
+				while (--locked >= 0)
+					unlock_slot(s, locked);
+				return INV_BUSY;
+			}
+		}
+		n = read_all_slots(s, rows);
+		if (n == 0)
+		{
+			inv_forget_slots(s);
+			inv_error_unknown_sku(s->sku);
+		}
+		want = rows[n - 1].slot + 1;
+		cache_set(s, want);
+		if (want <= locked)
+			break;
+		/* more slots than we knew of (stock_set meanwhile): lock those too */
+	}
+
+	return decide(s, rows, n, qty, op, slot_used);
 }
