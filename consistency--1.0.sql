@@ -271,7 +271,7 @@ COMMENT ON FUNCTION @extschema@.expire_reservations(pg_catalog.int4) IS
 CREATE FUNCTION @extschema@.available(sku pg_catalog.text)
 RETURNS pg_catalog.int8
 AS 'MODULE_PATHNAME', 'consistency_available'
-LANGUAGE C STABLE PARALLEL SAFE
+LANGUAGE C STABLE PARALLEL RESTRICTED
 SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION @extschema@.available(pg_catalog.text) IS
 	'units of a SKU on hand and not reserved (a plain read; works on a standby)';
@@ -279,7 +279,7 @@ COMMENT ON FUNCTION @extschema@.available(pg_catalog.text) IS
 CREATE FUNCTION @extschema@.check_inventory()
 RETURNS TABLE (sku pg_catalog.text, problem pg_catalog.text)
 AS 'MODULE_PATHNAME', 'consistency_check_inventory'
-LANGUAGE C STABLE PARALLEL SAFE
+LANGUAGE C STABLE PARALLEL RESTRICTED
 SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION @extschema@.check_inventory() IS
 	'every violated inventory invariant, one row each; empty when all hold';

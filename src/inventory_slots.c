@@ -9,26 +9,20 @@
  * CHECK (0 <= reserved <= on_hand).  Per-SKU totals are sums over the slots;
  * there is no per-SKU total row, which would be a hot row again.
  *
- * Every change to a slot row is made while holding that slot's lock, a
- * transaction-level lock in the advisory lock space (field 4 = 'IV',
- * fields 2-3 = a 56-bit hash of the SKU and the slot number), held to the
- * end of the transaction once the row was changed.  The lock, not the row
- * lock, is what buyers queue on:
+ * A SKU with several slots: every change to a slot row is made while
+ * holding that slot's lock, a transaction-level lock in the advisory lock
+ * space (field 4 = 'IV', fields 2-3 = a 56-bit hash of the SKU and the slot
+ * number), held to the end of the transaction once the row was changed.
+ * The slot lock, not the row lock, is what buyers queue on:
  *
  * - it can be tried without waiting, so a buyer picks a free slot instead of
  *	 queueing behind a busy one, and wait => false answers 'busy';
- * - waiters are woken one at a time, in order, when the holder's transaction
- *	 has ended, so the next statement's snapshot sees the holder's update and
- *	 the UPDATE runs without waiting on the row or re-checking it (no
- *	 EvalPlanQual, no thundering herd on the tuple lock);
+ * - once granted, the holder's transaction has ended, so the next
+ *	 statement's snapshot sees its update and the UPDATE neither waits nor
+ *	 re-checks the row;
  * - a slot that was only looked at (not enough there) is released at once,
  *	 so looking never leaves a stray lock behind that could later deadlock;
  * - waits honour lock_timeout and the deadlock detector.
- *
- * Lock order: all waiting is done in (SKU hash, slot) order, so callers that
- * lock several SKUs (reserve_all, expire_reservations) or every slot of one
- * SKU (the slow path, stock_set, stock_add) never deadlock one another.
- * Tries that do not wait may be made in any order.
  *
  * The fast path tries the slots one by one without waiting, starting at a
  * per-backend pseudo-random slot, and applies the change with one
@@ -39,8 +33,24 @@
  * is 'insufficient' only then, otherwise the available stock is spread
  * evenly over the slots (the rebalance) and taken from one of them.
  *
- * The number of slots of a SKU is cached per backend; a stale cache only
- * makes a fast-path UPDATE find no row, and the slow path reloads it.
+ * A SKU with one slot: the row lock is the slot lock.  Buyers run the
+ * conditional UPDATE straight away and queue inside it: measured, a waiter
+ * that already started its plan and found the row holds the hot lock for
+ * less time than one that queues first and then runs the statement.  Its
+ * slow path locks and reads only the row (FOR NO KEY UPDATE), never the
+ * slot lock: an UPDATE whose re-check failed keeps the row locked, and
+ * taking the slot lock after it would invert the order stock_set uses.
+ * wait => false tries the row with FOR NO KEY UPDATE SKIP LOCKED.
+ *
+ * Lock order: all waiting is done in (SKU hash, slot) order -- slot lock
+ * before row, or the row alone for one-slot SKUs -- so callers that lock
+ * several SKUs (reserve_all, expire_reservations) or every slot of one SKU
+ * (the slow path, stock_set, stock_add) never deadlock one another.  Tries
+ * that do not wait may be made in any order.
+ *
+ * The number of slots of a SKU is cached per backend; a stale cache makes a
+ * fast-path UPDATE find no row (the slow path then reloads it), or, for a
+ * one-slot SKU that gained slots, a retryable 40001.
  *
  * IDENTIFICATION
  *	  src/inventory_slots.c
