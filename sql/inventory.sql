@@ -273,6 +273,9 @@ UPDATE consistency.inventory SET on_hand = -1, reserved = 0 WHERE sku = 'mug';
 \echo :LAST_ERROR_SQLSTATE
 INSERT INTO consistency.inventory (sku, slot, on_hand) VALUES ('mug', 64, 1);
 \echo :LAST_ERROR_SQLSTATE
+INSERT INTO consistency.reservations (reservation_id, sku, qty, created_at, expires_at)
+	VALUES ('bad', 'mug', 0, now(), now());
+\echo :LAST_ERROR_SQLSTATE
 
 -- 15. check_inventory() reports what such code can still break.
 UPDATE consistency.inventory SET reserved = reserved + 1 WHERE sku = 'pen';

@@ -14,7 +14,7 @@ SELECT columns_are('consistency', 'reservations', ARRAY[
 	'reservation_id', 'line', 'sku', 'qty', 'status', 'created_at', 'expires_at']);
 SELECT enum_has_labels('consistency', 'reservation_status',
 	ARRAY['active', 'confirmed', 'released', 'expired']);
-SELECT col_has_check('consistency', 'inventory', ARRAY['reserved', 'on_hand', 'slot'],
+SELECT col_has_check('consistency', 'inventory', ARRAY['reserved', 'on_hand'],
 	'inventory has the CHECK that forbids oversell');
 SELECT has_index('consistency', 'reservations', 'reservations_expiry_idx', 'expiry has its index');
 SELECT is((SELECT reloptions FROM pg_class WHERE oid = 'consistency.inventory'::regclass),
