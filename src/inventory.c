@@ -469,6 +469,32 @@ reserve_lines(text *id, ResLine *lines, int nlines, Interval *ttl, bool wait)
 	InvSlotResult res = INV_DONE;
 	int			i;
 
+	/*
+	 * After a sell-out most answers are 'insufficient'.  For a SKU this
+	 * backend last found short, check the stock under the slot locks before
+	 * writing anything, so that such an answer writes nothing (no WAL flush
+	 * while the locks are held).  A retry of a stored reservation must still
+	 * be answered as one: look for it before, and again after the wait.
+	 */
+	if (nlines == 1 && inv_sku_looks_short(&lines[0].s))
+	{
+		if (lookup_res(id, now, false, &stored))
+		{
+			answer_retry(id, &stored, lines, nlines);
+			return "reserved";
+		}
+		res = inv_slots_check(&lines[0].s, lines[0].qty, wait);
+		if (res != INV_DONE)
+		{
+			if (lookup_res(id, now, false, &stored))
+			{
+				answer_retry(id, &stored, lines, nlines);
+				return "reserved";
+			}
+			return res == INV_BUSY ? "busy" : "insufficient";
+		}
+	}
+
 	if (!insert_reservation(id, lines, nlines, now, expiry(now, ttl), &stored))
 	{
 		answer_retry(id, &stored, lines, nlines);

@@ -62,6 +62,8 @@ extern void inv_sku_init(InvSku *s, text *sku);
 extern int	inv_sku_cmp(const InvSku *a, const InvSku *b);
 extern InvSlotResult inv_slots_apply(const InvSku *s, int64 qty, InvSlotOp op,
 									 bool wait, int *slot_used);
+extern bool inv_sku_looks_short(const InvSku *s);
+extern InvSlotResult inv_slots_check(const InvSku *s, int64 qty, bool wait);
 extern void inv_slot_undo_take(const InvSku *s, int slot, int64 qty);
 extern void inv_lock_all_slots(const InvSku *s, int nslots);
 extern void inv_forget_slots(const InvSku *s);

@@ -29,9 +29,15 @@
  * conditional UPDATE on the first free slot that can take it.  If none
  * could, and some were busy, it waits for one busy slot (unless !wait).
  * Only if that fails too does the slow path lock every slot in order, read
- * them all with FOR NO KEY UPDATE, and decide on the SKU's totals: a TAKE
- * is 'insufficient' only then, otherwise the available stock is spread
- * evenly over the slots (the rebalance) and taken from one of them.
+ * them all, and decide on the SKU's totals: a TAKE is 'insufficient' only
+ * then, otherwise the available stock is spread evenly over the slots (the
+ * rebalance) and taken from one of them.  Under READ COMMITTED the read
+ * needs no row locks (every writer going through these functions holds the
+ * slot lock until it has committed, so the newest committed version is the
+ * truth, and answering 'insufficient' writes no WAL); under REPEATABLE READ
+ * or SERIALIZABLE it uses FOR NO KEY UPDATE, so a slot changed after the
+ * snapshot raises 40001.  The new values are written only over the values
+ * read, so a write that bypassed the slot locks cannot be lost (40001).
  *
  * A SKU with one slot: the row lock is the slot lock.  Buyers run the
  * conditional UPDATE straight away and queue inside it: measured, a waiter
@@ -59,6 +65,7 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "common/pg_prng.h"
@@ -138,9 +145,15 @@ static InvStmt stmt_read_one = {
 	" FROM " INV_TABLE " WHERE sku = $1 AND slot = 0 FOR NO KEY UPDATE",
 	1, {TEXTOID}
 };
+static InvStmt stmt_read_all_plain = {
+	"SELECT slot, on_hand, reserved FROM " INV_TABLE " WHERE sku = $1 ORDER BY slot",
+	1, {TEXTOID}
+};
+/* Absolute values, but only over the values read: a lost update is impossible. */
 static InvStmt stmt_set_slot = {
-	"UPDATE " INV_TABLE " SET on_hand = $3, reserved = $4 WHERE sku = $1 AND slot = $2",
-	4, {TEXTOID, INT4OID, INT8OID, INT8OID}
+	"UPDATE " INV_TABLE " SET on_hand = $3, reserved = $4"
+	" WHERE sku = $1 AND slot = $2 AND on_hand = $5 AND reserved = $6",
+	6, {TEXTOID, INT4OID, INT8OID, INT8OID, INT8OID, INT8OID}
 };
 
 /* ----------------------------------------------------------------
@@ -238,6 +251,7 @@ typedef struct SlotCacheEntry
 {
 	SlotCacheKey key;			/* must be first */
 	int			nslots;
+	bool		short_hint;		/* last TAKE here was 'insufficient' */
 } SlotCacheEntry;
 
 static HTAB *slot_cache = NULL;
@@ -280,7 +294,35 @@ cache_lookup(const InvSku *s, HASHACTION action)
 static void
 cache_set(const InvSku *s, int nslots)
 {
-	cache_lookup(s, HASH_ENTER)->nslots = nslots;
+	SlotCacheEntry *e = cache_lookup(s, HASH_FIND);
+
+	if (e == NULL)
+	{
+		e = cache_lookup(s, HASH_ENTER);
+		e->short_hint = false;
+	}
+	e->nslots = nslots;
+}
+
+static void
+set_short_hint(const InvSku *s, bool value)
+{
+	SlotCacheEntry *e = cache_lookup(s, HASH_FIND);
+
+	if (e != NULL)
+		e->short_hint = value;
+}
+
+/*
+ * Did this backend's last TAKE on this SKU (with several slots) end in
+ * 'insufficient'?  reserve() then checks the stock before writing anything.
+ */
+bool
+inv_sku_looks_short(const InvSku *s)
+{
+	SlotCacheEntry *e = cache_lookup(s, HASH_FIND);
+
+	return e != NULL && e->short_hint && e->nslots > 1;
 }
 
 /* Forget a SKU's slot count (stock_set changed it). */
@@ -469,7 +511,8 @@ read_all_slots(const InvSku *s, SlotRow *rows)
 				i;
 
 	v[0] = PointerGetDatum(s->sku);
-	n = inv_exec(&stmt_read_all, v, NULL, false);
+	n = inv_exec(IsolationUsesXactSnapshot() ? &stmt_read_all : &stmt_read_all_plain,
+				 v, NULL, false);
 	if (n > INV_MAX_SLOTS)
 		elog(ERROR, "SKU \"%s\" has %d slot rows, more than the %d allowed",
 			 text_to_cstring(s->sku), (int) n, INV_MAX_SLOTS);
@@ -495,7 +538,7 @@ write_changed_slots(const InvSku *s, SlotRow *rows, int n)
 
 	for (i = 0; i < n; i++)
 	{
-		Datum		v[4];
+		Datum		v[6];
 
 		if (rows[i].new_on_hand == rows[i].on_hand &&
 			rows[i].new_reserved == rows[i].reserved)
@@ -504,9 +547,15 @@ write_changed_slots(const InvSku *s, SlotRow *rows, int n)
 		v[1] = Int32GetDatum(rows[i].slot);
 		v[2] = Int64GetDatum(rows[i].new_on_hand);
 		v[3] = Int64GetDatum(rows[i].new_reserved);
+		v[4] = Int64GetDatum(rows[i].on_hand);
+		v[5] = Int64GetDatum(rows[i].reserved);
 		if (inv_exec(&stmt_set_slot, v, NULL, false) != 1)
-			elog(ERROR, "slot %d of SKU \"%s\" disappeared while locked",
-				 rows[i].slot, text_to_cstring(s->sku));
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("slot %d of SKU \"%s\" was changed concurrently",
+							rows[i].slot, text_to_cstring(s->sku)),
+					 errdetail("A write that bypassed the consistency functions changed the slot while its lock was held."),
+					 errhint("Retry the transaction.")));
 	}
 }
 
@@ -535,7 +584,10 @@ decide(const InvSku *s, SlotRow *rows, int n, int64 qty, InvSlotOp op, int *slot
 				target = i;
 		}
 		if (avail < qty)
+		{
+			set_short_hint(s, true);
 			return INV_INSUFFICIENT;
+		}
 
 		/* rebalance: what stays available is spread evenly over the slots */
 		rest = avail - qty;
@@ -652,4 +704,52 @@ slow_path(const InvSku *s, int64 qty, InvSlotOp op, bool wait,
 	}
 
 	return decide(s, rows, n, qty, op, slot_used);
+}
+
+/*
+ * For a SKU that looks short: lock every slot in order and read the totals
+ * before anything is written.  INV_DONE means there is enough now (the
+ * locks stay held; the caller goes on with inv_slots_apply, which finds them
+ * already held); INV_INSUFFICIENT (locks kept to the end of the
+ * transaction, as always) or INV_BUSY are answers that wrote nothing, so
+ * under READ COMMITTED they need no transaction id and no WAL flush.
+ */
+InvSlotResult
+inv_slots_check(const InvSku *s, int64 qty, bool wait)
+{
+	SlotRow		rows[INV_MAX_SLOTS];
+	int			want = nslots_of(s);
+	int			locked = 0;
+	int64		avail = 0;
+	int			n,
+				i;
+
+	for (;;)
+	{
+		for (; locked < want; locked++)
+		{
+			if (!lock_slot(s, locked, wait))
+			{
+				while (--locked >= 0)
+					unlock_slot(s, locked);
+				return INV_BUSY;
+			}
+		}
+		n = read_all_slots(s, rows);
+		if (n == 0)
+		{
+			inv_forget_slots(s);
+			inv_error_unknown_sku(s->sku);
+		}
+		want = rows[n - 1].slot + 1;
+		cache_set(s, want);
+		if (want <= locked)
+			break;
+	}
+	for (i = 0; i < n; i++)
+		avail += rows[i].on_hand - rows[i].reserved;
+	if (avail < qty)
+		return INV_INSUFFICIENT;
+	set_short_hint(s, false);
+	return INV_DONE;
 }
