@@ -36,7 +36,6 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
-#include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 
 #include "consistency.h"
