@@ -130,10 +130,10 @@ inv_goal() {	# measured goal -> "met" / "not met"
 	echo
 	echo "### Selling out: 500 units, 64 clients asking for 1,024 (synchronous_commit on)"
 	echo
-	echo "| variant | time to answer every buyer (s) | vs PL/pgSQL | units sold (each run) |"
+	echo "| variant | time to answer every buyer (s) | speed vs PL/pgSQL | units sold (each run) |"
 	echo "|---|---:|---:|---|"
 	for v in "${inv_variants[@]}"; do
-		echo "| ${inv_label[$v]} | ${inv_sell[$v]} | $(ratio "${inv_sell[plpgsql]}" "${inv_sell[$v]}")× faster | ${inv_sold[$v]} |"
+		echo "| ${inv_label[$v]} | ${inv_sell[$v]} | $(ratio "${inv_sell[plpgsql]}" "${inv_sell[$v]}")× | ${inv_sold[$v]} |"
 	done
 	echo
 	echo "Why: \`reserve()\` is one round trip (\`SELECT consistency.reserve(...)\` in autocommit). It"
