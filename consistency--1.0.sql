@@ -177,7 +177,7 @@ CREATE TABLE @extschema@.inventory (
 	PRIMARY KEY (sku, slot),
 	CONSTRAINT inventory_stock_check
 		CHECK (reserved OPERATOR(pg_catalog.>=) 0 AND reserved OPERATOR(pg_catalog.<=) on_hand)
-) WITH (fillfactor = 10);
+) WITH (fillfactor = 30);
 COMMENT ON TABLE @extschema@.inventory IS
 	'stock per SKU and slot: available = on_hand - reserved, summed over the slots';
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.inventory', '');

@@ -18,7 +18,7 @@ SELECT col_has_check('consistency', 'inventory', ARRAY['reserved', 'on_hand'],
 	'inventory has the CHECK that forbids oversell');
 SELECT has_index('consistency', 'reservations', 'reservations_expiry_idx', 'expiry has its index');
 SELECT is((SELECT reloptions FROM pg_class WHERE oid = 'consistency.inventory'::regclass),
-	ARRAY['fillfactor=10'], 'inventory leaves room for HOT updates');
+	ARRAY['fillfactor=30'], 'inventory leaves room for HOT updates');
 SELECT ok((SELECT 'consistency.inventory'::regclass = ANY (extconfig)
 			 AND 'consistency.reservations'::regclass = ANY (extconfig)
 			 FROM pg_extension WHERE extname = 'consistency'), 'both tables are dumped by pg_dump');
