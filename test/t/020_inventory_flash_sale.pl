@@ -204,21 +204,25 @@ is($node->safe_psql('postgres', 'SELECT count(*) FROM consistency.check_inventor
 	'0', 'after the crash: check_inventory() is empty');
 is(finish_sale(), 500, 'after the crash: the sale finishes at exactly 500 units');
 
-# A buyer waiting for a slot gives up at lock_timeout with 55P03, and nothing is stored.
-$node->safe_psql('postgres', q{SELECT consistency.stock_set('slow', 1)});
-my $holder = $node->background_psql('postgres');
-$holder->query_safe(q{BEGIN});
-$holder->query_safe(q{SELECT consistency.stock_add('slow', 1)});
-my ($ret, $stdout, $stderr) = $node->psql('postgres', q{
-	SET lock_timeout = '200ms';
-	SELECT consistency.reserve('slow', 1, 'patient');
-}, extra_params => ['-v', 'VERBOSITY=verbose']);
-like($stderr, qr/55P03.*lock timeout/s, 'a waiting buyer honours lock_timeout');
-$holder->query_safe(q{COMMIT});
-$holder->quit;
-is($node->safe_psql('postgres',
-		q{SELECT count(*) FROM consistency.reservations WHERE reservation_id = 'patient'}),
-	'0', 'the buyer that gave up stored nothing');
+# A buyer waiting for a slot (the row of a one-slot SKU, or the slot locks of a 16-slot SKU)
+# gives up at lock_timeout with 55P03, and nothing is stored.
+for my $slots (1, 16)
+{
+	$node->safe_psql('postgres', qq{SELECT consistency.stock_set('slow-$slots', 32, $slots)});
+	my $holder = $node->background_psql('postgres');
+	$holder->query_safe(q{BEGIN});
+	$holder->query_safe(qq{SELECT consistency.stock_add('slow-$slots', 1)});
+	my ($ret, $stdout, $stderr) = $node->psql('postgres', qq{
+		SET lock_timeout = '200ms';
+		SELECT consistency.reserve('slow-$slots', 1, 'patient-$slots');
+	}, extra_params => ['-v', 'VERBOSITY=verbose']);
+	like($stderr, qr/55P03.*lock timeout/s, "slots=$slots: a waiting buyer honours lock_timeout");
+	$holder->query_safe(q{COMMIT});
+	$holder->quit;
+	is($node->safe_psql('postgres',
+			qq{SELECT count(*) FROM consistency.reservations WHERE reservation_id = 'patient-$slots'}),
+		'0', "slots=$slots: the buyer that gave up stored nothing");
+}
 
 $node->stop;
 done_testing();
