@@ -14,7 +14,7 @@ declare -A inv_label=(
 	[c_slots1]="reserve(), 1 slot" [c_slots16]="reserve(), 16 slots"
 	[plpgsql]="PL/pgSQL FOR UPDATE + UPDATE + INSERT" [client_tx]="client transaction, same statements"
 	[one_statement]="one conditional UPDATE + INSERT" [serializable]="SERIALIZABLE, retried")
-inv_secs=$(bench_seconds 6)
+inv_secs=$(bench_seconds 5)
 inv_reps=$(bench_reps 3)
 declare -A inv_rate inv_p99 inv_sell inv_sold
 
