@@ -66,6 +66,11 @@ static InvStmt stmt_lookup_share = {
 	" WHERE reservation_id = $1 ORDER BY line FOR SHARE",
 	2, {TEXTOID, TIMESTAMPTZOID}
 };
+static InvStmt stmt_lookup_plain = {
+	"SELECT line, sku, qty, status, expires_at <= $2 FROM " RES_TABLE
+	" WHERE reservation_id = $1 ORDER BY line",
+	2, {TEXTOID, TIMESTAMPTZOID}
+};
 static InvStmt stmt_lookup_update = {
 	"SELECT line, sku, qty, status, expires_at <= $2 FROM " RES_TABLE
 	" WHERE reservation_id = $1 ORDER BY line FOR NO KEY UPDATE",
@@ -100,6 +105,14 @@ typedef struct ResLine
 	int64		qty;
 	int			slot;			/* where a TAKE landed (-1: spread) */
 } ResLine;
+
+/* How lookup_res() locks the lines it finds. */
+typedef enum ResLock
+{
+	RES_NO_LOCK,				/* while holding slot locks: never wait */
+	RES_SHARE,					/* a retry: the answer holds until commit */
+	RES_UPDATE					/* confirm, release */
+} ResLock;
 
 /* A stored reservation, as looked up. */
 typedef struct StoredRes
@@ -274,9 +287,9 @@ get_lines(FunctionCallInfo fcinfo, int skuarg, int qtyarg, int *nlines)
  * ----------------------------------------------------------------
  */
 
-/* Read a reservation's lines (locked); false if there is none. */
+/* Read a reservation's lines; false if there is none. */
 static bool
-lookup_res(text *id, TimestampTz now, bool for_update, StoredRes *r)
+lookup_res(text *id, TimestampTz now, ResLock lock, StoredRes *r)
 {
 	Datum		v[2];
 	uint64		n,
@@ -284,7 +297,8 @@ lookup_res(text *id, TimestampTz now, bool for_update, StoredRes *r)
 
 	v[0] = PointerGetDatum(id);
 	v[1] = TimestampTzGetDatum(now);
-	n = inv_exec(for_update ? &stmt_lookup_update : &stmt_lookup_share, v, NULL, false);
+	n = inv_exec(lock == RES_UPDATE ? &stmt_lookup_update :
+				 lock == RES_SHARE ? &stmt_lookup_share : &stmt_lookup_plain, v, NULL, false);
 	r->nlines = (int) n;
 	if (n == 0)
 		return false;
@@ -414,7 +428,7 @@ insert_reservation(text *id, ResLine *lines, int nlines, TimestampTz now,
 	v[4] = TimestampTzGetDatum(expires);
 	if (inv_exec(&stmt_insert_line0, v, NULL, false) == 0)
 	{
-		if (lookup_res(id, now, false, stored))
+		if (lookup_res(id, now, RES_SHARE, stored))
 			return false;
 		/* a conflicting row vanished between the two statements: try once more */
 		if (inv_exec(&stmt_insert_line0, v, NULL, false) == 0)
@@ -473,11 +487,16 @@ reserve_lines(text *id, ResLine *lines, int nlines, Interval *ttl, bool wait)
 	 * backend last found short, check the stock under the slot locks before
 	 * writing anything, so that such an answer writes nothing (no WAL flush
 	 * while the locks are held).  A retry of a stored reservation must still
-	 * be answered as one: look for it before, and again after the wait.
+	 * be answered as one: look for it before, and again after the wait (then
+	 * without a row lock: waiting for a row while holding slot locks could
+	 * deadlock with a confirm, which locks the row first).  If there is
+	 * enough stock after all, the check gave its locks back and the normal
+	 * path below runs: writing the reservation row while holding slot locks
+	 * could deadlock with a concurrent attempt of the same id.
 	 */
 	if (nlines == 1 && inv_sku_looks_short(&lines[0].s))
 	{
-		if (lookup_res(id, now, false, &stored))
+		if (lookup_res(id, now, RES_SHARE, &stored))
 		{
 			answer_retry(id, &stored, lines, nlines);
 			return "reserved";
@@ -485,7 +504,7 @@ reserve_lines(text *id, ResLine *lines, int nlines, Interval *ttl, bool wait)
 		res = inv_slots_check(&lines[0].s, lines[0].qty, wait);
 		if (res != INV_DONE)
 		{
-			if (lookup_res(id, now, false, &stored))
+			if (lookup_res(id, now, RES_NO_LOCK, &stored))
 			{
 				answer_retry(id, &stored, lines, nlines);
 				return "reserved";
@@ -616,7 +635,7 @@ consistency_confirm(PG_FUNCTION_ARGS)
 	int64		sold;
 
 	SPI_connect();
-	if (!lookup_res(id, GetCurrentTimestamp(), true, &r))
+	if (!lookup_res(id, GetCurrentTimestamp(), RES_UPDATE, &r))
 		error_unknown_reservation(id);
 	if (strcmp(r.status, "confirmed") == 0)
 		sold = total_qty(&r);
@@ -642,7 +661,7 @@ consistency_release(PG_FUNCTION_ARGS)
 	int64		returned = 0;
 
 	SPI_connect();
-	if (!lookup_res(id, GetCurrentTimestamp(), true, &r))
+	if (!lookup_res(id, GetCurrentTimestamp(), RES_UPDATE, &r))
 		error_unknown_reservation(id);
 	if (strcmp(r.status, "confirmed") == 0)
 		ereport(ERROR,

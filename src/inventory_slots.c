@@ -320,8 +320,12 @@ set_short_hint(const InvSku *s, bool value)
 bool
 inv_sku_looks_short(const InvSku *s)
 {
-	SlotCacheEntry *e = cache_lookup(s, HASH_FIND);
+	SlotCacheEntry *e;
 
+	/* the check reads without row locks only under READ COMMITTED */
+	if (IsolationUsesXactSnapshot())
+		return false;
+	e = cache_lookup(s, HASH_FIND);
 	return e != NULL && e->short_hint && e->nslots > 1;
 }
 
@@ -708,11 +712,11 @@ slow_path(const InvSku *s, int64 qty, InvSlotOp op, bool wait,
 
 /*
  * For a SKU that looks short: lock every slot in order and read the totals
- * before anything is written.  INV_DONE means there is enough now (the
- * locks stay held; the caller goes on with inv_slots_apply, which finds them
- * already held); INV_INSUFFICIENT (locks kept to the end of the
- * transaction, as always) or INV_BUSY are answers that wrote nothing, so
- * under READ COMMITTED they need no transaction id and no WAL flush.
+ * before anything is written.  INV_INSUFFICIENT (locks kept to the end of
+ * the transaction, as always) and INV_BUSY are answers that wrote nothing,
+ * so they need no transaction id and no WAL flush.  INV_DONE means there is
+ * enough now; the slots were only read and are unlocked again, and the
+ * caller takes the normal path.
  */
 InvSlotResult
 inv_slots_check(const InvSku *s, int64 qty, bool wait)
@@ -750,6 +754,9 @@ inv_slots_check(const InvSku *s, int64 qty, bool wait)
 		avail += rows[i].on_hand - rows[i].reserved;
 	if (avail < qty)
 		return INV_INSUFFICIENT;
+	/* enough: give the (unchanged) slots back before the caller writes */
+	while (--locked >= 0)
+		unlock_slot(s, locked);
 	set_short_hint(s, false);
 	return INV_DONE;
 }
