@@ -180,6 +180,60 @@ is($node->safe_psql('postgres', q{SELECT consistency.reserve('naive', 3, 'whole-
 run_sale(1);
 run_sale(16);
 
+# Baskets: 32 clients reserve three of five SKUs (some with 4 slots) at once, listing them in
+# random order, and confirm or release other baskets meanwhile: no deadlock, invariants hold.
+$node->safe_psql('postgres', q{
+	DELETE FROM consistency.reservations;
+	DELETE FROM consistency.inventory;
+	SELECT consistency.stock_set('item-' || i, 300, CASE WHEN i % 2 = 0 THEN 4 ELSE 1 END)
+	  FROM generate_series(1, 5) i;
+	CREATE FUNCTION basket(n int) RETURNS void LANGUAGE plpgsql AS $$
+	DECLARE
+		skus text[] := ARRAY(SELECT 'item-' || i FROM generate_series(1, 5) i
+							  ORDER BY random() LIMIT 3);
+	BEGIN
+		PERFORM consistency.reserve_all('basket-' || n || '-' || md5(skus::text),
+										skus, ARRAY[1 + n % 2, 1, 2]);
+	EXCEPTION WHEN SQLSTATE 'YC204' THEN NULL;	-- a retry of a basket released meanwhile
+	END $$;
+	CREATE FUNCTION settle(n int) RETURNS void LANGUAGE plpgsql AS $$
+	DECLARE
+		r text := (SELECT reservation_id FROM consistency.reservations
+					WHERE reservation_id LIKE 'basket-' || n || '-%' AND status = 'active' LIMIT 1);
+	BEGIN
+		IF r IS NOT NULL THEN
+			IF n % 2 = 0 THEN PERFORM consistency.confirm(r); ELSE PERFORM consistency.release(r); END IF;
+		END IF;
+	END $$;
+});
+my $baskets = PostgreSQL::Test::Utils::tempdir() . '/baskets.sql';
+PostgreSQL::Test::Utils::append_to_file($baskets, q{
+\set n random(1, 400)
+\set op random(1, 10)
+\if :op <= 7
+SELECT basket(:n);
+\else
+SELECT settle(:n);
+\endif
+});
+my $log_offset = -s $node->logfile;
+my ($bout, $berr);
+ok( IPC::Run::run(
+		[
+			'pgbench', '-n', '-c', '32', '-j', '4', '-t', '40', '-f', $baskets,
+			'-h', $node->host, '-p', $node->port, 'postgres'
+		],
+		'>', \$bout, '2>', \$berr),
+	'baskets: 32 clients ran') or diag($berr);
+like($bout, qr/number of failed transactions: 0 /, 'baskets: no client failed');
+unlike(slurp_file($node->logfile, $log_offset), qr/deadlock detected/,
+	'baskets in any order never deadlock');
+cmp_ok($node->safe_psql('postgres',
+		q{SELECT count(DISTINCT reservation_id) FROM consistency.reservations}),
+	'>', 100, 'baskets: many baskets were reserved');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM consistency.check_inventory()'),
+	'0', 'baskets: check_inventory() is empty');
+
 # An immediate shutdown in the middle of a sale.
 $node->safe_psql('postgres', q{
 	TRUNCATE answers;
