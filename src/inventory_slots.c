@@ -54,6 +54,13 @@
  * (the slow path, stock_set, stock_add) never deadlock one another.  Tries
  * that do not wait may be made in any order.
  *
+ * After a backend was told 'insufficient' on a multi-slot SKU, reserve()
+ * first checks that SKU's stock under all its slot locks (inv_slots_check)
+ * before writing anything, so that the answers after a sell-out write no WAL;
+ * if there is enough again, the slots are given back before the normal path
+ * writes the reservation row, so no row is ever written or waited for while
+ * slots are held.
+ *
  * The number of slots of a SKU is cached per backend; a stale cache makes a
  * fast-path UPDATE find no row (the slow path then reloads it), or, for a
  * one-slot SKU that gained slots, a retryable 40001.
