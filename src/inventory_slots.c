@@ -58,8 +58,8 @@
  * first checks that SKU's stock under all its slot locks (inv_slots_check)
  * before writing anything, so that the answers after a sell-out write no WAL;
  * if there is enough again, the slots are given back before the normal path
- * writes the reservation row, so no reservation row is written or waited for while
- * slots are held.
+ * writes the reservation row, so no reservation row is written or waited for
+ * while slots are held.
  *
  * The number of slots of a SKU is cached per backend; a stale cache makes a
  * fast-path UPDATE find no row (the slow path then reloads it), or, for a
