@@ -425,3 +425,173 @@ GRANT EXECUTE ON FUNCTION
 	@extschema@.resolve_prepared(pg_catalog.text, pg_catalog.text, pg_catalog.bool, pg_catalog.bool),
 	@extschema@.resolve_stale(pg_catalog.interval, pg_catalog.bool)
 	TO consistency_admin;
+
+/* ------------------------------------------------------------------------------------------
+ * Inventory reservations (src/inventory.c, src/inventory_slots.c, src/inventory_stock.c)
+ * ------------------------------------------------------------------------------------------
+ */
+
+/*
+ * One row per (sku, slot): a SKU's stock is the sum over its slots (slots = 1 for most SKUs;
+ * a hot SKU spreads its stock over several lock rows).  The CHECKs make oversell impossible
+ * even for code that bypasses the functions.  Updates touch only on_hand and reserved (no
+ * index on them), and the low fillfactor leaves room on the page, so they are HOT updates.
+ * PostgreSQL 15 parses a table's CHECK constraints from their stored text on every statement
+ * that writes the table, so the hot tables keep one CHECK each (the one that forbids
+ * oversell); value ranges are domains, checked only where a value is assigned (INSERT, or an
+ * UPDATE of that column) from a definition cached per backend.
+ */
+CREATE DOMAIN @extschema@.inventory_slot AS pg_catalog.int4
+	CHECK (VALUE OPERATOR(pg_catalog.>=) 0 AND VALUE OPERATOR(pg_catalog.<) 64);
+CREATE DOMAIN @extschema@.reservation_qty AS pg_catalog.int8
+	CHECK (VALUE OPERATOR(pg_catalog.>) 0);
+
+CREATE TABLE @extschema@.inventory (
+	sku      pg_catalog.text NOT NULL,
+	slot     @extschema@.inventory_slot NOT NULL DEFAULT 0,
+	on_hand  pg_catalog.int8 NOT NULL,
+	reserved pg_catalog.int8 NOT NULL DEFAULT 0,
+	PRIMARY KEY (sku, slot),
+	CONSTRAINT inventory_stock_check
+		CHECK (reserved OPERATOR(pg_catalog.>=) 0 AND reserved OPERATOR(pg_catalog.<=) on_hand)
+) WITH (fillfactor = 30);
+COMMENT ON TABLE @extschema@.inventory IS
+	'stock per SKU and slot: available = on_hand - reserved, summed over the slots';
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.inventory', '');
+
+/*
+ * One row per SKU of a reservation ("line"); reserve() makes line 0 only.  Line 0's primary
+ * key is the claim on the reservation id.
+ */
+CREATE TYPE @extschema@.reservation_status AS ENUM ('active', 'confirmed', 'released', 'expired');
+
+CREATE TABLE @extschema@.reservations (
+	reservation_id pg_catalog.text        NOT NULL,
+	line           pg_catalog.int4        NOT NULL DEFAULT 0,
+	sku            pg_catalog.text        NOT NULL,
+	qty            @extschema@.reservation_qty NOT NULL,
+	status         @extschema@.reservation_status NOT NULL DEFAULT 'active',
+	created_at     pg_catalog.timestamptz NOT NULL,
+	expires_at     pg_catalog.timestamptz NOT NULL,
+	PRIMARY KEY (reservation_id, line)
+);
+CREATE INDEX reservations_expiry_idx ON @extschema@.reservations (expires_at)
+	WHERE status OPERATOR(pg_catalog.=) 'active' AND line OPERATOR(pg_catalog.=) 0;
+COMMENT ON TABLE @extschema@.reservations IS
+	'reservations: one row per SKU, status active, confirmed, released or expired';
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.reservations', '');
+
+CREATE FUNCTION @extschema@.stock_set(
+	sku pg_catalog.text,
+	on_hand pg_catalog.int8,
+	slots pg_catalog.int4 DEFAULT 1)
+RETURNS pg_catalog.int8
+AS 'MODULE_PATHNAME', 'consistency_stock_set'
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION @extschema@.stock_set(pg_catalog.text, pg_catalog.int8, pg_catalog.int4) IS
+	'create a SKU or set its stock on hand, spread over slots lock rows; returns the available units';
+
+CREATE FUNCTION @extschema@.stock_add(sku pg_catalog.text, delta pg_catalog.int8)
+RETURNS pg_catalog.int8
+AS 'MODULE_PATHNAME', 'consistency_stock_add'
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION @extschema@.stock_add(pg_catalog.text, pg_catalog.int8) IS
+	'restock (or write off, with a negative delta) a SKU; returns the available units';
+
+CREATE FUNCTION @extschema@.reserve(
+	sku pg_catalog.text,
+	qty pg_catalog.int8,
+	reservation_id pg_catalog.text,
+	ttl pg_catalog.interval DEFAULT '15 minutes',
+	wait pg_catalog.bool DEFAULT true)
+RETURNS pg_catalog.text
+AS 'MODULE_PATHNAME', 'consistency_reserve'
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION @extschema@.reserve(pg_catalog.text, pg_catalog.int8, pg_catalog.text, pg_catalog.interval, pg_catalog.bool) IS
+	'reserve qty units of a SKU under an idempotent reservation id: reserved, insufficient or busy';
+
+CREATE FUNCTION @extschema@.reserve_all(
+	reservation_id pg_catalog.text,
+	skus pg_catalog.text[],
+	qtys pg_catalog.int8[],
+	ttl pg_catalog.interval DEFAULT '15 minutes')
+RETURNS pg_catalog.text
+AS 'MODULE_PATHNAME', 'consistency_reserve_all'
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION @extschema@.reserve_all(pg_catalog.text, pg_catalog.text[], pg_catalog.int8[], pg_catalog.interval) IS
+	'reserve several SKUs all-or-nothing under one reservation id: reserved or insufficient';
+
+CREATE FUNCTION @extschema@.confirm(reservation_id pg_catalog.text)
+RETURNS pg_catalog.int8
+AS 'MODULE_PATHNAME', 'consistency_confirm'
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION @extschema@.confirm(pg_catalog.text) IS
+	'sell an active reservation: on_hand and reserved drop; returns the units sold';
+
+CREATE FUNCTION @extschema@.release(reservation_id pg_catalog.text)
+RETURNS pg_catalog.int8
+AS 'MODULE_PATHNAME', 'consistency_release'
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION @extschema@.release(pg_catalog.text) IS
+	'give an active reservation''s stock back; returns the units returned (0 if none were held)';
+
+CREATE FUNCTION @extschema@.expire_reservations(batch_size pg_catalog.int4 DEFAULT 1000)
+RETURNS pg_catalog.int8
+AS 'MODULE_PATHNAME', 'consistency_expire_reservations'
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION @extschema@.expire_reservations(pg_catalog.int4) IS
+	'expire up to batch_size reservations past their expiry and return their stock; returns how many';
+
+CREATE FUNCTION @extschema@.available(sku pg_catalog.text)
+RETURNS pg_catalog.int8
+AS 'MODULE_PATHNAME', 'consistency_available'
+LANGUAGE C STABLE PARALLEL RESTRICTED
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION @extschema@.available(pg_catalog.text) IS
+	'units of a SKU on hand and not reserved (a plain read; works on a standby)';
+
+CREATE FUNCTION @extschema@.check_inventory()
+RETURNS TABLE (sku pg_catalog.text, problem pg_catalog.text)
+AS 'MODULE_PATHNAME', 'consistency_check_inventory'
+LANGUAGE C STABLE PARALLEL RESTRICTED
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION @extschema@.check_inventory() IS
+	'every violated inventory invariant, one row each; empty when all hold';
+
+REVOKE ALL ON @extschema@.inventory, @extschema@.reservations FROM PUBLIC;
+REVOKE ALL ON TYPE @extschema@.reservation_status FROM PUBLIC;
+GRANT USAGE ON TYPE @extschema@.reservation_status TO consistency_user;
+GRANT SELECT, UPDATE ON @extschema@.inventory TO consistency_user;
+GRANT INSERT, DELETE ON @extschema@.inventory TO consistency_admin;
+GRANT SELECT, INSERT, UPDATE, DELETE ON @extschema@.reservations TO consistency_user;
+REVOKE ALL ON FUNCTION
+	@extschema@.stock_set(pg_catalog.text, pg_catalog.int8, pg_catalog.int4),
+	@extschema@.stock_add(pg_catalog.text, pg_catalog.int8),
+	@extschema@.reserve(pg_catalog.text, pg_catalog.int8, pg_catalog.text, pg_catalog.interval, pg_catalog.bool),
+	@extschema@.reserve_all(pg_catalog.text, pg_catalog.text[], pg_catalog.int8[], pg_catalog.interval),
+	@extschema@.confirm(pg_catalog.text),
+	@extschema@.release(pg_catalog.text),
+	@extschema@.expire_reservations(pg_catalog.int4),
+	@extschema@.available(pg_catalog.text),
+	@extschema@.check_inventory()
+	FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION
+	@extschema@.reserve(pg_catalog.text, pg_catalog.int8, pg_catalog.text, pg_catalog.interval, pg_catalog.bool),
+	@extschema@.reserve_all(pg_catalog.text, pg_catalog.text[], pg_catalog.int8[], pg_catalog.interval),
+	@extschema@.confirm(pg_catalog.text),
+	@extschema@.release(pg_catalog.text),
+	@extschema@.available(pg_catalog.text)
+	TO consistency_user;
+GRANT EXECUTE ON FUNCTION
+	@extschema@.stock_set(pg_catalog.text, pg_catalog.int8, pg_catalog.int4),
+	@extschema@.stock_add(pg_catalog.text, pg_catalog.int8),
+	@extschema@.expire_reservations(pg_catalog.int4),
+	@extschema@.check_inventory()
+	TO consistency_admin;

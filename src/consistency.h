@@ -47,6 +47,21 @@
 #define ERRCODE_CONSISTENCY_VERSION_NOT_SET		MAKE_SQLSTATE('Y','C','1','0','2')
 #define ERRCODE_CONSISTENCY_ROW_NOT_UPDATED		MAKE_SQLSTATE('Y','C','1','0','3')
 
+/*
+ * Inventory reservations (inventory*.c): slot locks use field 4 = 'IV';
+ * fields 2 and 3 hold a 56-bit hash of the SKU and the slot number.
+ */
+#define CONSISTENCY_LOCKTAG_INVENTORY		0x4956	/* 'IV' */
+
+/* YC2xx: inventory reservations */
+#define ERRCODE_CONSISTENCY_INV_UNKNOWN_SKU		MAKE_SQLSTATE('Y','C','2','0','1')
+#define ERRCODE_CONSISTENCY_INV_ID_REUSED		MAKE_SQLSTATE('Y','C','2','0','2')
+#define ERRCODE_CONSISTENCY_INV_EXPIRED			MAKE_SQLSTATE('Y','C','2','0','3')
+#define ERRCODE_CONSISTENCY_INV_RELEASED		MAKE_SQLSTATE('Y','C','2','0','4')
+#define ERRCODE_CONSISTENCY_INV_CONFIRMED		MAKE_SQLSTATE('Y','C','2','0','5')
+#define ERRCODE_CONSISTENCY_INV_UNKNOWN_RESERVATION	MAKE_SQLSTATE('Y','C','2','0','6')
+#define ERRCODE_CONSISTENCY_INV_BELOW_RESERVED	MAKE_SQLSTATE('Y','C','2','0','7')
+
 /* Module init functions, called from _PG_init() in consistency.c. */
 extern void consistency_idempotency_init(void);
 extern void consistency_versioning_init(void);

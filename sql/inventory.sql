@@ -1,0 +1,292 @@
+-- Inventory reservations: every function, every error path; bad input changes nothing.
+-- Errors are shown as users see them, followed by their SQLSTATE.
+\set VERBOSITY default
+CREATE FUNCTION stock(p_sku text) RETURNS TABLE (slot int, on_hand bigint, reserved bigint)
+	LANGUAGE sql AS $$ SELECT slot, on_hand, reserved FROM consistency.inventory
+					   WHERE sku = p_sku ORDER BY slot $$;
+CREATE FUNCTION totals() RETURNS TABLE (sku text, on_hand numeric, reserved numeric, slots bigint)
+	LANGUAGE sql AS $$ SELECT sku, sum(on_hand), sum(reserved), count(*)
+					   FROM consistency.inventory GROUP BY sku ORDER BY sku $$;
+CREATE FUNCTION res() RETURNS TABLE (reservation_id text, line int, sku text, qty bigint,
+									 status consistency.reservation_status, ttl interval)
+	LANGUAGE sql AS $$ SELECT reservation_id, line, sku, qty, status, expires_at - created_at
+					   FROM consistency.reservations ORDER BY 1, 2 $$;
+
+-- 1. Stock: one slot by default; slots = 4 spreads it evenly.  (Which slot a buyer lands on
+--    depends on a per-backend random start, so slots are shown only where that cannot matter.)
+SELECT consistency.stock_set('mug', 10);
+SELECT consistency.stock_set('lamp', 10, slots => 4);
+SELECT * FROM stock('lamp');
+SELECT consistency.available('mug'), consistency.available('lamp');
+
+-- 2. A reservation takes stock; its retry (same id, same request) answers the same and
+--    takes nothing more; the row has the ttl given.
+SELECT consistency.reserve('mug', 3, 'r-1');
+SELECT consistency.reserve('mug', 3, 'r-1');
+SELECT consistency.reserve('mug', 3, 'r-1', ttl => '1 hour', wait => false);
+SELECT * FROM stock('mug');
+SELECT * FROM res();
+SELECT consistency.reserve('mug', 2, 'r-2', ttl => '1 hour');
+SELECT * FROM res() WHERE reservation_id = 'r-2';
+
+-- 3. The same id for another quantity or SKU: its own SQLSTATE, nothing changes.
+SELECT consistency.reserve('mug', 4, 'r-1');
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.reserve('lamp', 3, 'r-1');
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.reserve_all('r-1', ARRAY['mug', 'lamp'], ARRAY[3, 1]);
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM stock('mug');
+
+-- 4. Not enough: 'insufficient', and no reservation is stored, so a retry after a restock
+--    reserves.
+SELECT consistency.reserve('mug', 6, 'r-3');
+SELECT count(*) AS r3_rows FROM consistency.reservations WHERE reservation_id = 'r-3';
+SELECT consistency.stock_add('mug', 1);
+SELECT consistency.reserve('mug', 6, 'r-3');
+SELECT consistency.available('mug');
+SELECT consistency.reserve('mug', 1, 'r-4');
+
+-- 5. Slots: no single slot of 'lamp' holds 7 units, but the SKU does: the stock is
+--    rebalanced under the locks of every slot and the reservation succeeds.  What stays
+--    available is spread evenly again.
+SELECT consistency.reserve('lamp', 7, 'r-5');
+SELECT * FROM stock('lamp');
+SELECT consistency.reserve('lamp', 4, 'r-6');
+SELECT consistency.reserve('lamp', 3, 'r-6b');
+SELECT * FROM stock('lamp');
+
+-- 6. reserve_all: all or nothing, duplicate SKUs summed, lines stored in lock order.
+SELECT consistency.stock_set('pen', 5);
+SELECT consistency.stock_set('ink', 5, 2);
+SELECT consistency.reserve_all('basket-1', ARRAY['pen', 'ink', 'pen'], ARRAY[2, 1, 2]);
+SELECT reservation_id, sku, qty, status FROM res() WHERE reservation_id = 'basket-1' ORDER BY sku;
+SELECT consistency.available('pen') AS pen, consistency.available('ink') AS ink;
+-- a retry, in any order and with the duplicates already summed, is the same request
+SELECT consistency.reserve_all('basket-1', ARRAY['ink', 'pen'], ARRAY[1, 4]);
+SELECT consistency.available('pen') AS pen, consistency.available('ink') AS ink;
+-- one SKU short: nothing is reserved, nothing stored
+SELECT consistency.reserve_all('basket-2', ARRAY['ink', 'pen'], ARRAY[4, 2]);
+SELECT consistency.available('pen') AS pen, consistency.available('ink') AS ink;
+SELECT * FROM totals() WHERE sku = 'ink';
+SELECT count(*) AS basket2_rows FROM consistency.reservations WHERE reservation_id = 'basket-2';
+-- a single-SKU reserve_all is the same request as reserve()
+SELECT consistency.reserve_all('r-2', ARRAY['mug'], ARRAY[2]);
+
+-- 7. confirm sells: on_hand and reserved drop; confirming again answers the same.
+SELECT consistency.confirm('r-1');
+SELECT consistency.confirm('r-1');
+SELECT * FROM stock('mug');
+SELECT consistency.confirm('basket-1');
+SELECT * FROM totals();
+-- a retry of the reservation still answers 'reserved': it was made (and sold)
+SELECT consistency.reserve('mug', 3, 'r-1');
+-- a confirmed reservation cannot be released
+SELECT consistency.release('r-1');
+\echo :LAST_ERROR_SQLSTATE
+
+-- 8. release returns the stock once; the reservation cannot then be confirmed, and a
+--    retry of it is refused (the client must reserve anew).
+SELECT consistency.release('r-2');
+SELECT consistency.release('r-2');
+SELECT consistency.available('mug');
+SELECT consistency.confirm('r-2');
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.reserve('mug', 2, 'r-2');
+\echo :LAST_ERROR_SQLSTATE
+
+-- 9. Expiry: past its expires_at a reservation cannot be confirmed even before
+--    expire_reservations() ran; expire_reservations() returns its stock in batches.
+SELECT consistency.stock_set('cup', 6, 2);
+SELECT consistency.reserve('cup', 1, 'e-1', ttl => '1 microsecond');
+SELECT consistency.reserve('cup', 2, 'e-2', ttl => '1 microsecond');
+SELECT consistency.reserve_all('e-3', ARRAY['cup', 'pen'], ARRAY[1, 1], ttl => '1 microsecond');
+SELECT consistency.reserve('cup', 1, 'e-4', ttl => '1 hour');
+SELECT pg_sleep(0.01);
+SELECT consistency.confirm('e-1');
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.reserve('cup', 1, 'e-1');
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.available('cup') AS cup, consistency.available('pen') AS pen;
+SELECT consistency.expire_reservations(batch_size => 2);
+SELECT consistency.expire_reservations();
+SELECT consistency.expire_reservations();
+SELECT consistency.available('cup') AS cup, consistency.available('pen') AS pen;
+SELECT reservation_id, sku, status FROM res() WHERE reservation_id LIKE 'e-%';
+SELECT consistency.confirm('e-2');
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.release('e-2');
+-- an active reservation past its expiry may still be released
+SELECT consistency.reserve('cup', 1, 'e-5', ttl => '1 microsecond');
+SELECT pg_sleep(0.01);
+SELECT consistency.release('e-5');
+SELECT consistency.expire_reservations();
+
+-- 10. stock_add and stock_set never take stock below what is reserved.
+SELECT * FROM stock('lamp');
+SELECT consistency.stock_add('lamp', -1);
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.stock_set('lamp', 9);
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.stock_set('lamp', 10);		-- exactly what is reserved: allowed
+SELECT consistency.stock_set('lamp', 20, 3);		-- fewer slots: reserved units are spread
+SELECT * FROM stock('lamp');
+SELECT consistency.stock_set('lamp', 11, 6);
+SELECT * FROM stock('lamp');
+SELECT consistency.reserve('lamp', 1, 'r-7');
+SELECT consistency.reserve('lamp', 1, 'r-8');
+SELECT consistency.stock_add('lamp', 5);
+SELECT * FROM stock('lamp');
+
+-- 11. wait => false with nobody else holding a slot reserves as usual.
+SELECT consistency.reserve('lamp', 1, 'r-9', wait => false);
+SELECT consistency.reserve('lamp', 100, 'r-10', wait => false);
+
+-- 12. Every invariant holds.
+SELECT * FROM consistency.check_inventory();
+SELECT * FROM totals();
+
+-- 13. Bad input: a clear error with a documented SQLSTATE, and nothing changed.
+CREATE TEMP TABLE before AS
+	SELECT (SELECT count(*) FROM consistency.reservations) AS reservations,
+		   (SELECT sum(on_hand) FROM consistency.inventory) AS on_hand,
+		   (SELECT sum(reserved) FROM consistency.inventory) AS reserved;
+SELECT consistency.reserve(NULL, 1, 'x');
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.reserve('mug', NULL, 'x');
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.reserve('mug', 1, NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.reserve('mug', 1, 'x', ttl => NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.reserve('mug', 1, 'x', wait => NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.reserve('', 1, 'x');
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.reserve('mug', 1, '');
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.reserve(repeat('s', 256), 1, 'x');
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.reserve('mug', 1, repeat('é', 128));	-- 256 bytes
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.reserve('mug', 0, 'x');
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.reserve('mug', -5, 'x');
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.reserve('mug', '9223372036854775808', 'x');
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.reserve('mug', 9223372036854775807, 'x');
+SELECT consistency.reserve('mug', 1, 'x', ttl => '0 seconds');
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.reserve('mug', 1, 'x', ttl => '-1 minute');
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.reserve('no-such-sku', 1, 'x');
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.reserve_all(NULL, ARRAY['mug'], ARRAY[1]);
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.reserve_all('x', NULL, ARRAY[1]);
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.reserve_all('x', ARRAY['mug'], NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.reserve_all('x', ARRAY['mug', 'pen'], ARRAY[1]);
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.reserve_all('x', '{}', '{}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.reserve_all('x', ARRAY['mug', NULL], ARRAY[1, 1]);
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.reserve_all('x', ARRAY['mug', 'pen'], ARRAY[1, NULL]);
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.reserve_all('x', ARRAY[['mug'], ['pen']], ARRAY[[1], [1]]);
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.reserve_all('x', ARRAY['mug', ''], ARRAY[1, 1]);
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.reserve_all('x', ARRAY['mug', repeat('s', 256)], ARRAY[1, 1]);
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.reserve_all('x', ARRAY['mug', 'pen'], ARRAY[1, 0]);
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.reserve_all('x', ARRAY['mug', 'mug'], ARRAY[9223372036854775807, 1]);
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.reserve_all('x', array_fill('mug'::text, ARRAY[1001]), array_fill(1::bigint, ARRAY[1001]));
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.reserve_all('x', ARRAY['mug', 'no-such-sku'], ARRAY[1, 1]);
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.reserve_all('x', ARRAY['mug'], ARRAY[1], ttl => '0 seconds');
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.confirm(NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.confirm('');
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.confirm('no-such-reservation');
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.release(NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.release(repeat('r', 256));
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.release('no-such-reservation');
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.expire_reservations(0);
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.expire_reservations(NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.available(NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.available('');
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.available('no-such-sku');
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.stock_set(NULL, 1);
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.stock_set('mug', NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.stock_set('mug', 1, NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.stock_set('mug', -1);
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.stock_set('mug', 100, 0);
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.stock_set('mug', 100, 65);
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.stock_set(repeat('s', 256), 1);
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.stock_set('', 1);
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.stock_add(NULL, 1);
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.stock_add('mug', NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.stock_add('mug', 0);
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.stock_add('mug', 9223372036854775807);
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.stock_add('no-such-sku', 1);
+\echo :LAST_ERROR_SQLSTATE
+SELECT (SELECT count(*) FROM consistency.reservations) = reservations AS same_reservations,
+	   (SELECT sum(on_hand) FROM consistency.inventory) = on_hand AS same_on_hand,
+	   (SELECT sum(reserved) FROM consistency.inventory) = reserved AS same_reserved
+  FROM before;
+SELECT count(*) AS unknown_skus FROM consistency.inventory WHERE sku IN ('no-such-sku', '');
+
+-- 14. The CHECK constraint refuses oversell even from code that bypasses the functions.
+UPDATE consistency.inventory SET reserved = on_hand + 1 WHERE sku = 'mug';
+\echo :LAST_ERROR_SQLSTATE
+UPDATE consistency.inventory SET on_hand = -1, reserved = 0 WHERE sku = 'mug';
+\echo :LAST_ERROR_SQLSTATE
+INSERT INTO consistency.inventory (sku, slot, on_hand) VALUES ('mug', 64, 1);
+\echo :LAST_ERROR_SQLSTATE
+INSERT INTO consistency.reservations (reservation_id, sku, qty, created_at, expires_at)
+	VALUES ('bad', 'mug', 0, now(), now());
+\echo :LAST_ERROR_SQLSTATE
+
+-- 15. check_inventory() reports what such code can still break.
+UPDATE consistency.inventory SET reserved = reserved + 1 WHERE sku = 'pen';
+UPDATE consistency.inventory SET slot = 7 WHERE sku = 'ink' AND slot = 1;
+UPDATE consistency.reservations SET status = 'released' WHERE reservation_id = 'e-3' AND sku = 'pen';
+INSERT INTO consistency.reservations (reservation_id, line, sku, qty, status, created_at, expires_at)
+	VALUES ('ghost', 0, 'gone', 2, 'active', now(), now()),
+		   ('gap', 1, 'mug', 1, 'released', now(), now());
+SELECT * FROM consistency.check_inventory();
+
+-- clean up for the tests that follow
+DELETE FROM consistency.reservations;
+DELETE FROM consistency.inventory;
+DROP FUNCTION stock(text), totals(), res();

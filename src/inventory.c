@@ -1,0 +1,753 @@
+/*-------------------------------------------------------------------------
+ *
+ * inventory.c
+ *	  Reservations: reserve, reserve_all, confirm, release and
+ *	  expire_reservations, the state machine of consistency.reservations.
+ *
+ * A reservation is one row per SKU ("line") in consistency.reservations,
+ * keyed (reservation_id, line); reserve() makes line 0 only, reserve_all()
+ * one line per distinct SKU, in lock order.  Its status moves from 'active'
+ * to exactly one of 'confirmed' (sold), 'released' or 'expired', and every
+ * move changes the SKU's slot rows in the same transaction, so that per SKU
+ * reserved = the sum of its active lines at every commit.
+ *
+ * Idempotency: line 0's primary key is the claim on the reservation id.  A
+ * retry (same id, same SKUs and quantities) finds it and answers 'reserved'
+ * without taking stock; a concurrent retry waits on the primary key for the
+ * first attempt to end.  The same id with other SKUs or quantities is
+ * refused (YC202).  An attempt that answers 'insufficient' or 'busy' leaves
+ * no row, so its retry tries again.
+ *
+ * The reservation rows are written (and every check made) before any slot
+ * is locked, so that the slot UPDATE is the last statement before commit:
+ * the hot lock is held only for that UPDATE and the commit.
+ *
+ * IDENTIFICATION
+ *	  src/inventory.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "common/int.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
+#include "utils/timestamp.h"
+
+#include "consistency.h"
+#include "inventory.h"
+
+PG_FUNCTION_INFO_V1(consistency_reserve);
+PG_FUNCTION_INFO_V1(consistency_reserve_all);
+PG_FUNCTION_INFO_V1(consistency_confirm);
+PG_FUNCTION_INFO_V1(consistency_release);
+PG_FUNCTION_INFO_V1(consistency_expire_reservations);
+
+static InvStmt stmt_insert_line0 = {
+	"INSERT INTO " RES_TABLE
+	" (reservation_id, line, sku, qty, status, created_at, expires_at)"
+	" VALUES ($1, 0, $2, $3, 'active', $4, $5)"
+	" ON CONFLICT (reservation_id, line) DO NOTHING",
+	5, {TEXTOID, TEXTOID, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID}
+};
+static InvStmt stmt_insert_lines = {
+	"INSERT INTO " RES_TABLE
+	" (reservation_id, line, sku, qty, status, created_at, expires_at)"
+	" SELECT $1, u.line, u.sku, u.qty, 'active', $5, $6"
+	" FROM unnest($2, $3, $4) AS u(line, sku, qty)",
+	6, {TEXTOID, INT4ARRAYOID, TEXTARRAYOID, INT8ARRAYOID, TIMESTAMPTZOID, TIMESTAMPTZOID}
+};
+static InvStmt stmt_lookup_share = {
+	"SELECT line, sku, qty, status, expires_at <= $2 FROM " RES_TABLE
+	" WHERE reservation_id = $1 ORDER BY line FOR SHARE",
+	2, {TEXTOID, TIMESTAMPTZOID}
+};
+static InvStmt stmt_lookup_plain = {
+	"SELECT line, sku, qty, status, expires_at <= $2 FROM " RES_TABLE
+	" WHERE reservation_id = $1 ORDER BY line",
+	2, {TEXTOID, TIMESTAMPTZOID}
+};
+static InvStmt stmt_lookup_update = {
+	"SELECT line, sku, qty, status, expires_at <= $2 FROM " RES_TABLE
+	" WHERE reservation_id = $1 ORDER BY line FOR NO KEY UPDATE",
+	2, {TEXTOID, TIMESTAMPTZOID}
+};
+static InvStmt stmt_delete = {
+	"DELETE FROM " RES_TABLE " WHERE reservation_id = $1",
+	1, {TEXTOID}
+};
+static InvStmt stmt_set_status = {
+	"UPDATE " RES_TABLE " SET status = $2::consistency.reservation_status"
+	" WHERE reservation_id = $1",
+	2, {TEXTOID, TEXTOID}
+};
+static InvStmt stmt_expire_pick = {
+	"SELECT reservation_id FROM " RES_TABLE
+	" WHERE status = 'active' AND line = 0 AND expires_at <= $1"
+	" ORDER BY expires_at LIMIT $2 FOR NO KEY UPDATE SKIP LOCKED",
+	2, {TIMESTAMPTZOID, INT4OID}
+};
+static InvStmt stmt_expire_mark = {
+	"UPDATE " RES_TABLE " SET status = 'expired'"
+	" WHERE reservation_id = ANY ($1) AND status = 'active'"
+	" RETURNING sku, qty",
+	1, {TEXTARRAYOID}
+};
+
+/* One SKU of a request. */
+typedef struct ResLine
+{
+	InvSku		s;
+	int64		qty;
+	int			slot;			/* where a TAKE landed (-1: spread) */
+} ResLine;
+
+/* How lookup_res() locks the lines it finds. */
+typedef enum ResLock
+{
+	RES_NO_LOCK,				/* while holding slot locks: never wait */
+	RES_SHARE,					/* a retry: the answer holds until commit */
+	RES_UPDATE					/* confirm, release */
+} ResLock;
+
+/* A stored reservation, as looked up. */
+typedef struct StoredRes
+{
+	int			nlines;
+	ResLine    *lines;
+	char	   *status;
+	bool		past_expiry;
+} StoredRes;
+
+/* ----------------------------------------------------------------
+ * Arguments
+ * ----------------------------------------------------------------
+ */
+
+static int64
+get_qty(FunctionCallInfo fcinfo, int argno)
+{
+	int64		qty;
+
+	consistency_arg_not_null(fcinfo, argno, "qty");
+	qty = PG_GETARG_INT64(argno);
+	if (qty <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("qty must be positive"),
+				 errdetail("The qty given is %lld.", (long long) qty)));
+	return qty;
+}
+
+static Interval *
+get_ttl(FunctionCallInfo fcinfo, int argno)
+{
+	Interval   *iv;
+	Interval	zero = {0};
+
+	consistency_arg_not_null(fcinfo, argno, "ttl");
+	iv = PG_GETARG_INTERVAL_P(argno);
+	if (!DatumGetBool(DirectFunctionCall2(interval_gt, IntervalPGetDatum(iv),
+										  IntervalPGetDatum(&zero))))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("ttl must be a positive interval"),
+				 errdetail("The ttl given is %s.",
+						   DatumGetCString(DirectFunctionCall1(interval_out,
+															   IntervalPGetDatum(iv))))));
+	return iv;
+}
+
+static text *
+get_id(FunctionCallInfo fcinfo, int argno)
+{
+	return consistency_text_arg(fcinfo, argno, "reservation_id", INV_MAX_ID_BYTES, false);
+}
+
+static TimestampTz
+expiry(TimestampTz now, Interval *ttl)
+{
+	return DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval,
+												   TimestampTzGetDatum(now),
+												   IntervalPGetDatum(ttl)));
+}
+
+static int
+line_cmp(const void *a, const void *b)
+{
+	return inv_sku_cmp(&((const ResLine *) a)->s, &((const ResLine *) b)->s);
+}
+
+/*
+ * reserve_all's arrays: one-dimensional, same length, 1..INV_MAX_LINES
+ * elements, no NULLs.  Returns the lines in lock order with duplicate SKUs
+ * summed.
+ */
+static ResLine *
+get_lines(FunctionCallInfo fcinfo, int skuarg, int qtyarg, int *nlines)
+{
+	ArrayType  *skus;
+	ArrayType  *qtys;
+	Datum	   *sku_d,
+			   *qty_d;
+	bool	   *sku_n,
+			   *qty_n;
+	int			ns,
+				nq,
+				i,
+				out;
+	ResLine    *lines;
+
+	consistency_arg_not_null(fcinfo, skuarg, "skus");
+	consistency_arg_not_null(fcinfo, qtyarg, "qtys");
+	skus = PG_GETARG_ARRAYTYPE_P(skuarg);
+	qtys = PG_GETARG_ARRAYTYPE_P(qtyarg);
+	if (ARR_NDIM(skus) > 1 || ARR_NDIM(qtys) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("skus and qtys must be one-dimensional arrays")));
+	deconstruct_array(skus, TEXTOID, -1, false, TYPALIGN_INT, &sku_d, &sku_n, &ns);
+	deconstruct_array(qtys, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
+					  &qty_d, &qty_n, &nq);
+	if (ns != nq)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("skus and qtys must have the same length"),
+				 errdetail("skus has %d elements and qtys has %d.", ns, nq)));
+	if (ns == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("skus must not be empty")));
+	if (ns > INV_MAX_LINES)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("too many SKUs in one reservation"),
+				 errdetail("The request has %d SKUs; the limit is %d.", ns, INV_MAX_LINES)));
+
+	lines = palloc(sizeof(ResLine) * ns);
+	for (i = 0; i < ns; i++)
+	{
+		text	   *sku;
+		int			len;
+
+		if (sku_n[i] || qty_n[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("%s must not contain nulls", sku_n[i] ? "skus" : "qtys"),
+					 errdetail("Element %d is null.", i + 1)));
+		sku = DatumGetTextPP(sku_d[i]);
+		len = VARSIZE_ANY_EXHDR(sku);
+		if (len == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("sku must not be empty"),
+					 errdetail("Element %d of skus is empty.", i + 1)));
+		if (len > INV_MAX_SKU_BYTES)
+			ereport(ERROR,
+					(errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
+					 errmsg("sku is too long"),
+					 errdetail("Element %d of skus is %d bytes long; the limit is %d bytes.",
+							   i + 1, len, INV_MAX_SKU_BYTES)));
+		if (DatumGetInt64(qty_d[i]) <= 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("qty must be positive"),
+					 errdetail("Element %d of qtys is %lld.", i + 1,
+							   (long long) DatumGetInt64(qty_d[i]))));
+		inv_sku_init(&lines[i].s, sku);
+		lines[i].qty = DatumGetInt64(qty_d[i]);
+		lines[i].slot = -1;
+	}
+
+	qsort(lines, ns, sizeof(ResLine), line_cmp);
+	out = 0;
+	for (i = 0; i < ns; i++)
+	{
+		if (out > 0 && inv_sku_cmp(&lines[out - 1].s, &lines[i].s) == 0)
+		{
+			if (pg_add_s64_overflow(lines[out - 1].qty, lines[i].qty, &lines[out - 1].qty))
+				ereport(ERROR,
+						(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+						 errmsg("total qty of SKU \"%s\" is out of range",
+								text_to_cstring(lines[i].s.sku))));
+			continue;
+		}
+		lines[out++] = lines[i];
+	}
+	*nlines = out;
+	return lines;
+}
+
+/* ----------------------------------------------------------------
+ * Stored reservations
+ * ----------------------------------------------------------------
+ */
+
+/* Read a reservation's lines; false if there is none. */
+static bool
+lookup_res(text *id, TimestampTz now, ResLock lock, StoredRes *r)
+{
+	Datum		v[2];
+	uint64		n,
+				i;
+
+	v[0] = PointerGetDatum(id);
+	v[1] = TimestampTzGetDatum(now);
+	n = inv_exec(lock == RES_UPDATE ? &stmt_lookup_update :
+				 lock == RES_SHARE ? &stmt_lookup_share : &stmt_lookup_plain, v, NULL, false);
+	r->nlines = (int) n;
+	if (n == 0)
+		return false;
+	r->lines = SPI_palloc(sizeof(ResLine) * n);
+	for (i = 0; i < n; i++)
+	{
+		HeapTuple	t = SPI_tuptable->vals[i];
+		TupleDesc	d = SPI_tuptable->tupdesc;
+		bool		isnull;
+		text	   *sku;
+
+		sku = (text *) DatumGetPointer(SPI_datumTransfer(SPI_getbinval(t, d, 2, &isnull),
+														 false, -1));
+		inv_sku_init(&r->lines[i].s, sku);
+		r->lines[i].qty = DatumGetInt64(SPI_getbinval(t, d, 3, &isnull));
+		r->lines[i].slot = -1;
+		if (i == 0)
+		{
+			r->status = SPI_getvalue(t, d, 4);
+			r->past_expiry = DatumGetBool(SPI_getbinval(t, d, 5, &isnull));
+		}
+	}
+	return true;
+}
+
+static bool
+same_request(const StoredRes *r, const ResLine *lines, int nlines)
+{
+	int			i;
+
+	if (r->nlines != nlines)
+		return false;
+	for (i = 0; i < nlines; i++)
+		if (r->lines[i].qty != lines[i].qty ||
+			inv_sku_cmp(&r->lines[i].s, &lines[i].s) != 0)
+			return false;
+	return true;
+}
+
+static char *
+describe_lines(const ResLine *lines, int n)
+{
+	StringInfoData buf;
+	int			i;
+
+	initStringInfo(&buf);
+	for (i = 0; i < n; i++)
+		appendStringInfo(&buf, "%s%lld x \"%s\"", i > 0 ? ", " : "",
+						 (long long) lines[i].qty, text_to_cstring(lines[i].s.sku));
+	return buf.data;
+}
+
+static void
+error_reused(text *id, const StoredRes *r, const ResLine *lines, int nlines)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_CONSISTENCY_INV_ID_REUSED),
+			 errmsg("reservation id \"%s\" was already used for a different reservation",
+					text_to_cstring(id)),
+			 errdetail("The stored reservation is for %s; this request is for %s.",
+					   describe_lines(r->lines, r->nlines), describe_lines(lines, nlines)),
+			 errhint("Use a new reservation id for a new reservation; a retry must send the same SKUs and quantities.")));
+}
+
+static void
+error_expired(text *id)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_CONSISTENCY_INV_EXPIRED),
+			 errmsg("reservation \"%s\" has expired", text_to_cstring(id)),
+			 errdetail("Its stock was (or will be) returned by consistency.expire_reservations()."),
+			 errhint("Reserve again with a new reservation id.")));
+}
+
+static void
+error_released(text *id)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_CONSISTENCY_INV_RELEASED),
+			 errmsg("reservation \"%s\" was released", text_to_cstring(id)),
+			 errdetail("Its stock was returned by consistency.release()."),
+			 errhint("Reserve again with a new reservation id.")));
+}
+
+static void
+error_unknown_reservation(text *id)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_CONSISTENCY_INV_UNKNOWN_RESERVATION),
+			 errmsg("reservation \"%s\" does not exist", text_to_cstring(id)),
+			 errdetail("No committed reservation has this id."),
+			 errhint("A reservation answered 'insufficient' or 'busy' was not stored.")));
+}
+
+/*
+ * A retry found the reservation already stored: answer as the first attempt
+ * did, if the request is the same and the reservation still holds (or sold)
+ * its stock.
+ */
+static void
+answer_retry(text *id, const StoredRes *r, const ResLine *lines, int nlines)
+{
+	if (!same_request(r, lines, nlines))
+		error_reused(id, r, lines, nlines);
+	if (strcmp(r->status, "confirmed") == 0)
+		return;
+	if (strcmp(r->status, "released") == 0)
+		error_released(id);
+	if (strcmp(r->status, "expired") == 0 || r->past_expiry)
+		error_expired(id);
+}
+
+/*
+ * Store the reservation's lines, or find it already stored (false: the
+ * caller answers the retry from *stored).
+ */
+static bool
+insert_reservation(text *id, ResLine *lines, int nlines, TimestampTz now,
+				   TimestampTz expires, StoredRes *stored)
+{
+	Datum		v[6];
+
+	v[0] = PointerGetDatum(id);
+	v[1] = PointerGetDatum(lines[0].s.sku);
+	v[2] = Int64GetDatum(lines[0].qty);
+	v[3] = TimestampTzGetDatum(now);
+	v[4] = TimestampTzGetDatum(expires);
+	if (inv_exec(&stmt_insert_line0, v, NULL, false) == 0)
+	{
+		if (lookup_res(id, now, RES_SHARE, stored))
+			return false;
+		/* a conflicting row vanished between the two statements: try once more */
+		if (inv_exec(&stmt_insert_line0, v, NULL, false) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("could not store reservation \"%s\" because it kept changing",
+							text_to_cstring(id)),
+					 errhint("Retry the transaction.")));
+	}
+	if (nlines > 1)
+	{
+		Datum	   *ln = palloc(sizeof(Datum) * (nlines - 1));
+		Datum	   *sk = palloc(sizeof(Datum) * (nlines - 1));
+		Datum	   *qt = palloc(sizeof(Datum) * (nlines - 1));
+		int			i;
+
+		for (i = 1; i < nlines; i++)
+		{
+			ln[i - 1] = Int32GetDatum(i);
+			sk[i - 1] = PointerGetDatum(lines[i].s.sku);
+			qt[i - 1] = Int64GetDatum(lines[i].qty);
+		}
+		v[1] = PointerGetDatum(construct_array_builtin(ln, nlines - 1, INT4OID));
+		v[2] = PointerGetDatum(construct_array_builtin(sk, nlines - 1, TEXTOID));
+		v[3] = PointerGetDatum(construct_array_builtin(qt, nlines - 1, INT8OID));
+		v[4] = TimestampTzGetDatum(now);
+		v[5] = TimestampTzGetDatum(expires);
+		inv_exec(&stmt_insert_lines, v, NULL, false);
+	}
+	return true;
+}
+
+static void
+delete_reservation(text *id)
+{
+	Datum		v[1] = {PointerGetDatum(id)};
+
+	inv_exec(&stmt_delete, v, NULL, false);
+}
+
+/*
+ * Reserve every line, in lock order; all or nothing.  On failure the lines
+ * already taken are put back and the reservation rows deleted; the slot
+ * locks stay held to the end of the transaction.
+ */
+static const char *
+reserve_lines(text *id, ResLine *lines, int nlines, Interval *ttl, bool wait)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	StoredRes	stored;
+	InvSlotResult res = INV_DONE;
+	int			i;
+
+	/*
+	 * After a sell-out most answers are 'insufficient'.  For a SKU this
+	 * backend last found short, check the stock under the slot locks before
+	 * writing anything, so that such an answer writes nothing (no WAL flush
+	 * while the locks are held).  A retry of a stored reservation must still
+	 * be answered as one: look for it before, and again after the wait (then
+	 * without a row lock: waiting for a row while holding slot locks could
+	 * deadlock with a confirm, which locks the row first).  If there is
+	 * enough stock after all, the check gave its locks back and the normal
+	 * path below runs: writing the reservation row while holding slot locks
+	 * could deadlock with a concurrent attempt of the same id.
+	 */
+	if (nlines == 1 && inv_sku_looks_short(&lines[0].s))
+	{
+		if (lookup_res(id, now, RES_SHARE, &stored))
+		{
+			answer_retry(id, &stored, lines, nlines);
+			return "reserved";
+		}
+		res = inv_slots_check(&lines[0].s, lines[0].qty, wait);
+		if (res != INV_DONE)
+		{
+			if (lookup_res(id, now, RES_NO_LOCK, &stored))
+			{
+				answer_retry(id, &stored, lines, nlines);
+				return "reserved";
+			}
+			return res == INV_BUSY ? "busy" : "insufficient";
+		}
+	}
+
+	if (!insert_reservation(id, lines, nlines, now, expiry(now, ttl), &stored))
+	{
+		answer_retry(id, &stored, lines, nlines);
+		return "reserved";
+	}
+	for (i = 0; i < nlines; i++)
+	{
+		res = inv_slots_apply(&lines[i].s, lines[i].qty, INV_TAKE, wait, &lines[i].slot);
+		if (res != INV_DONE)
+			break;
+	}
+	if (res == INV_DONE)
+		return "reserved";
+	while (--i >= 0)
+	{
+		if (lines[i].slot < 0)
+			inv_slots_apply(&lines[i].s, lines[i].qty, INV_RETURN, true, &lines[i].slot);
+		else
+			inv_slot_undo_take(&lines[i].s, lines[i].slot, lines[i].qty);
+	}
+	delete_reservation(id);
+	return res == INV_BUSY ? "busy" : "insufficient";
+}
+
+/* ----------------------------------------------------------------
+ * SQL-callable functions
+ * ----------------------------------------------------------------
+ */
+
+/*
+ * reserve(sku, qty, reservation_id, ttl, wait) -> reserved | insufficient | busy
+ */
+Datum
+consistency_reserve(PG_FUNCTION_ARGS)
+{
+	ResLine		line;
+	text	   *id;
+	Interval   *ttl;
+	bool		wait;
+	const char *answer;
+
+	inv_sku_init(&line.s, consistency_text_arg(fcinfo, 0, "sku", INV_MAX_SKU_BYTES, false));
+	line.qty = get_qty(fcinfo, 1);
+	line.slot = -1;
+	id = get_id(fcinfo, 2);
+	ttl = get_ttl(fcinfo, 3);
+	consistency_arg_not_null(fcinfo, 4, "wait");
+	wait = PG_GETARG_BOOL(4);
+
+	SPI_connect();
+	answer = reserve_lines(id, &line, 1, ttl, wait);
+	SPI_finish();
+	PG_RETURN_TEXT_P(cstring_to_text(answer));
+}
+
+/*
+ * reserve_all(reservation_id, skus, qtys, ttl) -> reserved | insufficient
+ */
+Datum
+consistency_reserve_all(PG_FUNCTION_ARGS)
+{
+	text	   *id;
+	ResLine    *lines;
+	int			nlines;
+	Interval   *ttl;
+	const char *answer;
+
+	id = get_id(fcinfo, 0);
+	lines = get_lines(fcinfo, 1, 2, &nlines);
+	ttl = get_ttl(fcinfo, 3);
+
+	SPI_connect();
+	answer = reserve_lines(id, lines, nlines, ttl, true);
+	SPI_finish();
+	PG_RETURN_TEXT_P(cstring_to_text(answer));
+}
+
+/* Move an active reservation to status, applying op to every line. */
+static int64
+finish_reservation(text *id, const StoredRes *r, const char *status, InvSlotOp op)
+{
+	Datum		v[2];
+	int64		total = 0;
+	int			i;
+
+	v[0] = PointerGetDatum(id);
+	v[1] = CStringGetTextDatum(status);
+	inv_exec(&stmt_set_status, v, NULL, false);
+	for (i = 0; i < r->nlines; i++)
+	{
+		int			slot;
+
+		inv_slots_apply(&r->lines[i].s, r->lines[i].qty, op, true, &slot);
+		total += r->lines[i].qty;
+	}
+	return total;
+}
+
+static int64
+total_qty(const StoredRes *r)
+{
+	int64		total = 0;
+	int			i;
+
+	for (i = 0; i < r->nlines; i++)
+		total += r->lines[i].qty;
+	return total;
+}
+
+/*
+ * confirm(reservation_id) -> units sold
+ *
+ * Confirming a confirmed reservation again answers the same (a retry).
+ */
+Datum
+consistency_confirm(PG_FUNCTION_ARGS)
+{
+	text	   *id = get_id(fcinfo, 0);
+	StoredRes	r;
+	int64		sold;
+
+	SPI_connect();
+	if (!lookup_res(id, GetCurrentTimestamp(), RES_UPDATE, &r))
+		error_unknown_reservation(id);
+	if (strcmp(r.status, "confirmed") == 0)
+		sold = total_qty(&r);
+	else if (strcmp(r.status, "released") == 0)
+		error_released(id);
+	else if (strcmp(r.status, "expired") == 0 || r.past_expiry)
+		error_expired(id);
+	else
+		sold = finish_reservation(id, &r, "confirmed", INV_SELL);
+	SPI_finish();
+	PG_RETURN_INT64(sold);
+}
+
+/*
+ * release(reservation_id) -> units returned to stock (0 if it was already
+ * released or expired)
+ */
+Datum
+consistency_release(PG_FUNCTION_ARGS)
+{
+	text	   *id = get_id(fcinfo, 0);
+	StoredRes	r;
+	int64		returned = 0;
+
+	SPI_connect();
+	if (!lookup_res(id, GetCurrentTimestamp(), RES_UPDATE, &r))
+		error_unknown_reservation(id);
+	if (strcmp(r.status, "confirmed") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONSISTENCY_INV_CONFIRMED),
+				 errmsg("reservation \"%s\" is already confirmed", text_to_cstring(id)),
+				 errdetail("Its stock was sold; releasing it would put sold units back on sale."),
+				 errhint("Return sold units with consistency.stock_add().")));
+	if (strcmp(r.status, "active") == 0)
+		returned = finish_reservation(id, &r, "released", INV_RETURN);
+	SPI_finish();
+	PG_RETURN_INT64(returned);
+}
+
+/*
+ * expire_reservations(batch_size) -> number of reservations expired
+ *
+ * Takes up to batch_size active reservations past their expiry, skipping
+ * any another transaction is confirming or releasing (SKIP LOCKED), marks
+ * them expired and returns their stock: one slot operation per SKU, in lock
+ * order, made last so the slot locks are held only until this batch commits.
+ */
+Datum
+consistency_expire_reservations(PG_FUNCTION_ARGS)
+{
+	int32		batch;
+	Datum		v[2];
+	uint64		nres,
+				nlines,
+				i;
+	ResLine    *lines;
+	int			nsku;
+
+	consistency_arg_not_null(fcinfo, 0, "batch_size");
+	batch = PG_GETARG_INT32(0);
+	if (batch <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("batch_size must be positive"),
+				 errdetail("The batch_size given is %d.", batch)));
+
+	SPI_connect();
+	v[0] = TimestampTzGetDatum(GetCurrentTimestamp());
+	v[1] = Int32GetDatum(batch);
+	nres = inv_exec(&stmt_expire_pick, v, NULL, false);
+	if (nres > 0)
+	{
+		Datum	   *ids = palloc(sizeof(Datum) * nres);
+
+		for (i = 0; i < nres; i++)
+		{
+			bool		isnull;
+
+			ids[i] = SPI_datumTransfer(SPI_getbinval(SPI_tuptable->vals[i],
+													 SPI_tuptable->tupdesc, 1, &isnull),
+									   false, -1);
+		}
+		v[0] = PointerGetDatum(construct_array_builtin(ids, (int) nres, TEXTOID));
+		nlines = inv_exec(&stmt_expire_mark, v, NULL, false);
+		lines = palloc(sizeof(ResLine) * nlines);
+		for (i = 0; i < nlines; i++)
+		{
+			HeapTuple	t = SPI_tuptable->vals[i];
+			TupleDesc	d = SPI_tuptable->tupdesc;
+			bool		isnull;
+
+			inv_sku_init(&lines[i].s, (text *) DatumGetPointer(
+							 SPI_datumTransfer(SPI_getbinval(t, d, 1, &isnull), false, -1)));
+			lines[i].qty = DatumGetInt64(SPI_getbinval(t, d, 2, &isnull));
+		}
+		/* one operation per SKU, in lock order */
+		qsort(lines, nlines, sizeof(ResLine), line_cmp);
+		nsku = 0;
+		for (i = 0; i < nlines; i++)
+		{
+			if (nsku > 0 && inv_sku_cmp(&lines[nsku - 1].s, &lines[i].s) == 0)
+				lines[nsku - 1].qty += lines[i].qty;
+			else
+				lines[nsku++] = lines[i];
+		}
+		for (i = 0; i < nsku; i++)
+		{
+			int			slot;
+
+			inv_slots_apply(&lines[i].s, lines[i].qty, INV_RETURN, true, &slot);
+		}
+	}
+	SPI_finish();
+	PG_RETURN_INT64((int64) nres);
+}

@@ -1,0 +1,769 @@
+/*-------------------------------------------------------------------------
+ *
+ * inventory_slots.c
+ *	  The slot engine: takes and returns a SKU's stock on its slot rows in
+ *	  consistency.inventory, under per-slot locks, rebalancing between slots
+ *	  when no single slot can serve a request.
+ *
+ * A SKU's stock is spread over N rows ("slots"), keyed (sku, slot), each with
+ * CHECK (0 <= reserved <= on_hand).  Per-SKU totals are sums over the slots;
+ * there is no per-SKU total row, which would be a hot row again.
+ *
+ * A SKU with several slots: every change to a slot row is made while
+ * holding that slot's lock, a transaction-level lock in the advisory lock
+ * space (field 4 = 'IV', fields 2-3 = a 56-bit hash of the SKU and the slot
+ * number), held to the end of the transaction once the row was changed.
+ * The slot lock, not the row lock, is what buyers queue on:
+ *
+ * - it can be tried without waiting, so a buyer picks a free slot instead of
+ *	 queueing behind a busy one, and wait => false answers 'busy';
+ * - once granted, the holder's transaction has ended, so the next
+ *	 statement's snapshot sees its update and the UPDATE neither waits nor
+ *	 re-checks the row;
+ * - a slot that was only looked at (not enough there) is released at once,
+ *	 so looking never leaves a stray lock behind that could later deadlock;
+ * - waits honour lock_timeout and the deadlock detector.
+ *
+ * The fast path tries the slots one by one without waiting, starting at a
+ * per-backend pseudo-random slot, and applies the change with one
+ * conditional UPDATE on the first free slot that can take it.  If none
+ * could, and some were busy, it waits for one busy slot (unless !wait).
+ * Only if that fails too does the slow path lock every slot in order, read
+ * them all, and decide on the SKU's totals: a TAKE is 'insufficient' only
+ * then, otherwise the available stock is spread evenly over the slots (the
+ * rebalance) and taken from one of them.  Under READ COMMITTED the read
+ * needs no row locks (every writer going through these functions holds the
+ * slot lock until it has committed, so the newest committed version is the
+ * truth, and answering 'insufficient' writes no WAL); under REPEATABLE READ
+ * or SERIALIZABLE it uses FOR NO KEY UPDATE, so a slot changed after the
+ * snapshot raises 40001.  The new values are written only over the values
+ * read, so a write that bypassed the slot locks cannot be lost (40001).
+ *
+ * A SKU with one slot: the row lock is the slot lock.  Buyers run the
+ * conditional UPDATE straight away and queue inside it: measured, a waiter
+ * that already started its plan and found the row holds the hot lock for
+ * less time than one that queues first and then runs the statement.  Its
+ * slow path locks and reads only the row (FOR NO KEY UPDATE), never the
+ * slot lock: an UPDATE whose re-check failed keeps the row locked, and
+ * taking the slot lock after it would invert the order stock_set uses.
+ * wait => false tries the row with FOR NO KEY UPDATE SKIP LOCKED.
+ *
+ * Lock order: all waiting is done in (SKU hash, slot) order -- slot lock
+ * before row, or the row alone for one-slot SKUs -- so callers that lock
+ * several SKUs (reserve_all, expire_reservations) or every slot of one SKU
+ * (the slow path, stock_set, stock_add) never deadlock one another.  Tries
+ * that do not wait may be made in any order.
+ *
+ * After a backend was told 'insufficient' on a multi-slot SKU, reserve()
+ * first checks that SKU's stock under all its slot locks (inv_slots_check)
+ * before writing anything, so that the answers after a sell-out write no WAL;
+ * if there is enough again, the slots are given back before the normal path
+ * writes the reservation row, so no reservation row is written or waited for
+ * while slots are held.
+ *
+ * The number of slots of a SKU is cached per backend; a stale cache makes a
+ * fast-path UPDATE find no row (the slow path then reloads it), or, for a
+ * one-slot SKU that gained slots, a retryable 40001.
+ *
+ * IDENTIFICATION
+ *	  src/inventory_slots.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "common/hashfn.h"
+#include "common/pg_prng.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "storage/lock.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
+
+#include "consistency.h"
+#include "inventory.h"
+
+/* ----------------------------------------------------------------
+ * Prepared statements (shared helper)
+ * ----------------------------------------------------------------
+ */
+
+/*
+ * Execute a kept plan, preparing it on first use.  The caller is connected
+ * to SPI.  Returns SPI_processed.
+ */
+uint64
+inv_exec(InvStmt *stmt, Datum *values, const char *nulls, bool read_only)
+{
+	int			rc;
+
+	if (stmt->plan == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare(stmt->sql, stmt->nargs, stmt->argtypes);
+
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed for \"%s\": %s",
+				 stmt->sql, SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(plan) != 0)
+			elog(ERROR, "SPI_keepplan failed");
+		stmt->plan = plan;
+	}
+	rc = SPI_execute_plan(stmt->plan, values, nulls, read_only, 0);
+	if (rc < 0)
+		elog(ERROR, "SPI_execute_plan failed for \"%s\": %s",
+			 stmt->sql, SPI_result_code_string(rc));
+	return SPI_processed;
+}
+
+/* $1 = sku, $2 = slot, $3 = qty.  Conditions keep every CHECK true. */
+static InvStmt stmt_take = {
+	"UPDATE " INV_TABLE " SET reserved = reserved + $3"
+	" WHERE sku = $1 AND slot = $2 AND on_hand - reserved >= $3",
+	3, {TEXTOID, INT4OID, INT8OID}
+};
+static InvStmt stmt_return = {
+	"UPDATE " INV_TABLE " SET reserved = reserved - $3"
+	" WHERE sku = $1 AND slot = $2 AND reserved >= $3",
+	3, {TEXTOID, INT4OID, INT8OID}
+};
+static InvStmt stmt_sell = {
+	"UPDATE " INV_TABLE " SET reserved = reserved - $3, on_hand = on_hand - $3"
+	" WHERE sku = $1 AND slot = $2 AND reserved >= $3",
+	3, {TEXTOID, INT4OID, INT8OID}
+};
+static InvStmt stmt_try_row = {
+	"SELECT FROM " INV_TABLE " WHERE sku = $1 AND slot = $2 FOR NO KEY UPDATE SKIP LOCKED",
+	2, {TEXTOID, INT4OID}
+};
+static InvStmt stmt_nslots = {
+	"SELECT max(slot) + 1 FROM " INV_TABLE " WHERE sku = $1",
+	1, {TEXTOID}
+};
+static InvStmt stmt_read_all = {
+	"SELECT slot, on_hand, reserved FROM " INV_TABLE
+	" WHERE sku = $1 ORDER BY slot FOR NO KEY UPDATE",
+	1, {TEXTOID}
+};
+static InvStmt stmt_read_one = {
+	"SELECT slot, on_hand, reserved, (SELECT count(*) FROM " INV_TABLE " WHERE sku = $1)"
+	" FROM " INV_TABLE " WHERE sku = $1 AND slot = 0 FOR NO KEY UPDATE",
+	1, {TEXTOID}
+};
+static InvStmt stmt_read_all_plain = {
+	"SELECT slot, on_hand, reserved FROM " INV_TABLE " WHERE sku = $1 ORDER BY slot",
+	1, {TEXTOID}
+};
+/* Absolute values, but only over the values read: a lost update is impossible. */
+static InvStmt stmt_set_slot = {
+	"UPDATE " INV_TABLE " SET on_hand = $3, reserved = $4"
+	" WHERE sku = $1 AND slot = $2 AND on_hand = $5 AND reserved = $6",
+	6, {TEXTOID, INT4OID, INT8OID, INT8OID, INT8OID, INT8OID}
+};
+
+/* ----------------------------------------------------------------
+ * SKUs, slot locks
+ * ----------------------------------------------------------------
+ */
+
+#define INV_HASH_BITS	56
+
+void
+inv_sku_init(InvSku *s, text *sku)
+{
+	s->sku = sku;
+	s->hash = hash_bytes_extended((const unsigned char *) VARDATA_ANY(sku),
+								  VARSIZE_ANY_EXHDR(sku), 0) &
+		((UINT64CONST(1) << INV_HASH_BITS) - 1);
+}
+
+/* The global lock order: by hash, then by name (a tie is a hash collision). */
+int
+inv_sku_cmp(const InvSku *a, const InvSku *b)
+{
+	int			la,
+				lb,
+				c;
+
+	if (a->hash != b->hash)
+		return a->hash < b->hash ? -1 : 1;
+	la = VARSIZE_ANY_EXHDR(a->sku);
+	lb = VARSIZE_ANY_EXHDR(b->sku);
+	c = memcmp(VARDATA_ANY(a->sku), VARDATA_ANY(b->sku), Min(la, lb));
+	if (c != 0)
+		return c;
+	return (la > lb) - (la < lb);
+}
+
+static void
+slot_tag(LOCKTAG *tag, const InvSku *s, int slot)
+{
+	Assert(slot >= 0 && slot < 256);
+	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId,
+						 (uint32) (s->hash >> 24),
+						 (uint32) ((s->hash & 0xFFFFFF) << 8) | (uint32) slot,
+						 CONSISTENCY_LOCKTAG_INVENTORY);
+}
+
+/* Lock a slot; false only if !wait and another transaction holds it. */
+static bool
+lock_slot(const InvSku *s, int slot, bool wait)
+{
+	LOCKTAG		tag;
+
+	slot_tag(&tag, s, slot);
+	return LockAcquire(&tag, ExclusiveLock, false, !wait) != LOCKACQUIRE_NOT_AVAIL;
+}
+
+/*
+ * Give back one acquisition of a slot lock, made by this call and used only
+ * for reading.  If the transaction took the lock earlier too (and may have
+ * changed the row), that earlier acquisition keeps it held.
+ */
+static void
+unlock_slot(const InvSku *s, int slot)
+{
+	LOCKTAG		tag;
+
+	slot_tag(&tag, s, slot);
+	LockRelease(&tag, ExclusiveLock, false);
+}
+
+/* Wait for every slot lock of the SKU, in slot order (stock_set, stock_add). */
+void
+inv_lock_all_slots(const InvSku *s, int nslots)
+{
+	int			i;
+
+	for (i = 0; i < nslots; i++)
+		lock_slot(s, i, true);
+}
+
+/* ----------------------------------------------------------------
+ * Per-backend cache of the number of slots of each SKU
+ * ----------------------------------------------------------------
+ */
+
+#define SLOT_CACHE_MAX	4096
+
+typedef struct SlotCacheKey
+{
+	uint16		len;
+	char		data[INV_MAX_SKU_BYTES];
+} SlotCacheKey;
+
+typedef struct SlotCacheEntry
+{
+	SlotCacheKey key;			/* must be first */
+	int			nslots;
+	bool		short_hint;		/* last TAKE here was 'insufficient' */
+} SlotCacheEntry;
+
+static HTAB *slot_cache = NULL;
+
+static void
+cache_key(const InvSku *s, SlotCacheKey *k)
+{
+	int			len = VARSIZE_ANY_EXHDR(s->sku);
+
+	Assert(len <= INV_MAX_SKU_BYTES);
+	memset(k, 0, sizeof(*k));
+	k->len = len;
+	memcpy(k->data, VARDATA_ANY(s->sku), len);
+}
+
+static SlotCacheEntry *
+cache_lookup(const InvSku *s, HASHACTION action)
+{
+	SlotCacheKey k;
+
+	if (slot_cache == NULL || (action == HASH_ENTER &&
+							   hash_get_num_entries(slot_cache) >= SLOT_CACHE_MAX))
+	{
+		HASHCTL		ctl;
+
+		if (action != HASH_ENTER)
+			return NULL;
+		if (slot_cache != NULL)
+			hash_destroy(slot_cache);
+		ctl.keysize = sizeof(SlotCacheKey);
+		ctl.entrysize = sizeof(SlotCacheEntry);
+		ctl.hcxt = TopMemoryContext;
+		slot_cache = hash_create("consistency inventory slots", 256, &ctl,
+								 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	cache_key(s, &k);
+	return (SlotCacheEntry *) hash_search(slot_cache, &k, action, NULL);
+}
+
+static void
+cache_set(const InvSku *s, int nslots)
+{
+	SlotCacheEntry *e = cache_lookup(s, HASH_FIND);
+
+	if (e == NULL)
+	{
+		e = cache_lookup(s, HASH_ENTER);
+		e->short_hint = false;
+	}
+	e->nslots = nslots;
+}
+
+static void
+set_short_hint(const InvSku *s, bool value)
+{
+	SlotCacheEntry *e = cache_lookup(s, HASH_FIND);
+
+	if (e != NULL)
+		e->short_hint = value;
+}
+
+/*
+ * Did this backend's last TAKE on this SKU (with several slots) end in
+ * 'insufficient'?  reserve() then checks the stock before writing anything.
+ */
+bool
+inv_sku_looks_short(const InvSku *s)
+{
+	SlotCacheEntry *e;
+
+	/* the check reads without row locks only under READ COMMITTED */
+	if (IsolationUsesXactSnapshot())
+		return false;
+	e = cache_lookup(s, HASH_FIND);
+	return e != NULL && e->short_hint && e->nslots > 1;
+}
+
+/* Forget a SKU's slot count (stock_set changed it). */
+void
+inv_forget_slots(const InvSku *s)
+{
+	cache_lookup(s, HASH_REMOVE);
+}
+
+void
+inv_error_unknown_sku(text *sku)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_CONSISTENCY_INV_UNKNOWN_SKU),
+			 errmsg("unknown SKU \"%s\"", text_to_cstring(sku)),
+			 errdetail("consistency.inventory has no stock row for this SKU."),
+			 errhint("Create it with consistency.stock_set().")));
+}
+
+/* The SKU's number of slots: cached, else read (unknown SKU: error). */
+static int
+nslots_of(const InvSku *s)
+{
+	SlotCacheEntry *e = cache_lookup(s, HASH_FIND);
+	Datum		v[1];
+	bool		isnull;
+	Datum		d;
+
+	if (e != NULL)
+		return e->nslots;
+	v[0] = PointerGetDatum(s->sku);
+	inv_exec(&stmt_nslots, v, NULL, false);
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (isnull)
+		inv_error_unknown_sku(s->sku);
+	cache_set(s, DatumGetInt32(d));
+	return DatumGetInt32(d);
+}
+
+/* ----------------------------------------------------------------
+ * The fast path
+ * ----------------------------------------------------------------
+ */
+
+/* Where this backend starts looking; moves on when it finds its slot busy. */
+static uint32 start_seed = 0;
+static bool start_seeded = false;
+
+static bool
+apply_on_slot(const InvSku *s, int slot, int64 qty, InvSlotOp op)
+{
+	Datum		v[3];
+	InvStmt    *stmt;
+
+	v[0] = PointerGetDatum(s->sku);
+	v[1] = Int32GetDatum(slot);
+	v[2] = Int64GetDatum(qty);
+	stmt = op == INV_TAKE ? &stmt_take : op == INV_RETURN ? &stmt_return : &stmt_sell;
+	return inv_exec(stmt, v, NULL, false) == 1;
+}
+
+/*
+ * Lock a slot row without waiting (FOR NO KEY UPDATE SKIP LOCKED); false if
+ * another transaction holds it.
+ */
+static bool
+try_row_lock(const InvSku *s, int slot)
+{
+	Datum		v[2];
+
+	v[0] = PointerGetDatum(s->sku);
+	v[1] = Int32GetDatum(slot);
+	return inv_exec(&stmt_try_row, v, NULL, false) == 1;
+}
+
+/* Put back a TAKE made on a slot this transaction still holds (reserve_all). */
+void
+inv_slot_undo_take(const InvSku *s, int slot, int64 qty)
+{
+	if (!apply_on_slot(s, slot, qty, INV_RETURN))
+		elog(ERROR, "could not undo a reservation on slot %d of SKU \"%s\"",
+			 slot, text_to_cstring(s->sku));
+}
+
+static InvSlotResult slow_path(const InvSku *s, int64 qty, InvSlotOp op,
+							   bool wait, bool holding_slot0, int *slot_used);
+static InvSlotResult slow_path_one(const InvSku *s, int64 qty, InvSlotOp op,
+								   int *slot_used);
+
+/*
+ * Apply op for qty units of the SKU.  INV_TAKE may answer INV_INSUFFICIENT
+ * (decided with every slot locked; the locks are kept to the end of the
+ * transaction, so the caller's next statement sees the state the answer was
+ * based on) or, only if !wait, INV_BUSY.  *slot_used is the slot changed, or
+ * -1 when the slow path spread the change over several.
+ */
+InvSlotResult
+inv_slots_apply(const InvSku *s, int64 qty, InvSlotOp op, bool wait, int *slot_used)
+{
+	int			n = nslots_of(s);
+	int			start;
+	int			first_busy = -1;
+	int			i;
+
+	if (!start_seeded)
+	{
+		start_seed = pg_prng_uint32(&pg_global_prng_state);
+		start_seeded = true;
+	}
+	start = (int) (start_seed % (uint32) n);
+
+	if (n == 1)
+	{
+		/*
+		 * One slot: queue on the row lock itself.  A waiter blocked inside
+		 * the UPDATE has already done its executor setup and index lookup,
+		 * so the lock is held for less time than if it queued on the slot
+		 * lock first and only then ran the statement.
+		 */
+		if (!wait && !try_row_lock(s, 0))
+			return INV_BUSY;
+		if (apply_on_slot(s, 0, qty, op))
+		{
+			*slot_used = 0;
+			return INV_DONE;
+		}
+		return slow_path_one(s, qty, op, slot_used);
+	}
+
+	for (i = 0; i < n; i++)
+	{
+		int			slot = (start + i) % n;
+
+		if (!lock_slot(s, slot, false))
+		{
+			if (first_busy < 0)
+				first_busy = slot;
+			if (i == 0)			/* someone else works here: start elsewhere next time */
+				start_seed = pg_prng_uint32(&pg_global_prng_state);
+			continue;
+		}
+		if (apply_on_slot(s, slot, qty, op))
+		{
+			*slot_used = slot;
+			return INV_DONE;
+		}
+		unlock_slot(s, slot);
+	}
+
+	if (first_busy >= 0)
+	{
+		if (!wait)
+			return INV_BUSY;
+		lock_slot(s, first_busy, true);
+		if (apply_on_slot(s, first_busy, qty, op))
+		{
+			*slot_used = first_busy;
+			return INV_DONE;
+		}
+		/* slot 0 is the first the slow path locks: keep it */
+		if (first_busy != 0)
+			unlock_slot(s, first_busy);
+	}
+	return slow_path(s, qty, op, wait, first_busy == 0, slot_used);
+}
+
+/* ----------------------------------------------------------------
+ * The slow path: every slot locked, decide on the totals
+ * ----------------------------------------------------------------
+ */
+
+typedef struct SlotRow
+{
+	int			slot;
+	int64		on_hand;
+	int64		reserved;
+	int64		new_on_hand;
+	int64		new_reserved;
+} SlotRow;
+
+static int
+read_all_slots(const InvSku *s, SlotRow *rows)
+{
+	Datum		v[1];
+	uint64		n,
+				i;
+
+	v[0] = PointerGetDatum(s->sku);
+	n = inv_exec(IsolationUsesXactSnapshot() ? &stmt_read_all : &stmt_read_all_plain,
+				 v, NULL, false);
+	if (n > INV_MAX_SLOTS)
+		elog(ERROR, "SKU \"%s\" has %d slot rows, more than the %d allowed",
+			 text_to_cstring(s->sku), (int) n, INV_MAX_SLOTS);
+	for (i = 0; i < n; i++)
+	{
+		HeapTuple	t = SPI_tuptable->vals[i];
+		TupleDesc	d = SPI_tuptable->tupdesc;
+		bool		isnull;
+
+		rows[i].slot = DatumGetInt32(SPI_getbinval(t, d, 1, &isnull));
+		rows[i].on_hand = DatumGetInt64(SPI_getbinval(t, d, 2, &isnull));
+		rows[i].reserved = DatumGetInt64(SPI_getbinval(t, d, 3, &isnull));
+		rows[i].new_on_hand = rows[i].on_hand;
+		rows[i].new_reserved = rows[i].reserved;
+	}
+	return (int) n;
+}
+
+static void
+write_changed_slots(const InvSku *s, SlotRow *rows, int n)
+{
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		Datum		v[6];
+
+		if (rows[i].new_on_hand == rows[i].on_hand &&
+			rows[i].new_reserved == rows[i].reserved)
+			continue;
+		v[0] = PointerGetDatum(s->sku);
+		v[1] = Int32GetDatum(rows[i].slot);
+		v[2] = Int64GetDatum(rows[i].new_on_hand);
+		v[3] = Int64GetDatum(rows[i].new_reserved);
+		v[4] = Int64GetDatum(rows[i].on_hand);
+		v[5] = Int64GetDatum(rows[i].reserved);
+		if (inv_exec(&stmt_set_slot, v, NULL, false) != 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("slot %d of SKU \"%s\" was changed concurrently",
+							rows[i].slot, text_to_cstring(s->sku)),
+					 errdetail("A write that bypassed the consistency functions changed the slot while its lock was held."),
+					 errhint("Retry the transaction.")));
+	}
+}
+
+/*
+ * With every slot of the SKU locked and read into rows[0..n-1]: apply op
+ * to the totals, or answer INV_INSUFFICIENT.
+ */
+static InvSlotResult
+decide(const InvSku *s, SlotRow *rows, int n, int64 qty, InvSlotOp op, int *slot_used)
+{
+	int			i;
+
+	*slot_used = -1;
+	if (op == INV_TAKE)
+	{
+		int64		avail = 0;
+		int64		rest;
+		int			target = 0;
+
+		for (i = 0; i < n; i++)
+		{
+			int64		a = rows[i].on_hand - rows[i].reserved;
+
+			avail += a;
+			if (a > rows[target].on_hand - rows[target].reserved)
+				target = i;
+		}
+		if (avail < qty)
+		{
+			set_short_hint(s, true);
+			return INV_INSUFFICIENT;
+		}
+
+		/* rebalance: what stays available is spread evenly over the slots */
+		rest = avail - qty;
+		for (i = 0; i < n; i++)
+		{
+			int64		share = rest / n + (i < rest % n ? 1 : 0);
+
+			rows[i].new_reserved = rows[i].reserved + (i == target ? qty : 0);
+			rows[i].new_on_hand = rows[i].new_reserved + share;
+		}
+		*slot_used = rows[target].slot;
+	}
+	else
+	{
+		int64		left = qty;
+
+		for (i = 0; i < n && left > 0; i++)
+		{
+			int64		d = Min(rows[i].reserved, left);
+
+			rows[i].new_reserved = rows[i].reserved - d;
+			if (op == INV_SELL)
+				rows[i].new_on_hand = rows[i].on_hand - d;
+			left -= d;
+		}
+		if (left > 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("SKU \"%s\" has less stock reserved than its active reservations hold",
+							text_to_cstring(s->sku)),
+					 errdetail("Returning %lld units, but only %lld are reserved over all slots.",
+							   (long long) qty, (long long) (qty - left)),
+					 errhint("Run consistency.check_inventory() and repair the stock with consistency.stock_set().")));
+	}
+	write_changed_slots(s, rows, n);
+	return INV_DONE;
+}
+
+/*
+ * The slow path of a one-slot SKU.  The row lock is the slot lock here:
+ * the fast path may already hold it (an UPDATE whose re-check failed keeps
+ * the row locked), so taking the slot lock now would be a second lock taken
+ * in the opposite order to stock_set's and could deadlock.  Only the row is
+ * locked and read.  If the SKU has gained slots meanwhile (stock_set), this
+ * backend's picture is stale and it gives up with a retryable 40001 rather
+ * than wait for other slots while holding this row.
+ */
+static InvSlotResult
+slow_path_one(const InvSku *s, int64 qty, InvSlotOp op, int *slot_used)
+{
+	SlotRow		row;
+	Datum		v[1];
+	HeapTuple	t;
+	TupleDesc	d;
+	bool		isnull;
+
+	v[0] = PointerGetDatum(s->sku);
+	if (inv_exec(&stmt_read_one, v, NULL, false) != 1)
+	{
+		inv_forget_slots(s);
+		inv_error_unknown_sku(s->sku);
+	}
+	t = SPI_tuptable->vals[0];
+	d = SPI_tuptable->tupdesc;
+	if (DatumGetInt64(SPI_getbinval(t, d, 4, &isnull)) != 1)
+	{
+		inv_forget_slots(s);
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("the slots of SKU \"%s\" changed during the operation",
+						text_to_cstring(s->sku)),
+				 errdetail("consistency.stock_set() changed the number of slots concurrently."),
+				 errhint("Retry the transaction.")));
+	}
+	row.slot = DatumGetInt32(SPI_getbinval(t, d, 1, &isnull));
+	row.on_hand = row.new_on_hand = DatumGetInt64(SPI_getbinval(t, d, 2, &isnull));
+	row.reserved = row.new_reserved = DatumGetInt64(SPI_getbinval(t, d, 3, &isnull));
+	return decide(s, &row, 1, qty, op, slot_used);
+}
+
+static InvSlotResult
+slow_path(const InvSku *s, int64 qty, InvSlotOp op, bool wait,
+		  bool holding_slot0, int *slot_used)
+{
+	SlotRow		rows[INV_MAX_SLOTS];
+	int			locked = holding_slot0 ? 1 : 0;
+	int			n;
+	int			want;
+
+	want = nslots_of(s);
+	for (;;)
+	{
+		for (; locked < want; locked++)
+		{
+			if (!lock_slot(s, locked, wait))
+			{
+				/* only without wait: give back what this call took, unchanged */
+				while (--locked >= 0)
+					unlock_slot(s, locked);
+				return INV_BUSY;
+			}
+		}
+		n = read_all_slots(s, rows);
+		if (n == 0)
+		{
+			inv_forget_slots(s);
+			inv_error_unknown_sku(s->sku);
+		}
+		want = rows[n - 1].slot + 1;
+		cache_set(s, want);
+		if (want <= locked)
+			break;
+		/* more slots than we knew of (stock_set meanwhile): lock those too */
+	}
+
+	return decide(s, rows, n, qty, op, slot_used);
+}
+
+/*
+ * For a SKU that looks short: lock every slot in order and read the totals
+ * before anything is written.  INV_INSUFFICIENT (locks kept to the end of
+ * the transaction, as always) and INV_BUSY are answers that wrote nothing,
+ * so they need no transaction id and no WAL flush.  INV_DONE means there is
+ * enough now; the slots were only read and are unlocked again, and the
+ * caller takes the normal path.
+ */
+InvSlotResult
+inv_slots_check(const InvSku *s, int64 qty, bool wait)
+{
+	SlotRow		rows[INV_MAX_SLOTS];
+	int			want = nslots_of(s);
+	int			locked = 0;
+	int64		avail = 0;
+	int			n,
+				i;
+
+	for (;;)
+	{
+		for (; locked < want; locked++)
+		{
+			if (!lock_slot(s, locked, wait))
+			{
+				while (--locked >= 0)
+					unlock_slot(s, locked);
+				return INV_BUSY;
+			}
+		}
+		n = read_all_slots(s, rows);
+		if (n == 0)
+		{
+			inv_forget_slots(s);
+			inv_error_unknown_sku(s->sku);
+		}
+		want = rows[n - 1].slot + 1;
+		cache_set(s, want);
+		if (want <= locked)
+			break;
+	}
+	for (i = 0; i < n; i++)
+		avail += rows[i].on_hand - rows[i].reserved;
+	if (avail < qty)
+		return INV_INSUFFICIENT;
+	/* enough: give the (unchanged) slots back before the caller writes */
+	while (--locked >= 0)
+		unlock_slot(s, locked);
+	set_short_hint(s, false);
+	return INV_DONE;
+}

@@ -1,0 +1,36 @@
+-- Benchmark schema for the flash sale: one hot SKU.  The extension's SKUs ('hot1' with one
+-- slot, 'hot16' with 16) and the baselines' table: what teams write without the extension.
+CREATE TABLE plain_stock (sku text PRIMARY KEY, on_hand bigint NOT NULL,
+						  reserved bigint NOT NULL DEFAULT 0,
+						  CHECK (reserved >= 0 AND reserved <= on_hand));
+CREATE TABLE plain_res (id text PRIMARY KEY, sku text NOT NULL, qty bigint NOT NULL,
+						created_at timestamptz NOT NULL DEFAULT clock_timestamp());
+
+-- Baseline 1: PL/pgSQL, SELECT ... FOR UPDATE + UPDATE + INSERT.
+CREATE FUNCTION plpgsql_reserve(p_sku text, p_qty bigint, p_id text) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+	avail bigint;
+BEGIN
+	SELECT on_hand - reserved INTO avail FROM plain_stock WHERE sku = p_sku FOR UPDATE;
+	IF avail IS NULL THEN
+		RAISE EXCEPTION 'unknown SKU %', p_sku;
+	END IF;
+	IF avail < p_qty THEN
+		RETURN 'insufficient';
+	END IF;
+	UPDATE plain_stock SET reserved = reserved + p_qty WHERE sku = p_sku;
+	INSERT INTO plain_res (id, sku, qty) VALUES (p_id, p_sku, p_qty);
+	RETURN 'reserved';
+END $$;
+
+-- Reset a run: empty reservations, fresh stock.
+CREATE PROCEDURE bench_reset(p_stock bigint) LANGUAGE plpgsql AS $$
+BEGIN
+	TRUNCATE plain_res, consistency.reservations;
+	DELETE FROM plain_stock;
+	INSERT INTO plain_stock VALUES ('hot', p_stock, 0);
+	DELETE FROM consistency.inventory;
+	PERFORM consistency.stock_set('hot1', p_stock, 1);
+	PERFORM consistency.stock_set('hot16', p_stock, 16);
+END $$;
