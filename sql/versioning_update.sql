@@ -191,6 +191,14 @@ CREATE FUNCTION skip_row() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN N
 CREATE TRIGGER skip BEFORE UPDATE ON accounts FOR EACH ROW EXECUTE FUNCTION skip_row();
 SELECT * FROM err($$ SELECT consistency.update_versioned('accounts', '{"id": 1}', 9, '{"balance": 0}') $$);
 DROP TRIGGER skip ON accounts;
+--    The same with version_guard installed too (it fires first, by name): still YC103 on
+--    every attempt, never a false version conflict.
+SELECT consistency.enable_versioning('accounts');
+CREATE TRIGGER skip BEFORE UPDATE ON accounts FOR EACH ROW EXECUTE FUNCTION skip_row();
+SELECT * FROM err($$ SELECT consistency.update_versioned('accounts', '{"id": 1}', 9, '{"balance": 0}') $$);
+DROP TRIGGER skip ON accounts;
+SELECT consistency.disable_versioning('accounts');
+SELECT id, balance, version FROM accounts WHERE id = 1;
 
 -- 10. The statements are prepared once and kept; ALTER TABLE makes them stale, and the
 --     next call rebuilds them (renamed, retyped, re-added columns, a new primary key).
@@ -316,5 +324,29 @@ DROP ROLE versioned_app, versioned_stranger;
 
 DROP SCHEMA "s""; DROP TABLE canary; --" CASCADE;
 DROP TABLE accounts, no_pk, stock, audit, events, parent, canary CASCADE;
+-- 14. A schema renamed under a kept statement: it is rebuilt for the table's new name, and
+--     never runs against whatever now has the old name.
+CREATE SCHEMA ver_s1;
+CREATE TABLE ver_s1.t (id int PRIMARY KEY, v int NOT NULL, version bigint NOT NULL DEFAULT 1);
+INSERT INTO ver_s1.t VALUES (1, 0);
+SELECT consistency.update_versioned('ver_s1.t', '{"id": 1}', 1, '{"v": 1}');
+ALTER SCHEMA ver_s1 RENAME TO ver_s2;
+CREATE SCHEMA ver_s1;
+CREATE TABLE ver_s1.t (id int PRIMARY KEY, v int NOT NULL, version bigint NOT NULL DEFAULT 1);
+INSERT INTO ver_s1.t VALUES (1, 100);
+SELECT consistency.update_versioned('ver_s2.t', '{"id": 1}', 2, '{"v": 2}');
+SELECT 'renamed' AS t, id, v, version FROM ver_s2.t
+UNION ALL SELECT 'new', id, v, version FROM ver_s1.t ORDER BY 1;
+DROP SCHEMA ver_s1 CASCADE;
+DROP SCHEMA ver_s2 CASCADE;
+
+-- 15. A row whose version is NULL (a nullable column, no trigger) cannot be checked: 22004,
+--     not a conflict a retry loop would repeat forever.
+CREATE TABLE nullver (id int PRIMARY KEY, v int, version bigint);
+INSERT INTO nullver VALUES (1, 0, NULL);
+SELECT * FROM err($$ SELECT consistency.update_versioned('nullver', '{"id": 1}', 1, '{"v": 1}') $$);
+SELECT * FROM err($$ SELECT consistency.try_update_versioned('nullver', '{"id": 1}', 1, '{"v": 1}') $$);
+DROP TABLE nullver;
+
 DROP FUNCTION err(text), count_update(), skip_row();
 DROP DOMAIN positive_money;

@@ -702,6 +702,17 @@ update_versioned(FunctionCallInfo fcinfo, bool raise_conflict, int64 *result)
 			/* At the type's maximum the update could only overflow: just look. */
 			if (r.expected < versioning_max(r.vtypid))
 			{
+				/*
+				 * Announce this attempt's row to version_guard again: on an
+				 * earlier attempt the guard may have used the announcement
+				 * up before another BEFORE trigger skipped the row.
+				 */
+				if (attempt > 1)
+				{
+					VersioningExpectation outer_unused;
+
+					versioning_expect_update(relid, r.vname, r.expected, &outer_unused);
+				}
 				rc = SPI_execute_plan(update_plan, values, nulls, false, 0);
 				if (rc != SPI_OK_UPDATE_RETURNING)
 					elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
@@ -732,9 +743,18 @@ update_versioned(FunctionCallInfo fcinfo, bool raise_conflict, int64 *result)
 			found = versioning_datum_get(SPI_getbinval(SPI_tuptable->vals[0],
 													   SPI_tuptable->tupdesc, 1, &isnull),
 										 r.vtypid);
-			if (isnull || found != r.expected)
+			if (isnull)
+				ereport(ERROR,
+						(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+						 errmsg("version column \"%s\" of table \"%s\" is null in the row with key %s",
+								r.vname, RelationGetRelationName(r.rel),
+								JsonbToCString(NULL, &r.key->root, VARSIZE(r.key))),
+						 errdetail("A row without a version cannot be updated with a version check."),
+						 errhint("Set the version of existing rows and make the column NOT NULL, as consistency.enable_versioning() requires."),
+						 errtablecol(r.rel, r.vattnum)));
+			if (found != r.expected)
 			{
-				found_version = isnull ? 0 : found;
+				found_version = found;
 				outcome = OUTCOME_CONFLICT;
 				break;
 			}
@@ -793,8 +813,19 @@ consistency_try_update_versioned(PG_FUNCTION_ARGS)
 	PG_RETURN_INT64(result);
 }
 
+/*
+ * A schema renamed or dropped: the kept statements name tables by schema, and
+ * the relcache callback does not fire for the tables in it.  Start afresh.
+ */
+static void
+plan_cache_invalidate_namespace(Datum arg, int cacheid, uint32 hashvalue)
+{
+	plan_cache_invalidate(arg, InvalidOid);
+}
+
 void
 versioning_update_init(void)
 {
 	CacheRegisterRelcacheCallback(plan_cache_invalidate, (Datum) 0);
+	CacheRegisterSyscacheCallback(NAMESPACEOID, plan_cache_invalidate_namespace, (Datum) 0);
 }
