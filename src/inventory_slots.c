@@ -63,7 +63,9 @@
  *
  * The number of slots of a SKU is cached per backend; a stale cache makes a
  * fast-path UPDATE find no row (the slow path then reloads it), or, for a
- * one-slot SKU that gained slots, a retryable 40001.
+ * one-slot SKU that gained slots, a retryable 40001.  The slow path of a
+ * one-slot SKU counts the slots after it has locked row 0 and answers a
+ * retryable 40001 if there are more now.
  *
  * IDENTIFICATION
  *	  src/inventory_slots.c
@@ -147,9 +149,15 @@ static InvStmt stmt_read_all = {
 	" WHERE sku = $1 ORDER BY slot FOR NO KEY UPDATE",
 	1, {TEXTOID}
 };
+/*
+ * Locks row 0 only; the number of slots is read by stmt_nslots in the next
+ * statement, whose snapshot is taken after the lock was granted (a count in
+ * this statement would be from before a wait for a stock_set that added
+ * slots: the re-check after the wait does not recompute it).
+ */
 static InvStmt stmt_read_one = {
-	"SELECT slot, on_hand, reserved, (SELECT count(*) FROM " INV_TABLE " WHERE sku = $1)"
-	" FROM " INV_TABLE " WHERE sku = $1 AND slot = 0 FOR NO KEY UPDATE",
+	"SELECT slot, on_hand, reserved FROM " INV_TABLE
+	" WHERE sku = $1 AND slot = 0 FOR NO KEY UPDATE",
 	1, {TEXTOID}
 };
 static InvStmt stmt_read_all_plain = {
@@ -353,24 +361,37 @@ inv_error_unknown_sku(text *sku)
 			 errhint("Create it with consistency.stock_set().")));
 }
 
+/*
+ * The SKU's number of slots as the newest committed rows have it (this
+ * statement's snapshot), or 0 if it has none.
+ */
+static int
+read_nslots(const InvSku *s)
+{
+	Datum		v[1];
+	bool		isnull;
+	Datum		d;
+
+	v[0] = PointerGetDatum(s->sku);
+	inv_exec(&stmt_nslots, v, NULL, false);
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	return isnull ? 0 : DatumGetInt32(d);
+}
+
 /* The SKU's number of slots: cached, else read (unknown SKU: error). */
 static int
 nslots_of(const InvSku *s)
 {
 	SlotCacheEntry *e = cache_lookup(s, HASH_FIND);
-	Datum		v[1];
-	bool		isnull;
-	Datum		d;
+	int			n;
 
 	if (e != NULL)
 		return e->nslots;
-	v[0] = PointerGetDatum(s->sku);
-	inv_exec(&stmt_nslots, v, NULL, false);
-	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	if (isnull)
+	n = read_nslots(s);
+	if (n == 0)
 		inv_error_unknown_sku(s->sku);
-	cache_set(s, DatumGetInt32(d));
-	return DatumGetInt32(d);
+	cache_set(s, n);
+	return n;
 }
 
 /* ----------------------------------------------------------------
@@ -663,7 +684,16 @@ slow_path_one(const InvSku *s, int64 qty, InvSlotOp op, int *slot_used)
 	}
 	t = SPI_tuptable->vals[0];
 	d = SPI_tuptable->tupdesc;
-	if (DatumGetInt64(SPI_getbinval(t, d, 4, &isnull)) != 1)
+	row.slot = DatumGetInt32(SPI_getbinval(t, d, 1, &isnull));
+	row.on_hand = row.new_on_hand = DatumGetInt64(SPI_getbinval(t, d, 2, &isnull));
+	row.reserved = row.new_reserved = DatumGetInt64(SPI_getbinval(t, d, 3, &isnull));
+
+	/*
+	 * Count the slots in a new statement: its snapshot is taken after the
+	 * row lock was granted, so it sees every slot a stock_set we waited for
+	 * added (and with row 0 locked, no stock_set can change them now).
+	 */
+	if (read_nslots(s) != 1)
 	{
 		inv_forget_slots(s);
 		ereport(ERROR,
@@ -673,9 +703,6 @@ slow_path_one(const InvSku *s, int64 qty, InvSlotOp op, int *slot_used)
 				 errdetail("consistency.stock_set() changed the number of slots concurrently."),
 				 errhint("Retry the transaction.")));
 	}
-	row.slot = DatumGetInt32(SPI_getbinval(t, d, 1, &isnull));
-	row.on_hand = row.new_on_hand = DatumGetInt64(SPI_getbinval(t, d, 2, &isnull));
-	row.reserved = row.new_reserved = DatumGetInt64(SPI_getbinval(t, d, 3, &isnull));
 	return decide(s, &row, 1, qty, op, slot_used);
 }
 
