@@ -62,10 +62,16 @@
  * while slots are held.
  *
  * The number of slots of a SKU is cached per backend; a stale cache makes a
- * fast-path UPDATE find no row (the slow path then reloads it), or, for a
- * one-slot SKU that gained slots, a retryable 40001.  The slow path of a
- * one-slot SKU counts the slots after it has locked row 0 and answers a
- * retryable 40001 if there are more now.
+ * fast-path UPDATE find no row (the slow path then reloads it).  The
+ * one-slot UPDATEs also require that the SKU has no slot 1, so a cached
+ * count of 1 for a SKU that has gained slots finds no row either, and the
+ * count is re-read before anything else is done.  (Only an UPDATE that waited
+ * for the very stock_set that added the slots can still change row 0: its
+ * snapshot predates them.  It then holds row 0's row lock, so every writer
+ * of that row waits for it, and a slow path that read the row before it
+ * committed writes over the values read only, so it gets 40001.)  The slow
+ * path of a one-slot SKU counts the slots after it has locked row 0 and
+ * answers a retryable 40001 if there are more now.
  *
  * IDENTIFICATION
  *	  src/inventory_slots.c
@@ -135,6 +141,29 @@ static InvStmt stmt_sell = {
 	"UPDATE " INV_TABLE " SET reserved = reserved - $3, on_hand = on_hand - $3"
 	" WHERE sku = $1 AND slot = $2 AND reserved >= $3",
 	3, {TEXTOID, INT4OID, INT8OID}
+};
+/*
+ * The same on a one-slot SKU's row 0, only while the SKU has no slot 1: a
+ * backend whose cached slot count is 1 for a SKU that has since gained slots
+ * finds no row and takes the path that re-reads the count, rather than
+ * change row 0 without its slot lock.
+ */
+#define ONLY_ONE_SLOT \
+	" AND NOT EXISTS (SELECT FROM " INV_TABLE " o WHERE o.sku = $1 AND o.slot = 1)"
+static InvStmt stmt_take_one = {
+	"UPDATE " INV_TABLE " SET reserved = reserved + $2"
+	" WHERE sku = $1 AND slot = 0 AND on_hand - reserved >= $2" ONLY_ONE_SLOT,
+	2, {TEXTOID, INT8OID}
+};
+static InvStmt stmt_return_one = {
+	"UPDATE " INV_TABLE " SET reserved = reserved - $2"
+	" WHERE sku = $1 AND slot = 0 AND reserved >= $2" ONLY_ONE_SLOT,
+	2, {TEXTOID, INT8OID}
+};
+static InvStmt stmt_sell_one = {
+	"UPDATE " INV_TABLE " SET reserved = reserved - $2, on_hand = on_hand - $2"
+	" WHERE sku = $1 AND slot = 0 AND reserved >= $2" ONLY_ONE_SLOT,
+	2, {TEXTOID, INT8OID}
 };
 static InvStmt stmt_try_row = {
 	"SELECT FROM " INV_TABLE " WHERE sku = $1 AND slot = $2 FOR NO KEY UPDATE SKIP LOCKED",
@@ -378,13 +407,18 @@ read_nslots(const InvSku *s)
 	return isnull ? 0 : DatumGetInt32(d);
 }
 
-/* The SKU's number of slots: cached, else read (unknown SKU: error). */
+/*
+ * The SKU's number of slots: cached, else read (unknown SKU: error).
+ * *cached (if not NULL) tells which.
+ */
 static int
-nslots_of(const InvSku *s)
+nslots_of(const InvSku *s, bool *cached)
 {
 	SlotCacheEntry *e = cache_lookup(s, HASH_FIND);
 	int			n;
 
+	if (cached != NULL)
+		*cached = (e != NULL);
 	if (e != NULL)
 		return e->nslots;
 	n = read_nslots(s);
@@ -402,6 +436,19 @@ nslots_of(const InvSku *s)
 /* Where this backend starts looking; moves on when it finds its slot busy. */
 static uint32 start_seed = 0;
 static bool start_seeded = false;
+
+/* The one-slot form: row 0, only while the SKU has no other slot. */
+static bool
+apply_on_one(const InvSku *s, int64 qty, InvSlotOp op)
+{
+	Datum		v[2];
+	InvStmt    *stmt;
+
+	v[0] = PointerGetDatum(s->sku);
+	v[1] = Int64GetDatum(qty);
+	stmt = op == INV_TAKE ? &stmt_take_one : op == INV_RETURN ? &stmt_return_one : &stmt_sell_one;
+	return inv_exec(stmt, v, NULL, false) == 1;
+}
 
 static bool
 apply_on_slot(const InvSku *s, int slot, int64 qty, InvSlotOp op)
@@ -454,7 +501,8 @@ static InvSlotResult slow_path_one(const InvSku *s, int64 qty, InvSlotOp op,
 InvSlotResult
 inv_slots_apply(const InvSku *s, int64 qty, InvSlotOp op, bool wait, int *slot_used)
 {
-	int			n = nslots_of(s);
+	bool		cached;
+	int			n = nslots_of(s, &cached);
 	int			start;
 	int			first_busy = -1;
 	int			i;
@@ -464,7 +512,6 @@ inv_slots_apply(const InvSku *s, int64 qty, InvSlotOp op, bool wait, int *slot_u
 		start_seed = pg_prng_uint32(&pg_global_prng_state);
 		start_seeded = true;
 	}
-	start = (int) (start_seed % (uint32) n);
 
 	if (n == 1)
 	{
@@ -476,13 +523,26 @@ inv_slots_apply(const InvSku *s, int64 qty, InvSlotOp op, bool wait, int *slot_u
 		 */
 		if (!wait && !try_row_lock(s, 0))
 			return INV_BUSY;
-		if (apply_on_slot(s, 0, qty, op))
+		if (apply_on_one(s, qty, op))
 		{
 			*slot_used = 0;
 			return INV_DONE;
 		}
-		return slow_path_one(s, qty, op, slot_used);
+
+		/*
+		 * No row: not enough there, or (with a cached count) the SKU has
+		 * gained slots since; then it takes the slot path like any
+		 * multi-slot SKU.
+		 */
+		if (cached)
+		{
+			inv_forget_slots(s);
+			n = nslots_of(s, NULL);
+		}
+		if (n == 1)
+			return slow_path_one(s, qty, op, slot_used);
 	}
+	start = (int) (start_seed % (uint32) n);
 
 	for (i = 0; i < n; i++)
 	{
@@ -715,7 +775,7 @@ slow_path(const InvSku *s, int64 qty, InvSlotOp op, bool wait,
 	int			n;
 	int			want;
 
-	want = nslots_of(s);
+	want = nslots_of(s, NULL);
 	for (;;)
 	{
 		for (; locked < want; locked++)
@@ -756,7 +816,7 @@ InvSlotResult
 inv_slots_check(const InvSku *s, int64 qty, bool wait)
 {
 	SlotRow		rows[INV_MAX_SLOTS];
-	int			want = nslots_of(s);
+	int			want = nslots_of(s, NULL);
 	int			locked = 0;
 	int64		avail = 0;
 	int			n,
