@@ -289,4 +289,23 @@ SELECT * FROM consistency.check_inventory();
 -- clean up for the tests that follow
 DELETE FROM consistency.reservations;
 DELETE FROM consistency.inventory;
+
+-- 17. A reservation line of a SKU with no stock rows (written around the functions, or its
+--     SKU deleted), or of a SKU with fewer units reserved than its lines hold:
+--     expire_reservations expires them with a warning instead of failing on them in every
+--     run, and returns the stock of the other lines.
+SELECT consistency.stock_set('cup', 5), consistency.stock_set('bowl', 5);
+SELECT consistency.reserve('cup', 2, 'c-2', ttl => '1 microsecond');
+SELECT consistency.reserve('bowl', 2, 'b-1', ttl => '1 microsecond');
+UPDATE consistency.inventory SET reserved = 1 WHERE sku = 'bowl';
+INSERT INTO consistency.reservations (reservation_id, line, sku, qty, status, created_at, expires_at)
+	VALUES ('orphan', 0, 'gone', 2, 'active', now() - interval '1 hour', now() - interval '1 hour');
+SELECT pg_sleep(0.01);
+SELECT consistency.expire_reservations();
+SELECT reservation_id, sku, status FROM consistency.reservations ORDER BY 1;
+SELECT * FROM totals();
+SELECT consistency.expire_reservations();
+
+DELETE FROM consistency.reservations;
+DELETE FROM consistency.inventory;
 DROP FUNCTION stock(text), totals(), res();
