@@ -306,6 +306,17 @@ SELECT reservation_id, sku, status FROM consistency.reservations ORDER BY 1;
 SELECT * FROM totals();
 SELECT consistency.expire_reservations();
 
+-- 18. A basket whose multi-slot SKUs have more than 512 slots in all could hold that many
+--     slot locks to the end of the transaction: 54000, nothing stored.  512 are allowed.
+SELECT sum(consistency.stock_set('wide-' || i, 64, 64)) AS wide_available FROM generate_series(1, 9) i;
+SELECT consistency.reserve_all('wide', ARRAY(SELECT 'wide-' || i FROM generate_series(1, 9) i),
+							   array_fill(1::bigint, ARRAY[9]));
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) AS wide_rows FROM consistency.reservations WHERE reservation_id = 'wide';
+SELECT sum(consistency.available('wide-' || i)) AS wide_available FROM generate_series(1, 9) i;
+SELECT consistency.reserve_all('wide', ARRAY(SELECT 'wide-' || i FROM generate_series(1, 8) i),
+							   array_fill(1::bigint, ARRAY[8]));
+
 DELETE FROM consistency.reservations;
 DELETE FROM consistency.inventory;
 DROP FUNCTION stock(text), totals(), res();

@@ -580,6 +580,35 @@ consistency_reserve(PG_FUNCTION_ARGS)
 }
 
 /*
+ * Slot locks are entries in the shared lock table and are held to the end of
+ * the transaction; a multi-slot SKU may need all of its slots (the slow
+ * path).  Refuse a basket that could hold more than INV_MAX_SLOT_LOCKS of
+ * them, so that one call cannot fill the table for every session (53200).
+ * One-slot SKUs take row locks only, which use no lock table entry.
+ */
+static void
+check_slot_locks(const ResLine *lines, int nlines)
+{
+	int			total = 0;
+	int			i;
+
+	for (i = 0; i < nlines; i++)
+	{
+		int			n = inv_nslots(&lines[i].s);
+
+		if (n > 1)
+			total += n;
+	}
+	if (total > INV_MAX_SLOT_LOCKS)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("too many slot locks for one reservation"),
+				 errdetail("The SKUs of the request have %d slots in all on their multi-slot SKUs; the limit is %d.",
+						   total, INV_MAX_SLOT_LOCKS),
+				 errhint("Split the reservation, or give its SKUs fewer slots with consistency.stock_set().")));
+}
+
+/*
  * reserve_all(reservation_id, skus, qtys, ttl) -> reserved | insufficient
  */
 Datum
@@ -596,6 +625,7 @@ consistency_reserve_all(PG_FUNCTION_ARGS)
 	ttl = get_ttl(fcinfo, 3);
 
 	SPI_connect();
+	check_slot_locks(lines, nlines);
 	answer = reserve_lines(id, lines, nlines, ttl, true);
 	SPI_finish();
 	PG_RETURN_TEXT_P(cstring_to_text(answer));

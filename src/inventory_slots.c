@@ -428,6 +428,25 @@ nslots_of(const InvSku *s, bool *cached)
 	return n;
 }
 
+/*
+ * The number of slots of a SKU (cached, else read), 0 for an unknown SKU:
+ * for reserve_all's limit on slot locks, which leaves the error to the
+ * operation itself.
+ */
+int
+inv_nslots(const InvSku *s)
+{
+	SlotCacheEntry *e = cache_lookup(s, HASH_FIND);
+	int			n;
+
+	if (e != NULL)
+		return e->nslots;
+	n = read_nslots(s);
+	if (n > 0)
+		cache_set(s, n);
+	return n;
+}
+
 /* ----------------------------------------------------------------
  * The fast path
  * ----------------------------------------------------------------
