@@ -286,6 +286,17 @@ INSERT INTO consistency.reservations (reservation_id, line, sku, qty, status, cr
 		   ('gap', 1, 'mug', 1, 'released', now(), now());
 SELECT * FROM consistency.check_inventory();
 
+-- 16. Stock rows that such code left contradicting the reservations: the operation that
+--     finds out raises XX001 (data_corrupted) and changes nothing.
+SELECT consistency.stock_add('ink', 1);
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.stock_set('jug', 5);
+SELECT consistency.reserve('jug', 2, 'j-1');
+UPDATE consistency.inventory SET reserved = 0 WHERE sku = 'jug';
+SELECT consistency.release('j-1');
+\echo :LAST_ERROR_SQLSTATE
+SELECT status FROM consistency.reservations WHERE reservation_id = 'j-1';
+
 -- clean up for the tests that follow
 DELETE FROM consistency.reservations;
 DELETE FROM consistency.inventory;
@@ -316,6 +327,19 @@ SELECT count(*) AS wide_rows FROM consistency.reservations WHERE reservation_id 
 SELECT sum(consistency.available('wide-' || i)) AS wide_available FROM generate_series(1, 9) i;
 SELECT consistency.reserve_all('wide', ARRAY(SELECT 'wide-' || i FROM generate_series(1, 8) i),
 							   array_fill(1::bigint, ARRAY[8]));
+
+-- 19. A ttl so long that the expiry is past the end of timestamptz (22008), and a total over
+--     all SKUs that confirm and release could not return (22003): nothing stored.
+SELECT consistency.stock_set('tea', 5);
+SELECT consistency.reserve('tea', 1, 't-1', ttl => '1000000 years');
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.reserve_all('t-1', ARRAY['tea'], ARRAY[1], ttl => '1000000 years');
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.stock_set('big-1', 9223372036854775807), consistency.stock_set('big-2', 9223372036854775807);
+SELECT consistency.reserve_all('t-1', ARRAY['big-1', 'big-2'], ARRAY[5000000000000000000, 5000000000000000000]);
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) AS t1_rows FROM consistency.reservations WHERE reservation_id = 't-1';
+SELECT consistency.available('tea'), consistency.available('big-1'), consistency.available('big-2');
 
 DELETE FROM consistency.reservations;
 DELETE FROM consistency.inventory;

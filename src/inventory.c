@@ -212,6 +212,7 @@ get_lines(FunctionCallInfo fcinfo, int skuarg, int qtyarg, int *nlines)
 				i,
 				out;
 	ResLine    *lines;
+	int64		total;
 
 	consistency_arg_not_null(fcinfo, skuarg, "skus");
 	consistency_arg_not_null(fcinfo, qtyarg, "qtys");
@@ -289,6 +290,15 @@ get_lines(FunctionCallInfo fcinfo, int skuarg, int qtyarg, int *nlines)
 		}
 		lines[out++] = lines[i];
 	}
+	/* confirm and release return the reservation's total: it must fit too */
+	total = lines[0].qty;
+	for (i = 1; i < out; i++)
+		if (pg_add_s64_overflow(total, lines[i].qty, &total))
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("total qty of the reservation is out of range"),
+					 errdetail("The quantities of all SKUs must add up to at most %lld.",
+							   (long long) PG_INT64_MAX)));
 	*nlines = out;
 	return lines;
 }
@@ -631,12 +641,33 @@ consistency_reserve_all(PG_FUNCTION_ARGS)
 	PG_RETURN_TEXT_P(cstring_to_text(answer));
 }
 
+/*
+ * The units of a stored reservation.  reserve_all() refuses a total out of
+ * range; lines written around the functions can still have one.
+ */
+static int64
+total_qty(text *id, const StoredRes *r)
+{
+	int64		total = 0;
+	int			i;
+
+	for (i = 0; i < r->nlines; i++)
+		if (pg_add_s64_overflow(total, r->lines[i].qty, &total))
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("total qty of reservation \"%s\" is out of range",
+							text_to_cstring(id)),
+					 errdetail("Its lines were not written by consistency.reserve_all(), which refuses such a total."),
+					 errhint("Run consistency.check_inventory().")));
+	return total;
+}
+
 /* Move an active reservation to status, applying op to every line. */
 static int64
 finish_reservation(text *id, const StoredRes *r, const char *status, InvSlotOp op)
 {
 	Datum		v[2];
-	int64		total = 0;
+	int64		total = total_qty(id, r);
 	int			i;
 
 	v[0] = PointerGetDatum(id);
@@ -647,19 +678,7 @@ finish_reservation(text *id, const StoredRes *r, const char *status, InvSlotOp o
 		int			slot;
 
 		inv_slots_apply(&r->lines[i].s, r->lines[i].qty, op, true, &slot);
-		total += r->lines[i].qty;
 	}
-	return total;
-}
-
-static int64
-total_qty(const StoredRes *r)
-{
-	int64		total = 0;
-	int			i;
-
-	for (i = 0; i < r->nlines; i++)
-		total += r->lines[i].qty;
 	return total;
 }
 
@@ -679,7 +698,7 @@ consistency_confirm(PG_FUNCTION_ARGS)
 	if (!lookup_res(id, GetCurrentTimestamp(), RES_UPDATE, &r))
 		error_unknown_reservation(id);
 	if (strcmp(r.status, "confirmed") == 0)
-		sold = total_qty(&r);
+		sold = total_qty(id, &r);
 	else if (strcmp(r.status, "released") == 0)
 		error_released(id);
 	else if (strcmp(r.status, "expired") == 0 || r.past_expiry)
