@@ -567,9 +567,15 @@ COMMENT ON FUNCTION @extschema@.check_inventory() IS
 REVOKE ALL ON @extschema@.inventory, @extschema@.reservations FROM PUBLIC;
 REVOKE ALL ON TYPE @extschema@.reservation_status FROM PUBLIC;
 GRANT USAGE ON TYPE @extschema@.reservation_status TO consistency_user;
-GRANT SELECT, UPDATE ON @extschema@.inventory TO consistency_user;
+/*
+ * The functions run with the caller's rights (no SECURITY DEFINER), so their callers need
+ * these table privileges and are trusted with the rows: only the columns the functions
+ * change may be updated (a line's SKU or quantity, a slot's SKU or number never); DELETE on
+ * reservations is for an attempt that answers 'insufficient' or 'busy' and removes its row.
+ */
+GRANT SELECT, UPDATE (on_hand, reserved) ON @extschema@.inventory TO consistency_user;
 GRANT INSERT, DELETE ON @extschema@.inventory TO consistency_admin;
-GRANT SELECT, INSERT, UPDATE, DELETE ON @extschema@.reservations TO consistency_user;
+GRANT SELECT, INSERT, UPDATE (status), DELETE ON @extschema@.reservations TO consistency_user;
 REVOKE ALL ON FUNCTION
 	@extschema@.stock_set(pg_catalog.text, pg_catalog.int8, pg_catalog.int4),
 	@extschema@.stock_add(pg_catalog.text, pg_catalog.int8),

@@ -286,7 +286,61 @@ INSERT INTO consistency.reservations (reservation_id, line, sku, qty, status, cr
 		   ('gap', 1, 'mug', 1, 'released', now(), now());
 SELECT * FROM consistency.check_inventory();
 
+-- 16. Stock rows that such code left contradicting the reservations: the operation that
+--     finds out raises XX001 (data_corrupted) and changes nothing.
+SELECT consistency.stock_add('ink', 1);
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.stock_set('jug', 5);
+SELECT consistency.reserve('jug', 2, 'j-1');
+UPDATE consistency.inventory SET reserved = 0 WHERE sku = 'jug';
+SELECT consistency.release('j-1');
+\echo :LAST_ERROR_SQLSTATE
+SELECT status FROM consistency.reservations WHERE reservation_id = 'j-1';
+
 -- clean up for the tests that follow
+DELETE FROM consistency.reservations;
+DELETE FROM consistency.inventory;
+
+-- 17. A reservation line of a SKU with no stock rows (written around the functions, or its
+--     SKU deleted), or of a SKU with fewer units reserved than its lines hold:
+--     expire_reservations expires them with a warning instead of failing on them in every
+--     run, and returns the stock of the other lines.
+SELECT consistency.stock_set('cup', 5), consistency.stock_set('bowl', 5);
+SELECT consistency.reserve('cup', 2, 'c-2', ttl => '1 microsecond');
+SELECT consistency.reserve('bowl', 2, 'b-1', ttl => '1 microsecond');
+UPDATE consistency.inventory SET reserved = 1 WHERE sku = 'bowl';
+INSERT INTO consistency.reservations (reservation_id, line, sku, qty, status, created_at, expires_at)
+	VALUES ('orphan', 0, 'gone', 2, 'active', now() - interval '1 hour', now() - interval '1 hour');
+SELECT pg_sleep(0.01);
+SELECT consistency.expire_reservations();
+SELECT reservation_id, sku, status FROM consistency.reservations ORDER BY 1;
+SELECT * FROM totals();
+SELECT consistency.expire_reservations();
+
+-- 18. A basket whose multi-slot SKUs have more than 512 slots in all could hold that many
+--     slot locks to the end of the transaction: 54000, nothing stored.  512 are allowed.
+SELECT sum(consistency.stock_set('wide-' || i, 64, 64)) AS wide_available FROM generate_series(1, 9) i;
+SELECT consistency.reserve_all('wide', ARRAY(SELECT 'wide-' || i FROM generate_series(1, 9) i),
+							   array_fill(1::bigint, ARRAY[9]));
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) AS wide_rows FROM consistency.reservations WHERE reservation_id = 'wide';
+SELECT sum(consistency.available('wide-' || i)) AS wide_available FROM generate_series(1, 9) i;
+SELECT consistency.reserve_all('wide', ARRAY(SELECT 'wide-' || i FROM generate_series(1, 8) i),
+							   array_fill(1::bigint, ARRAY[8]));
+
+-- 19. A ttl so long that the expiry is past the end of timestamptz (22008), and a total over
+--     all SKUs that confirm and release could not return (22003): nothing stored.
+SELECT consistency.stock_set('tea', 5);
+SELECT consistency.reserve('tea', 1, 't-1', ttl => '1000000 years');
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.reserve_all('t-1', ARRAY['tea'], ARRAY[1], ttl => '1000000 years');
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.stock_set('big-1', 9223372036854775807), consistency.stock_set('big-2', 9223372036854775807);
+SELECT consistency.reserve_all('t-1', ARRAY['big-1', 'big-2'], ARRAY[5000000000000000000, 5000000000000000000]);
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) AS t1_rows FROM consistency.reservations WHERE reservation_id = 't-1';
+SELECT consistency.available('tea'), consistency.available('big-1'), consistency.available('big-2');
+
 DELETE FROM consistency.reservations;
 DELETE FROM consistency.inventory;
 DROP FUNCTION stock(text), totals(), res();

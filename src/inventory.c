@@ -91,10 +91,21 @@ static InvStmt stmt_expire_pick = {
 	" ORDER BY expires_at LIMIT $2 FOR NO KEY UPDATE SKIP LOCKED",
 	2, {TIMESTAMPTZOID, INT4OID}
 };
+/*
+ * Marks the lines expired; one row per SKU: its units, as text, and whether
+ * they can be returned (0), or not because the SKU has no stock rows (1) or
+ * fewer units reserved than the lines hold (2), which only writes around
+ * the functions can cause.
+ */
 static InvStmt stmt_expire_mark = {
-	"UPDATE " RES_TABLE " SET status = 'expired'"
-	" WHERE reservation_id = ANY ($1) AND status = 'active'"
-	" RETURNING sku, qty",
+	"WITH m AS (UPDATE " RES_TABLE " SET status = 'expired'"
+	"  WHERE reservation_id = ANY ($1) AND status = 'active' RETURNING sku, qty)"
+	" SELECT m.sku, sum(m.qty)::text,"
+	"  CASE WHEN NOT EXISTS (SELECT FROM " INV_TABLE " i WHERE i.sku = m.sku) THEN 1"
+	"   WHEN sum(m.qty) > 9223372036854775807"
+	"     OR sum(m.qty) > (SELECT sum(i.reserved) FROM " INV_TABLE " i WHERE i.sku = m.sku) THEN 2"
+	"   ELSE 0 END"
+	" FROM m GROUP BY m.sku",
 	1, {TEXTARRAYOID}
 };
 
@@ -201,6 +212,7 @@ get_lines(FunctionCallInfo fcinfo, int skuarg, int qtyarg, int *nlines)
 				i,
 				out;
 	ResLine    *lines;
+	int64		total;
 
 	consistency_arg_not_null(fcinfo, skuarg, "skus");
 	consistency_arg_not_null(fcinfo, qtyarg, "qtys");
@@ -278,6 +290,15 @@ get_lines(FunctionCallInfo fcinfo, int skuarg, int qtyarg, int *nlines)
 		}
 		lines[out++] = lines[i];
 	}
+	/* confirm and release return the reservation's total: it must fit too */
+	total = lines[0].qty;
+	for (i = 1; i < out; i++)
+		if (pg_add_s64_overflow(total, lines[i].qty, &total))
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("total qty of the reservation is out of range"),
+					 errdetail("The quantities of all SKUs must add up to at most %lld.",
+							   (long long) PG_INT64_MAX)));
 	*nlines = out;
 	return lines;
 }
@@ -569,6 +590,35 @@ consistency_reserve(PG_FUNCTION_ARGS)
 }
 
 /*
+ * Slot locks are entries in the shared lock table and are held to the end of
+ * the transaction; a multi-slot SKU may need all of its slots (the slow
+ * path).  Refuse a basket that could hold more than INV_MAX_SLOT_LOCKS of
+ * them, so that one call cannot fill the table for every session (53200).
+ * One-slot SKUs take row locks only, which use no lock table entry.
+ */
+static void
+check_slot_locks(const ResLine *lines, int nlines)
+{
+	int			total = 0;
+	int			i;
+
+	for (i = 0; i < nlines; i++)
+	{
+		int			n = inv_nslots(&lines[i].s);
+
+		if (n > 1)
+			total += n;
+	}
+	if (total > INV_MAX_SLOT_LOCKS)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("too many slot locks for one reservation"),
+				 errdetail("The SKUs of the request have %d slots in all on their multi-slot SKUs; the limit is %d.",
+						   total, INV_MAX_SLOT_LOCKS),
+				 errhint("Split the reservation, or give its SKUs fewer slots with consistency.stock_set().")));
+}
+
+/*
  * reserve_all(reservation_id, skus, qtys, ttl) -> reserved | insufficient
  */
 Datum
@@ -585,9 +635,31 @@ consistency_reserve_all(PG_FUNCTION_ARGS)
 	ttl = get_ttl(fcinfo, 3);
 
 	SPI_connect();
+	check_slot_locks(lines, nlines);
 	answer = reserve_lines(id, lines, nlines, ttl, true);
 	SPI_finish();
 	PG_RETURN_TEXT_P(cstring_to_text(answer));
+}
+
+/*
+ * The units of a stored reservation.  reserve_all() refuses a total out of
+ * range; lines written around the functions can still have one.
+ */
+static int64
+total_qty(text *id, const StoredRes *r)
+{
+	int64		total = 0;
+	int			i;
+
+	for (i = 0; i < r->nlines; i++)
+		if (pg_add_s64_overflow(total, r->lines[i].qty, &total))
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("total qty of reservation \"%s\" is out of range",
+							text_to_cstring(id)),
+					 errdetail("Its lines were not written by consistency.reserve_all(), which refuses such a total."),
+					 errhint("Run consistency.check_inventory().")));
+	return total;
 }
 
 /* Move an active reservation to status, applying op to every line. */
@@ -595,7 +667,7 @@ static int64
 finish_reservation(text *id, const StoredRes *r, const char *status, InvSlotOp op)
 {
 	Datum		v[2];
-	int64		total = 0;
+	int64		total = total_qty(id, r);
 	int			i;
 
 	v[0] = PointerGetDatum(id);
@@ -606,19 +678,7 @@ finish_reservation(text *id, const StoredRes *r, const char *status, InvSlotOp o
 		int			slot;
 
 		inv_slots_apply(&r->lines[i].s, r->lines[i].qty, op, true, &slot);
-		total += r->lines[i].qty;
 	}
-	return total;
-}
-
-static int64
-total_qty(const StoredRes *r)
-{
-	int64		total = 0;
-	int			i;
-
-	for (i = 0; i < r->nlines; i++)
-		total += r->lines[i].qty;
 	return total;
 }
 
@@ -638,7 +698,7 @@ consistency_confirm(PG_FUNCTION_ARGS)
 	if (!lookup_res(id, GetCurrentTimestamp(), RES_UPDATE, &r))
 		error_unknown_reservation(id);
 	if (strcmp(r.status, "confirmed") == 0)
-		sold = total_qty(&r);
+		sold = total_qty(id, &r);
 	else if (strcmp(r.status, "released") == 0)
 		error_released(id);
 	else if (strcmp(r.status, "expired") == 0 || r.past_expiry)
@@ -675,6 +735,14 @@ consistency_release(PG_FUNCTION_ARGS)
 	PG_RETURN_INT64(returned);
 }
 
+/* The expired lines of one SKU; line first, so line_cmp() sorts these. */
+typedef struct ExpiredSku
+{
+	ResLine		line;
+	char	   *units;			/* sum of the lines' qty, as text */
+	int			state;			/* see stmt_expire_mark */
+} ExpiredSku;
+
 /*
  * expire_reservations(batch_size) -> number of reservations expired
  *
@@ -689,10 +757,9 @@ consistency_expire_reservations(PG_FUNCTION_ARGS)
 	int32		batch;
 	Datum		v[2];
 	uint64		nres,
-				nlines,
+				nsku,
 				i;
-	ResLine    *lines;
-	int			nsku;
+	ExpiredSku *skus;
 
 	consistency_arg_not_null(fcinfo, 0, "batch_size");
 	batch = PG_GETARG_INT32(0);
@@ -719,33 +786,51 @@ consistency_expire_reservations(PG_FUNCTION_ARGS)
 									   false, -1);
 		}
 		v[0] = PointerGetDatum(construct_array_builtin(ids, (int) nres, TEXTOID));
-		nlines = inv_exec(&stmt_expire_mark, v, NULL, false);
-		lines = palloc(sizeof(ResLine) * nlines);
-		for (i = 0; i < nlines; i++)
+		nsku = inv_exec(&stmt_expire_mark, v, NULL, false);
+		skus = palloc(sizeof(ExpiredSku) * nsku);
+		for (i = 0; i < nsku; i++)
 		{
 			HeapTuple	t = SPI_tuptable->vals[i];
 			TupleDesc	d = SPI_tuptable->tupdesc;
 			bool		isnull;
 
-			inv_sku_init(&lines[i].s, (text *) DatumGetPointer(
+			inv_sku_init(&skus[i].line.s, (text *) DatumGetPointer(
 							 SPI_datumTransfer(SPI_getbinval(t, d, 1, &isnull), false, -1)));
-			lines[i].qty = DatumGetInt64(SPI_getbinval(t, d, 2, &isnull));
+			skus[i].units = SPI_getvalue(t, d, 2);
+			skus[i].state = DatumGetInt32(SPI_getbinval(t, d, 3, &isnull));
+			if (skus[i].state == 0)
+				skus[i].line.qty = DatumGetInt64(DirectFunctionCall1(int8in,
+																	 CStringGetDatum(skus[i].units)));
 		}
 		/* one operation per SKU, in lock order */
-		qsort(lines, nlines, sizeof(ResLine), line_cmp);
-		nsku = 0;
-		for (i = 0; i < nlines; i++)
-		{
-			if (nsku > 0 && inv_sku_cmp(&lines[nsku - 1].s, &lines[i].s) == 0)
-				lines[nsku - 1].qty += lines[i].qty;
-			else
-				lines[nsku++] = lines[i];
-		}
+		qsort(skus, nsku, sizeof(ExpiredSku), line_cmp);
 		for (i = 0; i < nsku; i++)
 		{
 			int			slot;
 
-			inv_slots_apply(&lines[i].s, lines[i].qty, INV_RETURN, true, &slot);
+			/*
+			 * Lines whose stock cannot be returned (only writes around the
+			 * functions can cause that) are expired all the same, with a
+			 * warning, so that they cannot make every later run fail.
+			 */
+			if (skus[i].state == 1)
+				ereport(WARNING,
+						(errcode(ERRCODE_CONSISTENCY_INV_UNKNOWN_SKU),
+						 errmsg("expired reservation lines of unknown SKU \"%s\" without returning stock",
+								text_to_cstring(skus[i].line.s.sku)),
+						 errdetail("consistency.inventory has no stock row for this SKU; the lines held %s units.",
+								   skus[i].units),
+						 errhint("Run consistency.check_inventory().")));
+			else if (skus[i].state == 2)
+				ereport(WARNING,
+						(errcode(ERRCODE_DATA_CORRUPTED),
+						 errmsg("expired reservation lines of SKU \"%s\" without returning stock",
+								text_to_cstring(skus[i].line.s.sku)),
+						 errdetail("The lines held %s units, more than the SKU has reserved.",
+								   skus[i].units),
+						 errhint("Run consistency.check_inventory().")));
+			else
+				inv_slots_apply(&skus[i].line.s, skus[i].line.qty, INV_RETURN, true, &slot);
 		}
 	}
 	SPI_finish();

@@ -20,6 +20,8 @@
 #define INV_MAX_ID_BYTES		255
 #define INV_MAX_SLOTS			64
 #define INV_MAX_LINES			1000
+/* slot locks one reserve_all may hold: the slots of its multi-slot SKUs */
+#define INV_MAX_SLOT_LOCKS		512
 
 #define INV_TABLE	"consistency.inventory"
 #define RES_TABLE	"consistency.reservations"
@@ -63,6 +65,7 @@ extern int	inv_sku_cmp(const InvSku *a, const InvSku *b);
 extern InvSlotResult inv_slots_apply(const InvSku *s, int64 qty, InvSlotOp op,
 									 bool wait, int *slot_used);
 extern bool inv_sku_looks_short(const InvSku *s);
+extern int	inv_nslots(const InvSku *s);
 extern InvSlotResult inv_slots_check(const InvSku *s, int64 qty, bool wait);
 extern void inv_slot_undo_take(const InvSku *s, int slot, int64 qty);
 extern void inv_lock_all_slots(const InvSku *s, int nslots);

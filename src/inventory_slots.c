@@ -62,8 +62,16 @@
  * while slots are held.
  *
  * The number of slots of a SKU is cached per backend; a stale cache makes a
- * fast-path UPDATE find no row (the slow path then reloads it), or, for a
- * one-slot SKU that gained slots, a retryable 40001.
+ * fast-path UPDATE find no row (the slow path then reloads it).  The
+ * one-slot UPDATEs also require that the SKU has no slot 1, so a cached
+ * count of 1 for a SKU that has gained slots finds no row either, and the
+ * count is re-read before anything else is done.  (Only an UPDATE that waited
+ * for the very stock_set that added the slots can still change row 0: its
+ * snapshot predates them.  It then holds row 0's row lock, so every writer
+ * of that row waits for it, and a slow path that read the row before it
+ * committed writes over the values read only, so it gets 40001.)  The slow
+ * path of a one-slot SKU counts the slots after it has locked row 0 and
+ * answers a retryable 40001 if there are more now.
  *
  * IDENTIFICATION
  *	  src/inventory_slots.c
@@ -134,6 +142,29 @@ static InvStmt stmt_sell = {
 	" WHERE sku = $1 AND slot = $2 AND reserved >= $3",
 	3, {TEXTOID, INT4OID, INT8OID}
 };
+/*
+ * The same on a one-slot SKU's row 0, only while the SKU has no slot 1: a
+ * backend whose cached slot count is 1 for a SKU that has since gained slots
+ * finds no row and takes the path that re-reads the count, rather than
+ * change row 0 without its slot lock.
+ */
+#define ONLY_ONE_SLOT \
+	" AND NOT EXISTS (SELECT FROM " INV_TABLE " o WHERE o.sku = $1 AND o.slot = 1)"
+static InvStmt stmt_take_one = {
+	"UPDATE " INV_TABLE " SET reserved = reserved + $2"
+	" WHERE sku = $1 AND slot = 0 AND on_hand - reserved >= $2" ONLY_ONE_SLOT,
+	2, {TEXTOID, INT8OID}
+};
+static InvStmt stmt_return_one = {
+	"UPDATE " INV_TABLE " SET reserved = reserved - $2"
+	" WHERE sku = $1 AND slot = 0 AND reserved >= $2" ONLY_ONE_SLOT,
+	2, {TEXTOID, INT8OID}
+};
+static InvStmt stmt_sell_one = {
+	"UPDATE " INV_TABLE " SET reserved = reserved - $2, on_hand = on_hand - $2"
+	" WHERE sku = $1 AND slot = 0 AND reserved >= $2" ONLY_ONE_SLOT,
+	2, {TEXTOID, INT8OID}
+};
 static InvStmt stmt_try_row = {
 	"SELECT FROM " INV_TABLE " WHERE sku = $1 AND slot = $2 FOR NO KEY UPDATE SKIP LOCKED",
 	2, {TEXTOID, INT4OID}
@@ -147,9 +178,15 @@ static InvStmt stmt_read_all = {
 	" WHERE sku = $1 ORDER BY slot FOR NO KEY UPDATE",
 	1, {TEXTOID}
 };
+/*
+ * Locks row 0 only; the number of slots is read by stmt_nslots in the next
+ * statement, whose snapshot is taken after the lock was granted (a count in
+ * this statement would be from before a wait for a stock_set that added
+ * slots: the re-check after the wait does not recompute it).
+ */
 static InvStmt stmt_read_one = {
-	"SELECT slot, on_hand, reserved, (SELECT count(*) FROM " INV_TABLE " WHERE sku = $1)"
-	" FROM " INV_TABLE " WHERE sku = $1 AND slot = 0 FOR NO KEY UPDATE",
+	"SELECT slot, on_hand, reserved FROM " INV_TABLE
+	" WHERE sku = $1 AND slot = 0 FOR NO KEY UPDATE",
 	1, {TEXTOID}
 };
 static InvStmt stmt_read_all_plain = {
@@ -353,24 +390,61 @@ inv_error_unknown_sku(text *sku)
 			 errhint("Create it with consistency.stock_set().")));
 }
 
-/* The SKU's number of slots: cached, else read (unknown SKU: error). */
+/*
+ * The SKU's number of slots as the newest committed rows have it (this
+ * statement's snapshot), or 0 if it has none.
+ */
 static int
-nslots_of(const InvSku *s)
+read_nslots(const InvSku *s)
 {
-	SlotCacheEntry *e = cache_lookup(s, HASH_FIND);
 	Datum		v[1];
 	bool		isnull;
 	Datum		d;
 
-	if (e != NULL)
-		return e->nslots;
 	v[0] = PointerGetDatum(s->sku);
 	inv_exec(&stmt_nslots, v, NULL, false);
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	if (isnull)
+	return isnull ? 0 : DatumGetInt32(d);
+}
+
+/*
+ * The SKU's number of slots: cached, else read (unknown SKU: error).
+ * *cached (if not NULL) tells which.
+ */
+static int
+nslots_of(const InvSku *s, bool *cached)
+{
+	SlotCacheEntry *e = cache_lookup(s, HASH_FIND);
+	int			n;
+
+	if (cached != NULL)
+		*cached = (e != NULL);
+	if (e != NULL)
+		return e->nslots;
+	n = read_nslots(s);
+	if (n == 0)
 		inv_error_unknown_sku(s->sku);
-	cache_set(s, DatumGetInt32(d));
-	return DatumGetInt32(d);
+	cache_set(s, n);
+	return n;
+}
+
+/*
+ * The number of slots of a SKU (cached, else read), 0 for an unknown SKU:
+ * for reserve_all's limit on slot locks, which leaves the error to the
+ * operation itself.
+ */
+int
+inv_nslots(const InvSku *s)
+{
+	SlotCacheEntry *e = cache_lookup(s, HASH_FIND);
+	int			n;
+
+	if (e != NULL)
+		return e->nslots;
+	n = read_nslots(s);
+	if (n > 0)
+		cache_set(s, n);
+	return n;
 }
 
 /* ----------------------------------------------------------------
@@ -381,6 +455,19 @@ nslots_of(const InvSku *s)
 /* Where this backend starts looking; moves on when it finds its slot busy. */
 static uint32 start_seed = 0;
 static bool start_seeded = false;
+
+/* The one-slot form: row 0, only while the SKU has no other slot. */
+static bool
+apply_on_one(const InvSku *s, int64 qty, InvSlotOp op)
+{
+	Datum		v[2];
+	InvStmt    *stmt;
+
+	v[0] = PointerGetDatum(s->sku);
+	v[1] = Int64GetDatum(qty);
+	stmt = op == INV_TAKE ? &stmt_take_one : op == INV_RETURN ? &stmt_return_one : &stmt_sell_one;
+	return inv_exec(stmt, v, NULL, false) == 1;
+}
 
 static bool
 apply_on_slot(const InvSku *s, int slot, int64 qty, InvSlotOp op)
@@ -433,7 +520,8 @@ static InvSlotResult slow_path_one(const InvSku *s, int64 qty, InvSlotOp op,
 InvSlotResult
 inv_slots_apply(const InvSku *s, int64 qty, InvSlotOp op, bool wait, int *slot_used)
 {
-	int			n = nslots_of(s);
+	bool		cached;
+	int			n = nslots_of(s, &cached);
 	int			start;
 	int			first_busy = -1;
 	int			i;
@@ -443,7 +531,6 @@ inv_slots_apply(const InvSku *s, int64 qty, InvSlotOp op, bool wait, int *slot_u
 		start_seed = pg_prng_uint32(&pg_global_prng_state);
 		start_seeded = true;
 	}
-	start = (int) (start_seed % (uint32) n);
 
 	if (n == 1)
 	{
@@ -455,13 +542,26 @@ inv_slots_apply(const InvSku *s, int64 qty, InvSlotOp op, bool wait, int *slot_u
 		 */
 		if (!wait && !try_row_lock(s, 0))
 			return INV_BUSY;
-		if (apply_on_slot(s, 0, qty, op))
+		if (apply_on_one(s, qty, op))
 		{
 			*slot_used = 0;
 			return INV_DONE;
 		}
-		return slow_path_one(s, qty, op, slot_used);
+
+		/*
+		 * No row: not enough there, or (with a cached count) the SKU has
+		 * gained slots since; then it takes the slot path like any
+		 * multi-slot SKU.
+		 */
+		if (cached)
+		{
+			inv_forget_slots(s);
+			n = nslots_of(s, NULL);
+		}
+		if (n == 1)
+			return slow_path_one(s, qty, op, slot_used);
 	}
+	start = (int) (start_seed % (uint32) n);
 
 	for (i = 0; i < n; i++)
 	{
@@ -663,7 +763,16 @@ slow_path_one(const InvSku *s, int64 qty, InvSlotOp op, int *slot_used)
 	}
 	t = SPI_tuptable->vals[0];
 	d = SPI_tuptable->tupdesc;
-	if (DatumGetInt64(SPI_getbinval(t, d, 4, &isnull)) != 1)
+	row.slot = DatumGetInt32(SPI_getbinval(t, d, 1, &isnull));
+	row.on_hand = row.new_on_hand = DatumGetInt64(SPI_getbinval(t, d, 2, &isnull));
+	row.reserved = row.new_reserved = DatumGetInt64(SPI_getbinval(t, d, 3, &isnull));
+
+	/*
+	 * Count the slots in a new statement: its snapshot is taken after the
+	 * row lock was granted, so it sees every slot a stock_set we waited for
+	 * added (and with row 0 locked, no stock_set can change them now).
+	 */
+	if (read_nslots(s) != 1)
 	{
 		inv_forget_slots(s);
 		ereport(ERROR,
@@ -673,9 +782,6 @@ slow_path_one(const InvSku *s, int64 qty, InvSlotOp op, int *slot_used)
 				 errdetail("consistency.stock_set() changed the number of slots concurrently."),
 				 errhint("Retry the transaction.")));
 	}
-	row.slot = DatumGetInt32(SPI_getbinval(t, d, 1, &isnull));
-	row.on_hand = row.new_on_hand = DatumGetInt64(SPI_getbinval(t, d, 2, &isnull));
-	row.reserved = row.new_reserved = DatumGetInt64(SPI_getbinval(t, d, 3, &isnull));
 	return decide(s, &row, 1, qty, op, slot_used);
 }
 
@@ -688,7 +794,7 @@ slow_path(const InvSku *s, int64 qty, InvSlotOp op, bool wait,
 	int			n;
 	int			want;
 
-	want = nslots_of(s);
+	want = nslots_of(s, NULL);
 	for (;;)
 	{
 		for (; locked < want; locked++)
@@ -729,7 +835,7 @@ InvSlotResult
 inv_slots_check(const InvSku *s, int64 qty, bool wait)
 {
 	SlotRow		rows[INV_MAX_SLOTS];
-	int			want = nslots_of(s);
+	int			want = nslots_of(s, NULL);
 	int			locked = 0;
 	int64		avail = 0;
 	int			n,

@@ -2,7 +2,7 @@
 -- non-superuser granted consistency_user (buyer) and consistency_admin (stock keeper); and
 -- under a hostile search_path that shadows the operators and tables the functions use.
 BEGIN;
-SELECT plan(37);
+SELECT plan(45);
 
 SELECT has_table('consistency', 'inventory', 'inventory exists');
 SELECT has_table('consistency', 'reservations', 'reservations exists');
@@ -46,6 +46,19 @@ SELECT ok(NOT has_function_privilege('consistency_user',
 	'consistency.expire_reservations(integer)', 'EXECUTE'), 'expire_reservations is for consistency_admin only');
 SELECT ok(has_function_privilege('consistency_admin',
 	'consistency.check_inventory()', 'EXECUTE'), 'consistency_admin can check the inventory');
+-- The functions run with the caller's rights, so buyers have table privileges, but only on
+-- the columns the functions change.
+SELECT ok(has_column_privilege('consistency_user', 'consistency.inventory', 'reserved', 'UPDATE')
+	AND has_column_privilege('consistency_user', 'consistency.reservations', 'status', 'UPDATE'),
+	'consistency_user may update what the functions change');
+SELECT ok(NOT has_column_privilege('consistency_user', 'consistency.inventory', 'sku', 'UPDATE')
+	AND NOT has_column_privilege('consistency_user', 'consistency.inventory', 'slot', 'UPDATE'),
+	'consistency_user cannot move stock rows to another SKU or slot');
+SELECT ok(NOT has_column_privilege('consistency_user', 'consistency.reservations', 'sku', 'UPDATE')
+	AND NOT has_column_privilege('consistency_user', 'consistency.reservations', 'qty', 'UPDATE'),
+	'consistency_user cannot change the SKU or quantity of a reservation line');
+SELECT ok(NOT has_table_privilege('consistency_user', 'consistency.inventory', 'DELETE'),
+	'consistency_user cannot delete stock rows');
 
 CREATE ROLE tap_buyer NOLOGIN;
 GRANT consistency_user TO tap_buyer;
@@ -55,8 +68,13 @@ CREATE ROLE tap_nobody NOLOGIN;
 
 SET ROLE tap_keeper;
 SELECT is(consistency.stock_set('tap-mug', 3, 2), 3::bigint, 'the stock keeper creates a SKU');
+SELECT is(consistency.stock_set('tap-one', 1), 1::bigint, 'and a one-slot SKU');
 RESET ROLE;
 SET ROLE tap_buyer;
+SELECT is(consistency.reserve('tap-one', 2, 'tap-o1'), 'insufficient',
+	'the one-slot locking read works with the buyer''s column privileges');
+SELECT is(consistency.reserve('tap-one', 1, 'tap-o1'), 'reserved', 'so does the one-slot update');
+SELECT is(consistency.release('tap-o1'), 1::bigint, 'and the release');
 SELECT is(consistency.reserve('tap-mug', 2, 'tap-r1'), 'reserved', 'a non-superuser buyer reserves');
 SELECT is(consistency.reserve('tap-mug', 2, 'tap-r1'), 'reserved', 'and retries');
 SELECT is(consistency.reserve_all('tap-r2', ARRAY['tap-mug'], ARRAY[2]), 'insufficient',
