@@ -147,6 +147,10 @@ SELECT consistency.wait_for_token(:'t2', '-1 ms');
 \echo :LAST_ERROR_SQLSTATE
 SELECT consistency.wait_for_token(:'t2', '100 years');
 \echo :LAST_ERROR_SQLSTATE
+-- the largest timeout is 2147483647 ms; a fraction of a millisecond more rounds up past it
+SELECT consistency.wait_for_token(:'t2', '2147483.647 s') AS largest_timeout;
+SELECT consistency.wait_for_token(:'t2', '2147483.647001 s');
+\echo :LAST_ERROR_SQLSTATE
 SELECT consistency.wait_for_token(:'t2', NULL);
 \echo :LAST_ERROR_SQLSTATE
 SELECT consistency.wait_for_token(NULL);

@@ -190,11 +190,15 @@ interval_to_ms(Interval *iv)
 	if (pg_mul_s64_overflow((int64) iv->month * DAYS_PER_MONTH + iv->day,
 							USECS_PER_DAY, &us) ||
 		pg_add_s64_overflow(us, iv->time, &us) ||
-		us < 0 || us / 1000 > INT_MAX)
+		us < 0 || us > (int64) INT_MAX * 1000)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("timeout must be between 0 and %d milliseconds", INT_MAX)));
-	/* round up so that a positive timeout never becomes "do not wait" */
+
+	/*
+	 * Round up so that a positive timeout never becomes "do not wait"; the
+	 * bound above is on the rounded value, so that it still fits in an int.
+	 */
 	return (int) ((us + 999) / 1000);
 }
 
