@@ -8,7 +8,7 @@
 #   waiting (connection options);
 # - another cluster's token is wrong_cluster and fails without waiting;
 # - the replay watcher (shared_preload_libraries) and the polling fallback
-#   (session_preload_libraries) both wake the waiter.
+#   (session_preload_libraries) both wake the waiter; a terminated watcher is restarted.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -39,22 +39,24 @@ $primary->wait_for_catchup($_, 'replay') for ($standby_a, $standby_b);
 
 # The watcher has no database connection, so it is not in pg_stat_activity: look at the
 # postmaster's children in /proc (their titles are in cmdline).
-sub watcher_count
+sub watcher_pids
 {
 	my ($node) = @_;
-	my $n = 0;
+	my @pids;
 	for my $stat (glob('/proc/[0-9]*/stat'))
 	{
 		open(my $fh, '<', $stat) or next;
 		my $line = <$fh>;
 		close($fh);
-		next unless defined $line && $line =~ /^.*\)\s+\S+\s+(\d+)/ && $1 == $node->{_pid};
+		next unless defined $line && $line =~ /^(\d+) .*\)\s+\S+\s+(\d+)/ && $2 == $node->{_pid};
+		my $pid = $1;
 		(my $cmdline = $stat) =~ s/stat$/cmdline/;
 		my $title = eval { slurp_file($cmdline) } // '';
-		$n++ if $title =~ /consistency replay watcher/;
+		push @pids, $pid if $title =~ /consistency replay watcher/;
 	}
-	return $n;
+	return @pids;
 }
+sub watcher_count { return scalar(my @p = watcher_pids(@_)); }
 for (1 .. 100)	# the worker starts once the standby is consistent
 {
 	last if watcher_count($standby_a) == 1;
@@ -62,6 +64,20 @@ for (1 .. 100)	# the worker starts once the standby is consistent
 }
 is(watcher_count($standby_a), 1, 'the replay watcher runs on the preloaded standby');
 is(watcher_count($standby_b), 0, 'and not where the library is only loaded per session');
+
+# A watcher that is terminated comes back (it exits with status 1, which the postmaster
+# restarts after bgw_restart_time = 1 s; status 0 would unregister it for good).  The
+# waiters further down are woken by this new watcher.
+my ($first_watcher) = watcher_pids($standby_a);
+kill 'TERM', $first_watcher;
+my $restarted;
+for (1 .. 300)
+{
+	my @now = watcher_pids($standby_a);
+	if (@now == 1 && $now[0] != $first_watcher) { $restarted = $now[0]; last; }
+	select(undef, undef, undef, 0.1);
+}
+ok(defined $restarted, 'a terminated replay watcher is restarted by the postmaster');
 
 # A write and its token, from the same session.
 sub write_value
