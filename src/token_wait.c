@@ -16,11 +16,13 @@
  * settings from the connection string or ALTER ROLE are only checked for
  * syntax, and the per-query check below keeps them honest.
  *
- * While read_after is set, an ExecutorStart hook checks before each query
- * on a standby that replay is past the token (one read of the replay
- * position, no waiting) and raises an error rather than let the query read
- * stale data.  Replay never moves backwards, so after a successful SET the
- * check only fails if the token was set without waiting.
+ * While read_after is set, every statement on a standby that reads user data
+ * is checked before it reads: an ExecutorStart hook for queries, and a
+ * ProcessUtility hook for COPY ... TO, which scans a table without the
+ * executor.  The check reads the replay position (no waiting) and raises an
+ * error rather than let the statement read stale data.
+ * Replay never moves backwards, so after a successful SET the check only
+ * fails if the token was set without waiting.
  *
  * wait_for_token() is a function: it necessarily runs inside a SELECT with
  * that statement's snapshot, which on a standby can delay replay of a
@@ -52,8 +54,10 @@
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "nodes/parsenodes.h"
 #include "pgstat.h"
 #include "storage/latch.h"
+#include "tcop/utility.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/snapmgr.h"
@@ -73,6 +77,7 @@ static int	read_after_timeout = 1000;	/* ms */
 static ConsistencyToken *read_after_token = NULL;
 
 static ExecutorStart_hook_type prev_ExecutorStart = NULL;
+static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 
 /* Poll period when no replay watcher wakes us, and the watcher's safety net. */
 #define POLL_MS				1
@@ -322,31 +327,65 @@ assign_read_after(const char *newval, void *extra)
 }
 
 /*
- * Before every query on a standby while read_after is set: is replay still
- * past the token?  One read of the replay position; never waits.
+ * Before a statement on a standby reads user data while read_after is set:
+ * is replay still past the token?  One read of the replay position; never
+ * waits.
  */
+static void
+check_replayed_for_read(void)
+{
+	TokenPosition pos;
+	TokenStatus status;
+
+	if (read_after_token == NULL || !RecoveryInProgress())
+		return;
+
+	status = consistency_token_evaluate(read_after_token, &pos);
+	if (status == TOKEN_BEHIND)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONSISTENCY_TOKEN_NOT_REPLAYED),
+				 errmsg(BEHIND_MSG),
+				 errdetail("%s", behind_detail(read_after_token, &pos, 0, false)),
+				 errhint(BEHIND_HINT)));
+	if (status == TOKEN_WRONG_CLUSTER || status == TOKEN_DIVERGED)
+		consistency_token_raise_unusable(read_after_token, status, &pos);
+}
+
+/* ExecutorStart: every query. */
 static void
 read_after_executor_start(QueryDesc *queryDesc, int eflags)
 {
-	if (read_after_token != NULL && RecoveryInProgress())
-	{
-		TokenPosition pos;
-		TokenStatus status = consistency_token_evaluate(read_after_token, &pos);
-
-		if (status == TOKEN_BEHIND)
-			ereport(ERROR,
-					(errcode(ERRCODE_CONSISTENCY_TOKEN_NOT_REPLAYED),
-					 errmsg(BEHIND_MSG),
-					 errdetail("%s", behind_detail(read_after_token, &pos, 0, false)),
-					 errhint(BEHIND_HINT)));
-		if (status == TOKEN_WRONG_CLUSTER || status == TOKEN_DIVERGED)
-			consistency_token_raise_unusable(read_after_token, status, &pos);
-	}
+	check_replayed_for_read();
 
 	if (prev_ExecutorStart)
 		prev_ExecutorStart(queryDesc, eflags);
 	else
 		standard_ExecutorStart(queryDesc, eflags);
+}
+
+/*
+ * ProcessUtility: COPY ... TO of a table reads it without the executor.
+ * (COPY (query) TO goes through the executor too and is checked twice,
+ * harmlessly.)
+ */
+static void
+read_after_process_utility(PlannedStmt *pstmt, const char *queryString,
+						   bool readOnlyTree, ProcessUtilityContext context,
+						   ParamListInfo params, QueryEnvironment *queryEnv,
+						   DestReceiver *dest, QueryCompletion *qc)
+{
+	Node	   *stmt = pstmt->utilityStmt;
+
+	if (read_after_token != NULL && IsA(stmt, CopyStmt) &&
+		!((CopyStmt *) stmt)->is_from)
+		check_replayed_for_read();
+
+	if (prev_ProcessUtility)
+		prev_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
+							queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
+								queryEnv, dest, qc);
 }
 
 void
@@ -371,4 +410,6 @@ consistency_token_wait_init(void)
 
 	prev_ExecutorStart = ExecutorStart_hook;
 	ExecutorStart_hook = read_after_executor_start;
+	prev_ProcessUtility = ProcessUtility_hook;
+	ProcessUtility_hook = read_after_process_utility;
 }

@@ -5,7 +5,7 @@
 # - a paused standby and a delayed standby (recovery_min_apply_delay) make the SET fail
 #   with YC304 and say why; a waiter holds no snapshot and returns when replay resumes;
 # - the per-query check refuses to read stale data when the token was set without
-#   waiting (connection options);
+#   waiting (connection options), for queries and for COPY ... TO;
 # - another cluster's token is wrong_cluster and fails without waiting;
 # - the replay watcher (shared_preload_libraries) and the polling fallback
 #   (session_preload_libraries) both wake the waiter; a terminated watcher is restarted.
@@ -152,6 +152,14 @@ unlike($out, qr/\d/, 'no stale value was returned');
 	isnt($ret, 0, 'token in connection options: the query fails on the paused standby');
 	like($err, qr/YC304/, 'per-query check raises YC304');
 	is($out, '', 'and returns no stale row');
+	# COPY of a table reads it without the executor: checked all the same.
+	($ret, $out, $err) = try_sql($standby_b, 'COPY kv TO STDOUT');
+	isnt($ret, 0, 'token in connection options: COPY kv TO STDOUT fails on the paused standby');
+	like($err, qr/YC304/, 'with YC304');
+	is($out, '', 'and copies no stale row');
+	($ret, $out, $err) = try_sql($standby_b, 'COPY (SELECT v FROM kv) TO STDOUT');
+	like($err, qr/YC304/, 'COPY (query) TO STDOUT: YC304 too');
+	is($out, '', 'and no stale row');
 }
 
 # A waiter holds no snapshot, and returns as soon as replay resumes.
