@@ -5,7 +5,9 @@
 # - a paused standby and a delayed standby (recovery_min_apply_delay) make the SET fail
 #   with YC304 and say why; a waiter holds no snapshot and returns when replay resumes;
 # - the per-query check refuses to read stale data when the token was set without
-#   waiting (connection options), for queries and for COPY ... TO;
+#   waiting (connection options), for queries and for COPY ... TO, and refuses a
+#   snapshot taken before replay passed the token (REPEATABLE READ; once under READ
+#   COMMITTED);
 # - another cluster's token is wrong_cluster and fails without waiting;
 # - the replay watcher (shared_preload_libraries) and the polling fallback
 #   (session_preload_libraries) both wake the waiter; a terminated watcher is restarted.
@@ -162,6 +164,26 @@ unlike($out, qr/\d/, 'no stale value was returned');
 	is($out, '', 'and no stale row');
 }
 
+# A snapshot taken before the standby replayed the token must not pass the check after
+# replay passed it.  Under REPEATABLE READ, PREPARE takes the transaction's snapshot
+# without running the executor; EXECUTE, once replay resumed, would read from it.
+my $rr;
+{
+	local $ENV{PGOPTIONS} = "-c consistency.read_after=$t2";
+	$rr = $standby_b->background_psql('postgres', on_error_stop => 0,
+		extra_params => ['-v', 'VERBOSITY=verbose']);
+}
+$rr->query_safe('BEGIN ISOLATION LEVEL REPEATABLE READ');
+$rr->query_safe('PREPARE q AS SELECT v FROM kv');
+# Under READ COMMITTED, the statement during whose check replay is first seen past the
+# token may have taken its snapshot just before: it fails once, and passes when run again.
+my $rc;
+{
+	local $ENV{PGOPTIONS} = "-c consistency.read_after=$t2";
+	$rc = $standby_b->background_psql('postgres', on_error_stop => 0,
+		extra_params => ['-v', 'VERBOSITY=verbose']);
+}
+
 # A waiter holds no snapshot, and returns as soon as replay resumes.
 my $waiter = $standby_b->background_psql('postgres', on_error_stop => 0);
 my $waiter_pid = $waiter->query_safe('SELECT pg_backend_pid()');
@@ -202,6 +224,24 @@ like($waiter2->query_until(qr/value \d/, ''), qr/value 2/,
 	'so does the SET LOCAL waiter');
 $waiter->quit;
 $waiter2->quit;
+
+# Replay has passed t2 now, but the REPEATABLE READ transaction's snapshot predates it.
+my ($rr_out, $rr_failed) = $rr->query('EXECUTE q');
+ok($rr_failed, 'REPEATABLE READ snapshot older than the replay of the token: EXECUTE fails');
+like($rr->{stderr}, qr/YC304: statement's snapshot was taken before this standby replayed/,
+	'with YC304 naming the snapshot');
+is($rr_out, '', 'and returns no stale row');
+$rr->{stderr} = '';
+$rr->query_safe('ROLLBACK');
+is($rr->query_safe('EXECUTE q'), '2', 'a new transaction, with a new snapshot, reads the write');
+$rr->quit;
+my ($rc_out, $rc_failed) = $rc->query('SELECT v FROM kv');
+ok($rc_failed, 'READ COMMITTED, token from the connection options: the first check that sees it replayed fails');
+like($rc->{stderr}, qr/YC304: statement's snapshot was taken before/, 'with YC304');
+is($rc_out, '', 'and returns no row');
+$rc->{stderr} = '';
+is($rc->query_safe('SELECT v FROM kv'), '2', 'run again, it reads the write');
+$rc->quit;
 
 # --- delayed standby ------------------------------------------------------------------
 $standby_a->append_conf('postgresql.conf', "recovery_min_apply_delay = '1h'");
