@@ -8,7 +8,8 @@
 #   waiting (connection options), for queries and for COPY ... TO, and refuses a
 #   snapshot taken before replay passed the token (REPEATABLE READ; once under READ
 #   COMMITTED);
-# - another cluster's token is wrong_cluster and fails without waiting;
+# - another cluster's token is wrong_cluster and fails without waiting; the C router
+#   never sends a read to a server of another cluster;
 # - the replay watcher (shared_preload_libraries) and the polling fallback
 #   (session_preload_libraries) both wake the waiter; a terminated watcher is restarted.
 use strict;
@@ -315,6 +316,18 @@ IPC::Run::run([ "$ENV{TESTDIR}/test/router_example", '--primary', $other->connst
 like($rstdout, qr/^cycles=50 stale=0 failed=0 primary=50 .*tokens_from_parameter_status=49 tokens_from_query=1$/m,
 	'router without preloading: first token from write_token(), then reported; zero stale reads')
   or diag($rstderr);
+# The C router checks at connect that each standby belongs to the primary's cluster: a server
+# of another cluster never answers a read, not even one without a token (which any server
+# would answer).  Standby 0 is the other cluster, standby 1 a standby of the primary.
+my ($probe_out, $probe_err) = ('', '');
+IPC::Run::run([ "$ENV{TESTDIR}/test/router_example", '--probe',
+		'--primary', $primary->connstr('postgres'),
+		'--standby', $other->connstr('postgres'), '--standby', $standby_a->connstr('postgres') ],
+	'>', \$probe_out, '2>', \$probe_err);
+like($probe_out, qr/^probe served_by=1,1$/m,
+	'router: reads without a token skip the server of another cluster') or diag($probe_err);
+like($probe_err, qr/standby 0: not a server of the primary's cluster \(token_status: wrong_cluster\)/,
+	'and crouter_error() says why');
 $other->stop;
 
 $standby_a->stop;
