@@ -85,6 +85,16 @@ SELECT consistency.write_token() = :'t2' AS unchanged_after_prepare;
 COMMIT PREPARED 'token_2pc';
 SELECT token_lsn(consistency.write_token()) > token_lsn(:'t2') AS moved_after_commit_prepared;
 SELECT consistency.write_token() AS t2 \gset
+-- With synchronous_commit = off a commit returns before its WAL is flushed, and a crash
+-- would lose it: write_token() flushes up to its token before returning it.  (Two commits
+-- in a row: the WAL writer, woken by the first, has most likely not flushed the second.)
+SET synchronous_commit = off;
+UPDATE accounts SET balance = balance + 1 WHERE id = 1;
+UPDATE accounts SET balance = balance - 1 WHERE id = 1;
+SELECT token_lsn(consistency.write_token()) <= pg_current_wal_flush_lsn() AS async_commit_flushed,
+	   token_lsn(consistency.write_token()) > token_lsn(:'t2') AS names_the_async_commit;
+RESET synchronous_commit;
+SELECT consistency.write_token() AS t2 \gset
 
 -- 5. token_status on the primary: its own tokens are "primary"; a position it never
 --    reached on its own timeline, or a timeline not in its history, is "diverged";
@@ -146,6 +156,10 @@ SELECT consistency.wait_for_token('v1:' || :'sysid' || ':1:FFFFFFFF/0');
 SELECT consistency.wait_for_token(:'t2', '-1 ms');
 \echo :LAST_ERROR_SQLSTATE
 SELECT consistency.wait_for_token(:'t2', '100 years');
+\echo :LAST_ERROR_SQLSTATE
+-- the largest timeout is 2147483647 ms; a fraction of a millisecond more rounds up past it
+SELECT consistency.wait_for_token(:'t2', '2147483.647 s') AS largest_timeout;
+SELECT consistency.wait_for_token(:'t2', '2147483.647001 s');
 \echo :LAST_ERROR_SQLSTATE
 SELECT consistency.wait_for_token(:'t2', NULL);
 \echo :LAST_ERROR_SQLSTATE

@@ -334,9 +334,10 @@ consistency_token_raise_unusable(const ConsistencyToken *tok, TokenStatus status
 }
 
 /*
- * write_token(): the token of this session's last committed write, or a
- * token every server of the cluster satisfies if the session wrote nothing.
- * Refused inside a transaction that has written (its write is not committed).
+ * write_token(): the token of this session's last committed write, flushed
+ * to disk first if it was committed asynchronously, or a token every server
+ * of the cluster satisfies if the session wrote nothing.  Refused inside a
+ * transaction that has written (its write is not committed).
  */
 Datum
 consistency_write_token(PG_FUNCTION_ARGS)
@@ -369,6 +370,18 @@ consistency_write_token(PG_FUNCTION_ARGS)
 		tok.sysid = GetSystemIdentifier();
 		tok.tli = GetWALInsertionTimeLine();
 		tok.lsn = InvalidXLogRecPtr;
+	}
+	else if (tok.lsn > GetFlushRecPtr(NULL))
+	{
+		/*
+		 * An asynchronous commit (synchronous_commit = off) returns before its
+		 * WAL is flushed.  A crash now would lose the write, and the WAL written
+		 * after crash recovery, on the same timeline, would pass the token's
+		 * position: standbys would call a write that does not exist replayed.
+		 * A token is handed out only for a durable write, so flush up to it
+		 * (at most once per commit: later calls find it flushed).
+		 */
+		XLogFlush(tok.lsn);
 	}
 	PG_RETURN_TEXT_P(cstring_to_text(consistency_token_format(&tok)));
 }

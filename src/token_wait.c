@@ -13,14 +13,37 @@
  * When the token is not replayed within read_after_timeout the SET fails
  * with YC304 ("route to the primary") and the setting keeps its old value.
  * The wait happens only for an interactive SET (source PGC_S_SESSION);
- * settings from the connection string or ALTER ROLE are only checked for
- * syntax, and the per-query check below keeps them honest.
+ * settings from the connection string or ALTER ROLE are not waited for (only
+ * noted if already replayed, see below), and the per-query check keeps them
+ * honest.
  *
- * While read_after is set, an ExecutorStart hook checks before each query
- * on a standby that replay is past the token (one read of the replay
- * position, no waiting) and raises an error rather than let the query read
- * stale data.  Replay never moves backwards, so after a successful SET the
- * check only fails if the token was set without waiting.
+ * While read_after is set, every statement on a standby that reads user data
+ * is checked before it reads: an ExecutorStart hook for queries, and a
+ * ProcessUtility hook for COPY ... TO, which scans a table without the
+ * executor.  The check reads the replay position (no waiting) and raises an
+ * error rather than let the statement read stale data.
+ *
+ * Replay being past the token is not enough: the statement's snapshot was
+ * taken before the check (by PortalStart, or by the first statement of a
+ * REPEATABLE READ transaction, maybe a PREPARE that the check never sees), and
+ * replay may have passed the token in between.  Snapshots do not say when
+ * they were taken (the completed-transaction count they record is zeroed in
+ * every copy, and the executor only sees copies), so the session orders
+ * events itself: it notes once per token when it first saw the token
+ * replayed -- in SET, at connect for connection options and role settings,
+ * or in a check -- with the local transaction it happened in and whether
+ * that transaction had its snapshot yet.  A check passes only if the
+ * snapshot must be newer than that: under READ COMMITTED, if the token was
+ * noted before this statement (a statement's snapshot is its own); under
+ * REPEATABLE READ and SERIALIZABLE, if it was noted in an earlier transaction
+ * or before this one took its snapshot.  Otherwise YC304: under READ
+ * COMMITTED once, for the statement during whose check replay was first seen
+ * past the token (a token set without waiting; running it again passes);
+ * under REPEATABLE READ, a transaction that would read from before the write.
+ * Not covered: a cursor opened before the token was set (FETCH reads from
+ * its old snapshot), and a statement that set the token with set_config()
+ * and reads in the same statement.  Parallel workers are not checked: their
+ * leader was, with the same snapshot.
  *
  * wait_for_token() is a function: it necessarily runs inside a SELECT with
  * that statement's snapshot, which on a standby can delay replay of a
@@ -45,6 +68,7 @@
 
 #include <limits.h>
 
+#include "access/parallel.h"
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "access/xlogrecovery.h"
@@ -52,8 +76,11 @@
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "nodes/parsenodes.h"
 #include "pgstat.h"
 #include "storage/latch.h"
+#include "storage/proc.h"
+#include "tcop/utility.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/snapmgr.h"
@@ -73,10 +100,39 @@ static int	read_after_timeout = 1000;	/* ms */
 static ConsistencyToken *read_after_token = NULL;
 
 static ExecutorStart_hook_type prev_ExecutorStart = NULL;
+static ProcessUtility_hook_type prev_ProcessUtility = NULL;
+
+/*
+ * When this session first saw replay past replayed_token (see the header
+ * comment): in which local transaction, and whether that transaction had
+ * taken its first snapshot yet.  It also covers every earlier token of the
+ * same timeline: replay passed those first.
+ */
+static bool replayed_known = false;
+static ConsistencyToken replayed_token;
+static LocalTransactionId replayed_lxid = InvalidLocalTransactionId;
+static bool replayed_before_snapshot = false;
 
 /* Poll period when no replay watcher wakes us, and the watcher's safety net. */
 #define POLL_MS				1
 #define WATCHED_POLL_MS		100
+
+/*
+ * Note that replay was just seen past tok (a TOKEN_READY verdict), unless an
+ * earlier note covers it.  Returns true if this is the first note.
+ */
+static bool
+note_replayed(const ConsistencyToken *tok)
+{
+	if (replayed_known && replayed_token.sysid == tok->sysid &&
+		replayed_token.tli == tok->tli && tok->lsn <= replayed_token.lsn)
+		return false;
+	replayed_token = *tok;
+	replayed_known = true;
+	replayed_lxid = MyProc != NULL ? MyProc->lxid : InvalidLocalTransactionId;
+	replayed_before_snapshot = !FirstSnapshotSet;
+	return true;
+}
 
 /*
  * Wait until the token is replayed, or until timeout_ms passed, or until it
@@ -190,11 +246,15 @@ interval_to_ms(Interval *iv)
 	if (pg_mul_s64_overflow((int64) iv->month * DAYS_PER_MONTH + iv->day,
 							USECS_PER_DAY, &us) ||
 		pg_add_s64_overflow(us, iv->time, &us) ||
-		us < 0 || us / 1000 > INT_MAX)
+		us < 0 || us > (int64) INT_MAX * 1000)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("timeout must be between 0 and %d milliseconds", INT_MAX)));
-	/* round up so that a positive timeout never becomes "do not wait" */
+
+	/*
+	 * Round up so that a positive timeout never becomes "do not wait"; the
+	 * bound above is on the rounded value, so that it still fits in an int.
+	 */
 	return (int) ((us + 999) / 1000);
 }
 
@@ -271,6 +331,8 @@ check_read_after(char **newval, void **extra, GucSource source)
 		switch (status)
 		{
 			case TOKEN_READY:
+				(void) note_replayed(&tok);
+				break;
 			case TOKEN_PRIMARY:
 				break;
 			case TOKEN_BEHIND:
@@ -298,6 +360,16 @@ check_read_after(char **newval, void **extra, GucSource source)
 				return false;
 		}
 	}
+	else if (MyBackendType == B_BACKEND && MyProc != NULL && !IsParallelWorker() &&
+			 RecoveryInProgress())
+	{
+		/*
+		 * Connection options, role settings: no waiting, but if the token is
+		 * replayed already, note it now, before the session's first snapshot.
+		 */
+		if (consistency_token_evaluate(&tok, &pos) == TOKEN_READY)
+			(void) note_replayed(&tok);
+	}
 
 	copy = (ConsistencyToken *) malloc(sizeof(ConsistencyToken));
 	if (copy == NULL)
@@ -318,31 +390,86 @@ assign_read_after(const char *newval, void *extra)
 }
 
 /*
- * Before every query on a standby while read_after is set: is replay still
- * past the token?  One read of the replay position; never waits.
+ * Before a statement on a standby reads user data while read_after is set:
+ * has replay passed the token, and was the statement's snapshot taken after
+ * this session saw it replayed?  One read of the replay position; never
+ * waits.
  */
+static void
+check_read_after_for_read(void)
+{
+	TokenPosition pos;
+	TokenStatus status;
+	bool		first_seen;
+	bool		snapshot_too_old;
+
+	if (read_after_token == NULL || IsParallelWorker() || !RecoveryInProgress())
+		return;
+
+	status = consistency_token_evaluate(read_after_token, &pos);
+	if (status == TOKEN_BEHIND)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONSISTENCY_TOKEN_NOT_REPLAYED),
+				 errmsg(BEHIND_MSG),
+				 errdetail("%s", behind_detail(read_after_token, &pos, 0, false)),
+				 errhint(BEHIND_HINT)));
+	if (status == TOKEN_WRONG_CLUSTER || status == TOKEN_DIVERGED)
+		consistency_token_raise_unusable(read_after_token, status, &pos);
+
+	/* a token without a write needs nothing from the snapshot */
+	if (status != TOKEN_READY || read_after_token->lsn == InvalidXLogRecPtr)
+		return;
+
+	first_seen = note_replayed(read_after_token);
+	if (IsolationUsesXactSnapshot())
+		snapshot_too_old = replayed_lxid == MyProc->lxid && !replayed_before_snapshot;
+	else
+		snapshot_too_old = first_seen;
+	if (snapshot_too_old)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONSISTENCY_TOKEN_NOT_REPLAYED),
+				 errmsg("statement's snapshot was taken before this standby replayed the consistency token"),
+				 errdetail("This standby has now replayed up to %X/%X on timeline %u, past the token's %X/%X, but the statement would read from a snapshot taken earlier, which may not see the write.",
+						   LSN_FORMAT_ARGS(pos.lsn), pos.tli,
+						   LSN_FORMAT_ARGS(read_after_token->lsn)),
+				 errhint("Run the statement again; under REPEATABLE READ or SERIALIZABLE, in a new transaction.")));
+}
+
+/* ExecutorStart: every query. */
 static void
 read_after_executor_start(QueryDesc *queryDesc, int eflags)
 {
-	if (read_after_token != NULL && RecoveryInProgress())
-	{
-		TokenPosition pos;
-		TokenStatus status = consistency_token_evaluate(read_after_token, &pos);
-
-		if (status == TOKEN_BEHIND)
-			ereport(ERROR,
-					(errcode(ERRCODE_CONSISTENCY_TOKEN_NOT_REPLAYED),
-					 errmsg(BEHIND_MSG),
-					 errdetail("%s", behind_detail(read_after_token, &pos, 0, false)),
-					 errhint(BEHIND_HINT)));
-		if (status == TOKEN_WRONG_CLUSTER || status == TOKEN_DIVERGED)
-			consistency_token_raise_unusable(read_after_token, status, &pos);
-	}
+	check_read_after_for_read();
 
 	if (prev_ExecutorStart)
 		prev_ExecutorStart(queryDesc, eflags);
 	else
 		standard_ExecutorStart(queryDesc, eflags);
+}
+
+/*
+ * ProcessUtility: COPY ... TO of a table reads it without the executor, with
+ * the active snapshot PortalRunUtility() pushed for it.  (COPY (query) TO
+ * goes through the executor too and is checked twice, harmlessly.)
+ */
+static void
+read_after_process_utility(PlannedStmt *pstmt, const char *queryString,
+						   bool readOnlyTree, ProcessUtilityContext context,
+						   ParamListInfo params, QueryEnvironment *queryEnv,
+						   DestReceiver *dest, QueryCompletion *qc)
+{
+	Node	   *stmt = pstmt->utilityStmt;
+
+	if (read_after_token != NULL && IsA(stmt, CopyStmt) &&
+		!((CopyStmt *) stmt)->is_from)
+		check_read_after_for_read();
+
+	if (prev_ProcessUtility)
+		prev_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
+							queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
+								queryEnv, dest, qc);
 }
 
 void
@@ -367,4 +494,6 @@ consistency_token_wait_init(void)
 
 	prev_ExecutorStart = ExecutorStart_hook;
 	ExecutorStart_hook = read_after_executor_start;
+	prev_ProcessUtility = ProcessUtility_hook;
+	ProcessUtility_hook = read_after_process_utility;
 }

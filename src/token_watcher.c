@@ -13,7 +13,9 @@
  * nobody waits, it sleeps on its latch and costs nothing.  A waiter that is
  * woken re-checks the position itself, so a spurious wake-up is harmless.
  * After a promotion every waiter is woken to re-evaluate (it is then on the
- * primary).
+ * primary).  However the worker exits, it first withdraws its latch, so that
+ * waiters fall back to polling, and exits with status 1, so that the
+ * postmaster restarts it.
  *
  * This needs shared memory, which PostgreSQL 15 only grants from
  * shmem_request_hook, so it exists only when the library is in
@@ -212,6 +214,20 @@ wake_satisfied(XLogRecPtr replayed, bool promoted, Latch **latches)
 	return waiting - nwake;
 }
 
+/*
+ * However the worker exits (SIGTERM, or an ERROR or FATAL, which end a
+ * background worker), waiters must stop counting on it: they then poll, and
+ * re-register with its successor.  Runs before LWLocks are released.
+ */
+static void
+watcher_worker_exit(int code, Datum arg)
+{
+	LWLockAcquire(watcher->lock, LW_EXCLUSIVE);
+	if (watcher->watcher_latch == MyLatch)
+		watcher->watcher_latch = NULL;
+	LWLockRelease(watcher->lock);
+}
+
 void
 consistency_replay_watcher_main(Datum main_arg)
 {
@@ -223,6 +239,7 @@ consistency_replay_watcher_main(Datum main_arg)
 
 	latches = palloc(sizeof(Latch *) * MaxBackends);
 
+	before_shmem_exit(watcher_worker_exit, (Datum) 0);
 	LWLockAcquire(watcher->lock, LW_EXCLUSIVE);
 	watcher->watcher_latch = MyLatch;
 	LWLockRelease(watcher->lock);
@@ -255,10 +272,13 @@ consistency_replay_watcher_main(Datum main_arg)
 		}
 	}
 
-	LWLockAcquire(watcher->lock, LW_EXCLUSIVE);
-	watcher->watcher_latch = NULL;
-	LWLockRelease(watcher->lock);
-	proc_exit(0);
+	/*
+	 * Exit status 1, not 0: the postmaster restarts a worker that exits with
+	 * 1 after bgw_restart_time, but unregisters one that exits with 0 for
+	 * good.  So a watcher terminated by mistake (kill -TERM) comes back; at
+	 * shutdown the postmaster starts no new workers anyway.
+	 */
+	proc_exit(1);
 }
 
 /*

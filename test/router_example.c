@@ -5,7 +5,7 @@
  *	  the primary, read your write back from a standby, count stale reads.
  *
  *	  router_example --primary CONNINFO [--standby CONNINFO]... [--cycles N]
- *					 [--budget-ms MS] [--pipeline]
+ *					 [--budget-ms MS] [--pipeline] [--probe]
  *
  * Cycle mode (default): N times, "UPDATE rw_counter SET v = i" through
  * crouter_write(), then "SELECT v FROM rw_counter" through crouter_read(); a
@@ -19,6 +19,9 @@
  * arrives in the ParameterStatus messages before the last ReadyForQuery.  It
  * must equal consistency.write_token(), and a routed read must see the last
  * write.  Prints "pipeline ok ..." or exits 1.
+ *
+ * Probe mode (--probe): two reads before any write, so without a token;
+ * prints where each was served ("probe served_by=1,1"; p is the primary).
  *
  * IDENTIFICATION
  *	  test/router_example.c
@@ -91,6 +94,40 @@ run_cycles(CRouter *r, int cycles)
 	printf(" tokens_from_parameter_status=%ld tokens_from_query=%ld\n",
 		   st.tokens_from_parameter_status, st.tokens_from_query);
 	return stale == 0 && failed == 0 ? 0 : 1;
+}
+
+/*
+ * Probe mode (--probe): two reads before any write (no token), printing where
+ * each was served: "probe served_by=<p|0..n-1>,<...>".
+ */
+static int
+run_probe(CRouter *r)
+{
+	char		where[2][16];
+	int			k;
+
+	for (k = 0; k < 2; k++)
+	{
+		int			served;
+		PGresult   *res = crouter_read(r, "SELECT 1", 0, NULL, &served);
+
+		if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK)
+		{
+			fprintf(stderr, "probe: read failed: %s\n",
+					res ? PQresultErrorMessage(res) : "out of memory");
+			PQclear(res);
+			return 1;
+		}
+		PQclear(res);
+		if (served == CROUTER_PRIMARY)
+			snprintf(where[k], sizeof(where[k]), "p");
+		else
+			snprintf(where[k], sizeof(where[k]), "%d", served);
+	}
+	printf("probe served_by=%s,%s\n", where[0], where[1]);
+	if (crouter_error(r)[0] != '\0')
+		fprintf(stderr, "router_example: %s\n", crouter_error(r));
+	return 0;
 }
 
 static int
@@ -169,6 +206,7 @@ main(int argc, char **argv)
 	int			cycles = 100;
 	int			budget_ms = 0;
 	int			pipeline = 0;
+	int			probe = 0;
 	int			i;
 	int			rc;
 	CRouter    *r;
@@ -187,9 +225,11 @@ main(int argc, char **argv)
 			budget_ms = atoi(argv[++i]);
 		else if (strcmp(argv[i], "--pipeline") == 0)
 			pipeline = 1;
+		else if (strcmp(argv[i], "--probe") == 0)
+			probe = 1;
 		else
 		{
-			fprintf(stderr, "usage: %s --primary CONNINFO [--standby CONNINFO]... [--cycles N] [--budget-ms MS] [--pipeline]\n",
+			fprintf(stderr, "usage: %s --primary CONNINFO [--standby CONNINFO]... [--cycles N] [--budget-ms MS] [--pipeline] [--probe]\n",
 					argv[0]);
 			return 2;
 		}
@@ -211,7 +251,7 @@ main(int argc, char **argv)
 	crouter_set_wait_budget(r, budget_ms);
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	rc = pipeline ? run_pipeline(r) : run_cycles(r, cycles);
+	rc = probe ? run_probe(r) : pipeline ? run_pipeline(r) : run_cycles(r, cycles);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	fprintf(stderr, "router_example: %.0f ms\n",
 			(t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6);

@@ -10,6 +10,10 @@
  * not preloaded there -- the router asks consistency.write_token() instead,
  * one extra round trip per write.
  *
+ * At connect, each standby is asked about a token of the primary's cluster
+ * (its system identifier): a server of another cluster is never used, not
+ * even for reads without a token.
+ *
  * A read with a token first tries the standbys in turn without waiting:
  * "SET consistency.read_after_timeout = 0; SET consistency.read_after = '<token>'"
  * succeeds only if that standby has replayed the token (and from then on the
@@ -126,11 +130,45 @@ set_error(CRouter *r, const char *what, PGconn *conn)
 			 conn ? PQerrorMessage(conn) : "out of memory");
 }
 
+/*
+ * The primary's system identifier (decimal digits) into buf; 0 if unknown.
+ * pg_control_system() is executable by PUBLIC unless revoked; the token of a
+ * session that has not written names the cluster too.
+ */
+static int
+primary_sysid(CRouter *r, char *buf, size_t buflen)
+{
+	static const char *const queries[] = {
+		"SELECT system_identifier::text FROM pg_catalog.pg_control_system()",
+		"SELECT pg_catalog.split_part(consistency.write_token(), ':', 2)",
+	};
+	int			q;
+
+	for (q = 0; q < 2; q++)
+	{
+		PGresult   *res = PQexec(r->primary, queries[q]);
+		const char *v;
+
+		if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
+			(v = PQgetvalue(res, 0, 0))[0] != '\0' &&
+			strspn(v, "0123456789") == strlen(v) && strlen(v) < buflen)
+		{
+			memcpy(buf, v, strlen(v) + 1);
+			PQclear(res);
+			return 1;
+		}
+		PQclear(res);
+	}
+	set_error(r, "primary: cannot read its system identifier", r->primary);
+	return 0;
+}
+
 CRouter *
 crouter_connect(const char *primary_conninfo, const char *const *standby_conninfos,
 				int nstandbys)
 {
 	CRouter    *r = calloc(1, sizeof(CRouter));
+	char		sysid[32] = "";
 	int			i;
 
 	if (r == NULL)
@@ -146,11 +184,14 @@ crouter_connect(const char *primary_conninfo, const char *const *standby_conninf
 	r->primary = PQconnectdb(primary_conninfo);
 	if (PQstatus(r->primary) != CONNECTION_OK)
 		set_error(r, "primary", r->primary);
+	else
+		(void) primary_sysid(r, sysid, sizeof(sysid));
 
 	for (i = 0; i < nstandbys; i++)
 	{
 		Standby    *s = &r->standbys[i];
 		PGresult   *res;
+		char		sql[96];
 
 		s->conn = PQconnectdb(standby_conninfos[i]);
 		if (PQstatus(s->conn) != CONNECTION_OK)
@@ -158,17 +199,29 @@ crouter_connect(const char *primary_conninfo, const char *const *standby_conninf
 			set_error(r, "standby", s->conn);
 			continue;
 		}
+		/* without the primary's identity, a read could go to any cluster */
+		if (sysid[0] == '\0')
+			continue;
 
 		/*
-		 * Make sure the extension's library is loaded in this session: without
-		 * it, SET consistency.read_after would only create a placeholder and
-		 * check nothing.  Any call into the library loads it.
+		 * A token without a write, of the primary's cluster: "ready" on its
+		 * standbys, "wrong_cluster" on a server of another cluster, which must
+		 * never answer a read (not even one without a token).  The call also
+		 * loads the extension's library in this session: without it, SET
+		 * consistency.read_after would only create a placeholder and check
+		 * nothing.
 		 */
-		res = PQexec(s->conn, "SELECT consistency.token_status('v1:1:1:0/0')");
-		if (PQresultStatus(res) == PGRES_TUPLES_OK)
+		snprintf(sql, sizeof(sql), "SELECT consistency.token_status('v1:%s:1:0/0')", sysid);
+		res = PQexec(s->conn, sql);
+		if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
+			set_error(r, "standby", s->conn);
+		else if (strcmp(PQgetvalue(res, 0, 0), "ready") == 0 ||
+				 strcmp(PQgetvalue(res, 0, 0), "primary") == 0)
 			s->usable = 1;
 		else
-			set_error(r, "standby", s->conn);
+			snprintf(r->error, sizeof(r->error),
+					 "standby %d: not a server of the primary's cluster (token_status: %s); not used",
+					 i, PQgetvalue(res, 0, 0));
 		PQclear(res);
 	}
 	return r;

@@ -43,8 +43,11 @@ typedef struct CRouter CRouter;
 
 /*
  * Connect to the primary and to each standby.  Returns NULL only when out of
- * memory; otherwise check crouter_ok().  A standby that cannot be reached is
- * left out of routing (reads go elsewhere) rather than failing the router.
+ * memory; otherwise check crouter_ok().  A standby that cannot be reached, or
+ * that belongs to another cluster than the primary (another system
+ * identifier), is left out of routing (reads go elsewhere) rather than
+ * failing the router; crouter_error() says why.  So are all standbys if the
+ * primary cannot be reached or its system identifier cannot be read.
  */
 extern CRouter *crouter_connect(const char *primary_conninfo,
 								const char *const *standby_conninfos,

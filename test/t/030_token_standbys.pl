@@ -5,10 +5,13 @@
 # - a paused standby and a delayed standby (recovery_min_apply_delay) make the SET fail
 #   with YC304 and say why; a waiter holds no snapshot and returns when replay resumes;
 # - the per-query check refuses to read stale data when the token was set without
-#   waiting (connection options);
-# - another cluster's token is wrong_cluster and fails without waiting;
+#   waiting (connection options), for queries and for COPY ... TO, and refuses a
+#   snapshot taken before replay passed the token (REPEATABLE READ; once under READ
+#   COMMITTED);
+# - another cluster's token is wrong_cluster and fails without waiting; the C router
+#   never sends a read to a server of another cluster;
 # - the replay watcher (shared_preload_libraries) and the polling fallback
-#   (session_preload_libraries) both wake the waiter.
+#   (session_preload_libraries) both wake the waiter; a terminated watcher is restarted.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -39,22 +42,24 @@ $primary->wait_for_catchup($_, 'replay') for ($standby_a, $standby_b);
 
 # The watcher has no database connection, so it is not in pg_stat_activity: look at the
 # postmaster's children in /proc (their titles are in cmdline).
-sub watcher_count
+sub watcher_pids
 {
 	my ($node) = @_;
-	my $n = 0;
+	my @pids;
 	for my $stat (glob('/proc/[0-9]*/stat'))
 	{
 		open(my $fh, '<', $stat) or next;
 		my $line = <$fh>;
 		close($fh);
-		next unless defined $line && $line =~ /^.*\)\s+\S+\s+(\d+)/ && $1 == $node->{_pid};
+		next unless defined $line && $line =~ /^(\d+) .*\)\s+\S+\s+(\d+)/ && $2 == $node->{_pid};
+		my $pid = $1;
 		(my $cmdline = $stat) =~ s/stat$/cmdline/;
 		my $title = eval { slurp_file($cmdline) } // '';
-		$n++ if $title =~ /consistency replay watcher/;
+		push @pids, $pid if $title =~ /consistency replay watcher/;
 	}
-	return $n;
+	return @pids;
 }
+sub watcher_count { return scalar(my @p = watcher_pids(@_)); }
 for (1 .. 100)	# the worker starts once the standby is consistent
 {
 	last if watcher_count($standby_a) == 1;
@@ -62,6 +67,20 @@ for (1 .. 100)	# the worker starts once the standby is consistent
 }
 is(watcher_count($standby_a), 1, 'the replay watcher runs on the preloaded standby');
 is(watcher_count($standby_b), 0, 'and not where the library is only loaded per session');
+
+# A watcher that is terminated comes back (it exits with status 1, which the postmaster
+# restarts after bgw_restart_time = 1 s; status 0 would unregister it for good).  The
+# waiters further down are woken by this new watcher.
+my ($first_watcher) = watcher_pids($standby_a);
+kill 'TERM', $first_watcher;
+my $restarted;
+for (1 .. 300)
+{
+	my @now = watcher_pids($standby_a);
+	if (@now == 1 && $now[0] != $first_watcher) { $restarted = $now[0]; last; }
+	select(undef, undef, undef, 0.1);
+}
+ok(defined $restarted, 'a terminated replay watcher is restarted by the postmaster');
 
 # A write and its token, from the same session.
 sub write_value
@@ -136,6 +155,34 @@ unlike($out, qr/\d/, 'no stale value was returned');
 	isnt($ret, 0, 'token in connection options: the query fails on the paused standby');
 	like($err, qr/YC304/, 'per-query check raises YC304');
 	is($out, '', 'and returns no stale row');
+	# COPY of a table reads it without the executor: checked all the same.
+	($ret, $out, $err) = try_sql($standby_b, 'COPY kv TO STDOUT');
+	isnt($ret, 0, 'token in connection options: COPY kv TO STDOUT fails on the paused standby');
+	like($err, qr/YC304/, 'with YC304');
+	is($out, '', 'and copies no stale row');
+	($ret, $out, $err) = try_sql($standby_b, 'COPY (SELECT v FROM kv) TO STDOUT');
+	like($err, qr/YC304/, 'COPY (query) TO STDOUT: YC304 too');
+	is($out, '', 'and no stale row');
+}
+
+# A snapshot taken before the standby replayed the token must not pass the check after
+# replay passed it.  Under REPEATABLE READ, PREPARE takes the transaction's snapshot
+# without running the executor; EXECUTE, once replay resumed, would read from it.
+my $rr;
+{
+	local $ENV{PGOPTIONS} = "-c consistency.read_after=$t2";
+	$rr = $standby_b->background_psql('postgres', on_error_stop => 0,
+		extra_params => ['-v', 'VERBOSITY=verbose']);
+}
+$rr->query_safe('BEGIN ISOLATION LEVEL REPEATABLE READ');
+$rr->query_safe('PREPARE q AS SELECT v FROM kv');
+# Under READ COMMITTED, the statement during whose check replay is first seen past the
+# token may have taken its snapshot just before: it fails once, and passes when run again.
+my $rc;
+{
+	local $ENV{PGOPTIONS} = "-c consistency.read_after=$t2";
+	$rc = $standby_b->background_psql('postgres', on_error_stop => 0,
+		extra_params => ['-v', 'VERBOSITY=verbose']);
 }
 
 # A waiter holds no snapshot, and returns as soon as replay resumes.
@@ -178,6 +225,24 @@ like($waiter2->query_until(qr/value \d/, ''), qr/value 2/,
 	'so does the SET LOCAL waiter');
 $waiter->quit;
 $waiter2->quit;
+
+# Replay has passed t2 now, but the REPEATABLE READ transaction's snapshot predates it.
+my ($rr_out, $rr_failed) = $rr->query('EXECUTE q');
+ok($rr_failed, 'REPEATABLE READ snapshot older than the replay of the token: EXECUTE fails');
+like($rr->{stderr}, qr/YC304: statement's snapshot was taken before this standby replayed/,
+	'with YC304 naming the snapshot');
+is($rr_out, '', 'and returns no stale row');
+$rr->{stderr} = '';
+$rr->query_safe('ROLLBACK');
+is($rr->query_safe('EXECUTE q'), '2', 'a new transaction, with a new snapshot, reads the write');
+$rr->quit;
+my ($rc_out, $rc_failed) = $rc->query('SELECT v FROM kv');
+ok($rc_failed, 'READ COMMITTED, token from the connection options: the first check that sees it replayed fails');
+like($rc->{stderr}, qr/YC304: statement's snapshot was taken before/, 'with YC304');
+is($rc_out, '', 'and returns no row');
+$rc->{stderr} = '';
+is($rc->query_safe('SELECT v FROM kv'), '2', 'run again, it reads the write');
+$rc->quit;
 
 # --- delayed standby ------------------------------------------------------------------
 $standby_a->append_conf('postgresql.conf', "recovery_min_apply_delay = '1h'");
@@ -251,6 +316,18 @@ IPC::Run::run([ "$ENV{TESTDIR}/test/router_example", '--primary', $other->connst
 like($rstdout, qr/^cycles=50 stale=0 failed=0 primary=50 .*tokens_from_parameter_status=49 tokens_from_query=1$/m,
 	'router without preloading: first token from write_token(), then reported; zero stale reads')
   or diag($rstderr);
+# The C router checks at connect that each standby belongs to the primary's cluster: a server
+# of another cluster never answers a read, not even one without a token (which any server
+# would answer).  Standby 0 is the other cluster, standby 1 a standby of the primary.
+my ($probe_out, $probe_err) = ('', '');
+IPC::Run::run([ "$ENV{TESTDIR}/test/router_example", '--probe',
+		'--primary', $primary->connstr('postgres'),
+		'--standby', $other->connstr('postgres'), '--standby', $standby_a->connstr('postgres') ],
+	'>', \$probe_out, '2>', \$probe_err);
+like($probe_out, qr/^probe served_by=1,1$/m,
+	'router: reads without a token skip the server of another cluster') or diag($probe_err);
+like($probe_err, qr/standby 0: not a server of the primary's cluster \(token_status: wrong_cluster\)/,
+	'and crouter_error() says why');
 $other->stop;
 
 $standby_a->stop;
