@@ -43,6 +43,7 @@
 #include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
+#include "commands/trigger.h"
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -62,6 +63,10 @@
 
 PG_FUNCTION_INFO_V1(consistency_resolve_prepared);
 PG_FUNCTION_INFO_V1(consistency_resolve_stale);
+PG_FUNCTION_INFO_V1(consistency_tpc_resolution_log_guard);
+
+/* The resolver worker's bgw_type: the resolution log trusts only it. */
+#define TPC_WORKER_TYPE "consistency resolver"
 
 /*
  * GUC consistency.tpc_caller_evidence: why the caller chose an explicit
@@ -254,6 +259,33 @@ consistency_tpc_worker_main(Datum main_arg)
 	proc_exit(0);
 }
 
+/*
+ * tpc_resolution_log_guard(): BEFORE INSERT OR UPDATE row trigger on
+ * consistency.tpc_resolution_log.  The resolver worker writes the log as
+ * the calling role, so that role (consistency_admin) needs INSERT on it;
+ * this keeps such a role from writing rows by hand -- an audit trail of
+ * resolutions that never ran.  Only the resolver worker (and a superuser,
+ * who could bypass any trigger, and restores dumps) may write it.  Runs no
+ * SQL.
+ */
+Datum
+consistency_tpc_resolution_log_guard(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(td->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(td->tg_event) || TRIGGER_FIRED_BY_DELETE(td->tg_event))
+		elog(ERROR, "tpc_resolution_log_guard() must be a BEFORE INSERT OR UPDATE row trigger");
+	if (!superuser() &&
+		!(MyBgworkerEntry != NULL && strcmp(MyBgworkerEntry->bgw_type, TPC_WORKER_TYPE) == 0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("only the resolver writes consistency.tpc_resolution_log"),
+				 errdetail("Rows are written by the background worker of consistency.resolve_prepared() and consistency.resolve_stale(), for the actions it attempted."),
+				 errhint("Resolve with consistency.resolve_prepared() or consistency.resolve_stale().")));
+	return PointerGetDatum(TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? td->tg_newtuple : td->tg_trigtuple);
+}
+
 /* ----------------------------------------------------------------
  * The caller's side
  * ----------------------------------------------------------------
@@ -288,7 +320,7 @@ run_worker(dsm_segment *seg, Oid dboid, const char *dbname)
 	snprintf(w.bgw_library_name, BGW_MAXLEN, "consistency");
 	snprintf(w.bgw_function_name, BGW_MAXLEN, "consistency_tpc_worker_main");
 	snprintf(w.bgw_name, BGW_MAXLEN, "consistency resolver for database %s", dbname);
-	snprintf(w.bgw_type, BGW_MAXLEN, "consistency resolver");
+	snprintf(w.bgw_type, BGW_MAXLEN, TPC_WORKER_TYPE);
 	w.bgw_main_arg = UInt32GetDatum(dsm_segment_handle(seg));
 	w.bgw_notify_pid = MyProcPid;
 
