@@ -380,6 +380,18 @@ consistency_tpc_log_decision(PG_FUNCTION_ARGS)
 	if (SPI_processed == 0)
 		check_conflict(&g, gid, decision, GetLatestSnapshot());
 	SPI_finish();
+
+	/*
+	 * The decision is only as durable as the coordinator's commit record: a
+	 * COMMIT that returned under synchronous_commit = off and then lost in a
+	 * crash would leave participants that already ran COMMIT PREPARED while
+	 * the resolver presumes abort.  So the commit of this transaction is
+	 * flushed whatever synchronous_commit says (xact.c: forceSyncCommit).
+	 * Waiting for a synchronous standby still follows synchronous_commit.
+	 * PREPARE TRANSACTION forgets the flag, but COMMIT PREPARED always
+	 * flushes.
+	 */
+	ForceSyncCommit();
 	PG_RETURN_VOID();
 }
 
