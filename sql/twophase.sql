@@ -187,6 +187,8 @@ SELECT (SELECT count(*) FROM pg_prepared_xacts) AS prepared,
 \set VERBOSITY sqlstate
 SELECT * FROM consistency.resolve_prepared(:'gid_commit', 'rollback');
 SELECT * FROM consistency.resolve_prepared(:'gid_aborted', 'commit');
+-- this cluster's gid with an unknown verdict: its decision is this cluster's to know
+SELECT * FROM consistency.resolve_prepared(:'gid_self', 'rollback');
 \set VERBOSITY default
 SELECT * FROM consistency.resolve_prepared('manual-gid', 'rollback');
 \echo :LAST_ERROR_SQLSTATE
@@ -259,7 +261,7 @@ SELECT database, planned, executed, outcome, tpc_mask(reason) AS reason
 SELECT database, planned, executed, outcome, tpc_mask(reason) AS reason
   FROM consistency.resolve_prepared('cy1:1:1:1000', 'rollback', dry_run => false);
 SELECT database, planned, executed, outcome, tpc_mask(reason) AS reason
-  FROM consistency.resolve_prepared(:'gid_self', 'rollback', dry_run => false);
+  FROM consistency.resolve_prepared(:'gid_self', 'rollback', dry_run => false, force => true);
 SELECT * FROM accounts ORDER BY id;
 SELECT to_regclass('manual_t') AS manual_t;
 SELECT count(*) AS still_prepared FROM pg_prepared_xacts;

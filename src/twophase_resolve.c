@@ -548,7 +548,23 @@ consistency_resolve_prepared(PG_FUNCTION_ARGS)
 						 errhint("Use action => 'auto'; pass force => true only if you know better (the action is logged as heuristic).")));
 			heuristic = true;
 		}
-		/* else: it agrees, or the decision log is elsewhere and the caller brings the decision */
+		else if (v == TPC_VERDICT_UNKNOWN && g.sysid == GetSystemIdentifier())
+		{
+			/*
+			 * This cluster's gid, but no verdict here (its coordinator's log
+			 * is in another database, the gid names the prepared transaction
+			 * itself, the grace period is not over, ...): nothing the caller
+			 * could bring outranks this cluster's own decision log.
+			 */
+			if (!force)
+				ereport(ERROR,
+						(errcode(ERRCODE_CONSISTENCY_TPC_CONTRADICTS_VERDICT),
+						 errmsg("%s of prepared transaction \"%s\" is not backed by its coordinator", action, p->gid),
+						 errdetail("The resolver's verdict is unknown: %s.", evidence),
+						 errhint("Resolve it where its decision log is, or wait for a verdict; pass force => true only if you know the outcome (the action is logged as heuristic).")));
+			heuristic = true;
+		}
+		/* else: it agrees, or the decision log is in another cluster and the caller brings the decision */
 		if (tpc_caller_evidence != NULL && tpc_caller_evidence[0] != '\0')
 			evidence = psprintf("%s; the caller's evidence: %s", evidence, tpc_caller_evidence);
 	}
