@@ -363,7 +363,8 @@ consistency_tpc_log_decision(PG_FUNCTION_ARGS)
 				 errdetail("A decision must be logged by the coordinator transaction that made the gid, in its database; this transaction has no transaction id, so it made no gid."),
 				 errhint("Call consistency.tpc_gid() and consistency.tpc_log_decision() in the same transaction, before COMMIT PREPARED.")));
 
-	SPI_connect();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
 	check_conflict(&g, gid, decision, InvalidSnapshot);
 	v[0] = CStringGetTextDatum(gid);
 	v[1] = CStringGetTextDatum(decision);
@@ -921,7 +922,8 @@ consistency_prepared_xacts(PG_FUNCTION_ARGS)
 	MemoryContext mcxt = CurrentMemoryContext;
 
 	InitMaterializedSRF(fcinfo, 0);
-	SPI_connect();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
 	list = tpc_list_prepared(NULL, min_age, mcxt);
 	xl = gather_locks(list);
 	horizon = GetOldestNonRemovableTransactionId(NULL);

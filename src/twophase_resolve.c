@@ -184,7 +184,8 @@ worker_write_log(TpcShared *sh)
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	pgstat_report_activity(STATE_RUNNING, "writing consistency.tpc_resolution_log");
-	SPI_connect();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
 	PushActiveSnapshot(GetTransactionSnapshot());
 	for (i = 0; i < sh->ntasks; i++)
 	{
@@ -490,7 +491,8 @@ consistency_resolve_prepared(PG_FUNCTION_ARGS)
 				 errdetail("The action given is \"%s\".", action)));
 	InitMaterializedSRF(fcinfo, 0);
 
-	SPI_connect();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
 	list = tpc_list_prepared(gid, &zero, mcxt);
 	if (list == NIL)
 	{
@@ -621,7 +623,8 @@ consistency_resolve_stale(PG_FUNCTION_ARGS)
 	int			i;
 
 	InitMaterializedSRF(fcinfo, 0);
-	SPI_connect();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
 	list = tpc_list_prepared(NULL, min_age, mcxt);
 	n = list_length(list);
 	verdicts = MemoryContextAlloc(mcxt, sizeof(TpcVerdict) * Max(n, 1));
