@@ -402,6 +402,31 @@ SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION @extschema@.resolve_stale(pg_catalog.interval, pg_catalog.bool) IS
 	'resolve every prepared transaction older than min_age that the caller may finish, following the decision log (dry run by default)';
 
+-- Guards (C row triggers; they run no SQL).  consistency_user may insert decisions, but only a
+-- row that names the inserting transaction as its coordinator (what tpc_log_decision writes):
+-- nobody can log a decision for another coordinator's gid.  consistency_admin may insert
+-- resolution log rows only through the resolver's worker.  Superusers are not checked (they
+-- could disable the triggers anyway, and restores need it).
+CREATE FUNCTION @extschema@.tpc_decisions_guard()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'consistency_tpc_decisions_guard'
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION @extschema@.tpc_decisions_guard() IS
+	'trigger: a decision may only be written by the coordinator transaction its gid names';
+CREATE TRIGGER tpc_decisions_guard BEFORE INSERT OR UPDATE ON @extschema@.tpc_decisions
+	FOR EACH ROW EXECUTE FUNCTION @extschema@.tpc_decisions_guard();
+
+CREATE FUNCTION @extschema@.tpc_resolution_log_guard()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'consistency_tpc_resolution_log_guard'
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION @extschema@.tpc_resolution_log_guard() IS
+	'trigger: only the resolver''s background worker writes the resolution log';
+CREATE TRIGGER tpc_resolution_log_guard BEFORE INSERT OR UPDATE ON @extschema@.tpc_resolution_log
+	FOR EACH ROW EXECUTE FUNCTION @extschema@.tpc_resolution_log_guard();
+
 REVOKE ALL ON @extschema@.tpc_decisions, @extschema@.tpc_resolution_log FROM PUBLIC;
 GRANT SELECT, INSERT ON @extschema@.tpc_decisions TO consistency_user;
 GRANT DELETE ON @extschema@.tpc_decisions TO consistency_admin;
@@ -413,7 +438,9 @@ REVOKE ALL ON FUNCTION
 	@extschema@.tpc_log_decision(pg_catalog.text, pg_catalog.text),
 	@extschema@.prepared_xacts(pg_catalog.interval),
 	@extschema@.resolve_prepared(pg_catalog.text, pg_catalog.text, pg_catalog.bool, pg_catalog.bool),
-	@extschema@.resolve_stale(pg_catalog.interval, pg_catalog.bool)
+	@extschema@.resolve_stale(pg_catalog.interval, pg_catalog.bool),
+	@extschema@.tpc_decisions_guard(),
+	@extschema@.tpc_resolution_log_guard()
 	FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION
 	@extschema@.tpc_gid(pg_catalog.text),

@@ -71,6 +71,55 @@ SELECT consistency.tpc_log_decision('cy1:1:1:1000', NULL);
 \echo :LAST_ERROR_SQLSTATE
 SELECT count(*) AS decisions FROM consistency.tpc_decisions;
 
+-- 2b. A row of the decision log can only be written by the coordinator transaction its gid
+--     names (a trigger checks it): a consistency_user cannot forge another coordinator's
+--     decision, but logs its own.
+SELECT system_identifier AS sysid FROM pg_control_system() \gset
+BEGIN;
+SELECT consistency.tpc_gid('victim') AS gid_victim, pg_current_xact_id() AS xid_victim \gset
+COMMIT;										-- committed without a decision: presumed abort
+CREATE ROLE tpc_app LOGIN IN ROLE consistency_user;
+SET ROLE tpc_app;
+\set VERBOSITY sqlstate
+-- a decision for another transaction's gid: "commit" for the undecided one, "abort" for the
+-- committed one (before the fix either was accepted)
+INSERT INTO consistency.tpc_decisions VALUES (:'gid_victim', 'commit', :sysid, :'xid_victim', now());
+INSERT INTO consistency.tpc_decisions
+	SELECT gid || ':forged', 'abort', coordinator_sysid, coordinator_xid, now()
+	  FROM consistency.tpc_decisions WHERE gid = :'gid_commit';
+-- its own gid, but columns naming another transaction
+BEGIN;
+SELECT consistency.tpc_gid('own') AS gid_own \gset
+INSERT INTO consistency.tpc_decisions VALUES (:'gid_own', 'commit', :sysid, :'xid_victim', now());
+ROLLBACK;
+BEGIN;
+SELECT consistency.tpc_gid('own') AS gid_own \gset
+INSERT INTO consistency.tpc_decisions VALUES (:'gid_own', 'commit', 1, pg_current_xact_id(), now());
+ROLLBACK;
+\set VERBOSITY default
+INSERT INTO consistency.tpc_decisions VALUES ('order-42', 'abort', 1, '1000', now());
+\echo :LAST_ERROR_SQLSTATE
+-- its own decisions: through tpc_log_decision, or a row naming itself
+BEGIN;
+SELECT consistency.tpc_gid('app') AS gid_app \gset
+SELECT consistency.tpc_log_decision(:'gid_app');
+INSERT INTO consistency.tpc_decisions
+	VALUES (consistency.tpc_gid('direct'), 'commit', :sysid, pg_current_xact_id(), now());
+COMMIT;
+RESET ROLE;
+SELECT tpc_mask(gid) AS gid, decision FROM consistency.tpc_decisions
+ WHERE gid IN (:'gid_victim', :'gid_app') OR gid LIKE '%:direct' OR gid LIKE '%:forged' ORDER BY gid;
+-- A row already there for the gid with another decision (only a superuser, unchecked, can
+-- write one) makes tpc_log_decision fail: the decision is never silently dropped.
+BEGIN;
+SELECT consistency.tpc_gid('preset') AS gid_preset \gset
+INSERT INTO consistency.tpc_decisions VALUES (:'gid_preset', 'abort', 1, '1000', now());
+\set VERBOSITY sqlstate
+SELECT consistency.tpc_log_decision(:'gid_preset');
+\set VERBOSITY default
+ROLLBACK;
+DELETE FROM consistency.tpc_decisions WHERE gid = :'gid_app' OR gid LIKE '%:direct';
+
 -- 3. Participants.  The coordinator transactions ran above or run now; each participant
 --    prepares a transaction under its gid.
 BEGIN;
@@ -138,6 +187,8 @@ SELECT (SELECT count(*) FROM pg_prepared_xacts) AS prepared,
 \set VERBOSITY sqlstate
 SELECT * FROM consistency.resolve_prepared(:'gid_commit', 'rollback');
 SELECT * FROM consistency.resolve_prepared(:'gid_aborted', 'commit');
+-- this cluster's gid with an unknown verdict: its decision is this cluster's to know
+SELECT * FROM consistency.resolve_prepared(:'gid_self', 'rollback');
 \set VERBOSITY default
 SELECT * FROM consistency.resolve_prepared('manual-gid', 'rollback');
 \echo :LAST_ERROR_SQLSTATE
@@ -180,6 +231,11 @@ SELECT * FROM consistency.resolve_prepared(:'gid_commit', dry_run => false);
 \set VERBOSITY default
 SELECT regexp_replace(:'LAST_ERROR_MESSAGE', '"[^"]*"', '"<gid>"') AS error;
 SELECT count(*) AS visible_to_admin FROM consistency.resolve_stale('0');
+-- nor can it write the resolution log by hand: only the resolver's worker does
+INSERT INTO consistency.tpc_resolution_log
+	(resolved_at, gid, database, requested, action, heuristic, verdict, evidence, outcome, resolved_by)
+	VALUES (now(), 'forged', 'regression', 'commit', 'commit', false, 'commit', 'forged', 'committed', 'tpc_admin');
+\echo :LAST_ERROR_SQLSTATE
 RESET ROLE;
 -- A role that may not log in cannot start a resolver worker as itself: YC406, and a warning
 -- that the log could not be written either; nothing changes.
@@ -205,7 +261,7 @@ SELECT database, planned, executed, outcome, tpc_mask(reason) AS reason
 SELECT database, planned, executed, outcome, tpc_mask(reason) AS reason
   FROM consistency.resolve_prepared('cy1:1:1:1000', 'rollback', dry_run => false);
 SELECT database, planned, executed, outcome, tpc_mask(reason) AS reason
-  FROM consistency.resolve_prepared(:'gid_self', 'rollback', dry_run => false);
+  FROM consistency.resolve_prepared(:'gid_self', 'rollback', dry_run => false, force => true);
 SELECT * FROM accounts ORDER BY id;
 SELECT to_regclass('manual_t') AS manual_t;
 SELECT count(*) AS still_prepared FROM pg_prepared_xacts;
@@ -243,3 +299,4 @@ DELETE FROM consistency.tpc_resolution_log;
 DROP ROLE tpc_monitor;
 DROP ROLE tpc_admin;
 DROP ROLE tpc_nologin;
+DROP ROLE tpc_app;

@@ -36,10 +36,12 @@
 
 #include <limits.h>
 
+#include "access/htup_details.h"
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
+#include "commands/trigger.h"
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "lib/stringinfo.h"
@@ -53,6 +55,7 @@
 #include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/lsyscache.h"
+#include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "utils/xid8.h"
@@ -62,6 +65,7 @@
 
 PG_FUNCTION_INFO_V1(consistency_tpc_gid);
 PG_FUNCTION_INFO_V1(consistency_tpc_log_decision);
+PG_FUNCTION_INFO_V1(consistency_tpc_decisions_guard);
 PG_FUNCTION_INFO_V1(consistency_prepared_xacts);
 
 /* GUC: how long a transaction whose coordinator status is lost waits before rollback. */
@@ -108,10 +112,12 @@ static const TpcStmtDef stmt_defs[NUM_STMTS] = {
 		" ORDER BY gid = $1 DESC LIMIT 1",
 		3, {TEXTOID, INT8OID, XID8OID}
 	},
+	/* another decision for this gid, or for any gid of the same coordinator transaction */
 	[STMT_CONFLICT] = {
 		"SELECT gid, decision FROM consistency.tpc_decisions"
-		" WHERE coordinator_sysid = $1 AND coordinator_xid = $2 AND decision <> $3 LIMIT 1",
-		3, {INT8OID, XID8OID, TEXTOID}
+		" WHERE (gid = $4 OR (coordinator_sysid = $1 AND coordinator_xid = $2)) AND decision <> $3"
+		" ORDER BY gid = $4 DESC LIMIT 1",
+		4, {INT8OID, XID8OID, TEXTOID, TEXTOID}
 	},
 	[STMT_INSERT] = {
 		"INSERT INTO consistency.tpc_decisions"
@@ -282,6 +288,41 @@ consistency_tpc_gid(PG_FUNCTION_ARGS)
 }
 
 /*
+ * Refuse to log decision for gid when the log already holds another decision
+ * for this gid or for a sibling gid of the same coordinator transaction.
+ * snap: the snapshot to look with (InvalidSnapshot: the statement's own).
+ * The caller is connected to SPI.
+ */
+static void
+check_conflict(const TpcGid *g, const char *gid, const char *decision, Snapshot snap)
+{
+	Datum		v[4];
+	int			rc;
+
+	v[0] = Int64GetDatum((int64) g->sysid);
+	v[1] = FullTransactionIdGetDatum(g->fxid);
+	v[2] = CStringGetTextDatum(decision);
+	v[3] = CStringGetTextDatum(gid);
+	rc = SPI_execute_snapshot(get_plan(STMT_CONFLICT), v, NULL, snap, InvalidSnapshot,
+							  false, false, 1);
+	check_spi(rc, STMT_CONFLICT);
+	if (SPI_processed > 0)
+	{
+		char	   *other = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+		char	   *otherdec = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+
+		ereport(ERROR,
+				(errcode(ERRCODE_CONSISTENCY_TPC_DECISION_CONFLICT),
+				 errmsg("coordinator transaction already decided %s", otherdec),
+				 strcmp(other, gid) == 0 ?
+				 errdetail("Gid \"%s\" already has decision \"%s\"; one transaction makes one decision.",
+						   other, otherdec) :
+				 errdetail("Gid \"%s\" of the same transaction has decision \"%s\"; one transaction makes one decision.",
+						   other, otherdec)));
+	}
+}
+
+/*
  * tpc_log_decision(gid text, decision text DEFAULT 'commit') -> void
  *
  * Record the coordinator's decision, in the coordinator transaction that
@@ -322,31 +363,108 @@ consistency_tpc_log_decision(PG_FUNCTION_ARGS)
 				 errdetail("A decision must be logged by the coordinator transaction that made the gid, in its database; this transaction has no transaction id, so it made no gid."),
 				 errhint("Call consistency.tpc_gid() and consistency.tpc_log_decision() in the same transaction, before COMMIT PREPARED.")));
 
-	SPI_connect();
-	v[0] = Int64GetDatum((int64) g.sysid);
-	v[1] = FullTransactionIdGetDatum(g.fxid);
-	v[2] = CStringGetTextDatum(decision);
-	rc = SPI_execute_plan(get_plan(STMT_CONFLICT), v, NULL, false, 1);
-	check_spi(rc, STMT_CONFLICT);
-	if (SPI_processed > 0)
-	{
-		char	   *other = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-		char	   *otherdec = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
-
-		ereport(ERROR,
-				(errcode(ERRCODE_CONSISTENCY_TPC_DECISION_CONFLICT),
-				 errmsg("coordinator transaction already decided %s", otherdec),
-				 errdetail("Gid \"%s\" of the same transaction has decision \"%s\"; one transaction makes one decision.",
-						   other, otherdec)));
-	}
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	check_conflict(&g, gid, decision, InvalidSnapshot);
 	v[0] = CStringGetTextDatum(gid);
 	v[1] = CStringGetTextDatum(decision);
 	v[2] = Int64GetDatum((int64) g.sysid);
 	v[3] = FullTransactionIdGetDatum(g.fxid);
 	rc = SPI_execute_plan(get_plan(STMT_INSERT), v, NULL, false, 0);
 	check_spi(rc, STMT_INSERT);
+
+	/*
+	 * Nothing inserted: a row for this gid exists (or a concurrent one just
+	 * committed; ON CONFLICT waited for it).  The same decision is a no-op;
+	 * any other is refused, never silently kept.
+	 */
+	if (SPI_processed == 0)
+		check_conflict(&g, gid, decision, GetLatestSnapshot());
 	SPI_finish();
+
+	/*
+	 * The decision is only as durable as the coordinator's commit record: a
+	 * COMMIT that returned under synchronous_commit = off and then lost in a
+	 * crash would leave participants that already ran COMMIT PREPARED while
+	 * the resolver presumes abort.  So the commit of this transaction is
+	 * flushed whatever synchronous_commit says (xact.c: forceSyncCommit).
+	 * Waiting for a synchronous standby still follows synchronous_commit.
+	 * PREPARE TRANSACTION forgets the flag, but COMMIT PREPARED always
+	 * flushes.
+	 */
+	ForceSyncCommit();
 	PG_RETURN_VOID();
+}
+
+/*
+ * tpc_decisions_guard(): BEFORE INSERT OR UPDATE row trigger on
+ * consistency.tpc_decisions.
+ *
+ * consistency_user may insert into the decision log (tpc_log_decision runs
+ * as its caller), so without this anyone with that role could log "abort"
+ * for another coordinator's gid before it does, or "commit" for a
+ * transaction that never decided.  A row is accepted only if its gid was
+ * made by tpc_gid() in the very transaction writing it: this cluster, this
+ * database, this top-level transaction, with coordinator_sysid and
+ * coordinator_xid matching the gid -- which is exactly what
+ * tpc_log_decision writes.  Superusers are not checked: they can bypass any
+ * trigger anyway, and restoring a dump (another cluster, other xids) needs
+ * it.  Runs no SQL.
+ */
+Datum
+consistency_tpc_decisions_guard(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	HeapTuple	tup;
+	TupleDesc	desc;
+	int			col_gid;
+	int			col_sysid;
+	int			col_xid;
+	bool		isnull;
+	Datum		d;
+	char	   *gid;
+	TpcGid		g;
+	FullTransactionId mine;
+	bool		ok;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(td->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(td->tg_event) || TRIGGER_FIRED_BY_DELETE(td->tg_event))
+		elog(ERROR, "tpc_decisions_guard() must be a BEFORE INSERT OR UPDATE row trigger");
+	tup = TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? td->tg_newtuple : td->tg_trigtuple;
+	if (superuser())
+		return PointerGetDatum(tup);
+
+	desc = RelationGetDescr(td->tg_relation);
+	col_gid = SPI_fnumber(desc, "gid");
+	col_sysid = SPI_fnumber(desc, "coordinator_sysid");
+	col_xid = SPI_fnumber(desc, "coordinator_xid");
+	if (col_gid <= 0 || col_sysid <= 0 || col_xid <= 0)
+		elog(ERROR, "tpc_decisions_guard() fired on a table without the decision log's columns");
+
+	d = heap_getattr(tup, col_gid, desc, &isnull);
+	gid = isnull ? pstrdup("") : TextDatumGetCString(d);
+	if (!tpc_parse_gid(gid, &g))
+		ereport(ERROR,
+				(errcode(ERRCODE_CONSISTENCY_TPC_GID_UNRECOGNISED),
+				 errmsg("gid \"%s\" was not made by consistency.tpc_gid()", gid),
+				 errdetail("The decision log only holds decisions for gids that name their coordinator transaction."),
+				 errhint("Log decisions with consistency.tpc_log_decision() in the coordinator transaction.")));
+
+	mine = GetTopFullTransactionId();
+	ok = g.sysid == GetSystemIdentifier() && g.dboid == MyDatabaseId &&
+		FullTransactionIdEquals(g.fxid, mine);
+	d = heap_getattr(tup, col_sysid, desc, &isnull);
+	ok = ok && !isnull && (uint64) DatumGetInt64(d) == g.sysid;
+	d = heap_getattr(tup, col_xid, desc, &isnull);
+	ok = ok && !isnull && FullTransactionIdEquals(DatumGetFullTransactionId(d), g.fxid);
+	if (!ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONSISTENCY_TPC_WRONG_TRANSACTION),
+				 errmsg("a decision for gid \"%s\" may only be written by the coordinator transaction it names", gid),
+				 errdetail("This is transaction " UINT64_FORMAT " of database %u in cluster " UINT64_FORMAT "; the row's gid, coordinator_sysid and coordinator_xid must all name it.",
+						   U64FromFullTransactionId(mine), MyDatabaseId, GetSystemIdentifier()),
+				 errhint("Log decisions with consistency.tpc_log_decision() in the coordinator transaction.")));
+	return PointerGetDatum(tup);
 }
 
 /* ----------------------------------------------------------------
@@ -804,7 +922,8 @@ consistency_prepared_xacts(PG_FUNCTION_ARGS)
 	MemoryContext mcxt = CurrentMemoryContext;
 
 	InitMaterializedSRF(fcinfo, 0);
-	SPI_connect();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
 	list = tpc_list_prepared(NULL, min_age, mcxt);
 	xl = gather_locks(list);
 	horizon = GetOldestNonRemovableTransactionId(NULL);

@@ -28,8 +28,9 @@
  * transaction.  An executed COMMIT/ROLLBACK PREPARED cannot be undone, so
  * its log row must not be undone either when the caller's transaction rolls
  * back; it is not.  Arguments and results travel through a DSM segment
- * whose handle is the worker's main argument; the caller waits for each
- * worker to exit.
+ * whose handle is the worker's main argument (its database is in
+ * bgw_extra); the caller waits for each worker to exit.  A caller that
+ * stops waiting (cancelled, say) hands the log over: see orphan_tasks().
  *
  * IDENTIFICATION
  *	  src/twophase_resolve.c
@@ -43,6 +44,7 @@
 #include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
+#include "commands/trigger.h"
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -62,6 +64,10 @@
 
 PG_FUNCTION_INFO_V1(consistency_resolve_prepared);
 PG_FUNCTION_INFO_V1(consistency_resolve_stale);
+PG_FUNCTION_INFO_V1(consistency_tpc_resolution_log_guard);
+
+/* The resolver worker's bgw_type: the resolution log trusts only it. */
+#define TPC_WORKER_TYPE "consistency resolver"
 
 /*
  * GUC consistency.tpc_caller_evidence: why the caller chose an explicit
@@ -109,12 +115,28 @@ typedef struct TpcTask
 	char		error[TPC_MAX_TEXT];
 } TpcTask;
 
+/*
+ * Whether the caller still waits for the worker it started last (see
+ * orphan_tasks): the worker moves RUNNING to EXITED as it detaches, the
+ * caller RUNNING to ABANDONED when it stops waiting; whoever comes second
+ * sees to the log.
+ */
+#define TPC_WORKER_RUNNING		0
+#define TPC_WORKER_EXITED		1
+#define TPC_WORKER_ABANDONED	2
+
 typedef struct TpcShared
 {
 	Oid			userid;			/* role the workers connect as */
-	Oid			dboid;			/* database of the worker being started */
 	Oid			log_dboid;		/* the caller's database: where the log is */
+	NameData	log_dbname;
+	pg_atomic_uint32 state;		/* TPC_WORKER_* of the worker started last */
+	bool		log_only;		/* the caller gave up: the log writer only logs */
+	bool		pinned;			/* the caller pinned the segment: the log writer unpins it */
 	bool		log_written;
+	/* the caller's own bookkeeping, for orphan_tasks */
+	Oid			inflight_db;	/* the worker it waits for, if any */
+	bool		log_done;		/* the log writer ran */
 	NameData	resolved_by;
 	int			ntasks;
 	TpcTask		tasks[FLEXIBLE_ARRAY_MEMBER];
@@ -130,6 +152,12 @@ typedef struct TpcShared
  * The worker
  * ----------------------------------------------------------------
  */
+
+/* This worker's database is the caller's: it writes the resolution log. */
+static bool worker_writes_log = false;
+
+static bool start_worker(dsm_segment *seg, Oid dboid, const char *dbname, pid_t notify_pid,
+						 BackgroundWorkerHandle **handle);
 
 /* Finish one prepared transaction in a transaction of its own; classify the result. */
 static void
@@ -179,7 +207,8 @@ worker_write_log(TpcShared *sh)
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	pgstat_report_activity(STATE_RUNNING, "writing consistency.tpc_resolution_log");
-	SPI_connect();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
 	PushActiveSnapshot(GetTransactionSnapshot());
 	for (i = 0; i < sh->ntasks; i++)
 	{
@@ -216,12 +245,36 @@ worker_write_log(TpcShared *sh)
 	sh->log_written = true;
 }
 
+/*
+ * on_dsm_detach callback of every worker, run however it exits (an error
+ * to connect included).  If the caller stopped waiting for it, this worker
+ * sees to the log: it is the log writer (and unpins the segment), or it
+ * starts the log writer now that its own results are in.
+ */
+static void
+worker_detach(dsm_segment *seg, Datum arg)
+{
+	TpcShared  *sh = (TpcShared *) DatumGetPointer(arg);
+	uint32		expected = TPC_WORKER_RUNNING;
+
+	if (pg_atomic_compare_exchange_u32(&sh->state, &expected, TPC_WORKER_EXITED))
+		return;					/* the caller waits for us */
+	if (worker_writes_log ||
+		!start_worker(seg, sh->log_dboid, NameStr(sh->log_dbname), 0, NULL))
+	{
+		if (sh->pinned)
+			dsm_unpin_segment(dsm_segment_handle(seg));
+		sh->pinned = false;
+	}
+}
+
 void
 consistency_tpc_worker_main(Datum main_arg)
 {
 	dsm_segment *seg;
 	TpcShared  *sh;
 	MemoryContext workcxt;
+	Oid			dboid;
 	int			i;
 
 	pqsignal(SIGTERM, die);
@@ -234,24 +287,57 @@ consistency_tpc_worker_main(Datum main_arg)
 				 errmsg("could not map the resolver's dynamic shared memory segment"),
 				 errdetail("The session that started this worker has gone away.")));
 	sh = dsm_segment_address(seg);
+	memcpy(&dboid, MyBgworkerEntry->bgw_extra, sizeof(Oid));
+	worker_writes_log = (dboid == sh->log_dboid);
+	on_dsm_detach(seg, worker_detach, PointerGetDatum(sh));
 
 	/* as the calling role: PostgreSQL's owner-or-superuser rule decides */
-	BackgroundWorkerInitializeConnectionByOid(sh->dboid, sh->userid, 0);
+	BackgroundWorkerInitializeConnectionByOid(dboid, sh->userid, 0);
 
 	workcxt = AllocSetContextCreate(TopMemoryContext, "consistency resolver",
 									ALLOCSET_DEFAULT_SIZES);
-	for (i = 0; i < sh->ntasks; i++)
+	if (!(worker_writes_log && sh->log_only))
 	{
-		TpcTask    *t = &sh->tasks[i];
+		for (i = 0; i < sh->ntasks; i++)
+		{
+			TpcTask    *t = &sh->tasks[i];
 
-		if (t->dboid == sh->dboid && t->outcome == OUT_PENDING)
-			worker_run_task(t, workcxt);
+			if (t->dboid == dboid && t->outcome == OUT_PENDING)
+				worker_run_task(t, workcxt);
+		}
 	}
-	if (sh->dboid == sh->log_dboid)
+	if (worker_writes_log)
 		worker_write_log(sh);
 
 	dsm_detach(seg);
 	proc_exit(0);
+}
+
+/*
+ * tpc_resolution_log_guard(): BEFORE INSERT OR UPDATE row trigger on
+ * consistency.tpc_resolution_log.  The resolver worker writes the log as
+ * the calling role, so that role (consistency_admin) needs INSERT on it;
+ * this keeps such a role from writing rows by hand -- an audit trail of
+ * resolutions that never ran.  Only the resolver worker (and a superuser,
+ * who could bypass any trigger, and restores dumps) may write it.  Runs no
+ * SQL.
+ */
+Datum
+consistency_tpc_resolution_log_guard(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(td->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(td->tg_event) || TRIGGER_FIRED_BY_DELETE(td->tg_event))
+		elog(ERROR, "tpc_resolution_log_guard() must be a BEFORE INSERT OR UPDATE row trigger");
+	if (!superuser() &&
+		!(MyBgworkerEntry != NULL && strcmp(MyBgworkerEntry->bgw_type, TPC_WORKER_TYPE) == 0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("only the resolver writes consistency.tpc_resolution_log"),
+				 errdetail("Rows are written by the background worker of consistency.resolve_prepared() and consistency.resolve_stale(), for the actions it attempted."),
+				 errhint("Resolve with consistency.resolve_prepared() or consistency.resolve_stale().")));
+	return PointerGetDatum(TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? td->tg_newtuple : td->tg_trigtuple);
 }
 
 /* ----------------------------------------------------------------
@@ -271,16 +357,17 @@ consistency_twophase_resolve_init(void)
 							   NULL, NULL, NULL);
 }
 
-/* Start a worker for database dboid and wait until it exits; false if none could start. */
+/*
+ * Register a resolver worker for database dboid (its database travels in
+ * bgw_extra); false if no slot is free.  notify_pid: who waits for it, or 0.
+ * Also called by a worker as it exits (worker_detach).
+ */
 static bool
-run_worker(dsm_segment *seg, Oid dboid, const char *dbname)
+start_worker(dsm_segment *seg, Oid dboid, const char *dbname, pid_t notify_pid,
+			 BackgroundWorkerHandle **handle)
 {
-	TpcShared  *sh = dsm_segment_address(seg);
 	BackgroundWorker w;
-	BackgroundWorkerHandle *handle;
-	BgwHandleStatus status;
 
-	sh->dboid = dboid;
 	memset(&w, 0, sizeof(w));
 	w.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
 	w.bgw_start_time = BgWorkerStart_RecoveryFinished;
@@ -288,18 +375,74 @@ run_worker(dsm_segment *seg, Oid dboid, const char *dbname)
 	snprintf(w.bgw_library_name, BGW_MAXLEN, "consistency");
 	snprintf(w.bgw_function_name, BGW_MAXLEN, "consistency_tpc_worker_main");
 	snprintf(w.bgw_name, BGW_MAXLEN, "consistency resolver for database %s", dbname);
-	snprintf(w.bgw_type, BGW_MAXLEN, "consistency resolver");
+	snprintf(w.bgw_type, BGW_MAXLEN, TPC_WORKER_TYPE);
 	w.bgw_main_arg = UInt32GetDatum(dsm_segment_handle(seg));
-	w.bgw_notify_pid = MyProcPid;
+	memcpy(w.bgw_extra, &dboid, sizeof(Oid));
+	w.bgw_notify_pid = notify_pid;
+	return RegisterDynamicBackgroundWorker(&w, handle);
+}
 
-	if (!RegisterDynamicBackgroundWorker(&w, &handle))
-		return false;
-	status = WaitForBackgroundWorkerShutdown(handle);
-	if (status == BGWH_POSTMASTER_DIED)
+/* Wait until a worker this backend started exits. */
+static void
+wait_worker(BackgroundWorkerHandle *handle)
+{
+	if (WaitForBackgroundWorkerShutdown(handle) == BGWH_POSTMASTER_DIED)
 		ereport(FATAL,
 				(errcode(ERRCODE_ADMIN_SHUTDOWN),
 				 errmsg("postmaster exited while a resolver worker was running")));
-	return true;
+}
+
+/*
+ * The caller stops waiting (cancelled, statement_timeout, or any error
+ * while its workers run).  Actions already taken, and those of the worker
+ * still running (inflight_db, if valid), cannot be undone, so their log
+ * rows must still be written; workers not yet started never start.  The
+ * segment is pinned so that it outlives this backend's mapping; the log
+ * writer unpins it.  Whoever is last -- the running worker as it exits, or
+ * this backend if it already has -- starts a log writer in the caller's
+ * database, which only writes the log.  If the running worker is itself the
+ * log writer, it does all that.  Runs in a PG_CATCH block: no errors.
+ */
+static void
+orphan_tasks(dsm_segment *seg)
+{
+	TpcShared  *sh = dsm_segment_address(seg);
+	Oid			inflight_db = sh->inflight_db;
+	bool		attempted = false;
+	uint32		expected = TPC_WORKER_RUNNING;
+	int			i;
+
+	for (i = 0; i < sh->ntasks; i++)
+		if (sh->tasks[i].outcome != OUT_PENDING)
+			attempted = true;
+	if (sh->log_done || (!OidIsValid(inflight_db) && !attempted))
+		return;					/* logged already, or nothing was done */
+
+	HOLD_INTERRUPTS();
+	sh->log_only = (inflight_db != sh->log_dboid);
+	sh->pinned = true;
+	dsm_pin_segment(seg);
+	if (OidIsValid(inflight_db) &&
+		pg_atomic_compare_exchange_u32(&sh->state, &expected, TPC_WORKER_ABANDONED))
+	{
+		/* still running: worker_detach takes over */
+	}
+	else if (inflight_db == sh->log_dboid)
+	{
+		/* the log writer itself already exited */
+		sh->pinned = false;
+		dsm_unpin_segment(dsm_segment_handle(seg));
+	}
+	else
+	{
+		pg_atomic_write_u32(&sh->state, TPC_WORKER_ABANDONED);
+		if (!start_worker(seg, sh->log_dboid, NameStr(sh->log_dbname), 0, NULL))
+		{
+			sh->pinned = false;
+			dsm_unpin_segment(dsm_segment_handle(seg));
+		}
+	}
+	RESUME_INTERRUPTS();
 }
 
 static void
@@ -314,50 +457,46 @@ error_no_worker(void)
 }
 
 /*
- * Run the planned tasks: one worker per database, the caller's database
- * last, whose worker also writes the resolution log.  Results are copied
- * back into tasks.
+ * Start the workers of run_tasks one after the other, one per database,
+ * the caller's database last, each waited for; true if not even the first
+ * could start.
  */
-static void
-run_tasks(TpcTask *tasks, int ntasks)
+static bool
+run_workers(dsm_segment *seg)
 {
-	Size		size = offsetof(TpcShared, tasks) + sizeof(TpcTask) * ntasks;
-	dsm_segment *seg;
-	TpcShared  *sh;
+	TpcShared  *sh = dsm_segment_address(seg);
 	List	   *dbs = NIL;
-	ListCell   *lc;
 	bool		started_any = false;
+	ListCell   *lc;
 	int			i;
 
-	PreventCommandDuringRecovery("COMMIT PREPARED or ROLLBACK PREPARED");
-	seg = dsm_create(size, 0);
-	sh = dsm_segment_address(seg);
-	memset(sh, 0, offsetof(TpcShared, tasks));
-	sh->userid = GetUserId();
-	sh->log_dboid = MyDatabaseId;
-	namestrcpy(&sh->resolved_by, GetUserNameFromId(GetUserId(), false));
-	sh->ntasks = ntasks;
-	memcpy(sh->tasks, tasks, sizeof(TpcTask) * ntasks);
-
-	for (i = 0; i < ntasks; i++)
-		if (tasks[i].dboid != MyDatabaseId)
-			dbs = list_append_unique_oid(dbs, tasks[i].dboid);
+	for (i = 0; i < sh->ntasks; i++)
+		if (sh->tasks[i].dboid != MyDatabaseId)
+			dbs = list_append_unique_oid(dbs, sh->tasks[i].dboid);
 	dbs = lappend_oid(dbs, MyDatabaseId);
 
 	foreach(lc, dbs)
 	{
 		Oid			db = lfirst_oid(lc);
 		char	   *dbname = get_database_name(db);
-		bool		ran = run_worker(seg, db, dbname ? dbname : "?");
+		BackgroundWorkerHandle *handle;
+		bool		ran;
 
-		if (!ran && !started_any)
+		pg_atomic_write_u32(&sh->state, TPC_WORKER_RUNNING);
+		ran = start_worker(seg, db, dbname ? dbname : "?", MyProcPid, &handle);
+		if (ran)
 		{
-			dsm_detach(seg);
-			error_no_worker();
+			sh->inflight_db = db;
+			wait_worker(handle);
+			sh->inflight_db = InvalidOid;
+			if (db == sh->log_dboid)
+				sh->log_done = true;
 		}
+		else if (!started_any)
+			return true;
 		started_any = true;
 		/* a worker that died before finishing (it could not connect, say) */
-		for (i = 0; i < ntasks; i++)
+		for (i = 0; i < sh->ntasks; i++)
 		{
 			TpcTask    *t = &sh->tasks[i];
 
@@ -371,6 +510,49 @@ run_tasks(TpcTask *tasks, int ntasks)
 						 dbname ? dbname : "?");
 			}
 		}
+	}
+	return false;
+}
+
+/*
+ * Run the planned tasks: one worker per database, the caller's database
+ * last, whose worker also writes the resolution log.  Results are copied
+ * back into tasks.
+ */
+static void
+run_tasks(TpcTask *tasks, int ntasks)
+{
+	Size		size = offsetof(TpcShared, tasks) + sizeof(TpcTask) * ntasks;
+	dsm_segment *seg;
+	TpcShared  *sh;
+	volatile bool no_worker = false;
+
+	PreventCommandDuringRecovery("COMMIT PREPARED or ROLLBACK PREPARED");
+	seg = dsm_create(size, 0);
+	sh = dsm_segment_address(seg);
+	memset(sh, 0, offsetof(TpcShared, tasks));
+	pg_atomic_init_u32(&sh->state, TPC_WORKER_EXITED);
+	sh->userid = GetUserId();
+	sh->log_dboid = MyDatabaseId;
+	namestrcpy(&sh->log_dbname, get_database_name(MyDatabaseId));
+	namestrcpy(&sh->resolved_by, GetUserNameFromId(GetUserId(), false));
+	sh->ntasks = ntasks;
+	memcpy(sh->tasks, tasks, sizeof(TpcTask) * ntasks);
+
+	PG_TRY();
+	{
+		no_worker = run_workers(seg);
+	}
+	PG_CATCH();
+	{
+		orphan_tasks(seg);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	if (no_worker)
+	{
+		dsm_detach(seg);
+		error_no_worker();
 	}
 	if (!sh->log_written)
 		ereport(WARNING,
@@ -458,7 +640,8 @@ consistency_resolve_prepared(PG_FUNCTION_ARGS)
 				 errdetail("The action given is \"%s\".", action)));
 	InitMaterializedSRF(fcinfo, 0);
 
-	SPI_connect();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
 	list = tpc_list_prepared(gid, &zero, mcxt);
 	if (list == NIL)
 	{
@@ -516,7 +699,23 @@ consistency_resolve_prepared(PG_FUNCTION_ARGS)
 						 errhint("Use action => 'auto'; pass force => true only if you know better (the action is logged as heuristic).")));
 			heuristic = true;
 		}
-		/* else: it agrees, or the decision log is elsewhere and the caller brings the decision */
+		else if (v == TPC_VERDICT_UNKNOWN && g.sysid == GetSystemIdentifier())
+		{
+			/*
+			 * This cluster's gid, but no verdict here (its coordinator's log
+			 * is in another database, the gid names the prepared transaction
+			 * itself, the grace period is not over, ...): nothing the caller
+			 * could bring outranks this cluster's own decision log.
+			 */
+			if (!force)
+				ereport(ERROR,
+						(errcode(ERRCODE_CONSISTENCY_TPC_CONTRADICTS_VERDICT),
+						 errmsg("%s of prepared transaction \"%s\" is not backed by its coordinator", action, p->gid),
+						 errdetail("The resolver's verdict is unknown: %s.", evidence),
+						 errhint("Resolve it where its decision log is, or wait for a verdict; pass force => true only if you know the outcome (the action is logged as heuristic).")));
+			heuristic = true;
+		}
+		/* else: it agrees, or the decision log is in another cluster and the caller brings the decision */
 		if (tpc_caller_evidence != NULL && tpc_caller_evidence[0] != '\0')
 			evidence = psprintf("%s; the caller's evidence: %s", evidence, tpc_caller_evidence);
 	}
@@ -573,7 +772,8 @@ consistency_resolve_stale(PG_FUNCTION_ARGS)
 	int			i;
 
 	InitMaterializedSRF(fcinfo, 0);
-	SPI_connect();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
 	list = tpc_list_prepared(NULL, min_age, mcxt);
 	n = list_length(list);
 	verdicts = MemoryContextAlloc(mcxt, sizeof(TpcVerdict) * Max(n, 1));

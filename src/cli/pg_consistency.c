@@ -380,6 +380,18 @@ cmd_resolve(PGconn *conn, int execute, const char *older_than, const char *grace
 		p[0] = reason;
 		r = PQexecParams(conn, "SELECT pg_catalog.set_config('consistency.tpc_caller_evidence', $1, false)",
 						 1, NULL, p, NULL, NULL, 0);
+		if (PQresultStatus(r) != PGRES_TUPLES_OK)
+		{
+			/* acting now would log the previous gid's evidence for this one */
+			char	   *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+
+			printf("%-40s %-14s %-9s %-8s %-16s could not record the evidence, nothing done: %s (%s)\n",
+				   gid, PQgetvalue(res, i, 1), action, "f", "failed",
+				   msg ? msg : PQerrorMessage(conn), reason);
+			code = worst(code, EXIT_CRITICAL);
+			PQclear(r);
+			continue;
+		}
 		PQclear(r);
 		p[0] = gid;
 		p[1] = action;

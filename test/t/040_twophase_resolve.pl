@@ -6,6 +6,7 @@
 # - a consistency_admin that did not prepare the transaction is refused by PostgreSQL's own rule,
 #   and the attempt is logged; the owner may resolve it;
 # - a gid that another session is finishing right now is reported busy and left alone;
+# - a caller cancelled while its worker runs in another database still gets the resolution logged;
 # - prepared transactions and their verdicts survive a restart.
 use strict;
 use warnings;
@@ -200,6 +201,35 @@ is( $node->safe_psql('ops',
 	'commit false busy', 'a gid another session is finishing is reported busy');
 like( $node->safe_psql('ops', "SELECT error FROM consistency.tpc_resolution_log WHERE gid = '$gid' AND outcome = 'busy'"),
 	qr/^55000: prepared transaction with identifier .* is busy$/, 'the busy attempt is logged with PostgreSQL\'s error');
+
+# Cancelled caller: alice's COMMIT PREPARED in db1 (her worker commits with
+# synchronous_commit = on) waits for the missing standby; the caller, in ops, is cancelled
+# while it waits for that worker.  The action goes on, and once the worker is done a log
+# writer starts in ops by itself.
+$coord = $node->background_psql('ops');
+$coord->query_safe('BEGIN');
+my $gid_cancel = $coord->query_safe(q{SELECT consistency.tpc_gid('cancel')});
+$node->safe_psql('db1', qq{
+	SET ROLE alice;
+	BEGIN;
+	UPDATE stock SET qty = qty - 1 WHERE item = 'pear';
+	PREPARE TRANSACTION '$gid_cancel';
+});
+$coord->query_safe("SELECT consistency.tpc_log_decision('$gid_cancel')");
+$coord->query_safe('COMMIT');
+$coord->quit;
+my $caller = $node->background_psql('ops', on_error_stop => 0, extra_params => ['-U', 'alice']);
+my $caller_pid = $caller->query_safe('SELECT pg_backend_pid()');
+$caller->query_until(qr/resolving/,
+	"\\echo resolving\nSELECT * FROM consistency.resolve_prepared('$gid_cancel', dry_run => false);\n");
+$node->poll_query_until('db1',
+	"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'consistency resolver' AND datname = 'db1' AND wait_event = 'SyncRep'")
+  or die 'the resolver worker never waited for the standby';
+$node->safe_psql('ops', "SELECT pg_cancel_backend($caller_pid)");
+$node->poll_query_until('ops', "SELECT state = 'idle' FROM pg_stat_activity WHERE pid = $caller_pid")
+  or die 'the caller was not cancelled';
+is($node->safe_psql('ops', "SELECT count(*) FROM consistency.tpc_resolution_log WHERE gid = '$gid_cancel'"),
+	'0', 'cancelled caller: nothing is logged while the worker still waits');
 $node->safe_psql('postgres', q{
 	ALTER SYSTEM RESET synchronous_standby_names;
 	SELECT pg_reload_conf();
@@ -207,6 +237,18 @@ $node->safe_psql('postgres', q{
 $node->poll_query_until('db1', "SELECT count(*) = 0 FROM pg_prepared_xacts WHERE gid = '$gid'")
   or die 'COMMIT PREPARED did not finish';
 $finisher->quit;
+ok( $node->poll_query_until('ops',
+		"SELECT outcome || ' ' || resolved_by FROM consistency.tpc_resolution_log WHERE gid = '$gid_cancel'",
+		'committed alice'),
+	'cancelled caller: the worker\'s commit is logged in the caller\'s database all the same');
+is($node->safe_psql('db1', "SELECT count(*) FROM pg_prepared_xacts WHERE gid = '$gid_cancel'"), '0',
+	'cancelled caller: the prepared transaction was committed');
+is($caller->query('SELECT 1'), '1', 'the cancelled session is usable');
+like($caller->{stderr}, qr/canceling statement due to user request/, 'and it was cancelled');
+$caller->quit;
+ok( $node->poll_query_until('postgres',
+		q{SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'consistency resolver'}, '0'),
+	'no resolver worker is left behind');
 is( $node->safe_psql('ops',
 		"SELECT planned || ' ' || executed || ' ' || outcome FROM consistency.resolve_prepared('$gid', dry_run => false)"),
 	'none false not_found', 'once finished, the gid is gone');

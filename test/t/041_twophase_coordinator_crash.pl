@@ -4,8 +4,10 @@
 #   participants: BEGIN; ...; PREPARE TRANSACTION gid;
 #   coordinator: SELECT consistency.tpc_log_decision(gid); COMMIT;     -- the decision
 #   participants: COMMIT PREPARED gid;                                  -- phase 2
-# and the coordinator is killed (immediate stop) three times: with transactions prepared but
-# undecided, with decisions logged but no phase 2, and midway through phase 2.  After each
+# and the coordinator is killed (immediate stop) four times: with transactions prepared but
+# undecided, with decisions logged but no phase 2, midway through phase 2, and right after
+# decisions committed under synchronous_commit = off (tpc_log_decision forces that commit to
+# disk; the WAL writer sleeps 10 s here, so an unforced commit record would be lost).  After each
 # crash, pg_consistency resolves the participants from the coordinator's decision log
 # (--decisions-from, another cluster).  Exactly the transactions with a logged commit
 # decision end up committed on both participants, all others rolled back, nothing stays
@@ -20,6 +22,7 @@ use Test::More;
 
 my $coord = PostgreSQL::Test::Cluster->new('coordinator');
 $coord->init;
+$coord->append_conf('postgresql.conf', "wal_writer_delay = 10s\n");
 $coord->start;
 $coord->safe_psql('postgres', 'CREATE EXTENSION consistency');
 
@@ -173,7 +176,25 @@ distributed($_, 'done', 'commit') for 71 .. 90;
 distributed($_, 'phase2-half', 'commit') for 91 .. 100;
 crash_and_resolve('crash midway through phase 2', [], 100, [0, 10]);
 
-is(scalar(grep { $committed{$_} } 1 .. 100), 83, '83 of the 100 transactions were decided commit');
+# Round 4: 5 prepared on both, then each coordinator logs commit and commits with
+# synchronous_commit = off, and the coordinator crashes at once.  The decisions must survive.
+my @async = map { [ $_, distributed($_, 'prepared', 'commit') ] } 101 .. 105;
+for my $a (@async)
+{
+	my ($txn, $c) = @$a;
+	$c->query_safe('SET LOCAL synchronous_commit = off');
+	$c->query_safe("SELECT consistency.tpc_log_decision('$gid_of{$txn}')");
+	$c->query_safe('COMMIT');
+	$c->quit;
+	$committed{$txn} = 1;
+}
+crash_and_resolve('crash after asynchronous commits of decisions', [], 105, [5, 5]);
+is( $coord->safe_psql('postgres',
+		'SELECT count(*) FROM consistency.tpc_decisions WHERE gid IN ('
+		  . join(',', map { "'$gid_of{$_}'" } 101 .. 105) . ')'),
+	'5', 'decisions committed with synchronous_commit = off survive the crash');
+
+is(scalar(grep { $committed{$_} } 1 .. 105), 88, '88 of the 105 transactions were decided commit');
 is( $parts[0]->safe_psql('postgres', 'SELECT sum(amount) FROM transfers'),
 	$parts[1]->safe_psql('postgres', 'SELECT sum(amount) FROM transfers'),
 	'the participants agree');
