@@ -86,6 +86,11 @@ extern void consistency_twophase_init(void);
 #define ERRCODE_CONSISTENCY_TPC_WORKER_UNAVAILABLE	MAKE_SQLSTATE('Y','C','4','0','5')
 #define ERRCODE_CONSISTENCY_TPC_WORKER_FAILED		MAKE_SQLSTATE('Y','C','4','0','6')
 
+/* spi_plans.c: SPI statements prepared once per backend. */
+struct _SPI_plan;
+extern struct _SPI_plan *consistency_keep_plan(struct _SPI_plan **cache, const char *sql,
+											   int nargs, const Oid *argtypes);
+
 /* args.c: argument checks shared by every SQL-callable function. */
 extern void consistency_arg_not_null(FunctionCallInfo fcinfo, int argno,
 									 const char *argname);

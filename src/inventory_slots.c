@@ -108,17 +108,7 @@ inv_exec(InvStmt *stmt, Datum *values, const char *nulls, bool read_only)
 {
 	int			rc;
 
-	if (stmt->plan == NULL)
-	{
-		SPIPlanPtr	plan = SPI_prepare(stmt->sql, stmt->nargs, stmt->argtypes);
-
-		if (plan == NULL)
-			elog(ERROR, "SPI_prepare failed for \"%s\": %s",
-				 stmt->sql, SPI_result_code_string(SPI_result));
-		if (SPI_keepplan(plan) != 0)
-			elog(ERROR, "SPI_keepplan failed");
-		stmt->plan = plan;
-	}
+	consistency_keep_plan(&stmt->plan, stmt->sql, stmt->nargs, stmt->argtypes);
 	rc = SPI_execute_plan(stmt->plan, values, nulls, read_only, 0);
 	if (rc < 0)
 		elog(ERROR, "SPI_execute_plan failed for \"%s\": %s",

@@ -133,20 +133,8 @@ static SPIPlanPtr stmt_plans[NUM_STMTS];
 static SPIPlanPtr
 get_plan(TpcStmt s)
 {
-	if (stmt_plans[s] == NULL)
-	{
-		SPIPlanPtr	plan;
-
-		plan = SPI_prepare(stmt_defs[s].sql, stmt_defs[s].nargs,
-						   (Oid *) stmt_defs[s].argtypes);
-		if (plan == NULL)
-			elog(ERROR, "SPI_prepare failed for \"%s\": %s",
-				 stmt_defs[s].sql, SPI_result_code_string(SPI_result));
-		if (SPI_keepplan(plan) != 0)
-			elog(ERROR, "SPI_keepplan failed");
-		stmt_plans[s] = plan;
-	}
-	return stmt_plans[s];
+	return consistency_keep_plan(&stmt_plans[s], stmt_defs[s].sql, stmt_defs[s].nargs,
+								 stmt_defs[s].argtypes);
 }
 
 static void
