@@ -300,3 +300,10 @@ DROP ROLE tpc_monitor;
 DROP ROLE tpc_admin;
 DROP ROLE tpc_nologin;
 DROP ROLE tpc_app;
+-- Both logs are guarded by C triggers, enabled on every write (section 2b tests what they refuse).
+SELECT tgrelid::regclass AS guarded_table, tgname, tgfoid::regprocedure AS guard, tgenabled,
+	   (tgtype & 2) <> 0 AS before, (tgtype & 1) <> 0 AS for_each_row
+  FROM pg_trigger
+ WHERE tgfoid IN ('consistency.tpc_decisions_guard()'::regprocedure,
+				  'consistency.tpc_resolution_log_guard()'::regprocedure)
+ ORDER BY 1;
