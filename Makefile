@@ -20,7 +20,6 @@ ISOLATION     = $(patsubst test/specs/%.spec,%,$(sort $(wildcard test/specs/*.sp
 ISOLATION_OPTS = --inputdir=test --load-extension=consistency
 TAP_TESTS     = 1
 PROVE_TESTS   = $(sort $(wildcard test/t/*.pl))
-PROVE_FLAGS   = -I $(CURDIR)/test/t
 
 EXTRA_CLEAN = results regression.diffs regression.out output_iso tmp_check tmp_check_iso log
 
@@ -33,6 +32,10 @@ PG_CFLAGS += -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-
 PG_CPPFLAGS += -I$(srcdir)/src
 
 include $(PGXS)
+
+# After the include: Makefile.global resets PROVE_FLAGS.  test/t holds the TAP tests' own
+# module (ConsistencyCluster.pm).
+PROVE_FLAGS = -I $(CURDIR)/test/t
 
 .PHONY: installcheck-regress installcheck-isolation installcheck-tap installcheck-pgtap
 

@@ -17,17 +17,12 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use ConsistencyCluster;
 
-my $primary = PostgreSQL::Test::Cluster->new('primary');
-$primary->init(allows_streaming => 1);
-$primary->append_conf('postgresql.conf', "shared_preload_libraries = 'consistency'");
-$primary->start;
-$primary->safe_psql('postgres', q{
-	CREATE EXTENSION consistency;
+my $primary = start_primary('primary', q{
 	CREATE TABLE kv (k int PRIMARY KEY, v int NOT NULL);
 	INSERT INTO kv VALUES (1, 0);
 });
-$primary->backup('base');
 
 # standby_a: library preloaded (replay watcher); standby_b: loaded per session (polling).
 my $standby_a = PostgreSQL::Test::Cluster->new('standby_a');

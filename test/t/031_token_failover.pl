@@ -12,25 +12,13 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use ConsistencyCluster;
 
-my $primary = PostgreSQL::Test::Cluster->new('old_primary');
-$primary->init(allows_streaming => 1);
-$primary->append_conf('postgresql.conf', "shared_preload_libraries = 'consistency'");
-$primary->start;
-$primary->safe_psql('postgres', q{
-	CREATE EXTENSION consistency;
+my $primary = start_primary('old_primary', q{
 	CREATE TABLE kv (k int PRIMARY KEY, v int NOT NULL);
 	INSERT INTO kv VALUES (1, 0);
 });
-$primary->backup('base');
-my @standbys;
-for my $name ('standby_1', 'standby_2')
-{
-	my $s = PostgreSQL::Test::Cluster->new($name);
-	$s->init_from_backup($primary, 'base', has_streaming => 1);
-	$s->start;
-	push @standbys, $s;
-}
+my @standbys = start_standbys($primary, 'standby_1', 'standby_2');
 my ($standby_1, $standby_2) = @standbys;
 
 sub write_value

@@ -12,20 +12,15 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use ConsistencyCluster;
 
 my $example = "$ENV{TESTDIR}/test/router_example";
 -x $example or BAIL_OUT("$example is not built");
 
-my $primary = PostgreSQL::Test::Cluster->new('primary');
-$primary->init(allows_streaming => 1);
-$primary->append_conf('postgresql.conf', "shared_preload_libraries = 'consistency'");
-$primary->start;
-$primary->safe_psql('postgres', q{
-	CREATE EXTENSION consistency;
+my $primary = start_primary('primary', q{
 	CREATE TABLE rw_counter (id int PRIMARY KEY, v bigint NOT NULL);
 	INSERT INTO rw_counter VALUES (1, 0);
 });
-$primary->backup('base');
 my $delayed = PostgreSQL::Test::Cluster->new('delayed');
 $delayed->init_from_backup($primary, 'base', has_streaming => 1);
 $delayed->start;

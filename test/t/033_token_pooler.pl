@@ -15,30 +15,18 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use ConsistencyCluster;
 use IPC::Run;
 
 my $pgbouncer = (grep { -x $_ } ('/usr/sbin/pgbouncer', '/usr/bin/pgbouncer'))[0];
 BAIL_OUT('pgbouncer is not installed (scripts/lib/common.sh PACKAGES has it)') unless $pgbouncer;
 my $python = (grep { -x $_ } ('/usr/bin/python3'))[0] // 'python3';
 
-my $primary = PostgreSQL::Test::Cluster->new('primary');
-$primary->init(allows_streaming => 1);
-$primary->append_conf('postgresql.conf', "shared_preload_libraries = 'consistency'");
-$primary->start;
-$primary->safe_psql('postgres', q{
-	CREATE EXTENSION consistency;
+my $primary = start_primary('primary', q{
 	CREATE TABLE rw_counter (id int PRIMARY KEY, v bigint NOT NULL);
 	INSERT INTO rw_counter VALUES (1, 0);
 });
-$primary->backup('base');
-my @standbys;
-for my $name ('standby_1', 'standby_2')
-{
-	my $s = PostgreSQL::Test::Cluster->new($name);
-	$s->init_from_backup($primary, 'base', has_streaming => 1);
-	$s->start;
-	push @standbys, $s;
-}
+my @standbys = start_standbys($primary, 'standby_1', 'standby_2');
 $primary->wait_for_catchup($_, 'replay') for @standbys;
 
 # --- pgbouncer ------------------------------------------------------------------------
