@@ -35,6 +35,10 @@ typedef struct InvStmt
 	SPIPlanPtr	plan;
 } InvStmt;
 
+/* Statements both inventory_slots.c and inventory_stock.c run (defined in the former). */
+extern InvStmt inv_stmt_nslots;		/* number of slots of a SKU */
+extern InvStmt inv_stmt_read_all;	/* every slot of a SKU, row-locked, in slot order */
+
 extern uint64 inv_exec(InvStmt *stmt, Datum *values, const char *nulls,
 					   bool read_only);
 

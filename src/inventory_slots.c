@@ -159,17 +159,18 @@ static InvStmt stmt_try_row = {
 	"SELECT FROM " INV_TABLE " WHERE sku = $1 AND slot = $2 FOR NO KEY UPDATE SKIP LOCKED",
 	2, {TEXTOID, INT4OID}
 };
-static InvStmt stmt_nslots = {
+/* shared with inventory_stock.c (declared in inventory.h) */
+InvStmt		inv_stmt_nslots = {
 	"SELECT max(slot) + 1 FROM " INV_TABLE " WHERE sku = $1",
 	1, {TEXTOID}
 };
-static InvStmt stmt_read_all = {
+InvStmt		inv_stmt_read_all = {
 	"SELECT slot, on_hand, reserved FROM " INV_TABLE
 	" WHERE sku = $1 ORDER BY slot FOR NO KEY UPDATE",
 	1, {TEXTOID}
 };
 /*
- * Locks row 0 only; the number of slots is read by stmt_nslots in the next
+ * Locks row 0 only; the number of slots is read by inv_stmt_nslots in the next
  * statement, whose snapshot is taken after the lock was granted (a count in
  * this statement would be from before a wait for a stock_set that added
  * slots: the re-check after the wait does not recompute it).
@@ -392,7 +393,7 @@ read_nslots(const InvSku *s)
 	Datum		d;
 
 	v[0] = PointerGetDatum(s->sku);
-	inv_exec(&stmt_nslots, v, NULL, false);
+	inv_exec(&inv_stmt_nslots, v, NULL, false);
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	return isnull ? 0 : DatumGetInt32(d);
 }
@@ -612,7 +613,7 @@ read_all_slots(const InvSku *s, SlotRow *rows)
 				i;
 
 	v[0] = PointerGetDatum(s->sku);
-	n = inv_exec(IsolationUsesXactSnapshot() ? &stmt_read_all : &stmt_read_all_plain,
+	n = inv_exec(IsolationUsesXactSnapshot() ? &inv_stmt_read_all : &stmt_read_all_plain,
 				 v, NULL, false);
 	if (n > INV_MAX_SLOTS)
 		elog(ERROR, "SKU \"%s\" has %d slot rows, more than the %d allowed",

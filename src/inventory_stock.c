@@ -34,15 +34,6 @@ PG_FUNCTION_INFO_V1(consistency_stock_add);
 PG_FUNCTION_INFO_V1(consistency_available);
 PG_FUNCTION_INFO_V1(consistency_check_inventory);
 
-static InvStmt stmt_nslots = {
-	"SELECT max(slot) + 1 FROM " INV_TABLE " WHERE sku = $1",
-	1, {TEXTOID}
-};
-static InvStmt stmt_read_all = {
-	"SELECT slot, on_hand, reserved FROM " INV_TABLE
-	" WHERE sku = $1 ORDER BY slot FOR NO KEY UPDATE",
-	1, {TEXTOID}
-};
 static InvStmt stmt_trim = {
 	"DELETE FROM " INV_TABLE " WHERE sku = $1 AND slot >= $2",
 	2, {TEXTOID, INT4OID}
@@ -116,14 +107,14 @@ lock_and_read(const InvSku *s, int atleast, StockRow *rows)
 				n,
 				i;
 
-	inv_exec(&stmt_nslots, v, NULL, false);
+	inv_exec(&inv_stmt_nslots, v, NULL, false);
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	want = isnull ? 0 : DatumGetInt32(d);
 	want = Max(want, atleast);
 	for (;;)
 	{
 		inv_lock_all_slots(s, want);
-		n = (int) inv_exec(&stmt_read_all, v, NULL, false);
+		n = (int) inv_exec(&inv_stmt_read_all, v, NULL, false);
 		if (n == 0 || DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[n - 1],
 												  SPI_tuptable->tupdesc, 1, &isnull)) < want)
 			break;
