@@ -91,6 +91,19 @@ struct _SPI_plan;
 extern struct _SPI_plan *consistency_keep_plan(struct _SPI_plan **cache, const char *sql,
 											   int nargs, const Oid *argtypes);
 
+/*
+ * table_owner.c: run the extension's own table accesses as the tables' owner,
+ * so application roles need no write privilege on them.
+ */
+typedef struct ConsistencySavedUser
+{
+	Oid			userid;
+	int			sec_context;
+} ConsistencySavedUser;
+
+extern void consistency_become_owner(Oid relid, ConsistencySavedUser *saved);
+extern void consistency_restore_user(const ConsistencySavedUser *saved);
+
 /* args.c: argument checks shared by every SQL-callable function. */
 extern void consistency_arg_not_null(FunctionCallInfo fcinfo, int argno,
 									 const char *argname);
