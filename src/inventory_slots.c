@@ -73,6 +73,9 @@
  * path of a one-slot SKU counts the slots after it has locked row 0 and
  * answers a retryable 40001 if there are more now.
  *
+ * Every statement runs as the tables' owner (inv_exec): application roles
+ * hold no write privilege on consistency.inventory or .reservations.
+ *
  * IDENTIFICATION
  *	  src/inventory_slots.c
  *
@@ -81,6 +84,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "common/pg_prng.h"
@@ -89,6 +93,7 @@
 #include "storage/lock.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 
 #include "consistency.h"
@@ -100,16 +105,38 @@
  */
 
 /*
- * Execute a kept plan, preparing it on first use.  The caller is connected
- * to SPI.  Returns SPI_processed.
+ * The relation whose owner runs the inventory statements: consistency.inventory
+ * (consistency.reservations has the same owner, the extension's).  Looked up on
+ * every call: two syscache hits, and never stale after the extension is
+ * dropped and created again.
+ */
+static Oid
+inv_table_oid(void)
+{
+	Oid			relid;
+
+	relid = get_relname_relid("inventory", get_namespace_oid(CONSISTENCY_SCHEMA, false));
+	if (!OidIsValid(relid))
+		elog(ERROR, "table %s does not exist", INV_TABLE);
+	return relid;
+}
+
+/*
+ * Execute a kept plan, preparing it on first use, as the tables' owner
+ * (src/table_owner.c): application roles hold no write privilege on the
+ * inventory tables, and the statements are fixed, fully qualified SQL on them
+ * only.  The caller is connected to SPI.  Returns SPI_processed.
  */
 uint64
 inv_exec(InvStmt *stmt, Datum *values, const char *nulls, bool read_only)
 {
+	ConsistencySavedUser saved;
 	int			rc;
 
+	consistency_become_owner(inv_table_oid(), &saved);
 	consistency_keep_plan(&stmt->plan, stmt->sql, stmt->nargs, stmt->argtypes);
 	rc = SPI_execute_plan(stmt->plan, values, nulls, read_only, 0);
+	consistency_restore_user(&saved);
 	if (rc < 0)
 		elog(ERROR, "SPI_execute_plan failed for \"%s\": %s",
 			 stmt->sql, SPI_result_code_string(rc));
