@@ -910,10 +910,12 @@ slow_path(const InvSku *s, int64 qty, InvSlotOp op, bool wait,
  * the transaction, as always) and INV_BUSY are answers that wrote nothing,
  * so they need no transaction id and no WAL flush.  INV_DONE means there is
  * enough now; the slots were only read and are unlocked again, and the
- * caller takes the normal path.
+ * caller takes the normal path.  *nlocked is the number of slots (0..n-1)
+ * this call holds locked on return: after INV_INSUFFICIENT the caller may
+ * still give them back with inv_unlock_slots(), having written nothing.
  */
 InvSlotResult
-inv_slots_check(const InvSku *s, int64 qty, bool wait)
+inv_slots_check(const InvSku *s, int64 qty, bool wait, int *nlocked)
 {
 	SlotRow		rows[INV_MAX_SLOTS];
 	int			want = nslots_of(s, NULL);
@@ -930,6 +932,7 @@ inv_slots_check(const InvSku *s, int64 qty, bool wait)
 			{
 				while (--locked >= 0)
 					unlock_slot(s, locked);
+				*nlocked = 0;
 				return INV_BUSY;
 			}
 		}
@@ -947,10 +950,24 @@ inv_slots_check(const InvSku *s, int64 qty, bool wait)
 	for (i = 0; i < n; i++)
 		avail += rows[i].on_hand - rows[i].reserved;
 	if (avail < qty)
+	{
+		*nlocked = locked;
 		return INV_INSUFFICIENT;
+	}
 	/* enough: give the (unchanged) slots back before the caller writes */
-	while (--locked >= 0)
-		unlock_slot(s, locked);
+	inv_unlock_slots(s, locked);
+	*nlocked = 0;
 	set_short_hint(s, false);
 	return INV_DONE;
+}
+
+/*
+ * Give back one acquisition of slots 0..nlocked-1, taken by inv_slots_check()
+ * and used only for reading.
+ */
+void
+inv_unlock_slots(const InvSku *s, int nlocked)
+{
+	while (--nlocked >= 0)
+		unlock_slot(s, nlocked);
 }
