@@ -33,3 +33,16 @@
 -- ---------------------------------------------------------------------------
 -- Inventory reservation
 -- ---------------------------------------------------------------------------
+
+/*
+ * The functions read and write consistency.inventory and consistency.reservations as the
+ * tables' owner (src/table_owner.c), so no application role needs, or keeps, a write
+ * privilege on them: a direct INSERT, UPDATE or DELETE (or a row lock) by consistency_user
+ * or consistency_admin is refused (42501), and only the owner can write around the
+ * functions.  Reads stay where the README documents one: consistency_user (and so
+ * consistency_admin) reads reservations, consistency_admin also the slot rows; buyers read
+ * stock with available().
+ */
+REVOKE ALL ON @extschema@.inventory, @extschema@.reservations FROM consistency_user, consistency_admin;
+GRANT SELECT ON @extschema@.reservations TO consistency_user;
+GRANT SELECT ON @extschema@.inventory TO consistency_admin;

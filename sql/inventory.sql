@@ -341,6 +341,95 @@ SELECT consistency.reserve_all('t-1', ARRAY['big-1', 'big-2'], ARRAY[50000000000
 SELECT count(*) AS t1_rows FROM consistency.reservations WHERE reservation_id = 't-1';
 SELECT consistency.available('tea'), consistency.available('big-1'), consistency.available('big-2');
 
+-- 20. Privileges: the functions write both tables as the tables' owner, so application
+--     roles hold no INSERT, UPDATE or DELETE on them.  A login role granted only
+--     consistency_user exercises every buyer function and every path that writes (one
+--     slot, a slot of several, the rebalance, 'insufficient' on both kinds of SKU, the
+--     check after a sell-out, a basket undone), and one granted consistency_admin every
+--     stock function.
+CREATE ROLE inv_app LOGIN IN ROLE consistency_user;
+CREATE ROLE inv_keeper LOGIN IN ROLE consistency_admin;
+SET ROLE inv_keeper;
+SELECT consistency.stock_set('app-mug', 10) AS mug, consistency.stock_set('app-lamp', 8, 4) AS lamp;
+SELECT consistency.stock_add('app-mug', 2);
+RESET ROLE;
+SET ROLE inv_app;
+SELECT consistency.reserve('app-mug', 2, 'app-1');
+SELECT consistency.reserve('app-mug', 2, 'app-1');
+SELECT consistency.reserve('app-lamp', 1, 'app-2');
+SELECT consistency.reserve('app-lamp', 5, 'app-3');
+SELECT consistency.reserve('app-lamp', 100, 'app-4');
+SELECT consistency.reserve('app-lamp', 100, 'app-4', wait => false);
+SELECT consistency.reserve('app-mug', 100, 'app-5');
+SELECT consistency.reserve_all('app-6', ARRAY['app-mug', 'app-lamp'], ARRAY[1, 1]);
+SELECT consistency.reserve_all('app-7', ARRAY['app-mug', 'app-lamp'], ARRAY[1, 100]);
+SELECT consistency.confirm('app-1');
+SELECT consistency.confirm('app-1');
+SELECT consistency.release('app-6');
+SELECT consistency.reserve('app-mug', 1, 'app-8', ttl => '1 microsecond');
+SELECT consistency.available('app-mug') AS mug, consistency.available('app-lamp') AS lamp;
+-- the documented read: a buyer may look at reservations (not at the slot rows)
+SELECT reservation_id, line, sku, qty, status FROM consistency.reservations
+ WHERE reservation_id LIKE 'app-%' ORDER BY 1, 2;
+SELECT count(*) FROM consistency.inventory;
+\echo :LAST_ERROR_SQLSTATE
+-- errors keep their own SQLSTATEs; the stock functions are the admin's
+SELECT consistency.reserve('app-mug', 3, 'app-1');
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.release('app-1');
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.stock_add('app-mug', 1);
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.expire_reservations();
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+SELECT pg_sleep(0.01);
+SET ROLE inv_keeper;
+SELECT consistency.expire_reservations();
+SELECT consistency.stock_set('app-lamp', 20, 2);
+SELECT * FROM consistency.check_inventory() WHERE sku LIKE 'app-%';
+-- the documented read: the stock keeper may look at the slot rows
+SELECT sku, slot, on_hand, reserved FROM consistency.inventory WHERE sku LIKE 'app-%' ORDER BY 1, 2;
+RESET ROLE;
+-- Direct writes, as the buyer and as the stock keeper: 42501, and nothing changes.
+CREATE TEMP TABLE inv_before AS SELECT * FROM consistency.inventory;
+CREATE TEMP TABLE res_before AS SELECT * FROM consistency.reservations;
+SET ROLE inv_app;
+INSERT INTO consistency.inventory (sku, slot, on_hand) VALUES ('app-free', 0, 100);
+\echo :SQLSTATE
+UPDATE consistency.inventory SET on_hand = on_hand + 100 WHERE sku = 'app-mug';
+\echo :SQLSTATE
+DELETE FROM consistency.inventory WHERE sku = 'app-mug';
+\echo :SQLSTATE
+INSERT INTO consistency.reservations (reservation_id, sku, qty, created_at, expires_at)
+	VALUES ('app-forged', 'app-mug', 1, now(), now() + interval '1 hour');
+\echo :SQLSTATE
+UPDATE consistency.reservations SET status = 'released' WHERE reservation_id = 'app-3';
+\echo :SQLSTATE
+DELETE FROM consistency.reservations WHERE reservation_id = 'app-3';
+\echo :SQLSTATE
+SELECT status FROM consistency.reservations WHERE reservation_id = 'app-3' FOR UPDATE;
+\echo :SQLSTATE
+RESET ROLE;
+SET ROLE inv_keeper;
+INSERT INTO consistency.inventory (sku, slot, on_hand) VALUES ('app-free', 0, 100);
+\echo :SQLSTATE
+UPDATE consistency.inventory SET reserved = 0 WHERE sku = 'app-lamp';
+\echo :SQLSTATE
+DELETE FROM consistency.inventory WHERE sku = 'app-lamp';
+\echo :SQLSTATE
+UPDATE consistency.reservations SET status = 'confirmed' WHERE reservation_id = 'app-3';
+\echo :SQLSTATE
+DELETE FROM consistency.reservations WHERE reservation_id = 'app-3';
+\echo :SQLSTATE
+RESET ROLE;
+SELECT (SELECT count(*) FROM (TABLE consistency.inventory EXCEPT ALL TABLE inv_before) a) +
+	   (SELECT count(*) FROM (TABLE inv_before EXCEPT ALL TABLE consistency.inventory) b) AS inventory_changes,
+	   (SELECT count(*) FROM (TABLE consistency.reservations EXCEPT ALL TABLE res_before) a) +
+	   (SELECT count(*) FROM (TABLE res_before EXCEPT ALL TABLE consistency.reservations) b) AS reservation_changes;
+DROP TABLE inv_before, res_before;
+DROP ROLE inv_app, inv_keeper;
+
 DELETE FROM consistency.reservations;
 DELETE FROM consistency.inventory;
 DROP FUNCTION stock(text), totals(), res();

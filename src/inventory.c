@@ -14,9 +14,11 @@
  * Idempotency: line 0's primary key is the claim on the reservation id.  A
  * retry (same id, same SKUs and quantities) finds it and answers 'reserved'
  * without taking stock; a concurrent retry waits on the primary key for the
- * first attempt to end.  The same id with other SKUs or quantities is
- * refused (YC202).  An attempt that answers 'insufficient' or 'busy' leaves
- * no row, so its retry tries again.
+ * first attempt to end (also on the sell-out path, which writes nothing:
+ * before answering 'insufficient' it looks for a line 0 it cannot see, and
+ * if there is one takes the path that waits).  The same id with other SKUs
+ * or quantities is refused (YC202).  An attempt that answers 'insufficient'
+ * or 'busy' leaves no row, so its retry tries again.
  *
  * The reservation rows are written (and every check made) before any slot
  * is locked, so that the slot UPDATE is the last statement before commit:
@@ -29,13 +31,25 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/skey.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "common/int.h"
 #include "executor/spi.h"
+#include "executor/tuptable.h"
 #include "fmgr.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/fmgrprotos.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/relcache.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "consistency.h"
@@ -482,6 +496,45 @@ insert_reservation(text *id, ResLine *lines, int nlines, TimestampTz now,
 	return true;
 }
 
+/*
+ * Is there a line 0 of reservation id that this transaction cannot see: one
+ * another transaction is inserting (or deleting), or one committed since
+ * this statement's snapshot?  Read through the primary key with a dirty
+ * snapshot, which shows rows of transactions in progress; writes nothing and
+ * waits for nothing.
+ */
+static bool
+line0_exists(text *id)
+{
+	Oid			relid;
+	Relation	heap;
+	Relation	index;
+	SnapshotData dirty;
+	ScanKeyData key[2];
+	IndexScanDesc scan;
+	TupleTableSlot *slot;
+	bool		found;
+
+	relid = get_relname_relid("reservations", get_namespace_oid(CONSISTENCY_SCHEMA, false));
+	if (!OidIsValid(relid))
+		elog(ERROR, "table %s does not exist", RES_TABLE);
+	heap = table_open(relid, AccessShareLock);
+	index = index_open(RelationGetPrimaryKeyIndex(heap), AccessShareLock);
+	InitDirtySnapshot(dirty);
+	ScanKeyInit(&key[0], 1, BTEqualStrategyNumber, F_TEXTEQ, PointerGetDatum(id));
+	key[0].sk_collation = index->rd_indcollation[0];
+	ScanKeyInit(&key[1], 2, BTEqualStrategyNumber, F_INT4EQ, Int32GetDatum(0));
+	scan = index_beginscan(heap, index, &dirty, 2, 0);
+	index_rescan(scan, key, 2, NULL, 0);
+	slot = table_slot_create(heap, NULL);
+	found = index_getnext_slot(scan, ForwardScanDirection, slot);
+	ExecDropSingleTupleTableSlot(slot);
+	index_endscan(scan);
+	index_close(index, AccessShareLock);
+	table_close(heap, AccessShareLock);
+	return found;
+}
+
 static void
 delete_reservation(text *id)
 {
@@ -508,29 +561,32 @@ reserve_lines(text *id, ResLine *lines, int nlines, Interval *ttl, bool wait)
 	 * backend last found short, check the stock under the slot locks before
 	 * writing anything, so that such an answer writes nothing (no WAL flush
 	 * while the locks are held).  A retry of a stored reservation must still
-	 * be answered as one: look for it before, and again after the wait (then
-	 * without a row lock: waiting for a row while holding slot locks could
-	 * deadlock with a confirm, which locks the row first).  If there is
-	 * enough stock after all, the check gave its locks back and the normal
-	 * path below runs: writing the reservation row while holding slot locks
-	 * could deadlock with a concurrent attempt of the same id.
+	 * be answered as one: look for it before the check, and after it look
+	 * for any line 0 of this id, committed or not (an attempt of the same id
+	 * may have stored its line and be waiting for a slot this check took).
+	 * If there is one, give the slots back and take the normal path, whose
+	 * INSERT waits for that attempt and answers as it ends; waiting for it
+	 * while holding slot locks could deadlock (it may wait for them, and a
+	 * confirm locks the row first).  If there is enough stock after all, the
+	 * check gave its locks back and the normal path below runs: writing the
+	 * reservation row while holding slot locks could deadlock with a
+	 * concurrent attempt of the same id.
 	 */
 	if (nlines == 1 && inv_sku_looks_short(&lines[0].s))
 	{
+		int			nlocked;
+
 		if (lookup_res(id, now, RES_SHARE, &stored))
 		{
 			answer_retry(id, &stored, lines, nlines);
 			return "reserved";
 		}
-		res = inv_slots_check(&lines[0].s, lines[0].qty, wait);
+		res = inv_slots_check(&lines[0].s, lines[0].qty, wait, &nlocked);
 		if (res != INV_DONE)
 		{
-			if (lookup_res(id, now, RES_NO_LOCK, &stored))
-			{
-				answer_retry(id, &stored, lines, nlines);
-				return "reserved";
-			}
-			return res == INV_BUSY ? "busy" : "insufficient";
+			if (!line0_exists(id))
+				return res == INV_BUSY ? "busy" : "insufficient";
+			inv_unlock_slots(&lines[0].s, nlocked);
 		}
 	}
 

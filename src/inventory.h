@@ -70,7 +70,9 @@ extern InvSlotResult inv_slots_apply(const InvSku *s, int64 qty, InvSlotOp op,
 									 bool wait, int *slot_used);
 extern bool inv_sku_looks_short(const InvSku *s);
 extern int	inv_nslots(const InvSku *s);
-extern InvSlotResult inv_slots_check(const InvSku *s, int64 qty, bool wait);
+extern InvSlotResult inv_slots_check(const InvSku *s, int64 qty, bool wait,
+									 int *nlocked);
+extern void inv_unlock_slots(const InvSku *s, int nlocked);
 extern void inv_slot_undo_take(const InvSku *s, int slot, int64 qty);
 extern void inv_lock_all_slots(const InvSku *s, int nslots);
 extern void inv_forget_slots(const InvSku *s);

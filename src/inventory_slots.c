@@ -71,7 +71,16 @@
  * of that row waits for it, and a slow path that read the row before it
  * committed writes over the values read only, so it gets 40001.)  The slow
  * path of a one-slot SKU counts the slots after it has locked row 0 and
- * answers a retryable 40001 if there are more now.
+ * answers a retryable 40001 if there are more now.  A one-slot UPDATE made
+ * with a cached count runs on a snapshot the call keeps: if it finds no row,
+ * that snapshot showed one slot and the SKU has more now, the UPDATE may have
+ * waited for the stock_set that added them and kept row 0 locked after its
+ * re-check failed, so the call answers 40001 too, rather than wait for a
+ * slot lock while holding row 0 (a stock_add holding the slot locks and
+ * waiting for row 0 would deadlock with it).
+ *
+ * Every statement runs as the tables' owner (inv_exec): application roles
+ * hold no write privilege on consistency.inventory or .reservations.
  *
  * IDENTIFICATION
  *	  src/inventory_slots.c
@@ -81,6 +90,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "common/pg_prng.h"
@@ -89,7 +99,9 @@
 #include "storage/lock.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 
 #include "consistency.h"
 #include "inventory.h"
@@ -100,20 +112,55 @@
  */
 
 /*
- * Execute a kept plan, preparing it on first use.  The caller is connected
- * to SPI.  Returns SPI_processed.
+ * The relation whose owner runs the inventory statements: consistency.inventory
+ * (consistency.reservations has the same owner, the extension's).  Looked up on
+ * every call: two syscache hits, and never stale after the extension is
+ * dropped and created again.
  */
-uint64
-inv_exec(InvStmt *stmt, Datum *values, const char *nulls, bool read_only)
+static Oid
+inv_table_oid(void)
 {
+	Oid			relid;
+
+	relid = get_relname_relid("inventory", get_namespace_oid(CONSISTENCY_SCHEMA, false));
+	if (!OidIsValid(relid))
+		elog(ERROR, "table %s does not exist", INV_TABLE);
+	return relid;
+}
+
+/*
+ * Execute a kept plan, preparing it on first use, as the tables' owner
+ * (src/table_owner.c): application roles hold no write privilege on the
+ * inventory tables, and the statements are fixed, fully qualified SQL on them
+ * only.  With a snapshot, the statement runs on it (SPI_execute_snapshot),
+ * else on a new one as usual.  The caller is connected to SPI.  Returns
+ * SPI_processed.
+ */
+static uint64
+exec_as_owner(InvStmt *stmt, Datum *values, const char *nulls, Snapshot snapshot,
+			  bool read_only)
+{
+	ConsistencySavedUser saved;
 	int			rc;
 
+	consistency_become_owner(inv_table_oid(), &saved);
 	consistency_keep_plan(&stmt->plan, stmt->sql, stmt->nargs, stmt->argtypes);
-	rc = SPI_execute_plan(stmt->plan, values, nulls, read_only, 0);
+	if (snapshot == InvalidSnapshot)
+		rc = SPI_execute_plan(stmt->plan, values, nulls, read_only, 0);
+	else
+		rc = SPI_execute_snapshot(stmt->plan, values, nulls, snapshot, InvalidSnapshot,
+								  read_only, true, 0);
+	consistency_restore_user(&saved);
 	if (rc < 0)
 		elog(ERROR, "SPI_execute_plan failed for \"%s\": %s",
 			 stmt->sql, SPI_result_code_string(rc));
 	return SPI_processed;
+}
+
+uint64
+inv_exec(InvStmt *stmt, Datum *values, const char *nulls, bool read_only)
+{
+	return exec_as_owner(stmt, values, nulls, InvalidSnapshot, read_only);
 }
 
 /* $1 = sku, $2 = slot, $3 = qty.  Conditions keep every CHECK true. */
@@ -382,20 +429,30 @@ inv_error_unknown_sku(text *sku)
 }
 
 /*
- * The SKU's number of slots as the newest committed rows have it (this
- * statement's snapshot), or 0 if it has none.
+ * The SKU's number of slots as seen by snapshot (InvalidSnapshot: a new
+ * one), or 0 if it has none.
  */
 static int
-read_nslots(const InvSku *s)
+read_nslots_in(const InvSku *s, Snapshot snapshot)
 {
 	Datum		v[1];
 	bool		isnull;
 	Datum		d;
 
 	v[0] = PointerGetDatum(s->sku);
-	inv_exec(&inv_stmt_nslots, v, NULL, false);
+	exec_as_owner(&inv_stmt_nslots, v, NULL, snapshot, snapshot != InvalidSnapshot);
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	return isnull ? 0 : DatumGetInt32(d);
+}
+
+/*
+ * The SKU's number of slots as the newest committed rows have it (this
+ * statement's snapshot), or 0 if it has none.
+ */
+static int
+read_nslots(const InvSku *s)
+{
+	return read_nslots_in(s, InvalidSnapshot);
 }
 
 /*
@@ -447,9 +504,12 @@ inv_nslots(const InvSku *s)
 static uint32 start_seed = 0;
 static bool start_seeded = false;
 
-/* The one-slot form: row 0, only while the SKU has no other slot. */
+/*
+ * The one-slot form: row 0, only while the SKU has no other slot; on
+ * snapshot if one is given.
+ */
 static bool
-apply_on_one(const InvSku *s, int64 qty, InvSlotOp op)
+apply_on_one(const InvSku *s, int64 qty, InvSlotOp op, Snapshot snapshot)
 {
 	Datum		v[2];
 	InvStmt    *stmt;
@@ -457,7 +517,18 @@ apply_on_one(const InvSku *s, int64 qty, InvSlotOp op)
 	v[0] = PointerGetDatum(s->sku);
 	v[1] = Int64GetDatum(qty);
 	stmt = op == INV_TAKE ? &stmt_take_one : op == INV_RETURN ? &stmt_return_one : &stmt_sell_one;
-	return inv_exec(stmt, v, NULL, false) == 1;
+	return exec_as_owner(stmt, v, NULL, snapshot, false) == 1;
+}
+
+static void
+error_slots_changed(const InvSku *s)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+			 errmsg("the slots of SKU \"%s\" changed during the operation",
+					text_to_cstring(s->sku)),
+			 errdetail("consistency.stock_set() changed the number of slots concurrently."),
+			 errhint("Retry the transaction.")));
 }
 
 static bool
@@ -531,10 +602,23 @@ inv_slots_apply(const InvSku *s, int64 qty, InvSlotOp op, bool wait, int *slot_u
 		 * so the lock is held for less time than if it queued on the slot
 		 * lock first and only then ran the statement.
 		 */
+		Snapshot	snapshot = InvalidSnapshot;
+		bool		done;
+
 		if (!wait && !try_row_lock(s, 0))
 			return INV_BUSY;
-		if (apply_on_one(s, qty, op))
+
+		/*
+		 * A cached count may be stale: keep the UPDATE's snapshot, to tell
+		 * below what it saw.
+		 */
+		if (cached)
+			snapshot = RegisterSnapshot(GetTransactionSnapshot());
+		done = apply_on_one(s, qty, op, snapshot);
+		if (done)
 		{
+			if (cached)
+				UnregisterSnapshot(snapshot);
 			*slot_used = 0;
 			return INV_DONE;
 		}
@@ -542,12 +626,23 @@ inv_slots_apply(const InvSku *s, int64 qty, InvSlotOp op, bool wait, int *slot_u
 		/*
 		 * No row: not enough there, or (with a cached count) the SKU has
 		 * gained slots since; then it takes the slot path like any
-		 * multi-slot SKU.
+		 * multi-slot SKU, but only if the UPDATE cannot be holding row 0.
+		 * If its snapshot saw one slot, it may have waited for the
+		 * stock_set that added the others and, its re-check failing, kept
+		 * row 0 locked: waiting for a slot lock now could deadlock with a
+		 * stock_add or stock_set that holds the slot locks and wants row 0.
+		 * Retry instead (40001), as slow_path_one() does.  If its snapshot
+		 * already saw several slots, it found no row to lock.
 		 */
 		if (cached)
 		{
+			bool		saw_one = read_nslots_in(s, snapshot) == 1;
+
+			UnregisterSnapshot(snapshot);
 			inv_forget_slots(s);
 			n = nslots_of(s, NULL);
+			if (n > 1 && saw_one)
+				error_slots_changed(s);
 		}
 		if (n == 1)
 			return slow_path_one(s, qty, op, slot_used);
@@ -766,12 +861,7 @@ slow_path_one(const InvSku *s, int64 qty, InvSlotOp op, int *slot_used)
 	if (read_nslots(s) != 1)
 	{
 		inv_forget_slots(s);
-		ereport(ERROR,
-				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-				 errmsg("the slots of SKU \"%s\" changed during the operation",
-						text_to_cstring(s->sku)),
-				 errdetail("consistency.stock_set() changed the number of slots concurrently."),
-				 errhint("Retry the transaction.")));
+		error_slots_changed(s);
 	}
 	return decide(s, &row, 1, qty, op, slot_used);
 }
@@ -820,10 +910,12 @@ slow_path(const InvSku *s, int64 qty, InvSlotOp op, bool wait,
  * the transaction, as always) and INV_BUSY are answers that wrote nothing,
  * so they need no transaction id and no WAL flush.  INV_DONE means there is
  * enough now; the slots were only read and are unlocked again, and the
- * caller takes the normal path.
+ * caller takes the normal path.  *nlocked is the number of slots (0..n-1)
+ * this call holds locked on return: after INV_INSUFFICIENT the caller may
+ * still give them back with inv_unlock_slots(), having written nothing.
  */
 InvSlotResult
-inv_slots_check(const InvSku *s, int64 qty, bool wait)
+inv_slots_check(const InvSku *s, int64 qty, bool wait, int *nlocked)
 {
 	SlotRow		rows[INV_MAX_SLOTS];
 	int			want = nslots_of(s, NULL);
@@ -840,6 +932,7 @@ inv_slots_check(const InvSku *s, int64 qty, bool wait)
 			{
 				while (--locked >= 0)
 					unlock_slot(s, locked);
+				*nlocked = 0;
 				return INV_BUSY;
 			}
 		}
@@ -857,10 +950,24 @@ inv_slots_check(const InvSku *s, int64 qty, bool wait)
 	for (i = 0; i < n; i++)
 		avail += rows[i].on_hand - rows[i].reserved;
 	if (avail < qty)
+	{
+		*nlocked = locked;
 		return INV_INSUFFICIENT;
+	}
 	/* enough: give the (unchanged) slots back before the caller writes */
-	while (--locked >= 0)
-		unlock_slot(s, locked);
+	inv_unlock_slots(s, locked);
+	*nlocked = 0;
 	set_short_hint(s, false);
 	return INV_DONE;
+}
+
+/*
+ * Give back one acquisition of slots 0..nlocked-1, taken by inv_slots_check()
+ * and used only for reading.
+ */
+void
+inv_unlock_slots(const InvSku *s, int nlocked)
+{
+	while (--nlocked >= 0)
+		unlock_slot(s, nlocked);
 }
