@@ -384,6 +384,25 @@ INSERT INTO consistency.tpc_resolution_log
 	(resolved_at, gid, database, requested, action, heuristic, verdict, evidence, outcome, resolved_by)
 	VALUES (now(), 'x', 'regression', 'commit', 'commit', false, 'commit', 'x', 'rolled_back', 'me');
 \set VERBOSITY default
+-- a role granted INSERT by hand (or consistency_user on a database still at 1.0) keeps 1.0's
+-- rule: only rows naming its own transaction; and it cannot write the resolution log
+GRANT INSERT ON consistency.tpc_decisions, consistency.tpc_resolution_log TO tpc_plain;
+SET ROLE tpc_plain;
+\set VERBOSITY sqlstate
+INSERT INTO consistency.tpc_decisions (gid, decision, coordinator_sysid, coordinator_xid, decided_at)
+	VALUES ('cy1:1:1:1000:granted', 'commit', 1, '1000', now());
+INSERT INTO consistency.tpc_resolution_log
+	(resolved_at, gid, database, requested, action, heuristic, verdict, evidence, outcome, resolved_by)
+	VALUES (now(), 'x', 'regression', 'commit', 'commit', false, 'commit', 'x', 'committed', 'me');
+\set VERBOSITY default
+BEGIN;
+SELECT consistency.tpc_gid('granted') AS gid_granted \gset
+INSERT INTO consistency.tpc_decisions
+	VALUES (:'gid_granted', 'commit', :sysid, pg_current_xact_id(), now(), split_part(:'gid_granted', ':', 5));
+COMMIT;
+RESET ROLE;
+REVOKE INSERT ON consistency.tpc_decisions, consistency.tpc_resolution_log FROM tpc_plain;
+SELECT tpc_mask(gid) AS gid, decision FROM consistency.tpc_decisions WHERE gid LIKE '%granted';
 -- a restore: another cluster's decision that agrees with its gid, a consistent log row
 INSERT INTO consistency.tpc_decisions (gid, decision, coordinator_sysid, coordinator_xid, decided_at)
 	VALUES ('cy1:1:1:1000:other-cluster', 'commit', 1, '1000', now());

@@ -62,6 +62,7 @@
 #include "replication/syncrep.h"
 #include "storage/lock.h"
 #include "storage/procarray.h"
+#include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
@@ -551,6 +552,9 @@ consistency_tpc_log_decision(PG_FUNCTION_ARGS)
  *	   does, or "commit" for a transaction that never decided.  Rows of other
  *	   clusters or databases (a restore) are accepted when consistent: the
  *	   resolver never reads them as this database's decisions.
+ * A writer that is neither the owner nor a superuser (a role granted INSERT
+ * by hand, or consistency_user on a database still at 1.0) keeps 1.0's
+ * rule: only rows naming its own transaction, in this cluster and database.
  * Runs no SQL.
  */
 Datum
@@ -609,8 +613,10 @@ consistency_tpc_decisions_guard(PG_FUNCTION_ARGS)
 				 errhint("Log decisions with consistency.tpc_log_decision() in the coordinator transaction.")));
 
 	mine = GetTopFullTransactionId();	/* the row's insert needs one anyway */
-	if (g.sysid == GetSystemIdentifier() && g.dboid == MyDatabaseId &&
-		!FullTransactionIdEquals(g.fxid, mine))
+	if ((g.sysid == GetSystemIdentifier() && g.dboid == MyDatabaseId &&
+		 !FullTransactionIdEquals(g.fxid, mine)) ||
+		(!superuser() && !pg_class_ownercheck(RelationGetRelid(td->tg_relation), GetUserId()) &&
+		 (g.sysid != GetSystemIdentifier() || g.dboid != MyDatabaseId)))
 		ereport(ERROR,
 				(errcode(ERRCODE_CONSISTENCY_TPC_WRONG_TRANSACTION),
 				 errmsg("a decision for gid \"%s\" may only be written by the coordinator transaction it names", gid),
