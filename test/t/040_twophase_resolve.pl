@@ -324,7 +324,12 @@ $node->safe_psql('postgres', q{
 	CREATE DATABASE utf8 ENCODING 'UTF8' LOCALE 'C' TEMPLATE template0;
 	CREATE DATABASE utf8_restored ENCODING 'UTF8' LOCALE 'C' TEMPLATE template0;
 });
-$node->safe_psql('utf8', 'CREATE EXTENSION consistency');
+$node->safe_psql('utf8', q{
+	CREATE EXTENSION consistency;
+	BEGIN;
+	SELECT consistency.tpc_log_decision(consistency.tpc_gid('dumped'));
+	COMMIT;
+});
 for my $pad ('', 'x', 'xx')
 {
 	my $foreign = 'cy1:1:1:' . (1000 + length $pad);		# another cluster's coordinator
@@ -347,6 +352,9 @@ is($? >> 8, 0, 'and restores') or diag($restore_err);
 is( $node->safe_psql('utf8_restored', q{SELECT count(*), string_agg(evidence, '' ORDER BY id) FROM consistency.tpc_resolution_log}),
 	$node->safe_psql('utf8', q{SELECT count(*), string_agg(evidence, '' ORDER BY id) FROM consistency.tpc_resolution_log}),
 	'with every row as it was');
+is( $node->safe_psql('utf8_restored', q{SELECT gid, decision, coordinator_nonce FROM consistency.tpc_decisions}),
+	$node->safe_psql('utf8', q{SELECT gid, decision, coordinator_nonce FROM consistency.tpc_decisions}),
+	'the decision log restores too (its guard accepts a consistent row of another database)');
 
 $node->stop;
 done_testing();
