@@ -30,6 +30,44 @@
 -- In-doubt two-phase commit
 -- ---------------------------------------------------------------------------
 
+-- Gids now carry a random nonce, one per coordinator transaction (format 2,
+-- cy2:<sysid>:<database oid>:<xid8>:<nonce>[:<label>]), so that a coordinator
+-- xid handed out again after a failover or a point-in-time recovery names
+-- another transaction.  The decision log records the nonce; a decision counts
+-- for a gid only under the same nonce.  Rows of 1.0's gids (cy1:..., no
+-- nonce; still prepared at upgrade time, say) keep NULL, and 1.0's rule.
+ALTER TABLE @extschema@.tpc_decisions
+	ADD COLUMN coordinator_nonce pg_catalog.text,
+	ADD CONSTRAINT tpc_decisions_nonce_check
+		CHECK (coordinator_nonce OPERATOR(pg_catalog.~) '^[0-9a-f]{16}$');
+COMMENT ON COLUMN @extschema@.tpc_decisions.coordinator_nonce IS
+	'the gid''s nonce (16 hex digits), NULL for a gid made by 1.0';
+
+-- The privilege boundary: both logs are written by the functions, as the tables' owner.  No
+-- role keeps INSERT, UPDATE or DELETE; consistency_user keeps reading the decision log (a
+-- restarted coordinator reads its decisions to finish phase 2), consistency_admin reading the
+-- resolution log, pg_monitor reading both.
+REVOKE INSERT ON @extschema@.tpc_decisions FROM consistency_user;
+REVOKE DELETE ON @extschema@.tpc_decisions FROM consistency_admin;
+REVOKE INSERT ON @extschema@.tpc_resolution_log FROM consistency_admin;
+
+-- Pruning the decision log, for consistency_admin (it has no DELETE on the table).
+CREATE FUNCTION @extschema@.tpc_prune_decisions(min_age pg_catalog.interval)
+RETURNS pg_catalog.int8
+AS 'MODULE_PATHNAME', 'consistency_tpc_prune_decisions'
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION @extschema@.tpc_prune_decisions(pg_catalog.interval) IS
+	'delete decisions logged at least min_age ago, except those of a transaction with a participant still prepared in this cluster';
+REVOKE ALL ON FUNCTION @extschema@.tpc_prune_decisions(pg_catalog.interval) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.tpc_prune_decisions(pg_catalog.interval) TO consistency_admin;
+
+-- The guards now check every row, whoever writes it (the owner and superusers included).
+COMMENT ON FUNCTION @extschema@.tpc_decisions_guard() IS
+	'trigger: a decision row must agree with its gid, and one for this database may only be written by the coordinator transaction it names';
+COMMENT ON FUNCTION @extschema@.tpc_resolution_log_guard() IS
+	'trigger: resolution log rows are never changed; rows not written by the resolver''s worker must be consistent and come from the owner';
+
 -- ---------------------------------------------------------------------------
 -- Inventory reservation
 -- ---------------------------------------------------------------------------

@@ -6,7 +6,8 @@
 CREATE TABLE accounts (id int PRIMARY KEY, balance int NOT NULL);
 INSERT INTO accounts VALUES (1, 100), (2, 100);
 CREATE FUNCTION tpc_mask(t text) RETURNS text LANGUAGE sql AS $$
-	SELECT regexp_replace(regexp_replace(regexp_replace(t,
+	SELECT regexp_replace(regexp_replace(regexp_replace(regexp_replace(t,
+		'cy2:[0-9]+:[0-9]+:[0-9]+:[0-9a-f]{16}', 'cy2:<sysid>:<db>:<xid>:<nonce>', 'g'),
 		'cy1:[0-9]+:[0-9]+:[0-9]+', 'cy1:<sysid>:<db>:<xid>', 'g'),
 		'[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9:.]+ UTC', '<time>', 'g'),
 		'transaction [0-9]+', 'transaction <xid>', 'g') $$;
@@ -16,13 +17,21 @@ CREATE VIEW listing AS
 		   blocked_pids, verdict, tpc_mask(evidence) AS evidence
 	  FROM consistency.prepared_xacts() ORDER BY prepared_at;
 
--- 1. tpc_gid() names this cluster, this database and this transaction.
+-- 1. tpc_gid() names this cluster, this database and this transaction, plus a random nonce
+--    drawn once per transaction (its siblings share it, the next transaction has another).
 BEGIN;
-SELECT consistency.tpc_gid() = format('cy1:%s:%s:%s', (SELECT system_identifier FROM pg_control_system()),
+SELECT consistency.tpc_gid() ~ format('^cy2:%s:%s:%s:[0-9a-f]{16}$', (SELECT system_identifier FROM pg_control_system()),
 		(SELECT oid FROM pg_database WHERE datname = current_database()), pg_current_xact_id()) AS gid_names_this_xact,
-	   consistency.tpc_gid('shard-1') LIKE 'cy1:%:shard-1' AS participant_label,
+	   consistency.tpc_gid('shard-1') = consistency.tpc_gid() || ':shard-1' AS participant_label,
 	   consistency.tpc_gid() = consistency.tpc_gid() AS stable_within_xact;
 ROLLBACK;
+BEGIN;
+SELECT split_part(consistency.tpc_gid(), ':', 5) AS nonce_1 \gset
+COMMIT;
+BEGIN;
+SELECT split_part(consistency.tpc_gid(), ':', 5) AS nonce_2 \gset
+COMMIT;
+SELECT :'nonce_1' <> :'nonce_2' AS nonce_per_transaction;
 SELECT consistency.tpc_gid(NULL);
 \echo :LAST_ERROR_SQLSTATE
 SELECT consistency.tpc_gid(repeat('x', 65));
@@ -71,9 +80,9 @@ SELECT consistency.tpc_log_decision('cy1:1:1:1000', NULL);
 \echo :LAST_ERROR_SQLSTATE
 SELECT count(*) AS decisions FROM consistency.tpc_decisions;
 
--- 2b. A row of the decision log can only be written by the coordinator transaction its gid
---     names (a trigger checks it): a consistency_user cannot forge another coordinator's
---     decision, but logs its own.
+-- 2b. A consistency_user cannot write the decision log directly (no INSERT: 42501), so it
+--     cannot forge another coordinator's decision; it logs its own through the function.
+--     (The guard trigger still checks every row, whoever writes it: section 10.)
 SELECT system_identifier AS sysid FROM pg_control_system() \gset
 BEGIN;
 SELECT consistency.tpc_gid('victim') AS gid_victim, pg_current_xact_id() AS xid_victim \gset
@@ -99,21 +108,26 @@ ROLLBACK;
 \set VERBOSITY default
 INSERT INTO consistency.tpc_decisions VALUES ('order-42', 'abort', 1, '1000', now());
 \echo :LAST_ERROR_SQLSTATE
--- its own decisions: through tpc_log_decision, or a row naming itself
+-- its own decisions: through tpc_log_decision; not even a row naming itself directly
 BEGIN;
 SELECT consistency.tpc_gid('app') AS gid_app \gset
 SELECT consistency.tpc_log_decision(:'gid_app');
+COMMIT;
+BEGIN;
 INSERT INTO consistency.tpc_decisions
 	VALUES (consistency.tpc_gid('direct'), 'commit', :sysid, pg_current_xact_id(), now());
-COMMIT;
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK;
 RESET ROLE;
 SELECT tpc_mask(gid) AS gid, decision FROM consistency.tpc_decisions
  WHERE gid IN (:'gid_victim', :'gid_app') OR gid LIKE '%:direct' OR gid LIKE '%:forged' ORDER BY gid;
--- A row already there for the gid with another decision (only a superuser, unchecked, can
--- write one) makes tpc_log_decision fail: the decision is never silently dropped.
+-- A row already there for the gid with another decision (only the owner or a superuser can
+-- write one, and only naming this very transaction) makes tpc_log_decision fail: the
+-- decision is never silently dropped.
 BEGIN;
 SELECT consistency.tpc_gid('preset') AS gid_preset \gset
-INSERT INTO consistency.tpc_decisions VALUES (:'gid_preset', 'abort', 1, '1000', now());
+INSERT INTO consistency.tpc_decisions
+	VALUES (:'gid_preset', 'abort', :sysid, pg_current_xact_id(), now(), split_part(:'gid_preset', ':', 5));
 \set VERBOSITY sqlstate
 SELECT consistency.tpc_log_decision(:'gid_preset');
 \set VERBOSITY default
@@ -291,6 +305,143 @@ SELECT count(*) AS hostile_rows FROM hostile.tpc_decisions;
 RESET search_path;
 DROP SCHEMA hostile CASCADE;
 
+-- 10. The privilege boundary: both logs are written only by the functions, as the tables'
+--     owner.  A plain login role granted consistency_user makes gids and logs decisions, and
+--     reads the decision log (a restarted coordinator reads its decisions to finish phase 2);
+--     it cannot write either log directly, nor call the resolver.  Nothing changes.
+CREATE ROLE tpc_plain LOGIN IN ROLE consistency_user;
+SET ROLE tpc_plain;
+BEGIN;
+SELECT consistency.tpc_gid('plain') AS gid_plain \gset
+SELECT consistency.tpc_log_decision(:'gid_plain');
+COMMIT;
+SELECT decision FROM consistency.tpc_decisions WHERE gid = :'gid_plain';
+\set VERBOSITY sqlstate
+BEGIN;
+INSERT INTO consistency.tpc_decisions (gid, decision, coordinator_sysid, coordinator_xid, decided_at)
+	VALUES (consistency.tpc_gid('direct'), 'commit', :sysid, pg_current_xact_id(), now());
+ROLLBACK;
+UPDATE consistency.tpc_decisions SET decision = 'abort' WHERE gid = :'gid_plain';
+DELETE FROM consistency.tpc_decisions WHERE gid = :'gid_plain';
+INSERT INTO consistency.tpc_resolution_log
+	(resolved_at, gid, database, requested, action, heuristic, verdict, evidence, outcome, resolved_by)
+	VALUES (now(), 'forged', 'regression', 'commit', 'commit', false, 'commit', 'forged', 'committed', 'tpc_plain');
+UPDATE consistency.tpc_resolution_log SET outcome = 'failed';
+DELETE FROM consistency.tpc_resolution_log;
+SELECT * FROM consistency.prepared_xacts();
+SELECT * FROM consistency.resolve_stale('0');
+SELECT consistency.tpc_prune_decisions('0');
+\set VERBOSITY default
+RESET ROLE;
+--     consistency_admin resolves and prunes through functions, and cannot write either log.
+CREATE ROLE tpc_plain_admin LOGIN IN ROLE consistency_admin;
+SET ROLE tpc_plain_admin;
+SELECT count(*) AS listed FROM consistency.prepared_xacts();
+SELECT count(*) AS resolvable FROM consistency.resolve_stale('0', dry_run => false);
+SELECT outcome FROM consistency.resolve_prepared('no-such-gid', dry_run => false);
+\set VERBOSITY sqlstate
+DELETE FROM consistency.tpc_decisions WHERE gid = :'gid_plain';
+INSERT INTO consistency.tpc_resolution_log
+	(resolved_at, gid, database, requested, action, heuristic, verdict, evidence, outcome, resolved_by)
+	VALUES (now(), 'forged', 'regression', 'commit', 'commit', false, 'commit', 'forged', 'committed', 'tpc_plain_admin');
+UPDATE consistency.tpc_resolution_log SET outcome = 'failed';
+DELETE FROM consistency.tpc_resolution_log;
+\set VERBOSITY default
+RESET ROLE;
+SELECT decision FROM consistency.tpc_decisions WHERE gid = :'gid_plain';
+SELECT count(*) AS log_rows FROM consistency.tpc_resolution_log;
+--     Pruning: decisions older than min_age, except those of a coordinator transaction with a
+--     participant still prepared in this cluster (its decision is still needed).
+BEGIN;
+SELECT consistency.tpc_gid('kept') AS gid_kept \gset
+SELECT consistency.tpc_log_decision(:'gid_kept');
+COMMIT;
+BEGIN;
+SELECT pg_advisory_xact_lock(9);
+PREPARE TRANSACTION :'gid_kept';
+SET ROLE tpc_plain_admin;
+SELECT consistency.tpc_prune_decisions('1 hour') AS pruned_none_old_enough;
+SELECT consistency.tpc_prune_decisions('0') AS pruned;
+SELECT consistency.tpc_prune_decisions(NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.tpc_prune_decisions('-1 second');
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+SELECT tpc_mask(gid) AS gid, decision FROM consistency.tpc_decisions ORDER BY gid;
+ROLLBACK PREPARED :'gid_kept';
+--     The guards still check a direct write by the owner (a superuser here): a decision row
+--     must agree with its gid, and may not be written for another transaction of this
+--     database; resolution log rows are never updated, and must be consistent.
+\set VERBOSITY sqlstate
+INSERT INTO consistency.tpc_decisions (gid, decision, coordinator_sysid, coordinator_xid, decided_at)
+	VALUES (:'gid_victim', 'commit', :sysid, :'xid_victim', now());
+INSERT INTO consistency.tpc_decisions (gid, decision, coordinator_sysid, coordinator_xid, decided_at)
+	VALUES ('order-42', 'commit', 1, '1000', now());
+INSERT INTO consistency.tpc_decisions (gid, decision, coordinator_sysid, coordinator_xid, decided_at)
+	VALUES ('cy1:1:1:1000:other-cluster', 'commit', 2, '1000', now());
+UPDATE consistency.tpc_resolution_log SET outcome = 'failed';
+INSERT INTO consistency.tpc_resolution_log
+	(resolved_at, gid, database, requested, action, heuristic, verdict, evidence, outcome, resolved_by)
+	VALUES (now(), 'x', 'regression', 'commit', 'commit', false, 'commit', 'x', 'rolled_back', 'me');
+\set VERBOSITY default
+-- a role granted INSERT by hand (or consistency_user on a database still at 1.0) keeps 1.0's
+-- rule: only rows naming its own transaction; and it cannot write the resolution log
+GRANT INSERT ON consistency.tpc_decisions, consistency.tpc_resolution_log TO tpc_plain;
+SET ROLE tpc_plain;
+\set VERBOSITY sqlstate
+INSERT INTO consistency.tpc_decisions (gid, decision, coordinator_sysid, coordinator_xid, decided_at)
+	VALUES ('cy1:1:1:1000:granted', 'commit', 1, '1000', now());
+INSERT INTO consistency.tpc_resolution_log
+	(resolved_at, gid, database, requested, action, heuristic, verdict, evidence, outcome, resolved_by)
+	VALUES (now(), 'x', 'regression', 'commit', 'commit', false, 'commit', 'x', 'committed', 'me');
+\set VERBOSITY default
+BEGIN;
+SELECT consistency.tpc_gid('granted') AS gid_granted \gset
+INSERT INTO consistency.tpc_decisions
+	VALUES (:'gid_granted', 'commit', :sysid, pg_current_xact_id(), now(), split_part(:'gid_granted', ':', 5));
+COMMIT;
+RESET ROLE;
+REVOKE INSERT ON consistency.tpc_decisions, consistency.tpc_resolution_log FROM tpc_plain;
+SELECT tpc_mask(gid) AS gid, decision FROM consistency.tpc_decisions WHERE gid LIKE '%granted';
+-- a restore: another cluster's decision that agrees with its gid, a consistent log row
+INSERT INTO consistency.tpc_decisions (gid, decision, coordinator_sysid, coordinator_xid, decided_at)
+	VALUES ('cy1:1:1:1000:other-cluster', 'commit', 1, '1000', now());
+INSERT INTO consistency.tpc_resolution_log
+	(resolved_at, gid, database, requested, action, heuristic, verdict, evidence, outcome, resolved_by)
+	VALUES (now(), 'x', 'regression', 'commit', 'commit', false, 'commit', 'x', 'committed', 'me');
+SELECT count(*) AS restored FROM consistency.tpc_decisions WHERE gid = 'cy1:1:1:1000:other-cluster';
+
+-- 11. Sibling gids share their coordinator transaction's nonce.  A decision for the same xid
+--     under another nonce (a coordinator whose history was lost, restored from a backup, that
+--     handed the xid out again) is not a sibling's: here it is written with the guard off.
+BEGIN;
+SELECT consistency.tpc_gid('a') AS gid_lost, pg_current_xact_id() AS xid_lost \gset
+COMMIT;
+ALTER TABLE consistency.tpc_decisions DISABLE TRIGGER tpc_decisions_guard;
+INSERT INTO consistency.tpc_decisions
+	(gid, decision, coordinator_sysid, coordinator_xid, coordinator_nonce, decided_at)
+	VALUES (regexp_replace(:'gid_lost', ':[0-9a-f]{16}:a$', ':0123456789abcdef:b'), 'commit',
+			:sysid, :'xid_lost', '0123456789abcdef', now());
+ALTER TABLE consistency.tpc_decisions ENABLE TRIGGER tpc_decisions_guard;
+BEGIN;
+SELECT pg_advisory_xact_lock(10);
+PREPARE TRANSACTION :'gid_lost';
+SELECT verdict, tpc_mask(evidence) AS evidence FROM consistency.prepared_xacts() WHERE gid = :'gid_lost';
+ROLLBACK PREPARED :'gid_lost';
+--     A gid in 1.0's format (no nonce) keeps 1.0's rule: any decision of the same coordinator
+--     transaction made in that format.
+BEGIN;
+SELECT format('cy1:%s:%s:%s', :sysid, (SELECT oid FROM pg_database WHERE datname = current_database()),
+			  pg_current_xact_id()) AS gid_old \gset
+SELECT consistency.tpc_log_decision(:'gid_old' || ':b');
+COMMIT;
+BEGIN;
+SELECT pg_advisory_xact_lock(11);
+PREPARE TRANSACTION :'gid_old';
+SELECT verdict, tpc_mask(evidence) AS evidence FROM consistency.prepared_xacts() WHERE gid = :'gid_old';
+ROLLBACK PREPARED :'gid_old';
+DELETE FROM consistency.tpc_decisions;
+
 DROP VIEW listing;
 DROP TABLE before, accounts;
 DROP FUNCTION tpc_mask(text);
@@ -300,7 +451,9 @@ DROP ROLE tpc_monitor;
 DROP ROLE tpc_admin;
 DROP ROLE tpc_nologin;
 DROP ROLE tpc_app;
--- Both logs are guarded by C triggers, enabled on every write (section 2b tests what they refuse).
+DROP ROLE tpc_plain;
+DROP ROLE tpc_plain_admin;
+-- Both logs are guarded by C triggers, enabled on every write (section 10 tests what they refuse).
 SELECT tgrelid::regclass AS guarded_table, tgname, tgfoid::regprocedure AS guard, tgenabled,
 	   (tgtype & 2) <> 0 AS before, (tgtype & 1) <> 0 AS for_each_row
   FROM pg_trigger

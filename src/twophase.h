@@ -23,6 +23,8 @@
 #define TPC_MAX_GID_BYTES		199
 /* The participant label tpc_gid() appends. */
 #define TPC_MAX_PARTICIPANT_BYTES	64
+/* The nonce in a gid of format 2: 16 lower-case hex digits (64 random bits). */
+#define TPC_NONCE_CHARS			16
 /* Room for an evidence sentence and a worker's error message. */
 #define TPC_MAX_TEXT			1024
 
@@ -53,9 +55,13 @@ typedef struct TpcGid
 	uint64		sysid;
 	Oid			dboid;			/* the coordinator's database: its decision log */
 	FullTransactionId fxid;
+	bool		has_nonce;		/* format 2 (cy2:); 1.0's format 1 has none */
+	char		nonce[TPC_NONCE_CHARS + 1];
 } TpcGid;
 
 extern bool tpc_parse_gid(const char *gid, TpcGid *out);
+extern bool tpc_same_transaction(const TpcGid *a, const TpcGid *b);
+extern Oid	tpc_log_relid(const char *relname);
 extern List *tpc_list_prepared(const char *gid, const Interval *min_age,
 							   MemoryContext mcxt);
 extern TpcVerdict tpc_decide(const TpcPrepared *p, char **evidence);

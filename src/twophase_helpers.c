@@ -21,6 +21,17 @@
  * miss a commit that happened in between and then see "committed" with no
  * decision.  Step 2 uses the latest snapshot even under REPEATABLE READ.
  *
+ * A coordinator that loses the end of its history (failover to a standby
+ * that had not received it, point-in-time recovery, a restored backup) hands
+ * the lost xids out again.  So the gid also carries a random nonce, one per
+ * coordinator transaction; a decision counts for a gid only if it was logged
+ * under the same nonce (sibling gids share it).  Gids of format 1 (made by
+ * version 1.0, no nonce) keep 1.0's rule: any format-1 gid of the same xid.
+ *
+ * Both logs are written by the functions only, as the tables' owner
+ * (table_owner.c); no application role holds INSERT, UPDATE or DELETE on
+ * them.  The guard triggers check every row written, whoever writes it.
+ *
  * The listing reads lock information once (GetLockStatusData, what pg_locks
  * shows) and attributes it to prepared transactions by their dummy PGPROC
  * (no pid; recognised by the ExclusiveLock it holds on its own xid); a waiter is
@@ -39,6 +50,7 @@
 #include "access/htup_details.h"
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
 #include "commands/trigger.h"
@@ -47,8 +59,10 @@
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "replication/message.h"
+#include "replication/syncrep.h"
 #include "storage/lock.h"
 #include "storage/procarray.h"
+#include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
@@ -67,15 +81,18 @@ PG_FUNCTION_INFO_V1(consistency_tpc_gid);
 PG_FUNCTION_INFO_V1(consistency_tpc_log_decision);
 PG_FUNCTION_INFO_V1(consistency_tpc_decisions_guard);
 PG_FUNCTION_INFO_V1(consistency_prepared_xacts);
+PG_FUNCTION_INFO_V1(consistency_tpc_prune_decisions);
 
 /* GUC: how long a transaction whose coordinator status is lost waits before rollback. */
 static int	tpc_grace_period = 300;
 
-/* The last transaction whose xid tpc_gid() made durable. */
+/* The last transaction whose xid tpc_gid() made durable, and its nonce. */
 static FullTransactionId durable_fxid = {0};
+static char durable_nonce[TPC_NONCE_CHARS + 1];
 
-/* Prefix of the gids tpc_gid() makes: format version 1. */
-#define GID_PREFIX "cy1:"
+/* Prefixes of the gids: format 1 (1.0, no nonce), format 2 (tpc_gid() now). */
+#define GID_PREFIX_V1 "cy1:"
+#define GID_PREFIX "cy2:"
 
 typedef enum TpcStmt
 {
@@ -83,6 +100,8 @@ typedef enum TpcStmt
 	STMT_DECISION,
 	STMT_CONFLICT,
 	STMT_INSERT,
+	STMT_INSERT_NONCE,
+	STMT_PRUNE,
 	NUM_STMTS
 } TpcStmt;
 
@@ -90,7 +109,7 @@ typedef struct TpcStmtDef
 {
 	const char *sql;
 	int			nargs;
-	Oid			argtypes[4];
+	Oid			argtypes[5];
 } TpcStmtDef;
 
 static const TpcStmtDef stmt_defs[NUM_STMTS] = {
@@ -104,27 +123,56 @@ static const TpcStmtDef stmt_defs[NUM_STMTS] = {
 		" ORDER BY p.prepared, p.gid",
 		2, {TEXTOID, INTERVALOID}
 	},
-	/* the decision for this gid, or any other gid of the same coordinator transaction */
+	/*
+	 * The decisions for this gid, or for any other gid of the same xid; the
+	 * caller keeps those of the same coordinator transaction (same nonce).
+	 */
 	[STMT_DECISION] = {
 		"SELECT decision, pg_catalog.to_char(pg_catalog.timezone('UTC', decided_at), 'YYYY-MM-DD HH24:MI:SS.US \"UTC\"'), gid"
 		" FROM consistency.tpc_decisions"
-		" WHERE gid = $1 OR (coordinator_sysid = $2 AND coordinator_xid = $3)"
-		" ORDER BY gid = $1 DESC LIMIT 1",
+		" WHERE gid OPERATOR(pg_catalog.=) $1"
+		" OR (coordinator_sysid OPERATOR(pg_catalog.=) $2 AND coordinator_xid OPERATOR(pg_catalog.=) $3)"
+		" ORDER BY gid OPERATOR(pg_catalog.=) $1 DESC, gid",
 		3, {TEXTOID, INT8OID, XID8OID}
 	},
-	/* another decision for this gid, or for any gid of the same coordinator transaction */
+	/* other decisions for this gid, or for any gid of the same xid (the caller filters) */
 	[STMT_CONFLICT] = {
 		"SELECT gid, decision FROM consistency.tpc_decisions"
-		" WHERE (gid = $4 OR (coordinator_sysid = $1 AND coordinator_xid = $2)) AND decision <> $3"
-		" ORDER BY gid = $4 DESC LIMIT 1",
+		" WHERE (gid OPERATOR(pg_catalog.=) $4"
+		" OR (coordinator_sysid OPERATOR(pg_catalog.=) $1 AND coordinator_xid OPERATOR(pg_catalog.=) $2))"
+		" AND decision OPERATOR(pg_catalog.<>) $3"
+		" ORDER BY gid OPERATOR(pg_catalog.=) $4 DESC, gid",
 		4, {INT8OID, XID8OID, TEXTOID, TEXTOID}
 	},
+	/* the decision log of a database still at 1.0 (no nonce column) */
 	[STMT_INSERT] = {
 		"INSERT INTO consistency.tpc_decisions"
 		" (gid, decision, coordinator_sysid, coordinator_xid, decided_at)"
 		" VALUES ($1, $2, $3, $4, pg_catalog.clock_timestamp())"
 		" ON CONFLICT (gid) DO NOTHING",
 		4, {TEXTOID, TEXTOID, INT8OID, XID8OID}
+	},
+	[STMT_INSERT_NONCE] = {
+		"INSERT INTO consistency.tpc_decisions"
+		" (gid, decision, coordinator_sysid, coordinator_xid, coordinator_nonce, decided_at)"
+		" VALUES ($1, $2, $3, $4, $5, pg_catalog.clock_timestamp())"
+		" ON CONFLICT (gid) DO NOTHING",
+		5, {TEXTOID, TEXTOID, INT8OID, XID8OID, TEXTOID}
+	},
+	/*
+	 * Decisions older than $1, except those of a coordinator transaction that
+	 * still has a participant prepared in this cluster: the gid itself, or a
+	 * gid with the same transaction prefix (format 1: cy1:sysid:db:xid;
+	 * format 2: cy2:sysid:db:xid:nonce) followed by a label.
+	 */
+	[STMT_PRUNE] = {
+		"DELETE FROM consistency.tpc_decisions d"
+		" WHERE d.decided_at OPERATOR(pg_catalog.<) (pg_catalog.statement_timestamp() OPERATOR(pg_catalog.-) $1)"
+		" AND NOT EXISTS (SELECT FROM pg_catalog.pg_prepared_xact() p"
+		"  WHERE p.gid OPERATOR(pg_catalog.=) d.gid"
+		"  OR p.gid OPERATOR(pg_catalog.=) pg_catalog.substring(d.gid, '^(cy1:[0-9]+:[0-9]+:[0-9]+|cy2:[0-9]+:[0-9]+:[0-9]+:[0-9a-f]{16})')"
+		"  OR pg_catalog.starts_with(p.gid, (pg_catalog.substring(d.gid, '^(cy1:[0-9]+:[0-9]+:[0-9]+|cy2:[0-9]+:[0-9]+:[0-9]+:[0-9a-f]{16})') OPERATOR(pg_catalog.||) ':')))",
+		1, {INTERVALOID}
 	},
 };
 
@@ -197,9 +245,11 @@ parse_u64(const char **p, uint64 *out)
 
 /*
  * Recognise a gid made by tpc_gid():
+ *	 cy2:<system identifier>:<database oid>:<full xid>:<nonce>[:<participant>]
+ * or by 1.0's tpc_gid():
  *	 cy1:<system identifier>:<database oid>:<full xid>[:<participant>]
- * Decimal numbers without leading zeros, so that one coordinator
- * transaction has exactly one spelling.
+ * Decimal numbers without leading zeros and a nonce of 16 lower-case hex
+ * digits, so that one coordinator transaction has exactly one spelling.
  */
 bool
 tpc_parse_gid(const char *gid, TpcGid *out)
@@ -208,22 +258,72 @@ tpc_parse_gid(const char *gid, TpcGid *out)
 	uint64		sysid;
 	uint64		dboid;
 	uint64		fxid;
+	bool		v2;
+	int			i;
 
-	if (strncmp(p, GID_PREFIX, strlen(GID_PREFIX)) != 0)
+	if (strncmp(p, GID_PREFIX, strlen(GID_PREFIX)) == 0)
+		v2 = true;
+	else if (strncmp(p, GID_PREFIX_V1, strlen(GID_PREFIX_V1)) == 0)
+		v2 = false;
+	else
 		return false;
 	p += strlen(GID_PREFIX);
 	if (!parse_u64(&p, &sysid) || *p++ != ':')
 		return false;
 	if (!parse_u64(&p, &dboid) || dboid > PG_UINT32_MAX || dboid == InvalidOid || *p++ != ':')
 		return false;
-	if (!parse_u64(&p, &fxid) || (*p != '\0' && *p != ':'))
+	if (!parse_u64(&p, &fxid))
 		return false;
 	if (!FullTransactionIdIsNormal(FullTransactionIdFromU64(fxid)))
+		return false;
+	memset(out->nonce, 0, sizeof(out->nonce));
+	if (v2)
+	{
+		if (*p++ != ':')
+			return false;
+		for (i = 0; i < TPC_NONCE_CHARS; i++)
+		{
+			if (!((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f')))
+				return false;
+			out->nonce[i] = p[i];
+		}
+		p += TPC_NONCE_CHARS;
+	}
+	if (*p != '\0' && *p != ':')
 		return false;
 	out->sysid = sysid;
 	out->dboid = (Oid) dboid;
 	out->fxid = FullTransactionIdFromU64(fxid);
+	out->has_nonce = v2;
 	return true;
+}
+
+/*
+ * Whether two parsed gids name the same coordinator transaction: same
+ * cluster, database and xid, and the same nonce (or both of format 1).
+ */
+bool
+tpc_same_transaction(const TpcGid *a, const TpcGid *b)
+{
+	return a->sysid == b->sysid && a->dboid == b->dboid &&
+		FullTransactionIdEquals(a->fxid, b->fxid) &&
+		a->has_nonce == b->has_nonce &&
+		(!a->has_nonce || strcmp(a->nonce, b->nonce) == 0);
+}
+
+/* The table relid of one of the 2PC logs. */
+Oid
+tpc_log_relid(const char *relname)
+{
+	Oid			nsp = get_namespace_oid(CONSISTENCY_SCHEMA, false);
+	Oid			relid = get_relname_relid(relname, nsp);
+
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation \"%s.%s\" does not exist", CONSISTENCY_SCHEMA, relname),
+				 errhint("Install the extension with CREATE EXTENSION consistency.")));
+	return relid;
 }
 
 static char *
@@ -246,7 +346,15 @@ gid_arg(FunctionCallInfo fcinfo, int argno)
  * after recovery; a new coordinator transaction would then carry the very
  * same gid (and maybe commit a decision for it) while participants still
  * hold the crashed one's prepared transactions.  Recovery advances the next
- * xid past every record's xid, so after the flush that cannot happen.
+ * xid past every record's xid, so after the flush that cannot happen.  Where
+ * synchronous replication is configured (synchronous_standby_names, and
+ * synchronous_commit at least remote_write), the record is also waited for
+ * on the synchronous standbys, so a standby promoted later knows the xid too.
+ *
+ * A failover to a standby without that record, or a point-in-time recovery
+ * or restore of an older backup, can still hand the xid out again; the gid
+ * therefore also carries a random nonce drawn once per transaction, and a
+ * decision only counts for gids with the same nonce.
  */
 Datum
 consistency_tpc_gid(PG_FUNCTION_ARGS)
@@ -260,44 +368,71 @@ consistency_tpc_gid(PG_FUNCTION_ARGS)
 	fxid = GetTopFullTransactionId();
 	if (!FullTransactionIdEquals(fxid, durable_fxid))
 	{
-		XLogRecPtr	lsn = LogLogicalMessage("consistency.tpc_gid", (const char *) &fxid,
-											sizeof(fxid), true);
+		uint32		r[2];
+		XLogRecPtr	lsn;
 
+		if (!pg_strong_random(r, sizeof(r)))
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("could not generate a random nonce for the gid")));
+		lsn = LogLogicalMessage("consistency.tpc_gid", (const char *) &fxid,
+								sizeof(fxid), true);
 		XLogFlush(lsn);
+		SyncRepWaitForLSN(lsn, false);
+		snprintf(durable_nonce, sizeof(durable_nonce), "%08x%08x", r[0], r[1]);
 		durable_fxid = fxid;
 	}
 
 	initStringInfo(&buf);
-	appendStringInfo(&buf, GID_PREFIX UINT64_FORMAT ":%u:" UINT64_FORMAT,
-					 GetSystemIdentifier(), MyDatabaseId, U64FromFullTransactionId(fxid));
+	appendStringInfo(&buf, GID_PREFIX UINT64_FORMAT ":%u:" UINT64_FORMAT ":%s",
+					 GetSystemIdentifier(), MyDatabaseId, U64FromFullTransactionId(fxid),
+					 durable_nonce);
 	if (label[0] != '\0')
 		appendStringInfo(&buf, ":%s", label);
 	PG_RETURN_TEXT_P(cstring_to_text(buf.data));
 }
 
 /*
+ * Whether a row of the decision log (its gid) belongs to the coordinator
+ * transaction g: the very gid, or a sibling with the same nonce.
+ */
+static bool
+decision_applies(const TpcGid *g, const char *gid, const char *row_gid)
+{
+	TpcGid		r;
+
+	if (strcmp(row_gid, gid) == 0)
+		return true;
+	return tpc_parse_gid(row_gid, &r) && tpc_same_transaction(g, &r);
+}
+
+/*
  * Refuse to log decision for gid when the log already holds another decision
  * for this gid or for a sibling gid of the same coordinator transaction.
  * snap: the snapshot to look with (InvalidSnapshot: the statement's own).
- * The caller is connected to SPI.
+ * The caller is connected to SPI, as the decision log's owner.
  */
 static void
 check_conflict(const TpcGid *g, const char *gid, const char *decision, Snapshot snap)
 {
 	Datum		v[4];
 	int			rc;
+	uint64		i;
 
 	v[0] = Int64GetDatum((int64) g->sysid);
 	v[1] = FullTransactionIdGetDatum(g->fxid);
 	v[2] = CStringGetTextDatum(decision);
 	v[3] = CStringGetTextDatum(gid);
 	rc = SPI_execute_snapshot(get_plan(STMT_CONFLICT), v, NULL, snap, InvalidSnapshot,
-							  false, false, 1);
+							  false, false, 0);
 	check_spi(rc, STMT_CONFLICT);
-	if (SPI_processed > 0)
+	for (i = 0; i < SPI_processed; i++)
 	{
-		char	   *other = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-		char	   *otherdec = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+		char	   *other = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+		char	   *otherdec = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
+
+		if (!decision_applies(g, gid, other))
+			continue;			/* the same xid, another coordinator transaction */
 
 		ereport(ERROR,
 				(errcode(ERRCODE_CONSISTENCY_TPC_DECISION_CONFLICT),
@@ -325,8 +460,13 @@ consistency_tpc_log_decision(PG_FUNCTION_ARGS)
 	char	   *decision = text_to_cstring(consistency_text_arg(fcinfo, 1, "decision", 16, false));
 	TpcGid		g;
 	FullTransactionId mine;
-	Datum		v[4];
+	Datum		v[5];
+	char		n[5] = {' ', ' ', ' ', ' ', ' '};
 	int			rc;
+	Oid			relid;
+	bool		with_nonce;
+	TpcStmt		stmt;
+	ConsistencySavedUser saved;
 
 	if (strcmp(decision, "commit") != 0 && strcmp(decision, "abort") != 0)
 		ereport(ERROR,
@@ -351,15 +491,25 @@ consistency_tpc_log_decision(PG_FUNCTION_ARGS)
 				 errdetail("A decision must be logged by the coordinator transaction that made the gid, in its database; this transaction has no transaction id, so it made no gid."),
 				 errhint("Call consistency.tpc_gid() and consistency.tpc_log_decision() in the same transaction, before COMMIT PREPARED.")));
 
+	/*
+	 * The log is written as its owner: the caller needs no privilege on it
+	 * (an error on the way resets the user with the transaction).
+	 */
+	relid = tpc_log_relid("tpc_decisions");
+	with_nonce = get_attnum(relid, "coordinator_nonce") != InvalidAttrNumber;
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	consistency_become_owner(relid, &saved);
 	check_conflict(&g, gid, decision, InvalidSnapshot);
 	v[0] = CStringGetTextDatum(gid);
 	v[1] = CStringGetTextDatum(decision);
 	v[2] = Int64GetDatum((int64) g.sysid);
 	v[3] = FullTransactionIdGetDatum(g.fxid);
-	rc = SPI_execute_plan(get_plan(STMT_INSERT), v, NULL, false, 0);
-	check_spi(rc, STMT_INSERT);
+	v[4] = g.has_nonce ? CStringGetTextDatum(g.nonce) : (Datum) 0;
+	n[4] = g.has_nonce ? ' ' : 'n';
+	stmt = with_nonce ? STMT_INSERT_NONCE : STMT_INSERT;
+	rc = SPI_execute_plan(get_plan(stmt), v, n, false, 0);
+	check_spi(rc, stmt);
 
 	/*
 	 * Nothing inserted: a row for this gid exists (or a concurrent one just
@@ -368,6 +518,7 @@ consistency_tpc_log_decision(PG_FUNCTION_ARGS)
 	 */
 	if (SPI_processed == 0)
 		check_conflict(&g, gid, decision, GetLatestSnapshot());
+	consistency_restore_user(&saved);
 	SPI_finish();
 
 	/*
@@ -388,16 +539,23 @@ consistency_tpc_log_decision(PG_FUNCTION_ARGS)
  * tpc_decisions_guard(): BEFORE INSERT OR UPDATE row trigger on
  * consistency.tpc_decisions.
  *
- * consistency_user may insert into the decision log (tpc_log_decision runs
- * as its caller), so without this anyone with that role could log "abort"
- * for another coordinator's gid before it does, or "commit" for a
- * transaction that never decided.  A row is accepted only if its gid was
- * made by tpc_gid() in the very transaction writing it: this cluster, this
- * database, this top-level transaction, with coordinator_sysid and
- * coordinator_xid matching the gid -- which is exactly what
- * tpc_log_decision writes.  Superusers are not checked: they can bypass any
- * trigger anyway, and restoring a dump (another cluster, other xids) needs
- * it.  Runs no SQL.
+ * No application role may write the decision log (tpc_log_decision writes
+ * it as the table's owner), but the owner and superusers still can, and a
+ * restore does.  Every row written, by anyone, is checked:
+ *	 - its gid was made by tpc_gid() (YC401);
+ *	 - coordinator_sysid, coordinator_xid and (1.1) coordinator_nonce are the
+ *	   gid's (YC402): the resolver finds siblings by these columns;
+ *	 - a gid of this cluster and this database names the very transaction
+ *	   writing the row (YC402): a decision for one of this database's
+ *	   coordinator transactions can only come from that transaction, so not
+ *	   even the owner can log "abort" for another coordinator's gid before it
+ *	   does, or "commit" for a transaction that never decided.  Rows of other
+ *	   clusters or databases (a restore) are accepted when consistent: the
+ *	   resolver never reads them as this database's decisions.
+ * A writer that is neither the owner nor a superuser (a role granted INSERT
+ * by hand, or consistency_user on a database still at 1.0) keeps 1.0's
+ * rule: only rows naming its own transaction, in this cluster and database.
+ * Runs no SQL.
  */
 Datum
 consistency_tpc_decisions_guard(PG_FUNCTION_ARGS)
@@ -408,6 +566,7 @@ consistency_tpc_decisions_guard(PG_FUNCTION_ARGS)
 	int			col_gid;
 	int			col_sysid;
 	int			col_xid;
+	int			col_nonce;
 	bool		isnull;
 	Datum		d;
 	char	   *gid;
@@ -419,13 +578,12 @@ consistency_tpc_decisions_guard(PG_FUNCTION_ARGS)
 		!TRIGGER_FIRED_FOR_ROW(td->tg_event) || TRIGGER_FIRED_BY_DELETE(td->tg_event))
 		elog(ERROR, "tpc_decisions_guard() must be a BEFORE INSERT OR UPDATE row trigger");
 	tup = TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? td->tg_newtuple : td->tg_trigtuple;
-	if (superuser())
-		return PointerGetDatum(tup);
 
 	desc = RelationGetDescr(td->tg_relation);
 	col_gid = SPI_fnumber(desc, "gid");
 	col_sysid = SPI_fnumber(desc, "coordinator_sysid");
 	col_xid = SPI_fnumber(desc, "coordinator_xid");
+	col_nonce = SPI_fnumber(desc, "coordinator_nonce");	/* absent at 1.0 */
 	if (col_gid <= 0 || col_sysid <= 0 || col_xid <= 0)
 		elog(ERROR, "tpc_decisions_guard() fired on a table without the decision log's columns");
 
@@ -438,19 +596,32 @@ consistency_tpc_decisions_guard(PG_FUNCTION_ARGS)
 				 errdetail("The decision log only holds decisions for gids that name their coordinator transaction."),
 				 errhint("Log decisions with consistency.tpc_log_decision() in the coordinator transaction.")));
 
-	mine = GetTopFullTransactionId();
-	ok = g.sysid == GetSystemIdentifier() && g.dboid == MyDatabaseId &&
-		FullTransactionIdEquals(g.fxid, mine);
 	d = heap_getattr(tup, col_sysid, desc, &isnull);
-	ok = ok && !isnull && (uint64) DatumGetInt64(d) == g.sysid;
+	ok = !isnull && (uint64) DatumGetInt64(d) == g.sysid;
 	d = heap_getattr(tup, col_xid, desc, &isnull);
 	ok = ok && !isnull && FullTransactionIdEquals(DatumGetFullTransactionId(d), g.fxid);
+	if (ok && col_nonce > 0)
+	{
+		d = heap_getattr(tup, col_nonce, desc, &isnull);
+		ok = g.has_nonce ? (!isnull && strcmp(TextDatumGetCString(d), g.nonce) == 0) : isnull;
+	}
 	if (!ok)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONSISTENCY_TPC_WRONG_TRANSACTION),
+				 errmsg("the coordinator columns of the decision for gid \"%s\" do not match the gid", gid),
+				 errdetail("coordinator_sysid, coordinator_xid and coordinator_nonce must be the gid's system identifier, transaction id and nonce (NULL for a gid without one)."),
+				 errhint("Log decisions with consistency.tpc_log_decision() in the coordinator transaction.")));
+
+	mine = GetTopFullTransactionId();	/* the row's insert needs one anyway */
+	if ((g.sysid == GetSystemIdentifier() && g.dboid == MyDatabaseId &&
+		 !FullTransactionIdEquals(g.fxid, mine)) ||
+		(!superuser() && !pg_class_ownercheck(RelationGetRelid(td->tg_relation), GetUserId()) &&
+		 (g.sysid != GetSystemIdentifier() || g.dboid != MyDatabaseId)))
+		ereport(ERROR,
+				(errcode(ERRCODE_CONSISTENCY_TPC_WRONG_TRANSACTION),
 				 errmsg("a decision for gid \"%s\" may only be written by the coordinator transaction it names", gid),
-				 errdetail("This is transaction " UINT64_FORMAT " of database %u in cluster " UINT64_FORMAT "; the row's gid, coordinator_sysid and coordinator_xid must all name it.",
-						   U64FromFullTransactionId(mine), MyDatabaseId, GetSystemIdentifier()),
+				 errdetail("The gid names transaction " UINT64_FORMAT " of this database; this is transaction " UINT64_FORMAT ".",
+						   U64FromFullTransactionId(g.fxid), U64FromFullTransactionId(mine)),
 				 errhint("Log decisions with consistency.tpc_log_decision() in the coordinator transaction.")));
 	return PointerGetDatum(tup);
 }
@@ -557,6 +728,8 @@ tpc_decide(const TpcPrepared *p, char **evidence)
 	char	   *decision = NULL;
 	char	   *decided_at = NULL;
 	char	   *decided_gid = NULL;
+	uint64		i;
+	ConsistencySavedUser saved;
 
 	if (!tpc_parse_gid(p->gid, &g))
 	{
@@ -601,14 +774,21 @@ tpc_decide(const TpcPrepared *p, char **evidence)
 	v[0] = CStringGetTextDatum(p->gid);
 	v[1] = Int64GetDatum((int64) g.sysid);
 	v[2] = FullTransactionIdGetDatum(g.fxid);
+	consistency_become_owner(tpc_log_relid("tpc_decisions"), &saved);
 	rc = SPI_execute_snapshot(get_plan(STMT_DECISION), v, NULL,
-							  GetLatestSnapshot(), InvalidSnapshot, true, false, 1);
+							  GetLatestSnapshot(), InvalidSnapshot, true, false, 0);
+	consistency_restore_user(&saved);
 	check_spi(rc, STMT_DECISION);
-	if (SPI_processed > 0)
+	/* the gid's own decision first; a sibling's only under the same nonce */
+	for (i = 0; i < SPI_processed && decision == NULL; i++)
 	{
-		decision = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-		decided_at = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
-		decided_gid = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
+		char	   *row_gid = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3);
+
+		if (!decision_applies(&g, p->gid, row_gid))
+			continue;
+		decision = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+		decided_at = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
+		decided_gid = row_gid;
 	}
 	if (decision != NULL)
 	{
@@ -944,6 +1124,37 @@ consistency_prepared_xacts(PG_FUNCTION_ARGS)
 	}
 	SPI_finish();
 	PG_RETURN_NULL();
+}
+
+/*
+ * tpc_prune_decisions(min_age interval) -> bigint
+ *
+ * Deletes the decisions logged at least min_age ago, except those of a
+ * coordinator transaction that still has a participant prepared in this
+ * cluster; returns how many.  Participants in other clusters are not
+ * visible here: choose min_age longer than any of them can stay prepared
+ * (a commit decision deleted too early turns into presumed abort).  Runs as
+ * the decision log's owner; consistency_admin has no DELETE on it.
+ */
+Datum
+consistency_tpc_prune_decisions(PG_FUNCTION_ARGS)
+{
+	Interval   *min_age = tpc_interval_arg(fcinfo, 0, "min_age");
+	Datum		v[1];
+	int			rc;
+	uint64		n;
+	ConsistencySavedUser saved;
+
+	v[0] = IntervalPGetDatum(min_age);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	consistency_become_owner(tpc_log_relid("tpc_decisions"), &saved);
+	rc = SPI_execute_plan(get_plan(STMT_PRUNE), v, NULL, false, 0);
+	check_spi(rc, STMT_PRUNE);
+	n = SPI_processed;
+	consistency_restore_user(&saved);
+	SPI_finish();
+	PG_RETURN_INT64((int64) n);
 }
 
 void

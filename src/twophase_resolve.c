@@ -30,7 +30,15 @@
  * back; it is not.  Arguments and results travel through a DSM segment
  * whose handle is the worker's main argument (its database is in
  * bgw_extra); the caller waits for each worker to exit.  A caller that
- * stops waiting (cancelled, say) hands the log over: see orphan_tasks().
+ * stops waiting (cancelled, terminated, or its client gone) hands the log
+ * over: see orphan_tasks(), run as the caller's mapping of the segment goes
+ * away, however that happens (an error, or a FATAL exit that no error
+ * handler sees).
+ *
+ * The worker writes the log as the table's owner (table_owner.c): no role
+ * needs INSERT on it.  Texts are clipped to their fixed buffers on a
+ * character boundary, so the log never holds a broken multibyte character
+ * (which would make its dump fail to restore).
  *
  * IDENTIFICATION
  *	  src/twophase_resolve.c
@@ -47,12 +55,14 @@
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "funcapi.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "storage/dsm.h"
 #include "storage/ipc.h"
 #include "tcop/tcopprot.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
@@ -137,6 +147,7 @@ typedef struct TpcShared
 	/* the caller's own bookkeeping, for orphan_tasks */
 	Oid			inflight_db;	/* the worker it waits for, if any */
 	bool		log_done;		/* the log writer ran */
+	bool		caller_done;	/* the caller got every result: nothing to hand over */
 	NameData	resolved_by;
 	int			ntasks;
 	TpcTask		tasks[FLEXIBLE_ARRAY_MEMBER];
@@ -155,6 +166,24 @@ typedef struct TpcShared
 
 /* This worker's database is the caller's: it writes the resolution log. */
 static bool worker_writes_log = false;
+
+/* The resolver worker is inserting its log rows right now (the guard trusts them). */
+static bool writing_log = false;
+
+/*
+ * Copy src into dst (dstsize bytes), cut on a character boundary of the
+ * database encoding if it does not fit.
+ */
+static void
+clip_copy(char *dst, const char *src, size_t dstsize)
+{
+	int			len = strlen(src);
+
+	if (len >= (int) dstsize)
+		len = pg_mbcliplen(src, len, dstsize - 1);
+	memcpy(dst, src, len);
+	dst[len] = '\0';
+}
 
 static bool start_worker(dsm_segment *seg, Oid dboid, const char *dbname, pid_t notify_pid,
 						 BackgroundWorkerHandle **handle);
@@ -188,8 +217,9 @@ worker_run_task(TpcTask *t, MemoryContext workcxt)
 			t->outcome = OUT_BUSY;
 		else
 			t->outcome = OUT_FAILED;
-		snprintf(t->error, sizeof(t->error), "%s: %s", unpack_sql_state(ed->sqlerrcode),
-				 ed->message ? ed->message : "");
+		clip_copy(t->error, psprintf("%s: %s", unpack_sql_state(ed->sqlerrcode),
+									 ed->message ? ed->message : ""),
+				  sizeof(t->error));
 		FreeErrorData(ed);
 	}
 	PG_END_TRY();
@@ -203,6 +233,7 @@ worker_write_log(TpcShared *sh)
 	Oid			argtypes[13] = {TEXTOID, NAMEOID, XIDOID, NAMEOID, TIMESTAMPTZOID, TEXTOID,
 	TEXTOID, BOOLOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, NAMEOID};
 	int			i;
+	ConsistencySavedUser saved;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
@@ -210,6 +241,9 @@ worker_write_log(TpcShared *sh)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	PushActiveSnapshot(GetTransactionSnapshot());
+	/* as the log's owner; an error ends this worker, and its transaction with it */
+	consistency_become_owner(tpc_log_relid("tpc_resolution_log"), &saved);
+	writing_log = true;
 	for (i = 0; i < sh->ntasks; i++)
 	{
 		TpcTask    *t = &sh->tasks[i];
@@ -238,6 +272,8 @@ worker_write_log(TpcShared *sh)
 		if (rc != SPI_OK_INSERT)
 			elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
 	}
+	writing_log = false;
+	consistency_restore_user(&saved);
 	PopActiveSnapshot();
 	SPI_finish();
 	CommitTransactionCommand();
@@ -315,29 +351,79 @@ consistency_tpc_worker_main(Datum main_arg)
 
 /*
  * tpc_resolution_log_guard(): BEFORE INSERT OR UPDATE row trigger on
- * consistency.tpc_resolution_log.  The resolver worker writes the log as
- * the calling role, so that role (consistency_admin) needs INSERT on it;
- * this keeps such a role from writing rows by hand -- an audit trail of
- * resolutions that never ran.  Only the resolver worker (and a superuser,
- * who could bypass any trigger, and restores dumps) may write it.  Runs no
- * SQL.
+ * consistency.tpc_resolution_log.
+ *
+ * The resolver worker writes the log as the table's owner, and no role is
+ * granted INSERT, UPDATE or DELETE on it.  Still, for anyone who can write
+ * it (its owner, a superuser, a role granted a privilege by hand):
+ *	 - rows are never changed: an audit trail is appended to, not edited;
+ *	 - a row not written by the resolver worker is accepted only from the
+ *	   table's owner or a superuser (a restore), and only if it is
+ *	   consistent: committed/rolled_back rows carry the matching action and
+ *	   no error, already_resolved/busy/failed rows carry the error.
+ * Runs no SQL.
  */
 Datum
 consistency_tpc_resolution_log_guard(PG_FUNCTION_ARGS)
 {
 	TriggerData *td = (TriggerData *) fcinfo->context;
+	HeapTuple	tup;
+	TupleDesc	desc;
+	int			col_action;
+	int			col_outcome;
+	int			col_error;
+	bool		isnull;
+	bool		error_null;
+	Datum		d;
+	char	   *action;
+	char	   *outcome;
+	bool		ok;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(td->tg_event) ||
 		!TRIGGER_FIRED_FOR_ROW(td->tg_event) || TRIGGER_FIRED_BY_DELETE(td->tg_event))
 		elog(ERROR, "tpc_resolution_log_guard() must be a BEFORE INSERT OR UPDATE row trigger");
-	if (!superuser() &&
-		!(MyBgworkerEntry != NULL && strcmp(MyBgworkerEntry->bgw_type, TPC_WORKER_TYPE) == 0))
+	if (TRIGGER_FIRED_BY_UPDATE(td->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("rows of consistency.tpc_resolution_log cannot be changed"),
+				 errdetail("The resolution log is an audit trail: each row records an action the resolver attempted."),
+				 errhint("Rows may be deleted by the table's owner once they are no longer needed.")));
+	tup = td->tg_trigtuple;
+	if (writing_log && MyBgworkerEntry != NULL &&
+		strcmp(MyBgworkerEntry->bgw_type, TPC_WORKER_TYPE) == 0)
+		return PointerGetDatum(tup);
+
+	if (!superuser() && !pg_class_ownercheck(RelationGetRelid(td->tg_relation), GetUserId()))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("only the resolver writes consistency.tpc_resolution_log"),
 				 errdetail("Rows are written by the background worker of consistency.resolve_prepared() and consistency.resolve_stale(), for the actions it attempted."),
 				 errhint("Resolve with consistency.resolve_prepared() or consistency.resolve_stale().")));
-	return PointerGetDatum(TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? td->tg_newtuple : td->tg_trigtuple);
+
+	desc = RelationGetDescr(td->tg_relation);
+	col_action = SPI_fnumber(desc, "action");
+	col_outcome = SPI_fnumber(desc, "outcome");
+	col_error = SPI_fnumber(desc, "error");
+	if (col_action <= 0 || col_outcome <= 0 || col_error <= 0)
+		elog(ERROR, "tpc_resolution_log_guard() fired on a table without the resolution log's columns");
+	d = heap_getattr(tup, col_action, desc, &isnull);
+	action = isnull ? "" : TextDatumGetCString(d);
+	d = heap_getattr(tup, col_outcome, desc, &isnull);
+	outcome = isnull ? "" : TextDatumGetCString(d);
+	(void) heap_getattr(tup, col_error, desc, &error_null);
+	if (strcmp(outcome, "committed") == 0)
+		ok = strcmp(action, "commit") == 0 && error_null;
+	else if (strcmp(outcome, "rolled_back") == 0)
+		ok = strcmp(action, "rollback") == 0 && error_null;
+	else
+		ok = !error_null;
+	if (!ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_CHECK_VIOLATION),
+				 errmsg("resolution log row with action \"%s\" and outcome \"%s\" is inconsistent", action, outcome),
+				 errdetail("A committed or rolled_back row has the matching action (commit, rollback) and no error; an already_resolved, busy or failed row has the error."),
+				 errhint("Rows are written by the resolver; a restore writes them back as they were.")));
+	return PointerGetDatum(tup);
 }
 
 /* ----------------------------------------------------------------
@@ -401,10 +487,16 @@ wait_worker(BackgroundWorkerHandle *handle)
  * writer unpins it.  Whoever is last -- the running worker as it exits, or
  * this backend if it already has -- starts a log writer in the caller's
  * database, which only writes the log.  If the running worker is itself the
- * log writer, it does all that.  Runs in a PG_CATCH block: no errors.
+ * log writer, it does all that.
+ *
+ * This is the on_dsm_detach callback of the caller's mapping, so it runs
+ * however the caller stops: an error or cancel (the transaction's resource
+ * owner detaches the segment), or a FATAL exit such as pg_terminate_backend()
+ * or a lost client (the mapping is detached as the backend exits, after no
+ * error handler ran).  Runs during error cleanup or exit: no errors.
  */
 static void
-orphan_tasks(dsm_segment *seg)
+orphan_tasks(dsm_segment *seg, Datum arg)
 {
 	TpcShared  *sh = dsm_segment_address(seg);
 	Oid			inflight_db = sh->inflight_db;
@@ -412,6 +504,8 @@ orphan_tasks(dsm_segment *seg)
 	uint32		expected = TPC_WORKER_RUNNING;
 	int			i;
 
+	if (sh->caller_done)
+		return;					/* the caller has every result, and the log */
 	for (i = 0; i < sh->ntasks; i++)
 		if (sh->tasks[i].outcome != OUT_PENDING)
 			attempted = true;
@@ -504,10 +598,11 @@ run_workers(dsm_segment *seg)
 			{
 				t->outcome = OUT_FAILED;
 				t->sqlerrcode = ERRCODE_CONSISTENCY_TPC_WORKER_FAILED;
-				snprintf(t->error, sizeof(t->error),
-						 ran ? "YC406: the resolver worker for database %s exited before finishing; the server log has its error"
-						 : "YC405: no resolver worker could be started for database %s (max_worker_processes)",
-						 dbname ? dbname : "?");
+				clip_copy(t->error,
+						  psprintf(ran ? "YC406: the resolver worker for database %s exited before finishing; the server log has its error"
+								   : "YC405: no resolver worker could be started for database %s (max_worker_processes)",
+								   dbname ? dbname : "?"),
+						  sizeof(t->error));
 			}
 		}
 	}
@@ -525,7 +620,7 @@ run_tasks(TpcTask *tasks, int ntasks)
 	Size		size = offsetof(TpcShared, tasks) + sizeof(TpcTask) * ntasks;
 	dsm_segment *seg;
 	TpcShared  *sh;
-	volatile bool no_worker = false;
+	bool		no_worker;
 
 	PreventCommandDuringRecovery("COMMIT PREPARED or ROLLBACK PREPARED");
 	seg = dsm_create(size, 0);
@@ -539,16 +634,9 @@ run_tasks(TpcTask *tasks, int ntasks)
 	sh->ntasks = ntasks;
 	memcpy(sh->tasks, tasks, sizeof(TpcTask) * ntasks);
 
-	PG_TRY();
-	{
-		no_worker = run_workers(seg);
-	}
-	PG_CATCH();
-	{
-		orphan_tasks(seg);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
+	on_dsm_detach(seg, orphan_tasks, (Datum) 0);
+	no_worker = run_workers(seg);
+	sh->caller_done = true;
 	if (no_worker)
 	{
 		dsm_detach(seg);
@@ -559,7 +647,7 @@ run_tasks(TpcTask *tasks, int ntasks)
 				(errcode(ERRCODE_CONSISTENCY_TPC_WORKER_FAILED),
 				 errmsg("the resolution was not written to consistency.tpc_resolution_log"),
 				 errdetail("The actions below were attempted; the worker writing the log failed (see the server log)."),
-				 errhint("Check that the role may insert into consistency.tpc_resolution_log (consistency_admin).")));
+				 errhint("Check that the role may log in and connect to this database: the worker connects as the role.")));
 	memcpy(tasks, sh->tasks, sizeof(TpcTask) * ntasks);
 	dsm_detach(seg);
 }
@@ -570,7 +658,7 @@ fill_task(TpcTask *t, const TpcPrepared *p, bool commit, const char *requested,
 		  TpcVerdict v, const char *evidence, bool heuristic)
 {
 	memset(t, 0, sizeof(*t));
-	strlcpy(t->gid, p->gid, sizeof(t->gid));
+	clip_copy(t->gid, p->gid, sizeof(t->gid));	/* fits: at most TPC_MAX_GID_BYTES */
 	t->dboid = p->dboid;
 	namestrcpy(&t->database, p->database);
 	t->xid = p->xid;
@@ -580,7 +668,7 @@ fill_task(TpcTask *t, const TpcPrepared *p, bool commit, const char *requested,
 	t->heuristic = heuristic;
 	strlcpy(t->requested, requested, sizeof(t->requested));
 	strlcpy(t->verdict, tpc_verdict_name(v), sizeof(t->verdict));
-	strlcpy(t->evidence, evidence, sizeof(t->evidence));
+	clip_copy(t->evidence, evidence, sizeof(t->evidence));
 }
 
 static const char *

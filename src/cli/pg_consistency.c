@@ -28,6 +28,19 @@
  * CONNINFO is a libpq connection string or URI; the database it names must
  * have the consistency extension.
  *
+ * Run by a DBA, often a superuser, against databases where other roles can
+ * create objects: like pg_dump, it empties search_path right after
+ * connecting (and stops if it cannot) and qualifies every function,
+ * operator, type and table it names, so nothing a database user created --
+ * a better-matching array_to_string() in a schema named after the DBA, say
+ * -- runs with the DBA's rights.
+ *
+ * Gids of format 2 carry their coordinator transaction's nonce: a decision
+ * counts only for gids of the same nonce, so that a coordinator xid handed
+ * out again (a failover, a point-in-time recovery) does not decide for the
+ * lost transaction's participants.  Format 1 (1.0, no nonce) keeps 1.0's
+ * rule: any format-1 gid of the same xid.
+ *
  * IDENTIFICATION
  *	  src/cli/pg_consistency.c
  *
@@ -83,9 +96,15 @@ static PGconn *
 connect_to(const char *conninfo)
 {
 	PGconn	   *conn = PQconnectdb(conninfo ? conninfo : "");
+	PGresult   *res;
 
 	if (PQstatus(conn) != CONNECTION_OK)
 		die(EXIT_UNKNOWN, "could not connect: %s", PQerrorMessage(conn));
+	/* nothing in the database's schemas may stand in for what we call */
+	res = PQexec(conn, "SELECT pg_catalog.set_config('search_path', '', false)");
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		die(EXIT_UNKNOWN, "could not clear search_path: %s", PQerrorMessage(conn));
+	PQclear(res);
 	return conn;
 }
 
@@ -100,12 +119,17 @@ query(PGconn *conn, const char *sql, int nparams, const char *const *params)
 	return res;
 }
 
-/* A gid of consistency.tpc_gid(): cy1:<sysid>:<dboid>:<xid8>[:label]. */
+/*
+ * A gid of consistency.tpc_gid(): cy2:<sysid>:<dboid>:<xid8>:<nonce>[:label],
+ * or 1.0's cy1:<sysid>:<dboid>:<xid8>[:label] (nonce "").
+ */
+#define NONCE_CHARS 16
 typedef struct Gid
 {
 	char		sysid[32];
 	char		dboid[16];
 	char		xid[32];
+	char		nonce[NONCE_CHARS + 1];
 } Gid;
 
 static int
@@ -127,17 +151,50 @@ static int
 parse_gid(const char *gid, Gid *g)
 {
 	const char *p = gid;
+	int			v2;
+	int			i;
 
-	if (strncmp(p, "cy1:", 4) != 0)
+	if (strncmp(p, "cy2:", 4) == 0)
+		v2 = 1;
+	else if (strncmp(p, "cy1:", 4) == 0)
+		v2 = 0;
+	else
 		return 0;
 	p += 4;
 	if (!take_digits(&p, g->sysid, sizeof(g->sysid)) || *p++ != ':')
 		return 0;
 	if (!take_digits(&p, g->dboid, sizeof(g->dboid)) || *p++ != ':')
 		return 0;
-	if (!take_digits(&p, g->xid, sizeof(g->xid)) || (*p != '\0' && *p != ':'))
+	if (!take_digits(&p, g->xid, sizeof(g->xid)))
 		return 0;
-	return 1;
+	g->nonce[0] = '\0';
+	if (v2)
+	{
+		if (*p++ != ':')
+			return 0;
+		for (i = 0; i < NONCE_CHARS; i++)
+		{
+			if (!((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f')))
+				return 0;
+			g->nonce[i] = p[i];
+		}
+		g->nonce[NONCE_CHARS] = '\0';
+		p += NONCE_CHARS;
+	}
+	return *p == '\0' || *p == ':';
+}
+
+/* Whether a decision logged for gid row_gid decides for gid (same coordinator transaction). */
+static int
+same_transaction(const char *gid, const Gid *g, const char *row_gid)
+{
+	Gid			r;
+
+	if (strcmp(gid, row_gid) == 0)
+		return 1;
+	return parse_gid(row_gid, &r) && strcmp(r.sysid, g->sysid) == 0 &&
+		strcmp(r.dboid, g->dboid) == 0 && strcmp(r.xid, g->xid) == 0 &&
+		strcmp(r.nonce, g->nonce) == 0;
 }
 
 /* The coordinator's identity: cluster and database, and the rules to decide with. */
@@ -156,7 +213,8 @@ coordinator_open(Coordinator *c, const char *conninfo)
 	c->conn = connect_to(conninfo);
 	res = query(c->conn,
 				"SELECT (SELECT system_identifier FROM pg_catalog.pg_control_system()),"
-				" (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())",
+				" (SELECT oid FROM pg_catalog.pg_database"
+				"   WHERE datname OPERATOR(pg_catalog.=) pg_catalog.current_database())",
 				0, NULL);
 	snprintf(c->sysid, sizeof(c->sysid), "%s", PQgetvalue(res, 0, 0));
 	snprintf(c->dboid, sizeof(c->dboid), "%s", PQgetvalue(res, 0, 1));
@@ -178,6 +236,8 @@ coordinator_decide(Coordinator *c, const char *gid, int older_than_grace,
 	char		status[32] = "";
 	int			status_known;
 	const char *verdict;
+	int			row = -1;
+	int			i;
 
 	if (!parse_gid(gid, &g))
 	{
@@ -214,17 +274,22 @@ coordinator_decide(Coordinator *c, const char *gid, int older_than_grace,
 	params[0] = gid;
 	params[1] = g.sysid;
 	params[2] = g.xid;
+	/* the gid's own decision first, a sibling's only under the same nonce */
 	res = query(c->conn,
-				"SELECT decision FROM consistency.tpc_decisions"
-				" WHERE gid = $1 OR (coordinator_sysid = $2::pg_catalog.int8"
-				"                    AND coordinator_xid = $3::pg_catalog.xid8)"
-				" ORDER BY gid = $1 DESC LIMIT 1",
+				"SELECT decision, gid FROM consistency.tpc_decisions"
+				" WHERE gid OPERATOR(pg_catalog.=) $1::pg_catalog.text"
+				"  OR (coordinator_sysid OPERATOR(pg_catalog.=) $2::pg_catalog.int8"
+				"      AND coordinator_xid OPERATOR(pg_catalog.=) $3::pg_catalog.xid8)"
+				" ORDER BY gid OPERATOR(pg_catalog.=) $1::pg_catalog.text DESC, gid",
 				3, params);
-	if (PQntuples(res) > 0)
+	for (i = 0; i < PQntuples(res) && row < 0; i++)
+		if (same_transaction(gid, &g, PQgetvalue(res, i, 1)))
+			row = i;
+	if (row >= 0)
 	{
-		verdict = strcmp(PQgetvalue(res, 0, 0), "commit") == 0 ? "commit" : "rollback";
+		verdict = strcmp(PQgetvalue(res, row, 0), "commit") == 0 ? "commit" : "rollback";
 		snprintf(reason, reasonsize, "coordinator logged decision %s (transaction %s %s)",
-				 PQgetvalue(res, 0, 0), g.xid, status_known ? status : "status no longer known");
+				 PQgetvalue(res, row, 0), g.xid, status_known ? status : "status no longer known");
 	}
 	else if (status_known)
 	{
@@ -265,11 +330,13 @@ cmd_in_doubt(PGconn *conn, const char *older_than, const char *warning,
 	int			n;
 
 	res = query(conn,
-				"SELECT gid, database, owner, date_trunc('second', age)::text, xid_age,"
-				" pins_xmin_horizon, lock_count, array_to_string(relations, ','),"
-				" array_to_string(blocked_pids, ','), verdict, evidence,"
-				" age >= $2::interval, age >= $3::interval"
-				" FROM consistency.prepared_xacts($1::interval) ORDER BY prepared_at",
+				"SELECT gid, database, owner,"
+				" pg_catalog.date_trunc('second', age)::pg_catalog.text, xid_age,"
+				" pins_xmin_horizon, lock_count, pg_catalog.array_to_string(relations, ','),"
+				" pg_catalog.array_to_string(blocked_pids, ','), verdict, evidence,"
+				" age OPERATOR(pg_catalog.>=) $2::pg_catalog.interval,"
+				" age OPERATOR(pg_catalog.>=) $3::pg_catalog.interval"
+				" FROM consistency.prepared_xacts($1::pg_catalog.interval) ORDER BY prepared_at",
 				3, params);
 	n = PQntuples(res);
 	printf("%-40s %-14s %-10s %-9s %8s %4s %6s %-8s %-12s %s\n",
@@ -330,7 +397,8 @@ cmd_resolve(PGconn *conn, int execute, const char *older_than, const char *grace
 
 		res = query(conn,
 					"SELECT gid, database, planned, executed, outcome, reason"
-					" FROM consistency.resolve_stale($1::interval, dry_run => $2::boolean)",
+					" FROM consistency.resolve_stale($1::pg_catalog.interval,"
+					"                                dry_run => $2::pg_catalog.bool)",
 					2, params);
 		for (i = 0; i < PQntuples(res); i++)
 		{
@@ -348,8 +416,9 @@ cmd_resolve(PGconn *conn, int execute, const char *older_than, const char *grace
 		const char *params[2] = {older_than, grace};
 
 		res = query(conn,
-					"SELECT gid, database, age >= $2::interval, verdict, evidence"
-					" FROM consistency.prepared_xacts($1::interval) ORDER BY prepared_at",
+					"SELECT gid, database, age OPERATOR(pg_catalog.>=) $2::pg_catalog.interval,"
+					" verdict, evidence"
+					" FROM consistency.prepared_xacts($1::pg_catalog.interval) ORDER BY prepared_at",
 					2, params);
 	}
 	for (i = 0; i < PQntuples(res); i++)
@@ -378,7 +447,8 @@ cmd_resolve(PGconn *conn, int execute, const char *older_than, const char *grace
 		}
 		action = verdict;
 		p[0] = reason;
-		r = PQexecParams(conn, "SELECT pg_catalog.set_config('consistency.tpc_caller_evidence', $1, false)",
+		r = PQexecParams(conn, "SELECT pg_catalog.set_config('consistency.tpc_caller_evidence',"
+						 " $1::pg_catalog.text, false)",
 						 1, NULL, p, NULL, NULL, 0);
 		if (PQresultStatus(r) != PGRES_TUPLES_OK)
 		{
@@ -398,7 +468,8 @@ cmd_resolve(PGconn *conn, int execute, const char *older_than, const char *grace
 		p[2] = execute ? "false" : "true";
 		r = PQexecParams(conn,
 						 "SELECT database, planned, executed, outcome, reason"
-						 " FROM consistency.resolve_prepared($1, $2, dry_run => $3::boolean)",
+						 " FROM consistency.resolve_prepared($1::pg_catalog.text, $2::pg_catalog.text,"
+						 "                                   dry_run => $3::pg_catalog.bool)",
 						 3, NULL, p, NULL, NULL, 0);
 		if (PQresultStatus(r) != PGRES_TUPLES_OK)
 		{

@@ -24,6 +24,12 @@
  * neither paused nor delayed and has replayed the most; if that fails too,
  * the primary answers.
  *
+ * The connections serve the application's own SQL, so their search_path is
+ * the application's (the router leaves it alone).  Every statement the
+ * router sends itself qualifies each function, operator and type it names,
+ * so no search_path -- not even one that lists a schema other roles can
+ * create objects in before pg_catalog -- changes what it runs.
+ *
  * IDENTIFICATION
  *	  src/client/consistency_router.c
  *
@@ -139,7 +145,7 @@ static int
 primary_sysid(CRouter *r, char *buf, size_t buflen)
 {
 	static const char *const queries[] = {
-		"SELECT system_identifier::text FROM pg_catalog.pg_control_system()",
+		"SELECT system_identifier::pg_catalog.text FROM pg_catalog.pg_control_system()",
 		"SELECT pg_catalog.split_part(consistency.write_token(), ':', 2)",
 	};
 	int			q;
@@ -417,9 +423,9 @@ best_to_wait_for(CRouter *r, const int *behind)
 		if (!behind[i] || !r->standbys[i].usable)
 			continue;
 		res = PQexec(r->standbys[i].conn,
-					 "SELECT pg_last_wal_replay_lsn(),"
-					 " pg_get_wal_replay_pause_state() = 'not paused'"
-					 " AND current_setting('recovery_min_apply_delay') = '0'");
+					 "SELECT pg_catalog.pg_last_wal_replay_lsn(),"
+					 " pg_catalog.pg_get_wal_replay_pause_state() OPERATOR(pg_catalog.=) 'not paused'"
+					 " AND pg_catalog.current_setting('recovery_min_apply_delay') OPERATOR(pg_catalog.=) '0'");
 		if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
 			strcmp(PQgetvalue(res, 0, 1), "t") == 0 &&
 			sscanf(PQgetvalue(res, 0, 0), "%X/%X", &hi, &lo) == 2)

@@ -6,8 +6,11 @@
 # - a consistency_admin that did not prepare the transaction is refused by PostgreSQL's own rule,
 #   and the attempt is logged; the owner may resolve it;
 # - a gid that another session is finishing right now is reported busy and left alone;
-# - a caller cancelled while its worker runs in another database still gets the resolution logged;
-# - prepared transactions and their verdicts survive a restart.
+# - a caller cancelled while its worker runs in another database still gets the resolution logged,
+#   and so does one terminated (pg_terminate_backend: a FATAL exit, no error handler runs);
+# - prepared transactions and their verdicts survive a restart;
+# - evidence longer than the log keeps is cut on a character boundary in a UTF-8 database, so
+#   the resolution log dumps and restores.
 use strict;
 use warnings;
 use IPC::Run;
@@ -230,6 +233,32 @@ $node->poll_query_until('ops', "SELECT state = 'idle' FROM pg_stat_activity WHER
   or die 'the caller was not cancelled';
 is($node->safe_psql('ops', "SELECT count(*) FROM consistency.tpc_resolution_log WHERE gid = '$gid_cancel'"),
 	'0', 'cancelled caller: nothing is logged while the worker still waits');
+
+# Terminated caller: the same, but the caller's backend exits (FATAL: no error handler runs)
+# while its worker waits; the hand-over happens as the caller's segment is detached.
+$coord = $node->background_psql('ops');
+$coord->query_safe('BEGIN');
+my $gid_term = $coord->query_safe(q{SELECT consistency.tpc_gid('terminate')});
+$node->safe_psql('db1', qq{
+	SET ROLE alice;
+	BEGIN;
+	INSERT INTO stock VALUES ('plum', 1);		-- apple and pear are held by the waiting commits
+	PREPARE TRANSACTION '$gid_term';
+});
+$coord->query_safe("SELECT consistency.tpc_log_decision('$gid_term')");
+$coord->query_safe('COMMIT');
+$coord->quit;
+my $doomed = $node->background_psql('ops', on_error_stop => 0, extra_params => ['-U', 'alice']);
+my $doomed_pid = $doomed->query_safe('SELECT pg_backend_pid()');
+$doomed->query_until(qr/resolving/,
+	"\\echo resolving\nSELECT * FROM consistency.resolve_prepared('$gid_term', dry_run => false);\n");
+$node->poll_query_until('db1',
+	"SELECT count(*) = 2 FROM pg_stat_activity WHERE backend_type = 'consistency resolver' AND datname = 'db1' AND wait_event = 'SyncRep'")
+  or die 'the second resolver worker never waited for the standby';
+$node->safe_psql('ops', "SELECT pg_terminate_backend($doomed_pid)");
+$node->poll_query_until('ops', "SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $doomed_pid")
+  or die 'the caller was not terminated';
+eval { $doomed->quit };		# its psql has exited with the connection: \q finds no reader
 $node->safe_psql('postgres', q{
 	ALTER SYSTEM RESET synchronous_standby_names;
 	SELECT pg_reload_conf();
@@ -243,6 +272,13 @@ ok( $node->poll_query_until('ops',
 	'cancelled caller: the worker\'s commit is logged in the caller\'s database all the same');
 is($node->safe_psql('db1', "SELECT count(*) FROM pg_prepared_xacts WHERE gid = '$gid_cancel'"), '0',
 	'cancelled caller: the prepared transaction was committed');
+ok( $node->poll_query_until('ops',
+		"SELECT outcome || ' ' || resolved_by FROM consistency.tpc_resolution_log WHERE gid = '$gid_term'",
+		'committed alice'),
+	'terminated caller: the worker\'s commit is logged in the caller\'s database all the same');
+is($node->safe_psql('db1', "SELECT count(*) FROM pg_prepared_xacts WHERE gid = '$gid_term'")
+	  . $node->safe_psql('db1', "SELECT qty FROM stock WHERE item = 'plum'"), '01',
+	'terminated caller: the prepared transaction was committed');
 is($caller->query('SELECT 1'), '1', 'the cancelled session is usable');
 like($caller->{stderr}, qr/canceling statement due to user request/, 'and it was cancelled');
 $caller->quit;
@@ -280,6 +316,45 @@ is($? >> 8, 3, 'an unknown option exits 3 (unknown)');
 IPC::Run::run(['pg_consistency', 'in-doubt', 'host=/nonexistent port=1'], '>', \$cli_out, '2>', \$cerr);
 is($? >> 8, 3, 'so does a failed connection');
 like($cerr, qr/could not connect/, 'with the reason');
+
+# Evidence longer than the log keeps, in a UTF-8 database: it is cut on a character boundary,
+# so the log dumps and restores.  Three cuts, one, two and three bytes into a run of
+# three-byte characters: at least one falls inside a character.
+$node->safe_psql('postgres', q{
+	CREATE DATABASE utf8 ENCODING 'UTF8' LOCALE 'C' TEMPLATE template0;
+	CREATE DATABASE utf8_restored ENCODING 'UTF8' LOCALE 'C' TEMPLATE template0;
+});
+$node->safe_psql('utf8', q{
+	CREATE EXTENSION consistency;
+	BEGIN;
+	SELECT consistency.tpc_log_decision(consistency.tpc_gid('dumped'));
+	COMMIT;
+});
+for my $pad ('', 'x', 'xx')
+{
+	my $foreign = 'cy1:1:1:' . (1000 + length $pad);		# another cluster's coordinator
+	$node->safe_psql('utf8', qq{BEGIN; SELECT pg_advisory_xact_lock(1); PREPARE TRANSACTION '$foreign'});
+	$node->safe_psql('utf8', qq{
+		SELECT set_config('consistency.tpc_caller_evidence', '$pad' || repeat(chr(8364), 400), false) IS NULL;
+		SELECT outcome FROM consistency.resolve_prepared('$foreign', 'rollback', dry_run => false);
+	});
+}
+is( $node->safe_psql('utf8', q{
+		SELECT count(*), bool_and(octet_length(evidence) < 1024), bool_and(evidence LIKE '%' || chr(8364))
+		  FROM consistency.tpc_resolution_log}),
+	"3|t|t", 'three resolutions logged, their evidence clipped on a character boundary');
+my ($dump, $restore_err) = ('', '');
+IPC::Run::run(['pg_dump', '--no-owner', $node->connstr('utf8')], '>', \$dump, '2>', \$restore_err);
+is($? >> 8, 0, 'the log dumps');
+IPC::Run::run(['psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', $node->connstr('utf8_restored')],
+	'<', \$dump, '>', \my $restore_out, '2>', \$restore_err);
+is($? >> 8, 0, 'and restores') or diag($restore_err);
+is( $node->safe_psql('utf8_restored', q{SELECT count(*), string_agg(evidence, '' ORDER BY id) FROM consistency.tpc_resolution_log}),
+	$node->safe_psql('utf8', q{SELECT count(*), string_agg(evidence, '' ORDER BY id) FROM consistency.tpc_resolution_log}),
+	'with every row as it was');
+is( $node->safe_psql('utf8_restored', q{SELECT gid, decision, coordinator_nonce FROM consistency.tpc_decisions}),
+	$node->safe_psql('utf8', q{SELECT gid, decision, coordinator_nonce FROM consistency.tpc_decisions}),
+	'the decision log restores too (its guard accepts a consistent row of another database)');
 
 $node->stop;
 done_testing();

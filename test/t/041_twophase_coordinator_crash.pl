@@ -135,7 +135,7 @@ sub crash_and_resolve
 	# with the coordinator's decision log every verdict is known
 	($code, $out, $err) = pg_consistency('in-doubt', '--decisions-from', $coord->connstr('postgres'),
 		$parts[1]->connstr('postgres'));
-	my @verdicts = $out =~ /^cy1:\S+\s+\S+\s+\S+\s+\S+\s+\d+\s+\S+\s+\d+\s+\S+\s+(\S+)/mg;
+	my @verdicts = $out =~ /^cy2:\S+\s+\S+\s+\S+\s+\S+\s+\d+\s+\S+\s+\d+\s+\S+\s+(\S+)/mg;
 	is(scalar(@verdicts), $expect_prepared->[1], "$round: in-doubt --decisions-from lists participant 2's transactions")
 	  or diag($out . $err);
 	is(scalar(grep { $_ ne 'commit' && $_ ne 'rollback' } @verdicts), 0,
