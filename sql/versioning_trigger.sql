@@ -41,6 +41,13 @@ UPDATE products SET price = 1, version = 2 WHERE id = 1;
 \echo :LAST_ERROR_SQLSTATE
 SELECT * FROM err($$ UPDATE products SET price = 1, version = 2 WHERE id = 1 $$);
 SELECT id, price, version FROM products WHERE id = 1;		-- unchanged
+-- only the stored version itself is accepted: not the version after it (a client that
+-- guessed the next version), nor one far ahead
+UPDATE products SET price = 1, version = 4 WHERE id = 1;
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM err($$ UPDATE products SET price = 1, version = 4 WHERE id = 1 $$);
+SELECT * FROM err($$ UPDATE products SET price = 1, version = 100 WHERE id = 1 $$);
+SELECT id, price, version FROM products WHERE id = 1;		-- unchanged
 -- a multi-row UPDATE is all or nothing: one stale row fails the statement
 UPDATE products SET price = price + 1, version = 1 WHERE id IN (2, 3);
 SELECT id, price, version FROM products WHERE id IN (2, 3) ORDER BY id;
