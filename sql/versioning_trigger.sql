@@ -264,7 +264,8 @@ SELECT * FROM "we""ird; schema"."t""; DROP TABLE canary; --";
 SELECT consistency.disable_versioning('"we""ird; schema"."t""; DROP TABLE canary; --"');
 SELECT to_regclass('canary') IS NOT NULL AS canary_alive;
 
--- 14. Privileges: enabling needs TRIGGER on the table (and ownership to add the column).
+-- 14. Privileges: enabling needs TRIGGER on the table (and ownership to add the column);
+--     disabling needs ownership.
 CREATE ROLE versioning_stranger;
 GRANT consistency_user TO versioning_stranger;
 SET ROLE versioning_stranger;
@@ -280,6 +281,21 @@ SELECT consistency.enable_versioning('manual', 'other');		-- adding a column: ow
 \echo :LAST_ERROR_SQLSTATE
 RESET ROLE;
 SELECT tgname FROM pg_trigger WHERE tgrelid = 'manual'::regclass;
+-- disable_versioning drops a trigger, which only the owner may do: the TRIGGER privilege is
+-- not enough, also when there is no trigger to drop.  Ownership is checked before the
+-- table is locked, so a non-owner never holds (or queues for) its ACCESS EXCLUSIVE lock.
+SET ROLE versioning_stranger;
+SELECT consistency.disable_versioning('manual');		-- the trigger is there
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+DROP TRIGGER consistency_version_guard ON manual;
+BEGIN;
+SET LOCAL ROLE versioning_stranger;
+SELECT code, message FROM err($$ SELECT consistency.disable_versioning('manual') $$);	-- no trigger
+SELECT count(*) AS access_exclusive_locks FROM pg_locks
+ WHERE pid = pg_backend_pid() AND locktype = 'relation'
+   AND relation = 'manual'::regclass AND mode = 'AccessExclusiveLock';
+COMMIT;
 DROP OWNED BY versioning_stranger;
 DROP ROLE versioning_stranger;
 
