@@ -296,8 +296,11 @@ like($waiter->query_until(qr/value \d/, ''), qr/value 3/,
 $waiter->quit;
 
 # --- another cluster ------------------------------------------------------------------
+# This cluster is also the one without the library preloaded (whatever TEMP_CONFIG says).
 my $other = PostgreSQL::Test::Cluster->new('other');
 $other->init;
+$other->append_conf('postgresql.conf',
+	"shared_preload_libraries = ''\nsession_preload_libraries = ''\nlocal_preload_libraries = ''");
 $other->start;
 $other->safe_psql('postgres', 'CREATE EXTENSION consistency');
 is($other->safe_psql('postgres', "SELECT consistency.token_status('$t3')"),
