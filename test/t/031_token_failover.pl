@@ -1,4 +1,4 @@
-# Session LSN tokens across a real failover (primary + two streaming standbys):
+# Session LSN tokens across a real failover (primary + three streaming standbys):
 # - standby_1 is stopped, a write t2 reaches only the old primary and standby_2;
 # - the old primary goes away and standby_1 is promoted (timeline 2);
 # - on the new primary and on a new standby of it, the token minted before the switch
