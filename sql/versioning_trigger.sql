@@ -41,6 +41,13 @@ UPDATE products SET price = 1, version = 2 WHERE id = 1;
 \echo :LAST_ERROR_SQLSTATE
 SELECT * FROM err($$ UPDATE products SET price = 1, version = 2 WHERE id = 1 $$);
 SELECT id, price, version FROM products WHERE id = 1;		-- unchanged
+-- only the stored version itself is accepted: not the version after it (a client that
+-- guessed the next version), nor one far ahead
+UPDATE products SET price = 1, version = 4 WHERE id = 1;
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM err($$ UPDATE products SET price = 1, version = 4 WHERE id = 1 $$);
+SELECT * FROM err($$ UPDATE products SET price = 1, version = 100 WHERE id = 1 $$);
+SELECT id, price, version FROM products WHERE id = 1;		-- unchanged
 -- a multi-row UPDATE is all or nothing: one stale row fails the statement
 UPDATE products SET price = price + 1, version = 1 WHERE id IN (2, 3);
 SELECT id, price, version FROM products WHERE id IN (2, 3) ORDER BY id;
@@ -257,7 +264,8 @@ SELECT * FROM "we""ird; schema"."t""; DROP TABLE canary; --";
 SELECT consistency.disable_versioning('"we""ird; schema"."t""; DROP TABLE canary; --"');
 SELECT to_regclass('canary') IS NOT NULL AS canary_alive;
 
--- 14. Privileges: enabling needs TRIGGER on the table (and ownership to add the column).
+-- 14. Privileges: enabling needs TRIGGER on the table (and ownership to add the column);
+--     disabling needs ownership.
 CREATE ROLE versioning_stranger;
 GRANT consistency_user TO versioning_stranger;
 SET ROLE versioning_stranger;
@@ -273,6 +281,21 @@ SELECT consistency.enable_versioning('manual', 'other');		-- adding a column: ow
 \echo :LAST_ERROR_SQLSTATE
 RESET ROLE;
 SELECT tgname FROM pg_trigger WHERE tgrelid = 'manual'::regclass;
+-- disable_versioning drops a trigger, which only the owner may do: the TRIGGER privilege is
+-- not enough, also when there is no trigger to drop.  Ownership is checked before the
+-- table is locked, so a non-owner never holds (or queues for) its ACCESS EXCLUSIVE lock.
+SET ROLE versioning_stranger;
+SELECT consistency.disable_versioning('manual');		-- the trigger is there
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+DROP TRIGGER consistency_version_guard ON manual;
+BEGIN;
+SET LOCAL ROLE versioning_stranger;
+SELECT code, message FROM err($$ SELECT consistency.disable_versioning('manual') $$);	-- no trigger
+SELECT count(*) AS access_exclusive_locks FROM pg_locks
+ WHERE pid = pg_backend_pid() AND locktype = 'relation'
+   AND relation = 'manual'::regclass AND mode = 'AccessExclusiveLock';
+COMMIT;
 DROP OWNED BY versioning_stranger;
 DROP ROLE versioning_stranger;
 

@@ -284,9 +284,15 @@ CREATE OPERATOR hostile.= (LEFTARG = int, RIGHTARG = int, FUNCTION = hostile.int
 CREATE FUNCTION hostile.int8pl_trap(bigint, int) RETURNS bigint LANGUAGE plpgsql AS
 	$$ BEGIN RAISE EXCEPTION 'hijacked: bigint + int'; END $$;
 CREATE OPERATOR hostile.+ (LEFTARG = bigint, RIGHTARG = int, FUNCTION = hostile.int8pl_trap);
+-- the version check compares the bigint column with a bigint parameter
+CREATE FUNCTION hostile.int8eq_trap(bigint, bigint) RETURNS boolean LANGUAGE plpgsql AS
+	$$ BEGIN RAISE EXCEPTION 'hijacked: bigint = bigint'; END $$;
+CREATE OPERATOR hostile.= (LEFTARG = bigint, RIGHTARG = bigint, FUNCTION = hostile.int8eq_trap);
 CREATE TABLE hostile.parent (id int);
 SET search_path = hostile, pg_catalog, public;
 SELECT consistency.update_versioned('public.parent', '{"id": 1}', 2, '{"note": "hostile path"}');
+-- a stale version is still the conflict, found by the qualified comparison
+SELECT consistency.try_update_versioned('public.parent', '{"id": 1}', 2, '{"note": "stale"}') AS conflict;
 RESET search_path;
 SELECT tableoid::regclass, * FROM parent ORDER BY 1;
 DROP SCHEMA hostile CASCADE;

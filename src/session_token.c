@@ -17,7 +17,11 @@
  * another timeline is judged with this server's timeline history: a write on
  * an ancestor timeline is here if it ended at or before the point where that
  * timeline was left; past it, the write was lost in a failover (diverged).
- * The history of the current timeline is read once and cached.
+ * The history of the current timeline is read once and cached.  A token on a
+ * later timeline, on a standby that has not followed the promotion yet, is
+ * judged with that timeline's history if the standby has fetched it; without
+ * it the standby cannot tell where that timeline branched off, and says
+ * behind (diverged only if it is already at or past the token's position).
  *
  * IDENTIFICATION
  *	  src/session_token.c
@@ -269,23 +273,38 @@ consistency_token_evaluate(const ConsistencyToken *tok, TokenPosition *pos)
 	}
 
 	/*
-	 * Not in our history.  A standby that has not yet followed a promotion
-	 * may already know the new timeline's history file: if our position
-	 * lies on that history, the token will be replayed once we switch.
+	 * Not in our history.  A primary never changes timeline, and a token of
+	 * an older timeline that is not our ancestor is on another branch.
 	 */
-	if (pos->in_recovery && tok->tli > pos->tli && existsTimeLineHistory(tok->tli))
+	if (!pos->in_recovery || tok->tli < pos->tli)
+		return TOKEN_DIVERGED;
+
+	/*
+	 * A later timeline, on a standby that has not followed the promotion that
+	 * made it (yet).  It will, and replay the token, if that timeline
+	 * branched off ours at or after our position.  Its history file says
+	 * where; the walreceiver fetches it when it connects to a server on that
+	 * timeline.
+	 */
+	if (existsTimeLineHistory(tok->tli))
 	{
 		List	   *newer = readTimeLineHistory(tok->tli);
+		bool		reachable;
 
 		e = history_entry(newer, pos->tli);
-		if (e != NULL && (XLogRecPtrIsInvalid(e->end) || pos->lsn <= e->end))
-		{
-			list_free_deep(newer);
-			return TOKEN_BEHIND;
-		}
+		reachable = (e != NULL && (XLogRecPtrIsInvalid(e->end) || pos->lsn <= e->end));
 		list_free_deep(newer);
+		return reachable ? TOKEN_BEHIND : TOKEN_DIVERGED;
 	}
-	return TOKEN_DIVERGED;
+
+	/*
+	 * Without the history we cannot tell where it branched off, only that it
+	 * was before the token: a write on a timeline ends after the timeline
+	 * began, and it began where it left our timeline or later.  So a standby
+	 * already at or past the token's position cannot reach it; one before it
+	 * may, once it has the history: behind until then.
+	 */
+	return pos->lsn >= tok->lsn ? TOKEN_DIVERGED : TOKEN_BEHIND;
 }
 
 const char *

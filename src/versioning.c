@@ -40,6 +40,7 @@
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "nodes/bitmapset.h"
+#include "storage/lmgr.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -397,22 +398,51 @@ consistency_version_guard(PG_FUNCTION_ARGS)
  * ----------------------------------------------------------------
  */
 
-/* Open rel for DDL: caller needs TRIGGER on it (owners have it). */
-static Relation
-open_for_ddl(Oid relid, LOCKMODE lockmode)
+/*
+ * May the current user run the DDL on relid?  Owner only, or anyone with the
+ * TRIGGER privilege (owners have it).  42P01 if there is no such relation.
+ */
+static void
+check_ddl_privilege(Oid relid, bool owner_only)
 {
-	Relation	rel;
-	AclResult	aclresult;
+	char	   *relname = get_rel_name(relid);
 
-	if (!get_rel_name(relid))
+	if (relname == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
 				 errmsg("relation with OID %u does not exist", relid)));
-	aclresult = pg_class_aclcheck(relid, GetUserId(), ACL_TRIGGER);
-	if (aclresult != ACLCHECK_OK)
-		aclcheck_error(aclresult, get_relkind_objtype(get_rel_relkind(relid)),
-					   get_rel_name(relid));
-	rel = table_open(relid, lockmode);
+	if (owner_only)
+	{
+		if (!pg_class_ownercheck(relid, GetUserId()))
+			aclcheck_error(ACLCHECK_NOT_OWNER,
+						   get_relkind_objtype(get_rel_relkind(relid)), relname);
+	}
+	else
+	{
+		AclResult	aclresult = pg_class_aclcheck(relid, GetUserId(), ACL_TRIGGER);
+
+		if (aclresult != ACLCHECK_OK)
+			aclcheck_error(aclresult, get_relkind_objtype(get_rel_relkind(relid)),
+						   relname);
+	}
+}
+
+/*
+ * Open rel for DDL.  The privilege is checked before the lock is taken, as
+ * RangeVarCallbackOwnsTable() does for ALTER TABLE, so that a user who may not
+ * run the DDL never holds, nor queues for, a lock that blocks the table's
+ * readers; and checked again once it is held, in case the relation was dropped
+ * or changed hands meanwhile.
+ */
+static Relation
+open_for_ddl(Oid relid, LOCKMODE lockmode, bool owner_only)
+{
+	Relation	rel;
+
+	check_ddl_privilege(relid, owner_only);
+	LockRelationOid(relid, lockmode);
+	check_ddl_privilege(relid, owner_only);
+	rel = table_open(relid, NoLock);
 	if (rel->rd_rel->relkind != RELKIND_RELATION &&
 		rel->rd_rel->relkind != RELKIND_PARTITIONED_TABLE)
 		ereport(ERROR,
@@ -474,12 +504,13 @@ consistency_enable_versioning(PG_FUNCTION_ARGS)
 				 errmsg("system column \"%s\" cannot be a version column", colname)));
 
 	/*
-	 * Adding the column needs ALTER TABLE's AccessExclusiveLock; creating the
-	 * trigger only CREATE TRIGGER's ShareRowExclusiveLock.  Take the one we
-	 * need at once, so as never to upgrade.
+	 * Adding the column needs ALTER TABLE's AccessExclusiveLock, and to own the
+	 * table; creating the trigger only CREATE TRIGGER's ShareRowExclusiveLock
+	 * and the TRIGGER privilege.  Take the lock we need at once, so as never to
+	 * upgrade.
 	 */
 	lockmode = column_exists(relid, colname) ? ShareRowExclusiveLock : AccessExclusiveLock;
-	rel = open_for_ddl(relid, lockmode);
+	rel = open_for_ddl(relid, lockmode, lockmode == AccessExclusiveLock);
 	target = qualified_name(rel);
 	/* ALTER TABLE refuses a table this session has open: keep only the lock. */
 	table_close(rel, NoLock);
@@ -531,7 +562,8 @@ consistency_disable_versioning(PG_FUNCTION_ARGS)
 
 	consistency_arg_not_null(fcinfo, 0, "rel");
 	relid = PG_GETARG_OID(0);
-	rel = open_for_ddl(relid, AccessExclusiveLock);
+	/* DROP TRIGGER is the owner's, also when there is no trigger to drop. */
+	rel = open_for_ddl(relid, AccessExclusiveLock, true);
 	target = qualified_name(rel);
 	table_close(rel, NoLock);
 

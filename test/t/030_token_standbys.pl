@@ -123,6 +123,22 @@ my $t2 = write_value(2);
 $primary->wait_for_catchup($standby_a, 'replay');
 is($standby_b->safe_psql('postgres', "SELECT consistency.token_status('$t2')"),
 	'behind', 'paused standby: behind');
+# The boundary, to the byte: replay ends exactly at a token's position: ready; one byte
+# short of it: behind, and SET read_after fails with YC304.
+my ($at_replay, $past_replay) = split /\|/, $standby_b->safe_psql('postgres', q{
+	SELECT 'v1:' || system_identifier || ':1:' || pg_last_wal_replay_lsn(),
+		   'v1:' || system_identifier || ':1:' || (pg_last_wal_replay_lsn() + 1)
+	  FROM pg_control_system()});
+is($standby_b->safe_psql('postgres', "SELECT consistency.token_status('$at_replay')"),
+	'ready', "paused standby: a token at its replay position is ready ($at_replay)");
+is($standby_b->safe_psql('postgres', "SELECT consistency.token_status('$past_replay')"),
+	'behind', "paused standby: one byte past its replay position is behind ($past_replay)");
+is($standby_b->safe_psql('postgres', "SELECT consistency.wait_for_token('$past_replay', '0')"),
+	'f', 'paused standby: wait_for_token(one byte past) is false');
+($ret, $out, $err) = try_sql($standby_b,
+	"SET consistency.read_after_timeout = 0; SET consistency.read_after = '$past_replay'; SELECT v FROM kv");
+like($err, qr/YC304: standby has not replayed the write/, 'paused standby: SET read_after = one byte past: YC304');
+is($out, '', 'and no read happened');
 # standby_status() on the primary tells a router which standby already has the token.
 my ($t2_lsn) = $t2 =~ m{:([0-9A-F]+/[0-9A-F]+)$};
 is($primary->safe_psql('postgres', qq{
@@ -280,8 +296,11 @@ like($waiter->query_until(qr/value \d/, ''), qr/value 3/,
 $waiter->quit;
 
 # --- another cluster ------------------------------------------------------------------
+# This cluster is also the one without the library preloaded (whatever TEMP_CONFIG says).
 my $other = PostgreSQL::Test::Cluster->new('other');
 $other->init;
+$other->append_conf('postgresql.conf',
+	"shared_preload_libraries = ''\nsession_preload_libraries = ''\nlocal_preload_libraries = ''");
 $other->start;
 $other->safe_psql('postgres', 'CREATE EXTENSION consistency');
 is($other->safe_psql('postgres', "SELECT consistency.token_status('$t3')"),

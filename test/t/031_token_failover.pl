@@ -1,11 +1,19 @@
-# Session LSN tokens across a real failover (primary + two streaming standbys):
+# Session LSN tokens across a real failover (primary + three streaming standbys):
 # - standby_1 is stopped, a write t2 reaches only the old primary and standby_2;
 # - the old primary goes away and standby_1 is promoted (timeline 2);
 # - on the new primary and on a new standby of it, the token minted before the switch
 #   point (t1) is primary / ready, and t2, whose write never reached the promoted
 #   standby, is diverged -- for token_status, wait_for_token and SET read_after;
-# - standby_2 still has t2 (it is on the old timeline), and reports a token of the new
-#   timeline as diverged: it is not in its history;
+# - standby_2 still has t2 (it is on the old timeline), past the switch point.  Until it has
+#   the new timeline's history it cannot tell where that timeline branched off, so a token
+#   of the new timeline is behind -- unless the token lies at or before standby_2's own
+#   position (a write on timeline 2 ends after the branch point): diverged.  Pointed at the
+#   new primary it fetches the history, and then the token is diverged, and wait_for_token
+#   fails with YC303;
+# - standby_lag was stopped before t1, before the switch point, and comes back while the
+#   old primary is gone: it has not fetched timeline 2's history, so t3 (a write on timeline
+#   2) is behind, not diverged -- token_status, wait_for_token and SET read_after (YC304,
+#   not YC303).  Pointed at the new primary, it follows timeline 2 and t3 is ready;
 # - tokens minted on the new primary name timeline 2 and are ready on its standby.
 use strict;
 use warnings;
@@ -20,12 +28,27 @@ my $primary = start_primary('old_primary', q{
 });
 my @standbys = start_standbys($primary, 'standby_1', 'standby_2');
 my ($standby_1, $standby_2) = @standbys;
+# standby_1 becomes the new primary; standby_lag later follows it from before the switch
+# point, so it must keep that WAL (checkpoints after the promotion would recycle it).
+$standby_1->append_conf('postgresql.conf', "wal_keep_size = '256MB'");
+my ($standby_lag) = start_standbys($primary, 'standby_lag');
+$primary->wait_for_catchup($standby_lag, 'replay');
+$standby_lag->stop;
+my $sysid = $primary->safe_psql('postgres', 'SELECT system_identifier FROM pg_control_system()');
 
 sub write_value
 {
 	my ($node, $v) = @_;
 	return $node->safe_psql('postgres',
 		"UPDATE kv SET v = $v WHERE k = 1; SELECT consistency.write_token();");
+}
+
+# Does node have the history file of timeline tli in pg_wal?
+sub has_history
+{
+	my ($node, $tli) = @_;
+	return $node->safe_psql('postgres',
+		sprintf("SELECT count(*) > 0 FROM pg_ls_waldir() WHERE name = '%08X.history'", $tli));
 }
 
 sub status_of
@@ -85,15 +108,66 @@ is($out, '', 'and no read happened');
 is($standby_3->safe_psql('postgres', "SET consistency.read_after = '$t1'; SELECT v FROM kv"),
 	'3', 'SET read_after = t1 on the new standby reads the current data');
 
-# standby_2 is still on timeline 1 and has t2; the new timeline is not in its history.
+# standby_2 is still on timeline 1 and has t2; the new timeline is not in its history, and
+# its primary is gone, so it has not fetched timeline 2's history file.
 is(status_of($standby_2, $t2), 'ready', 'standby_2 (old timeline) still has t2');
-is(status_of($standby_2, $t3), 'diverged', 'standby_2: a token of timeline 2 is diverged');
+is(has_history($standby_2, 2), 'f', 'standby_2 does not have timeline 2\'s history');
+my $s2_pos = $standby_2->safe_psql('postgres', 'SELECT pg_last_wal_replay_lsn()');
+my $s2_next = $standby_2->safe_psql('postgres', 'SELECT pg_last_wal_replay_lsn() + 1');
+is(status_of($standby_2, "v1:$sysid:2:$s2_pos"), 'diverged',
+	'standby_2: a timeline-2 position at its own replay position is diverged without the history');
+is(status_of($standby_2, "v1:$sysid:2:$s2_next"), 'behind',
+	'standby_2: one byte further it cannot tell yet: behind');
+# Pointed at the new primary, its walreceiver fetches timeline 2's history (and refuses to
+# follow it: the branch point is behind standby_2's position).
+$standby_2->append_conf('postgresql.conf', "primary_conninfo = '" . $new_primary->connstr . "'");
+$standby_2->reload;
+$standby_2->poll_query_until('postgres', "SELECT count(*) = 1 FROM pg_ls_waldir() WHERE name = '00000002.history'")
+  or die 'standby_2 did not fetch the history of timeline 2';
+is(status_of($standby_2, $t3), 'diverged', 'standby_2 with the history: t3 is diverged');
+is(status_of($standby_2, "v1:$sysid:2:$s2_next"), 'diverged',
+	'standby_2 with the history: any timeline-2 token is diverged');
+($ret, $out, $err) = $standby_2->psql('postgres',
+	"SELECT consistency.wait_for_token('$t3', '1h')", extra_params => ['-v', 'VERBOSITY=verbose']);
+like($err, qr/YC303/, 'standby_2: wait_for_token(t3) fails with YC303 at once');
+is($standby_2->safe_psql('postgres', 'SELECT pg_last_wal_replay_lsn()'), $s2_pos,
+	'(standby_2 did not move)');
+
+# standby_lag stopped before t1, so before the switch point, and comes back while its
+# primary is gone: it cannot have timeline 2's history yet.
+$standby_lag->start;
+my $switch_point = (split /\s+/, $new_primary->safe_psql('postgres',
+	q{SELECT pg_read_file('pg_wal/00000002.history')}))[1];
+is($standby_lag->safe_psql('postgres', "SELECT pg_last_wal_replay_lsn() < '$switch_point'"), 't',
+	"standby_lag is before the switch point $switch_point");
+is(has_history($standby_lag, 2), 'f', 'standby_lag does not have timeline 2\'s history');
+is(status_of($standby_lag, $t3), 'behind', 'standby_lag: t3 (timeline 2) is behind, not diverged');
+is(status_of($standby_lag, $t1), 'behind', 'standby_lag: t1 (timeline 1, not replayed yet) is behind');
+is($standby_lag->safe_psql('postgres', "SELECT consistency.wait_for_token('$t3', '10ms')"),
+	'f', 'standby_lag: wait_for_token(t3) times out with false, no YC303');
+($ret, $out, $err) = $standby_lag->psql('postgres',
+	"SET consistency.read_after_timeout = 0; SET consistency.read_after = '$t3'; SELECT v FROM kv",
+	extra_params => ['-v', 'VERBOSITY=verbose']);
+like($err, qr/YC304: standby has not replayed the write/, 'standby_lag: SET read_after = t3 is YC304');
+unlike($err, qr/YC303/, 'not YC303');
+is($out, '', 'and no stale read happened');
+# Pointed at the new primary, it follows timeline 2 and replays past t3.
+$standby_lag->append_conf('postgresql.conf', "primary_conninfo = '" . $new_primary->connstr . "'");
+$standby_lag->reload;
+$standby_lag->poll_query_until('postgres', "SELECT consistency.token_status('$t3')", 'ready')
+  or die 'standby_lag did not replay t3';
+pass('standby_lag, following timeline 2: t3 is ready');
+is(status_of($standby_lag, $t1), 'ready', 'standby_lag: t1 is ready');
+is(status_of($standby_lag, $t2), 'diverged', 'standby_lag: t2 (lost in the failover) is diverged');
+is($standby_lag->safe_psql('postgres', "SET consistency.read_after = '$t3'; SELECT v FROM kv"),
+	'3', 'standby_lag: SET read_after = t3 reads the write');
 
 # token_max prefers the later timeline.
 is($new_primary->safe_psql('postgres', "SELECT consistency.token_max('$t2', '$t3')"),
 	$t3, 'token_max picks the token of the later timeline');
 
 $standby_3->stop;
+$standby_lag->stop;
 $standby_2->stop;
 $new_primary->stop;
 done_testing();
