@@ -267,6 +267,119 @@ SELECT consistency.idem_complete('no-wait', '"ok"');
 COMMIT;
 SELECT * FROM consistency.idem_begin('no-wait', wait => false);
 
+-- 15. Savepoints restore exactly the claims as they were before the savepoint: a claim given
+--     up and taken again inside a savepoint that rolls back is the claim made before it,
+--     still unanswered (its fingerprint, ttl and replaced row included).
+-- 15a. The reported case: the order must not commit without its key.
+BEGIN;
+SELECT * FROM consistency.idem_begin('sp-1', 'fp-1');
+INSERT INTO orders (item, qty) VALUES ('sp-1', 1);
+SAVEPOINT s;
+SELECT consistency.idem_release('sp-1');
+SELECT * FROM consistency.idem_begin('sp-1', 'fp-1');
+ROLLBACK TO SAVEPOINT s;
+COMMIT;
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) AS sp_1_orders FROM orders WHERE item = 'sp-1';
+SELECT count(*) AS sp_1_keys FROM consistency.idempotency_keys WHERE key = 'sp-1';
+-- 15b. The restored claim is the one made before the savepoint: its fingerprint and ttl.
+BEGIN;
+SELECT * FROM consistency.idem_begin('sp-2', 'fp-1', ttl => '1 hour');
+SAVEPOINT s;
+SELECT consistency.idem_release('sp-2');
+SELECT * FROM consistency.idem_begin('sp-2', 'fp-2', ttl => '2 days');
+ROLLBACK TO SAVEPOINT s;
+SELECT * FROM consistency.idem_begin('sp-2', 'fp-2');
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK;
+BEGIN;
+SELECT * FROM consistency.idem_begin('sp-2', 'fp-1', ttl => '1 hour');
+SAVEPOINT s;
+SELECT consistency.idem_release('sp-2');
+SELECT * FROM consistency.idem_begin('sp-2', 'fp-2', ttl => '2 days');
+SELECT consistency.idem_complete('sp-2', '{"in": "savepoint"}');
+ROLLBACK TO SAVEPOINT s;
+SELECT * FROM consistency.idem_begin('sp-2', 'fp-1');	-- still open, not completed
+SELECT consistency.idem_complete('sp-2', '{"in": "top"}');
+COMMIT;
+SELECT key, fingerprint, response, expires_at - created_at AS ttl
+  FROM consistency.idempotency_keys WHERE key = 'sp-2';
+-- 15c. Nested: released in one savepoint, taken again in a released inner one; rolling
+--      back the outer one brings the first claim back.
+BEGIN;
+SELECT * FROM consistency.idem_begin('sp-3', 'fp-1');
+SAVEPOINT a;
+SELECT consistency.idem_release('sp-3');
+SAVEPOINT b;
+SELECT * FROM consistency.idem_begin('sp-3', 'fp-2');
+RELEASE SAVEPOINT b;
+ROLLBACK TO SAVEPOINT a;
+COMMIT;
+\echo :LAST_ERROR_SQLSTATE
+-- 15d. Released in an inner savepoint that is released, taken again in the outer one,
+--      then the outer one rolls back: the claim of the transaction is back.
+BEGIN;
+SELECT * FROM consistency.idem_begin('sp-4', 'fp-1');
+SAVEPOINT a;
+SAVEPOINT b;
+SELECT consistency.idem_release('sp-4');
+RELEASE SAVEPOINT b;
+SELECT * FROM consistency.idem_begin('sp-4', 'fp-2');
+ROLLBACK TO SAVEPOINT a;
+SELECT * FROM consistency.idem_begin('sp-4', 'fp-2');
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK;
+-- 15e. A claim made in a savepoint, given up and taken again in an inner one that rolls
+--      back: the outer savepoint's claim is back; completed and released, it commits.
+BEGIN;
+SAVEPOINT a;
+SELECT * FROM consistency.idem_begin('sp-5', 'fp-1');
+SAVEPOINT b;
+SELECT consistency.idem_release('sp-5');
+SELECT * FROM consistency.idem_begin('sp-5', 'fp-2');
+ROLLBACK TO SAVEPOINT b;
+SELECT consistency.idem_complete('sp-5', '{"v": 5}');
+RELEASE SAVEPOINT a;
+COMMIT;
+SELECT key, fingerprint, response FROM consistency.idempotency_keys WHERE key = 'sp-5';
+-- 15f. Everything that commits keeps its effect: released and re-claimed in savepoints
+--      that are released, the new claim is the one that must be (and is) completed.
+BEGIN;
+SELECT * FROM consistency.idem_begin('sp-6', 'fp-1');
+SAVEPOINT a;
+SELECT consistency.idem_release('sp-6');
+SAVEPOINT b;
+SELECT * FROM consistency.idem_begin('sp-6', 'fp-2');
+RELEASE SAVEPOINT b;
+RELEASE SAVEPOINT a;
+COMMIT;
+\echo :LAST_ERROR_SQLSTATE
+BEGIN;
+SELECT * FROM consistency.idem_begin('sp-6', 'fp-1');
+SAVEPOINT a;
+SELECT consistency.idem_release('sp-6');
+SAVEPOINT b;
+SELECT * FROM consistency.idem_begin('sp-6', 'fp-2');
+SELECT consistency.idem_complete('sp-6', '{"v": 6}');
+RELEASE SAVEPOINT b;
+RELEASE SAVEPOINT a;
+COMMIT;
+SELECT key, fingerprint, response FROM consistency.idempotency_keys WHERE key = 'sp-6';
+-- 15g. A savepoint that rolls back a release made at several levels: repeated
+--      release/claim cycles in one savepoint are all undone.
+BEGIN;
+SELECT * FROM consistency.idem_begin('sp-7', 'fp-1');
+SAVEPOINT a;
+SELECT consistency.idem_release('sp-7');
+SELECT * FROM consistency.idem_begin('sp-7', 'fp-2');
+SELECT consistency.idem_release('sp-7');
+SELECT * FROM consistency.idem_begin('sp-7', 'fp-3');
+ROLLBACK TO SAVEPOINT a;
+SELECT * FROM consistency.idem_begin('sp-7', 'fp-1');
+SELECT consistency.idem_release('sp-7');
+COMMIT;
+SELECT count(*) AS sp_7_keys FROM consistency.idempotency_keys WHERE key LIKE 'sp-7';
+
 DROP TABLE orders;
 DROP FUNCTION key_count();
 DELETE FROM consistency.idempotency_keys;

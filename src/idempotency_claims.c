@@ -17,8 +17,11 @@
  * transaction that claimed a key cannot commit (or PREPARE) without having
  * stored the response: a key is never committed without its effect's
  * response, and a business write done under a claim never commits without
- * its key.  Savepoints are followed: a claim, completion or release made in
- * a subtransaction that rolls back is forgotten with it, like the row.
+ * its key.  Savepoints are followed exactly: each key's entry is a stack of
+ * versions, one per open subtransaction that changed it, so rolling back to
+ * a savepoint restores the entry as it was when the savepoint was taken
+ * (claimed, completed, released, and the claim's fingerprint and times),
+ * however often it was released and claimed again in between.
  *
  * IDENTIFICATION
  *	  src/idempotency_claims.c
@@ -45,13 +48,32 @@ typedef struct IdemClaimKey
 	char		data[IDEM_MAX_SCOPE_BYTES + IDEM_MAX_KEY_BYTES];
 } IdemClaimKey;
 
+/* Where a key's claim stands in one version of its entry. */
+typedef enum IdemClaimState
+{
+	CLAIM_NONE,					/* none, or given up with idem_release() */
+	CLAIM_OPEN,					/* claimed, response not stored yet */
+	CLAIM_COMPLETED				/* response stored by idem_complete() */
+} IdemClaimState;
+
+/*
+ * One version of a key's entry: as subtransaction subid left it.  prev is the
+ * version as it was before subid first changed it (NULL: no entry at all),
+ * made by an enclosing subtransaction, so the chain follows the nesting of
+ * the open subtransactions, innermost first.
+ */
+typedef struct IdemClaimVersion
+{
+	SubTransactionId subid;
+	IdemClaimState state;
+	IdemClaimInfo info;
+	struct IdemClaimVersion *prev;
+} IdemClaimVersion;
+
 typedef struct IdemClaim
 {
 	IdemClaimKey hkey;			/* must be first */
-	SubTransactionId claimed_subid;
-	SubTransactionId completed_subid;	/* InvalidSubTransactionId if not */
-	SubTransactionId released_subid;	/* InvalidSubTransactionId if not */
-	IdemClaimInfo info;
+	IdemClaimVersion *top;		/* the current version; never NULL */
 } IdemClaim;
 
 /* Claims of the current transaction; lives in TopTransactionContext. */
@@ -69,7 +91,7 @@ make_hkey(const IdemKey *k, IdemClaimKey *hkey)
 }
 
 static IdemClaim *
-lookup_claim(const IdemKey *k, HASHACTION action)
+lookup_claim(const IdemKey *k, HASHACTION action, bool *found)
 {
 	IdemClaimKey hkey;
 
@@ -86,7 +108,7 @@ lookup_claim(const IdemKey *k, HASHACTION action)
 							 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	}
 	make_hkey(k, &hkey);
-	return (IdemClaim *) hash_search(claims, &hkey, action, NULL);
+	return (IdemClaim *) hash_search(claims, &hkey, action, found);
 }
 
 static uint64
@@ -184,53 +206,76 @@ idem_inflight_fingerprint_differs(const IdemKey *k, text *fingerprint)
 const IdemClaimInfo *
 idem_claim_get(const IdemKey *k)
 {
-	IdemClaim  *c = lookup_claim(k, HASH_FIND);
+	IdemClaim  *c = lookup_claim(k, HASH_FIND, NULL);
 
-	if (c == NULL || c->released_subid != InvalidSubTransactionId)
+	if (c == NULL || c->top->state == CLAIM_NONE)
 		return NULL;
-	c->info.completed = (c->completed_subid != InvalidSubTransactionId);
-	return &c->info;
+	c->top->info.completed = (c->top->state == CLAIM_COMPLETED);
+	return &c->top->info;
+}
+
+/*
+ * The key's entry, ready to be changed by the current subtransaction: if an
+ * enclosing one made the current version, it is kept as the version to go
+ * back to and a copy becomes current.
+ */
+static IdemClaimVersion *
+writable_version(const IdemKey *k)
+{
+	SubTransactionId subid = GetCurrentSubTransactionId();
+	bool		found;
+	IdemClaim  *c = lookup_claim(k, HASH_ENTER, &found);
+	IdemClaimVersion *v;
+
+	if (found && c->top->subid == subid)
+		return c->top;
+	v = MemoryContextAlloc(TopTransactionContext, sizeof(IdemClaimVersion));
+	if (found)
+		*v = *c->top;
+	else
+	{
+		memset(v, 0, sizeof(*v));
+		v->state = CLAIM_NONE;
+	}
+	v->subid = subid;
+	v->prev = found ? c->top : NULL;
+	c->top = v;
+	return v;
 }
 
 void
 idem_claim_register(const IdemKey *k, text *fingerprint, TimestampTz created_at,
 					TimestampTz expires_at, bool replaces_row)
 {
-	IdemClaim  *c = lookup_claim(k, HASH_ENTER);
+	IdemClaimVersion *v = writable_version(k);
 
-	c->claimed_subid = GetCurrentSubTransactionId();
-	c->completed_subid = InvalidSubTransactionId;
-	c->released_subid = InvalidSubTransactionId;
-	c->info.fingerprint = NULL;
+	v->state = CLAIM_OPEN;
+	v->info.fingerprint = NULL;
 	if (fingerprint != NULL)
 	{
 		MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
 
-		c->info.fingerprint = (text *) PG_DETOAST_DATUM_COPY(PointerGetDatum(fingerprint));
+		v->info.fingerprint = (text *) PG_DETOAST_DATUM_COPY(PointerGetDatum(fingerprint));
 		MemoryContextSwitchTo(old);
 	}
-	c->info.created_at = created_at;
-	c->info.expires_at = expires_at;
-	c->info.replaces_row = replaces_row;
-	c->info.completed = false;
+	v->info.created_at = created_at;
+	v->info.expires_at = expires_at;
+	v->info.replaces_row = replaces_row;
+	v->info.completed = false;
 }
 
 void
 idem_claim_mark_completed(const IdemKey *k)
 {
-	IdemClaim  *c = lookup_claim(k, HASH_FIND);
-
-	if (c != NULL)
-		c->completed_subid = GetCurrentSubTransactionId();
+	Assert(idem_claim_get(k) != NULL);
+	writable_version(k)->state = CLAIM_COMPLETED;
 }
 
 void
 idem_claim_mark_released(const IdemKey *k)
 {
-	IdemClaim  *c = lookup_claim(k, HASH_FIND);
-
-	if (c != NULL)
-		c->released_subid = GetCurrentSubTransactionId();
+	Assert(idem_claim_get(k) != NULL);
+	writable_version(k)->state = CLAIM_NONE;
 }
 
 /*
@@ -246,8 +291,7 @@ check_claims_answered(void)
 	hash_seq_init(&status, claims);
 	while ((c = (IdemClaim *) hash_seq_search(&status)) != NULL)
 	{
-		if (c->completed_subid != InvalidSubTransactionId ||
-			c->released_subid != InvalidSubTransactionId)
+		if (c->top->state != CLAIM_OPEN)
 			continue;
 		hash_seq_term(&status);
 		ereport(ERROR,
@@ -285,6 +329,12 @@ idem_xact_callback(XactEvent event, void *arg)
 	}
 }
 
+/*
+ * A subtransaction ends.  Aborted: the versions it made are dropped, bringing
+ * back each entry as it was when the subtransaction started (or no entry).
+ * Committed: its versions become its parent's, replacing any version the
+ * parent made itself (the parent's own "before" version stays below).
+ */
 static void
 idem_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 					  SubTransactionId parentSubid, void *arg)
@@ -299,27 +349,27 @@ idem_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 	hash_seq_init(&status, claims);
 	while ((c = (IdemClaim *) hash_seq_search(&status)) != NULL)
 	{
+		IdemClaimVersion *v = c->top;
+
+		if (v->subid != mySubid)
+			continue;
 		if (event == SUBXACT_EVENT_ABORT_SUB)
 		{
-			/* the subtransaction's row changes and locks are gone: so is this */
-			if (c->claimed_subid == mySubid)
+			c->top = v->prev;
+			pfree(v);
+			if (c->top == NULL)
 				hash_search(claims, &c->hkey, HASH_REMOVE, NULL);
-			else
-			{
-				if (c->completed_subid == mySubid)
-					c->completed_subid = InvalidSubTransactionId;
-				if (c->released_subid == mySubid)
-					c->released_subid = InvalidSubTransactionId;
-			}
 		}
 		else
 		{
-			if (c->claimed_subid == mySubid)
-				c->claimed_subid = parentSubid;
-			if (c->completed_subid == mySubid)
-				c->completed_subid = parentSubid;
-			if (c->released_subid == mySubid)
-				c->released_subid = parentSubid;
+			IdemClaimVersion *parent = v->prev;
+
+			if (parent != NULL && parent->subid == parentSubid)
+			{
+				v->prev = parent->prev;
+				pfree(parent);
+			}
+			v->subid = parentSubid;
 		}
 	}
 }
