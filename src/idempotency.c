@@ -441,27 +441,68 @@ lookup_key(const IdemArgs *a, TimestampTz now, KeyRow *row)
 }
 
 /*
- * The key is busy and the caller will not wait: still refuse a different
- * request before answering in_progress.  A committed row (a lease being
- * worked on) has its fingerprint; a claim still in flight announced its own
- * through a lock (see idempotency_claims.c).  Caller is connected to SPI.
+ * The key is busy and the caller will not wait.  A committed row answers:
+ * the request's fingerprint is checked against it first (YC001), then a
+ * completed row is replayed and anything else is in progress.  Without a row,
+ * the transaction holding the key announced its fingerprint (see
+ * idempotency_claims.c): ours, or none, is in_progress; another is YC001.
+ * Returns "replay" (with *response), "in_progress", or NULL when nobody holds
+ * the key any more: try again.  Caller is connected to SPI.
  */
-static void
-check_busy_fingerprint(const IdemArgs *a, TimestampTz now)
+static const char *
+answer_busy(const IdemArgs *a, TimestampTz now, Datum *response)
 {
 	KeyRow		row;
 
 	lookup_key(a, now, &row);
 	if (row.found && !row.expired)
+	{
 		check_fingerprint(a, row.fingerprint);
-	else if (idem_inflight_fingerprint_differs(&a->k, a->fingerprint))
-		ereport(ERROR,
-				(errcode(ERRCODE_CONSISTENCY_IDEM_KEY_REUSED),
-				 errmsg("idempotency key \"%s\" was already used for a different request",
-						text_to_cstring(a->key)),
-				 errdetail("A request with another fingerprint holds this key right now; this request's fingerprint is \"%s\".",
-						   text_to_cstring(a->fingerprint)),
-				 errhint("Use a new key for a new request; a retry must send the same request.")));
+		if (!row.completed)
+			return "in_progress";
+		*response = row.response;
+		return "replay";
+	}
+	switch (idem_key_holder(&a->k, a->fingerprint))
+	{
+		case IDEM_HOLDER_SAME:
+			return "in_progress";
+		case IDEM_HOLDER_GONE:
+			return NULL;
+		case IDEM_HOLDER_OTHER:
+			break;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_CONSISTENCY_IDEM_KEY_REUSED),
+			 errmsg("idempotency key \"%s\" was already used for a different request",
+					text_to_cstring(a->key)),
+			 errdetail("A request with another fingerprint holds this key right now; this request's fingerprint is \"%s\".",
+					   text_to_cstring(a->fingerprint)),
+			 errhint("Use a new key for a new request; a retry must send the same request.")));
+	return NULL;				/* keep compiler quiet */
+}
+
+/*
+ * Take the key for this request, announcing its fingerprint.  With wait =>
+ * false, a key another transaction holds is answered by answer_busy() (the
+ * status is returned, NULL if the key was taken); a key freed while we looked
+ * is tried again, a few times, before answering in_progress.  Caller is
+ * connected to SPI.
+ */
+static const char *
+take_key(const IdemArgs *a, bool wait, TimestampTz now, Datum *response)
+{
+	int			round;
+	const char *status;
+
+	for (round = 0; round < IDEM_MAX_ROUNDS; round++)
+	{
+		if (idem_lock_key(&a->k, wait, a->fingerprint))
+			return NULL;
+		if ((status = answer_busy(a, now, response)) != NULL)
+			return status;
+	}
+	return "in_progress";
 }
 
 /*
@@ -642,23 +683,22 @@ consistency_idem_begin(PG_FUNCTION_ARGS)
 	}
 
 	now = GetCurrentTimestamp();
-	if (!idem_lock_key(&a.k, wait, true, a.fingerprint))
+	SPI_connect();
+	if ((status = take_key(&a, wait, now, &response)) != NULL)
 	{
-		SPI_connect();
-		check_busy_fingerprint(&a, now);
 		SPI_finish();
-		emit_row(fcinfo, "in_progress", (Datum) 0, NULL, 0);
+		emit_row(fcinfo, status, response, NULL, 0);
 		PG_RETURN_NULL();
 	}
 
 	if (!key_row_may_exist(&a))
 	{
+		SPI_finish();
 		idem_claim_register(&a.k, a.fingerprint, now, timestamp_plus(now, ttl), false);
 		emit_row(fcinfo, "new", (Datum) 0, NULL, 0);
 		PG_RETURN_NULL();
 	}
 
-	SPI_connect();
 	lookup_key(&a, now, &row);
 	SPI_finish();
 	if (!row.found && IsolationUsesXactSnapshot())
@@ -688,6 +728,9 @@ consistency_idem_begin(PG_FUNCTION_ARGS)
 		idem_claim_register(&a.k, a.fingerprint, now, timestamp_plus(now, ttl), true);
 		status = "new";
 	}
+	/* an answer that claims nothing keeps no lock: give back what we took */
+	if (strcmp(status, "new") != 0)
+		idem_unlock_key(&a.k, a.fingerprint);
 	emit_row(fcinfo, status, response, NULL, 0);
 	PG_RETURN_NULL();
 }
@@ -726,11 +769,10 @@ consistency_idem_lease(PG_FUNCTION_ARGS)
 				 errdetail("A key claimed with consistency.idem_begin() cannot also be leased.")));
 	now = GetCurrentTimestamp();
 	SPI_connect();
-	if (!idem_lock_key(&a.k, wait, true, a.fingerprint))
+	if ((status = take_key(&a, wait, now, &response)) != NULL)
 	{
-		check_busy_fingerprint(&a, now);
 		SPI_finish();
-		emit_row(fcinfo, "in_progress", (Datum) 0, NULL, 0);
+		emit_row(fcinfo, status, response, NULL, 0);
 		PG_RETURN_NULL();
 	}
 	for (round = 0; status == NULL && round < IDEM_MAX_ROUNDS; round++)
@@ -773,6 +815,9 @@ consistency_idem_lease(PG_FUNCTION_ARGS)
 				 errmsg("could not lease idempotency key \"%s\" because it kept changing",
 						text_to_cstring(a.key)),
 				 errhint("Retry the transaction.")));
+	/* an answer that claims nothing keeps no lock: give back what we took */
+	if (strcmp(status, "replay") == 0 || strcmp(status, "in_progress") == 0)
+		idem_unlock_key(&a.k, a.fingerprint);
 	emit_row(fcinfo, status, response, recovery, attempt);
 	PG_RETURN_NULL();
 }
@@ -786,7 +831,7 @@ static void
 lookup_lease(const IdemArgs *a, TimestampTz now, bool have_attempt, int32 attempt,
 			 KeyRow *row)
 {
-	idem_lock_key(&a->k, true, false, NULL);
+	idem_lock_key(&a->k, true, NULL);
 	lookup_key(a, now, row);
 	if (!row->found || row->expired)
 		error_not_claimed(a, "No unexpired row exists for this key.");
@@ -919,7 +964,7 @@ consistency_idem_release(PG_FUNCTION_ARGS)
 	}
 	else
 	{
-		idem_lock_key(&a.k, true, false, NULL);
+		idem_lock_key(&a.k, true, NULL);
 		lookup_key(&a, GetCurrentTimestamp(), &row);
 		if (row.found && !row.expired)
 		{
@@ -928,6 +973,9 @@ consistency_idem_release(PG_FUNCTION_ARGS)
 			check_attempt(&a, have_attempt, attempt, &row);
 			released = run_stmt(STMT_DELETE, &a, NULL, NULL) == 1;
 		}
+		/* nothing to release: keep no lock */
+		if (!released)
+			idem_unlock_key(&a.k, NULL);
 	}
 	SPI_finish();
 	PG_RETURN_BOOL(released);

@@ -13,6 +13,15 @@
  * snapshot sees the outcome.  Lock tags use field 4 = 0x4943, which
  * pg_advisory_lock() never uses.
  *
+ * Whoever holds a key's lock has first taken a second lock announcing its
+ * request's fingerprint (field 4 = 0x4946), and gives it up only after the
+ * key's lock, so that a request that will not wait can tell the same request
+ * in flight (in_progress) from a different one (YC001) while the first is
+ * uncommitted.  A request that has to wait for the key announces nothing
+ * while it waits (see idem_lock_key), and a call that ends up claiming
+ * nothing (a replay, an in_progress answer) gives both locks back at once
+ * (idem_unlock_key), so it neither blocks a lease worker nor other replays.
+ *
  * The registry remembers which claims are still unanswered, so that a
  * transaction that claimed a key cannot commit (or PREPARE) without having
  * stored the response: a key is never committed without its effect's
@@ -140,63 +149,153 @@ set_fingerprint_tag(LOCKTAG *tag, const IdemKey *k, text *fingerprint)
 }
 
 /*
- * Take the transaction-level lock on (scope, key).  Returns false only when
- * !wait and another transaction holds it.  A waiting caller may get
- * lock_timeout's 55P03 or the deadlock detector's 40P01.
+ * Take the transaction-level lock on (scope, key), having first taken the
+ * lock announcing fingerprint (NULL: the request has none).  Returns false
+ * only when !wait and another transaction holds either.  A waiting caller
+ * may get lock_timeout's 55P03 or the deadlock detector's 40P01.
  *
- * A caller about to create the key's row (a claim, a new lease) passes
- * publish = true: it first takes the lock announcing its fingerprint, so
- * that while it holds the key, a request that will not wait can tell
- * whether it is the same request (idem_inflight_fingerprint_differs).
+ * A waiting caller announces nothing while it waits: it waits for the
+ * announcement of a request with its own fingerprint holding nothing, and
+ * when the key itself is busy, it gives its announcement back and waits for
+ * the key's holder to finish (a share lock on the key, released as soon as it
+ * is granted), then tries again.  So the key's holder is always the one
+ * transaction announcing a fingerprint for it, however many wait.
  */
 bool
-idem_lock_key(const IdemKey *k, bool wait, bool publish, text *fingerprint)
+idem_lock_key(const IdemKey *k, bool wait, text *fingerprint)
+{
+	LOCKTAG		fptag;
+	LOCKTAG		keytag;
+
+	set_fingerprint_tag(&fptag, k, fingerprint);
+	set_tag(&keytag, key_hash(k), CONSISTENCY_LOCKTAG_IDEMPOTENCY);
+	for (;;)
+	{
+		if (LockAcquire(&fptag, ExclusiveLock, false, !wait) == LOCKACQUIRE_NOT_AVAIL)
+			return false;		/* the same request is in flight */
+		if (LockAcquire(&keytag, ExclusiveLock, false, true) != LOCKACQUIRE_NOT_AVAIL)
+			return true;
+		/* we will not hold the key yet: stop announcing */
+		LockRelease(&fptag, ExclusiveLock, false);
+		if (!wait)
+			return false;
+		LockAcquire(&keytag, ShareLock, false, false);
+		LockRelease(&keytag, ShareLock, false);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/*
+ * Give back what idem_lock_key() took in this call, key first, so that the
+ * key is never held without its announcement.  For calls that end up
+ * claiming nothing; locks this transaction held before the call stay held.
+ */
+void
+idem_unlock_key(const IdemKey *k, text *fingerprint)
 {
 	LOCKTAG		tag;
 
-	if (publish)
-	{
-		set_fingerprint_tag(&tag, k, fingerprint);
-		if (LockAcquire(&tag, ExclusiveLock, false, !wait) == LOCKACQUIRE_NOT_AVAIL)
-			return false;		/* the same request is in flight */
-	}
 	set_tag(&tag, key_hash(k), CONSISTENCY_LOCKTAG_IDEMPOTENCY);
-	if (LockAcquire(&tag, ExclusiveLock, false, !wait) != LOCKACQUIRE_NOT_AVAIL)
-		return true;
-	if (publish)
+	LockRelease(&tag, ExclusiveLock, false);
+	set_fingerprint_tag(&tag, k, fingerprint);
+	LockRelease(&tag, ExclusiveLock, false);
+}
+
+/*
+ * The transactions other than ours that hold a lock on tag in a mode that
+ * conflicts with lockmode (only those still running if running_only); *n is
+ * set to their number.  A copy: GetLockConflicts() reuses one array on a hot
+ * standby.
+ */
+static VirtualTransactionId *
+lock_holders(const LOCKTAG *tag, LOCKMODE lockmode, bool running_only, int *n)
+{
+	int			count;
+	VirtualTransactionId *vxids = GetLockConflicts(tag, lockmode, &count);
+	VirtualTransactionId *copy = palloc(sizeof(VirtualTransactionId) * (count + 1));
+	int			i;
+
+	*n = 0;
+	for (i = 0; i < count; i++)
 	{
-		/* we will not claim after all: stop announcing */
-		set_fingerprint_tag(&tag, k, fingerprint);
-		LockRelease(&tag, ExclusiveLock, false);
+		/*
+		 * A transaction that is ending releases its virtual transaction id
+		 * before its advisory locks: skip it, its locks are about to go.
+		 */
+		if (running_only && VirtualXactLock(vxids[i], false))
+			continue;
+		copy[(*n)++] = vxids[i];
 	}
+	return copy;
+}
+
+static bool
+vxid_in(VirtualTransactionId v, const VirtualTransactionId *set, int n)
+{
+	int			i;
+
+	for (i = 0; i < n; i++)
+		if (VirtualTransactionIdEquals(v, set[i]))
+			return true;
 	return false;
 }
 
 /*
- * Is the claim in flight on this key (whose lock another transaction holds)
- * for a different request?  Only when it announced a fingerprint that is not
- * ours: neither our fingerprint's tag nor the no-fingerprint tag is held.
- * Locks taken to test are released at once.
+ * Another transaction held the key when we tried it without waiting (and no
+ * visible row tells its request): is its request ours, or another one?
+ * Answers IDEM_HOLDER_SAME when the holder announced our fingerprint or none
+ * (or we have none: never compared), IDEM_HOLDER_OTHER when it announced
+ * another one, and IDEM_HOLDER_GONE when nobody holds the key any more, or it
+ * changed hands while we looked (the caller tries again).
+ *
+ * Only the key's holder counts: it is found by its lock (ExclusiveLock;
+ * waiters hold at most a share lock for an instant), and it is the same
+ * running transaction before and after the announcements are read, so it
+ * held its announcement meanwhile.  Nothing is locked to look.
  */
-bool
-idem_inflight_fingerprint_differs(const IdemKey *k, text *fingerprint)
+IdemHolder
+idem_key_holder(const IdemKey *k, text *fingerprint)
 {
-	LOCKTAG		mine;
-	LOCKTAG		none;
-	bool		free_mine;
-	bool		free_none;
+	LOCKTAG		keytag;
+	LOCKTAG		tag;
+	VirtualTransactionId *before;
+	VirtualTransactionId *after;
+	VirtualTransactionId *mine;
+	VirtualTransactionId *none;
+	int			nbefore,
+				nafter,
+				nmine,
+				nnone;
+	IdemHolder	answer = IDEM_HOLDER_GONE;
+	int			i;
 
+	set_tag(&keytag, key_hash(k), CONSISTENCY_LOCKTAG_IDEMPOTENCY);
+	before = lock_holders(&keytag, RowShareLock, true, &nbefore);
+	if (nbefore == 0)
+		return IDEM_HOLDER_GONE;
 	if (fingerprint == NULL)
-		return false;
-	set_fingerprint_tag(&mine, k, fingerprint);
-	set_fingerprint_tag(&none, k, NULL);
-	free_mine = LockAcquire(&mine, ExclusiveLock, false, true) != LOCKACQUIRE_NOT_AVAIL;
-	if (free_mine)
-		LockRelease(&mine, ExclusiveLock, false);
-	free_none = LockAcquire(&none, ExclusiveLock, false, true) != LOCKACQUIRE_NOT_AVAIL;
-	if (free_none)
-		LockRelease(&none, ExclusiveLock, false);
-	return free_mine && free_none;
+		return IDEM_HOLDER_SAME;
+	set_fingerprint_tag(&tag, k, fingerprint);
+	mine = lock_holders(&tag, ExclusiveLock, false, &nmine);
+	set_fingerprint_tag(&tag, k, NULL);
+	none = lock_holders(&tag, ExclusiveLock, false, &nnone);
+	after = lock_holders(&keytag, RowShareLock, true, &nafter);
+	for (i = 0; i < nbefore; i++)
+	{
+		if (!vxid_in(before[i], after, nafter))
+			continue;
+		if (vxid_in(before[i], mine, nmine) || vxid_in(before[i], none, nnone))
+		{
+			answer = IDEM_HOLDER_SAME;
+			break;
+		}
+		answer = IDEM_HOLDER_OTHER;
+	}
+	pfree(before);
+	pfree(after);
+	pfree(mine);
+	pfree(none);
+	return answer;
 }
 
 /*
