@@ -380,6 +380,74 @@ SELECT consistency.idem_release('sp-7');
 COMMIT;
 SELECT count(*) AS sp_7_keys FROM consistency.idempotency_keys WHERE key LIKE 'sp-7';
 
+-- 16. More bad input: every argument of every function, and nothing is written.
+SELECT key_count() AS keys_before;
+SELECT * FROM consistency.idem_begin('k', ttl => '1000000 years');	-- past timestamptz
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.idem_complete('', '{}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.idem_complete('k', '{}', scope => NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.idem_complete('k', '{}', scope => repeat('s', 256));
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.idem_complete('k', '{}', attempt => -1);
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM consistency.idem_lease(NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM consistency.idem_lease('');
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM consistency.idem_lease(repeat('k', 256));
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM consistency.idem_lease('k', repeat('f', 1025));
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM consistency.idem_lease('k', lease => NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM consistency.idem_lease('k', lease => '-5 minutes');
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM consistency.idem_lease('k', lease => '1000000 years');
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM consistency.idem_lease('k', scope => NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM consistency.idem_lease('k', scope => repeat('s', 256));
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM consistency.idem_lease('k', ttl => NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM consistency.idem_lease('k', ttl => '0 seconds');
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM consistency.idem_lease('k', ttl => '1000000 years');
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM consistency.idem_lease('k', wait => NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.idem_checkpoint(NULL, 'x');
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.idem_checkpoint('', 'x');
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.idem_checkpoint('k', 'x', scope => NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.idem_checkpoint('k', 'x', attempt => 0);
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.idem_release('');
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.idem_release(repeat('k', 256));
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.idem_release('k', scope => NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.idem_release('k', attempt => 0);
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.idem_purge(-1);
+\echo :LAST_ERROR_SQLSTATE
+SELECT key_count() AS keys_after;
+-- a bad argument to a second call leaves the transaction's claim as it was
+BEGIN;
+SELECT * FROM consistency.idem_begin('bad-2nd', 'fp');
+SAVEPOINT s;
+SELECT consistency.idem_complete('bad-2nd', '{}', attempt => 0);
+ROLLBACK TO SAVEPOINT s;
+SELECT * FROM consistency.idem_begin('bad-2nd', 'fp');
+SELECT consistency.idem_complete('bad-2nd', '"ok"');
+COMMIT;
+SELECT key, response FROM consistency.idempotency_keys WHERE key = 'bad-2nd';
+
 DROP TABLE orders;
 DROP FUNCTION key_count();
 DELETE FROM consistency.idempotency_keys;

@@ -277,12 +277,29 @@ get_bool_arg(FunctionCallInfo fcinfo, int argno, const char *argname)
 	return PG_GETARG_BOOL(argno);
 }
 
-static TimestampTz
-timestamp_plus(TimestampTz ts, Interval *iv)
+/* Names the argument when now + ttl (or lease) is past timestamptz's range. */
+static void
+interval_arg_context(void *arg)
 {
-	return DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval,
-												   TimestampTzGetDatum(ts),
-												   IntervalPGetDatum(iv)));
+	errcontext("computing now + %s", (const char *) arg);
+}
+
+/* ts + the interval argument argname (22008 if out of range). */
+static TimestampTz
+timestamp_plus(TimestampTz ts, Interval *iv, const char *argname)
+{
+	ErrorContextCallback context;
+	TimestampTz result;
+
+	context.callback = interval_arg_context;
+	context.arg = (void *) argname;
+	context.previous = error_context_stack;
+	error_context_stack = &context;
+	result = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval,
+													 TimestampTzGetDatum(ts),
+													 IntervalPGetDatum(iv)));
+	error_context_stack = context.previous;
+	return result;
 }
 
 static bool
@@ -513,8 +530,8 @@ take_key(const IdemArgs *a, bool wait, TimestampTz now, Datum *response)
 static bool
 start_lease(IdemStmt stmt, const IdemArgs *a, TimestampTz now, Interval *ttl, Interval *lease)
 {
-	TimestampTz lease_end = timestamp_plus(now, lease);
-	TimestampTz expires = timestamp_plus(now, ttl);
+	TimestampTz lease_end = timestamp_plus(now, lease, "lease");
+	TimestampTz expires = timestamp_plus(now, ttl, "ttl");
 	Datum		v[5];
 	char		n[5] = {' ', ' ', ' ', ' ', ' '};
 
@@ -542,7 +559,7 @@ take_over(const IdemArgs *a, TimestampTz now, Interval *lease)
 	v[0] = PointerGetDatum(a->fingerprint);
 	n[0] = a->fingerprint ? ' ' : 'n';
 	v[1] = IntervalPGetDatum(lease);
-	v[2] = TimestampTzGetDatum(timestamp_plus(now, lease));
+	v[2] = TimestampTzGetDatum(timestamp_plus(now, lease, "lease"));
 	if (run_stmt(STMT_TAKEOVER, a, v, n) != 1)
 		return 0;
 	return spi_int4(1);
@@ -694,7 +711,7 @@ consistency_idem_begin(PG_FUNCTION_ARGS)
 	if (!key_row_may_exist(&a))
 	{
 		SPI_finish();
-		idem_claim_register(&a.k, a.fingerprint, now, timestamp_plus(now, ttl), false);
+		idem_claim_register(&a.k, a.fingerprint, now, timestamp_plus(now, ttl, "ttl"), false);
 		emit_row(fcinfo, "new", (Datum) 0, NULL, 0);
 		PG_RETURN_NULL();
 	}
@@ -725,7 +742,7 @@ consistency_idem_begin(PG_FUNCTION_ARGS)
 		 * attempt whose lease ran out: this transaction runs the request and
 		 * idem_complete() replaces whatever row is there.
 		 */
-		idem_claim_register(&a.k, a.fingerprint, now, timestamp_plus(now, ttl), true);
+		idem_claim_register(&a.k, a.fingerprint, now, timestamp_plus(now, ttl, "ttl"), true);
 		status = "new";
 	}
 	/* an answer that claims nothing keeps no lock: give back what we took */
