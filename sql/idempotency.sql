@@ -448,6 +448,87 @@ SELECT consistency.idem_complete('bad-2nd', '"ok"');
 COMMIT;
 SELECT key, response FROM consistency.idempotency_keys WHERE key = 'bad-2nd';
 
+-- 17. Privileges: an application login granted only consistency_user uses every function
+--     (and reads the table, as documented), but cannot write the table directly: a
+--     stored response cannot be forged.  consistency_admin purges without write
+--     privileges either.
+CREATE ROLE idem_app LOGIN IN ROLE consistency_user;
+CREATE ROLE idem_admin LOGIN IN ROLE consistency_admin;
+GRANT ALL ON orders, orders_id_seq TO idem_app;
+SET ROLE idem_app;
+BEGIN;
+SELECT * FROM consistency.idem_begin('priv-1', 'fp');
+INSERT INTO orders (item, qty) VALUES ('priv-1', 1);
+SELECT consistency.idem_complete('priv-1', '{"order": "priv-1"}');
+COMMIT;
+SELECT * FROM consistency.idem_begin('priv-1', 'fp');
+SELECT * FROM consistency.idem_begin('priv-1', 'other');
+\echo :LAST_ERROR_SQLSTATE
+BEGIN;
+SELECT * FROM consistency.idem_begin('priv-2');
+SELECT consistency.idem_release('priv-2');
+COMMIT;
+SELECT status, attempt FROM consistency.idem_lease('priv-3', 'fp', lease => '1 hour');
+SELECT consistency.idem_checkpoint('priv-3', 'step 1', attempt => 1) > now() AS renewed;
+SELECT consistency.idem_complete('priv-3', '{"paid": true}', attempt => 1);
+SELECT status, response FROM consistency.idem_lease('priv-3', 'fp');
+SELECT status, attempt FROM consistency.idem_lease('priv-4');
+SELECT consistency.idem_release('priv-4', attempt => 1);
+SELECT status, attempt FROM consistency.idem_lease('priv-5', lease => '1 hour');
+SELECT status, attempt FROM consistency.idem_lease('priv-6', lease => '1 hour');
+SELECT consistency.idem_purge();
+\echo :LAST_ERROR_SQLSTATE
+-- the documented read
+SELECT key, state, response, attempt FROM consistency.idempotency_keys
+ WHERE key LIKE 'priv-%' ORDER BY key;
+-- direct writes are refused
+INSERT INTO consistency.idempotency_keys (key, state, response, created_at, expires_at)
+VALUES ('forged', 'completed', '{"forged": true}', now(), now() + interval '1 day');
+\echo :LAST_ERROR_SQLSTATE
+UPDATE consistency.idempotency_keys SET response = '{"forged": true}' WHERE key = 'priv-1';
+\echo :LAST_ERROR_SQLSTATE
+DELETE FROM consistency.idempotency_keys WHERE key = 'priv-1';
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+-- expire what the other code paths need: a lease run out (takeover), a key and a lease past
+-- their ttl (reclaimed by idem_begin and by idem_lease)
+UPDATE consistency.idempotency_keys SET lease_expires_at = now() - interval '1 second'
+ WHERE key = 'priv-5';
+UPDATE consistency.idempotency_keys
+   SET lease_expires_at = now() - interval '2 seconds', expires_at = now() - interval '1 second'
+ WHERE key IN ('priv-1', 'priv-6');
+SET ROLE idem_app;
+SELECT status, attempt FROM consistency.idem_lease('priv-5', lease => '1 hour');
+SELECT consistency.idem_complete('priv-5', '{"resumed": true}', attempt => 2);
+SELECT status, attempt FROM consistency.idem_lease('priv-6', lease => '1 hour');
+SELECT consistency.idem_complete('priv-6', '{"reclaimed": true}', attempt => 1);
+BEGIN;
+SELECT * FROM consistency.idem_begin('priv-1', 'fp-again');
+SELECT consistency.idem_complete('priv-1', '{"order": "again"}');
+COMMIT;
+RESET ROLE;
+SELECT key, fingerprint, state, response, attempt FROM consistency.idempotency_keys
+ WHERE key LIKE 'priv-%' OR key = 'forged' ORDER BY key;
+UPDATE consistency.idempotency_keys SET expires_at = now() - interval '1 second'
+ WHERE key LIKE 'priv-%';
+SET ROLE idem_admin;
+INSERT INTO consistency.idempotency_keys (key, state, created_at, expires_at)
+VALUES ('forged', 'completed', now(), now() + interval '1 day');
+\echo :LAST_ERROR_SQLSTATE
+UPDATE consistency.idempotency_keys SET response = '{"forged": true}';
+\echo :LAST_ERROR_SQLSTATE
+DELETE FROM consistency.idempotency_keys;
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.idem_purge() AS purged;
+RESET ROLE;
+SELECT count(*) AS priv_left FROM consistency.idempotency_keys WHERE key LIKE 'priv-%';
+SELECT has_table_privilege('consistency_user', 'consistency.idempotency_keys', 'SELECT') AS user_select,
+	   has_table_privilege('consistency_user', 'consistency.idempotency_keys', 'INSERT, UPDATE, DELETE, TRUNCATE') AS user_write,
+	   has_table_privilege('consistency_admin', 'consistency.idempotency_keys', 'INSERT, UPDATE, DELETE, TRUNCATE') AS admin_write;
+REVOKE ALL ON orders, orders_id_seq FROM idem_app;
+DROP ROLE idem_admin;
+DROP ROLE idem_app;
+
 DROP TABLE orders;
 DROP FUNCTION key_count();
 DELETE FROM consistency.idempotency_keys;

@@ -20,7 +20,9 @@
  * fresh READ COMMITTED snapshot sees the last outcome.  Under REPEATABLE
  * READ or SERIALIZABLE a key committed after the transaction's snapshot was
  * taken makes INSERT ... ON CONFLICT raise 40001, and the retry replays.
- * SQL runs through SPI plans prepared once per backend.
+ * SQL runs through SPI plans prepared once per backend, as the table's
+ * owner (see table_owner.c): callers need no privilege on the table, so a
+ * member of consistency_user cannot forge a stored response.
  *
  * IDENTIFICATION
  *	  src/idempotency.c
@@ -184,6 +186,8 @@ static const IdemStmtDef stmt_defs[NUM_STMTS] = {
 };
 
 static SPIPlanPtr stmt_plans[NUM_STMTS];
+
+static Oid	get_keys_relid(void);
 
 /* What the lookup statement found for a key. */
 typedef struct KeyRow
@@ -380,6 +384,27 @@ get_plan(IdemStmt s)
 								 stmt_defs[s].argtypes);
 }
 
+/*
+ * Connect to SPI and become the table's owner for our statements; the caller
+ * errors out or calls keys_finish().  An error in between is cleaned up by
+ * the (sub)transaction abort, which also restores the user.
+ */
+static void
+keys_connect(ConsistencySavedUser *saved)
+{
+	Oid			relid = get_keys_relid();
+
+	SPI_connect();
+	consistency_become_owner(relid, saved);
+}
+
+static void
+keys_finish(const ConsistencySavedUser *saved)
+{
+	consistency_restore_user(saved);
+	SPI_finish();
+}
+
 /* Run statement s; args beyond $1/$2 come from values/nulls ('n' = null). */
 static uint64
 run_stmt(IdemStmt s, const IdemArgs *a, Datum *values, const char *nulls)
@@ -464,7 +489,7 @@ lookup_key(const IdemArgs *a, TimestampTz now, KeyRow *row)
  * the transaction holding the key announced its fingerprint (see
  * idempotency_claims.c): ours, or none, is in_progress; another is YC001.
  * Returns "replay" (with *response), "in_progress", or NULL when nobody holds
- * the key any more: try again.  Caller is connected to SPI.
+ * the key any more: try again.  Caller is connected with keys_connect().
  */
 static const char *
 answer_busy(const IdemArgs *a, TimestampTz now, Datum *response)
@@ -504,7 +529,7 @@ answer_busy(const IdemArgs *a, TimestampTz now, Datum *response)
  * false, a key another transaction holds is answered by answer_busy() (the
  * status is returned, NULL if the key was taken); a key freed while we looked
  * is tried again, a few times, before answering in_progress.  Caller is
- * connected to SPI.
+ * connected with keys_connect().
  */
 static const char *
 take_key(const IdemArgs *a, bool wait, TimestampTz now, Datum *response)
@@ -598,8 +623,9 @@ get_keys_relid(void)
  * transaction's snapshot, plus uncommitted ones), no executor, no SPI.
  * "true" only means "look properly": the caller then reads the row through
  * SPI, which also applies table privileges and row-level security; so when
- * the caller lacks SELECT on the table, or RLS applies to it, this answers
- * true without looking.
+ * the current user (the table's owner: the caller is connected with
+ * keys_connect()) lacks SELECT on the table, or RLS applies to it, this
+ * answers true without looking.
  */
 static bool
 key_row_may_exist(const IdemArgs *a)
@@ -673,6 +699,7 @@ consistency_idem_begin(PG_FUNCTION_ARGS)
 	KeyRow		row;
 	const char *status;
 	Datum		response = (Datum) 0;
+	ConsistencySavedUser saved;
 
 	get_key_args(fcinfo, 0, 3, &a);
 	get_fingerprint_arg(fcinfo, 1, &a);
@@ -689,9 +716,9 @@ consistency_idem_begin(PG_FUNCTION_ARGS)
 			emit_row(fcinfo, "new", (Datum) 0, NULL, 0);
 			PG_RETURN_NULL();
 		}
-		SPI_connect();
+		keys_connect(&saved);
 		lookup_key(&a, GetCurrentTimestamp(), &row);
-		SPI_finish();
+		keys_finish(&saved);
 		if (!row.found || !row.completed)
 			elog(ERROR, "row of completed idempotency key \"%s\" disappeared",
 				 text_to_cstring(a.key));
@@ -700,24 +727,24 @@ consistency_idem_begin(PG_FUNCTION_ARGS)
 	}
 
 	now = GetCurrentTimestamp();
-	SPI_connect();
+	keys_connect(&saved);
 	if ((status = take_key(&a, wait, now, &response)) != NULL)
 	{
-		SPI_finish();
+		keys_finish(&saved);
 		emit_row(fcinfo, status, response, NULL, 0);
 		PG_RETURN_NULL();
 	}
 
 	if (!key_row_may_exist(&a))
 	{
-		SPI_finish();
+		keys_finish(&saved);
 		idem_claim_register(&a.k, a.fingerprint, now, timestamp_plus(now, ttl, "ttl"), false);
 		emit_row(fcinfo, "new", (Datum) 0, NULL, 0);
 		PG_RETURN_NULL();
 	}
 
 	lookup_key(&a, now, &row);
-	SPI_finish();
+	keys_finish(&saved);
 	if (!row.found && IsolationUsesXactSnapshot())
 		ereport(ERROR,
 				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
@@ -770,6 +797,7 @@ consistency_idem_lease(PG_FUNCTION_ARGS)
 	text	   *recovery = NULL;
 	int32		attempt = 0;
 	int			round;
+	ConsistencySavedUser saved;
 
 	get_key_args(fcinfo, 0, 3, &a);
 	get_fingerprint_arg(fcinfo, 1, &a);
@@ -785,10 +813,10 @@ consistency_idem_lease(PG_FUNCTION_ARGS)
 						text_to_cstring(a.key)),
 				 errdetail("A key claimed with consistency.idem_begin() cannot also be leased.")));
 	now = GetCurrentTimestamp();
-	SPI_connect();
+	keys_connect(&saved);
 	if ((status = take_key(&a, wait, now, &response)) != NULL)
 	{
-		SPI_finish();
+		keys_finish(&saved);
 		emit_row(fcinfo, status, response, NULL, 0);
 		PG_RETURN_NULL();
 	}
@@ -825,7 +853,7 @@ consistency_idem_lease(PG_FUNCTION_ARGS)
 		else if ((attempt = take_over(&a, now, lease)) > 0)
 			status = "resume";
 	}
-	SPI_finish();
+	keys_finish(&saved);
 	if (status == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
@@ -872,6 +900,7 @@ consistency_idem_complete(PG_FUNCTION_ARGS)
 	TimestampTz now;
 	const IdemClaimInfo *claim;
 	KeyRow		row;
+	ConsistencySavedUser saved;
 
 	get_key_args(fcinfo, 0, 2, &a);
 	consistency_arg_not_null(fcinfo, 1, "response");
@@ -886,7 +915,7 @@ consistency_idem_complete(PG_FUNCTION_ARGS)
 	have_attempt = get_attempt_arg(fcinfo, 3, &attempt);
 
 	now = GetCurrentTimestamp();
-	SPI_connect();
+	keys_connect(&saved);
 	if ((claim = idem_claim_get(&a.k)) != NULL)
 	{
 		Datum		cv[5];
@@ -915,7 +944,7 @@ consistency_idem_complete(PG_FUNCTION_ARGS)
 		if (run_stmt(STMT_COMPLETE, &a, v, NULL) != 1)
 			elog(ERROR, "leased idempotency key \"%s\" disappeared", text_to_cstring(a.key));
 	}
-	SPI_finish();
+	keys_finish(&saved);
 	PG_RETURN_VOID();
 }
 
@@ -934,6 +963,7 @@ consistency_idem_checkpoint(PG_FUNCTION_ARGS)
 	Datum		v[2];
 	KeyRow		row;
 	bool		isnull;
+	ConsistencySavedUser saved;
 
 	get_key_args(fcinfo, 0, 2, &a);
 	recovery = consistency_text_arg(fcinfo, 1, "recovery_point", IDEM_MAX_RECOVERY_BYTES, true);
@@ -942,7 +972,7 @@ consistency_idem_checkpoint(PG_FUNCTION_ARGS)
 		error_not_leased(&a, "The key is claimed by this transaction; only leases have recovery points.");
 
 	now = GetCurrentTimestamp();
-	SPI_connect();
+	keys_connect(&saved);
 	lookup_lease(&a, now, have_attempt, attempt, &row);
 	v[0] = PointerGetDatum(recovery);
 	v[1] = TimestampTzGetDatum(now);
@@ -950,7 +980,7 @@ consistency_idem_checkpoint(PG_FUNCTION_ARGS)
 		elog(ERROR, "leased idempotency key \"%s\" disappeared", text_to_cstring(a.key));
 	lease_end = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0],
 												  SPI_tuptable->tupdesc, 1, &isnull));
-	SPI_finish();
+	keys_finish(&saved);
 	PG_RETURN_TIMESTAMPTZ(lease_end);
 }
 
@@ -966,11 +996,12 @@ consistency_idem_release(PG_FUNCTION_ARGS)
 	KeyRow		row;
 	const IdemClaimInfo *claim;
 	bool		released = false;
+	ConsistencySavedUser saved;
 
 	get_key_args(fcinfo, 0, 1, &a);
 	have_attempt = get_attempt_arg(fcinfo, 2, &attempt);
 
-	SPI_connect();
+	keys_connect(&saved);
 	if ((claim = idem_claim_get(&a.k)) != NULL)
 	{
 		/* nothing was written for the claim: forgetting it is enough */
@@ -994,7 +1025,7 @@ consistency_idem_release(PG_FUNCTION_ARGS)
 		if (!released)
 			idem_unlock_key(&a.k, NULL);
 	}
-	SPI_finish();
+	keys_finish(&saved);
 	PG_RETURN_BOOL(released);
 }
 
@@ -1011,6 +1042,7 @@ consistency_idem_purge(PG_FUNCTION_ARGS)
 	int32		batch;
 	Datum		v[2];
 	uint64		n;
+	ConsistencySavedUser saved;
 
 	consistency_arg_not_null(fcinfo, 0, "batch_size");
 	batch = PG_GETARG_INT32(0);
@@ -1021,9 +1053,9 @@ consistency_idem_purge(PG_FUNCTION_ARGS)
 				 errdetail("The batch_size given is %d.", batch)));
 	v[0] = TimestampTzGetDatum(GetCurrentTimestamp());
 	v[1] = Int32GetDatum(batch);
-	SPI_connect();
+	keys_connect(&saved);
 	n = run_stmt(STMT_PURGE, NULL, v, NULL);
-	SPI_finish();
+	keys_finish(&saved);
 	PG_RETURN_INT64((int64) n);
 }
 
