@@ -464,6 +464,20 @@ COMMIT;
 SELECT * FROM consistency.idem_begin('priv-1', 'fp');
 SELECT * FROM consistency.idem_begin('priv-1', 'other');
 \echo :LAST_ERROR_SQLSTATE
+-- an error raised inside the functions (while they act as the table's owner) and caught by
+-- the caller leaves the caller as itself, still unable to write the table
+DO $$
+BEGIN
+	PERFORM consistency.idem_begin('priv-1', 'other');
+EXCEPTION WHEN SQLSTATE 'YC001' THEN
+	RAISE NOTICE 'caught YC001 as %', current_user;
+	BEGIN
+		DELETE FROM consistency.idempotency_keys WHERE key = 'priv-1';
+	EXCEPTION WHEN insufficient_privilege THEN
+		RAISE NOTICE 'and DELETE is still refused';
+	END;
+END $$;
+SELECT current_user;
 BEGIN;
 SELECT * FROM consistency.idem_begin('priv-2');
 SELECT consistency.idem_release('priv-2');
