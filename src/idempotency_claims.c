@@ -252,6 +252,13 @@ vxid_in(VirtualTransactionId v, const VirtualTransactionId *set, int n)
  * waiters hold at most a share lock for an instant), and it is the same
  * running transaction before and after the announcements are read, so it
  * held its announcement meanwhile.  Nothing is locked to look.
+ *
+ * Two windows remain, both microseconds wide and needing the holder to act in
+ * between our reads: a transaction that gives the key back after a replay and
+ * claims it again (with our fingerprint) while we look, and a subtransaction
+ * abort of a claim in a subtransaction holding more than 15 locks (its
+ * resource owner then releases them in hash order, possibly the announcement
+ * first).  Either could make us answer YC001 for what is the same request.
  */
 IdemHolder
 idem_key_holder(const IdemKey *k, text *fingerprint)
