@@ -18,6 +18,13 @@
 -- Idempotency keys
 -- ---------------------------------------------------------------------------
 
+-- The functions read and write idempotency_keys as its owner (src/table_owner.c), so
+-- application roles need no write privilege on it, and must have none: with it, any member
+-- of consistency_user could rewrite a stored response that retries then replay.
+-- consistency_user keeps SELECT: the README documents that it can read the table (scope is
+-- a key space, not a permission boundary).  consistency_admin never had a grant of its own.
+REVOKE INSERT, UPDATE, DELETE ON @extschema@.idempotency_keys FROM consistency_user;
+
 -- ---------------------------------------------------------------------------
 -- Optimistic versioning
 -- ---------------------------------------------------------------------------

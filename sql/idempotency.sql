@@ -267,6 +267,282 @@ SELECT consistency.idem_complete('no-wait', '"ok"');
 COMMIT;
 SELECT * FROM consistency.idem_begin('no-wait', wait => false);
 
+-- 15. Savepoints restore exactly the claims as they were before the savepoint: a claim given
+--     up and taken again inside a savepoint that rolls back is the claim made before it,
+--     still unanswered (its fingerprint, ttl and replaced row included).
+-- 15a. The reported case: the order must not commit without its key.
+BEGIN;
+SELECT * FROM consistency.idem_begin('sp-1', 'fp-1');
+INSERT INTO orders (item, qty) VALUES ('sp-1', 1);
+SAVEPOINT s;
+SELECT consistency.idem_release('sp-1');
+SELECT * FROM consistency.idem_begin('sp-1', 'fp-1');
+ROLLBACK TO SAVEPOINT s;
+COMMIT;
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) AS sp_1_orders FROM orders WHERE item = 'sp-1';
+SELECT count(*) AS sp_1_keys FROM consistency.idempotency_keys WHERE key = 'sp-1';
+-- 15b. The restored claim is the one made before the savepoint: its fingerprint and ttl.
+BEGIN;
+SELECT * FROM consistency.idem_begin('sp-2', 'fp-1', ttl => '1 hour');
+SAVEPOINT s;
+SELECT consistency.idem_release('sp-2');
+SELECT * FROM consistency.idem_begin('sp-2', 'fp-2', ttl => '2 days');
+ROLLBACK TO SAVEPOINT s;
+SELECT * FROM consistency.idem_begin('sp-2', 'fp-2');
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK;
+BEGIN;
+SELECT * FROM consistency.idem_begin('sp-2', 'fp-1', ttl => '1 hour');
+SAVEPOINT s;
+SELECT consistency.idem_release('sp-2');
+SELECT * FROM consistency.idem_begin('sp-2', 'fp-2', ttl => '2 days');
+SELECT consistency.idem_complete('sp-2', '{"in": "savepoint"}');
+ROLLBACK TO SAVEPOINT s;
+SELECT * FROM consistency.idem_begin('sp-2', 'fp-1');	-- still open, not completed
+SELECT consistency.idem_complete('sp-2', '{"in": "top"}');
+COMMIT;
+SELECT key, fingerprint, response, expires_at - created_at AS ttl
+  FROM consistency.idempotency_keys WHERE key = 'sp-2';
+-- 15c. Nested: released in one savepoint, taken again in a released inner one; rolling
+--      back the outer one brings the first claim back.
+BEGIN;
+SELECT * FROM consistency.idem_begin('sp-3', 'fp-1');
+SAVEPOINT a;
+SELECT consistency.idem_release('sp-3');
+SAVEPOINT b;
+SELECT * FROM consistency.idem_begin('sp-3', 'fp-2');
+RELEASE SAVEPOINT b;
+ROLLBACK TO SAVEPOINT a;
+COMMIT;
+\echo :LAST_ERROR_SQLSTATE
+-- 15d. Released in an inner savepoint that is released, taken again in the outer one,
+--      then the outer one rolls back: the claim of the transaction is back.
+BEGIN;
+SELECT * FROM consistency.idem_begin('sp-4', 'fp-1');
+SAVEPOINT a;
+SAVEPOINT b;
+SELECT consistency.idem_release('sp-4');
+RELEASE SAVEPOINT b;
+SELECT * FROM consistency.idem_begin('sp-4', 'fp-2');
+ROLLBACK TO SAVEPOINT a;
+SELECT * FROM consistency.idem_begin('sp-4', 'fp-2');
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK;
+-- 15e. A claim made in a savepoint, given up and taken again in an inner one that rolls
+--      back: the outer savepoint's claim is back; completed and released, it commits.
+BEGIN;
+SAVEPOINT a;
+SELECT * FROM consistency.idem_begin('sp-5', 'fp-1');
+SAVEPOINT b;
+SELECT consistency.idem_release('sp-5');
+SELECT * FROM consistency.idem_begin('sp-5', 'fp-2');
+ROLLBACK TO SAVEPOINT b;
+SELECT consistency.idem_complete('sp-5', '{"v": 5}');
+RELEASE SAVEPOINT a;
+COMMIT;
+SELECT key, fingerprint, response FROM consistency.idempotency_keys WHERE key = 'sp-5';
+-- 15f. Everything that commits keeps its effect: released and re-claimed in savepoints
+--      that are released, the new claim is the one that must be (and is) completed.
+BEGIN;
+SELECT * FROM consistency.idem_begin('sp-6', 'fp-1');
+SAVEPOINT a;
+SELECT consistency.idem_release('sp-6');
+SAVEPOINT b;
+SELECT * FROM consistency.idem_begin('sp-6', 'fp-2');
+RELEASE SAVEPOINT b;
+RELEASE SAVEPOINT a;
+COMMIT;
+\echo :LAST_ERROR_SQLSTATE
+BEGIN;
+SELECT * FROM consistency.idem_begin('sp-6', 'fp-1');
+SAVEPOINT a;
+SELECT consistency.idem_release('sp-6');
+SAVEPOINT b;
+SELECT * FROM consistency.idem_begin('sp-6', 'fp-2');
+SELECT consistency.idem_complete('sp-6', '{"v": 6}');
+RELEASE SAVEPOINT b;
+RELEASE SAVEPOINT a;
+COMMIT;
+SELECT key, fingerprint, response FROM consistency.idempotency_keys WHERE key = 'sp-6';
+-- 15g. A savepoint that rolls back a release made at several levels: repeated
+--      release/claim cycles in one savepoint are all undone.
+BEGIN;
+SELECT * FROM consistency.idem_begin('sp-7', 'fp-1');
+SAVEPOINT a;
+SELECT consistency.idem_release('sp-7');
+SELECT * FROM consistency.idem_begin('sp-7', 'fp-2');
+SELECT consistency.idem_release('sp-7');
+SELECT * FROM consistency.idem_begin('sp-7', 'fp-3');
+ROLLBACK TO SAVEPOINT a;
+SELECT * FROM consistency.idem_begin('sp-7', 'fp-1');
+SELECT consistency.idem_release('sp-7');
+COMMIT;
+SELECT count(*) AS sp_7_keys FROM consistency.idempotency_keys WHERE key LIKE 'sp-7';
+
+-- 16. More bad input: every argument of every function, and nothing is written.
+SELECT key_count() AS keys_before;
+SELECT * FROM consistency.idem_begin('k', ttl => '1000000 years');	-- past timestamptz
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.idem_complete('', '{}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.idem_complete('k', '{}', scope => NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.idem_complete('k', '{}', scope => repeat('s', 256));
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.idem_complete('k', '{}', attempt => -1);
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM consistency.idem_lease(NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM consistency.idem_lease('');
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM consistency.idem_lease(repeat('k', 256));
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM consistency.idem_lease('k', repeat('f', 1025));
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM consistency.idem_lease('k', lease => NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM consistency.idem_lease('k', lease => '-5 minutes');
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM consistency.idem_lease('k', lease => '1000000 years');
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM consistency.idem_lease('k', scope => NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM consistency.idem_lease('k', scope => repeat('s', 256));
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM consistency.idem_lease('k', ttl => NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM consistency.idem_lease('k', ttl => '0 seconds');
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM consistency.idem_lease('k', ttl => '1000000 years');
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM consistency.idem_lease('k', wait => NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.idem_checkpoint(NULL, 'x');
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.idem_checkpoint('', 'x');
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.idem_checkpoint('k', 'x', scope => NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.idem_checkpoint('k', 'x', attempt => 0);
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.idem_release('');
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.idem_release(repeat('k', 256));
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.idem_release('k', scope => NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.idem_release('k', attempt => 0);
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.idem_purge(-1);
+\echo :LAST_ERROR_SQLSTATE
+SELECT key_count() AS keys_after;
+-- a bad argument to a second call leaves the transaction's claim as it was
+BEGIN;
+SELECT * FROM consistency.idem_begin('bad-2nd', 'fp');
+SAVEPOINT s;
+SELECT consistency.idem_complete('bad-2nd', '{}', attempt => 0);
+ROLLBACK TO SAVEPOINT s;
+SELECT * FROM consistency.idem_begin('bad-2nd', 'fp');
+SELECT consistency.idem_complete('bad-2nd', '"ok"');
+COMMIT;
+SELECT key, response FROM consistency.idempotency_keys WHERE key = 'bad-2nd';
+
+-- 17. Privileges: an application login granted only consistency_user uses every function
+--     (and reads the table, as documented), but cannot write the table directly: a
+--     stored response cannot be forged.  consistency_admin purges without write
+--     privileges either.
+CREATE ROLE idem_app LOGIN IN ROLE consistency_user;
+CREATE ROLE idem_admin LOGIN IN ROLE consistency_admin;
+GRANT ALL ON orders, orders_id_seq TO idem_app;
+SET ROLE idem_app;
+BEGIN;
+SELECT * FROM consistency.idem_begin('priv-1', 'fp');
+INSERT INTO orders (item, qty) VALUES ('priv-1', 1);
+SELECT consistency.idem_complete('priv-1', '{"order": "priv-1"}');
+COMMIT;
+SELECT * FROM consistency.idem_begin('priv-1', 'fp');
+SELECT * FROM consistency.idem_begin('priv-1', 'other');
+\echo :LAST_ERROR_SQLSTATE
+-- an error raised inside the functions (while they act as the table's owner) and caught by
+-- the caller leaves the caller as itself, still unable to write the table
+DO $$
+BEGIN
+	PERFORM consistency.idem_begin('priv-1', 'other');
+EXCEPTION WHEN SQLSTATE 'YC001' THEN
+	RAISE NOTICE 'caught YC001 as %', current_user;
+	BEGIN
+		DELETE FROM consistency.idempotency_keys WHERE key = 'priv-1';
+	EXCEPTION WHEN insufficient_privilege THEN
+		RAISE NOTICE 'and DELETE is still refused';
+	END;
+END $$;
+SELECT current_user;
+BEGIN;
+SELECT * FROM consistency.idem_begin('priv-2');
+SELECT consistency.idem_release('priv-2');
+COMMIT;
+SELECT status, attempt FROM consistency.idem_lease('priv-3', 'fp', lease => '1 hour');
+SELECT consistency.idem_checkpoint('priv-3', 'step 1', attempt => 1) > now() AS renewed;
+SELECT consistency.idem_complete('priv-3', '{"paid": true}', attempt => 1);
+SELECT status, response FROM consistency.idem_lease('priv-3', 'fp');
+SELECT status, attempt FROM consistency.idem_lease('priv-4');
+SELECT consistency.idem_release('priv-4', attempt => 1);
+SELECT status, attempt FROM consistency.idem_lease('priv-5', lease => '1 hour');
+SELECT status, attempt FROM consistency.idem_lease('priv-6', lease => '1 hour');
+SELECT consistency.idem_purge();
+\echo :LAST_ERROR_SQLSTATE
+-- the documented read
+SELECT key, state, response, attempt FROM consistency.idempotency_keys
+ WHERE key LIKE 'priv-%' ORDER BY key;
+-- direct writes are refused
+INSERT INTO consistency.idempotency_keys (key, state, response, created_at, expires_at)
+VALUES ('forged', 'completed', '{"forged": true}', now(), now() + interval '1 day');
+\echo :LAST_ERROR_SQLSTATE
+UPDATE consistency.idempotency_keys SET response = '{"forged": true}' WHERE key = 'priv-1';
+\echo :LAST_ERROR_SQLSTATE
+DELETE FROM consistency.idempotency_keys WHERE key = 'priv-1';
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+-- expire what the other code paths need: a lease run out (takeover), a key and a lease past
+-- their ttl (reclaimed by idem_begin and by idem_lease)
+UPDATE consistency.idempotency_keys SET lease_expires_at = now() - interval '1 second'
+ WHERE key = 'priv-5';
+UPDATE consistency.idempotency_keys
+   SET lease_expires_at = now() - interval '2 seconds', expires_at = now() - interval '1 second'
+ WHERE key IN ('priv-1', 'priv-6');
+SET ROLE idem_app;
+SELECT status, attempt FROM consistency.idem_lease('priv-5', lease => '1 hour');
+SELECT consistency.idem_complete('priv-5', '{"resumed": true}', attempt => 2);
+SELECT status, attempt FROM consistency.idem_lease('priv-6', lease => '1 hour');
+SELECT consistency.idem_complete('priv-6', '{"reclaimed": true}', attempt => 1);
+BEGIN;
+SELECT * FROM consistency.idem_begin('priv-1', 'fp-again');
+SELECT consistency.idem_complete('priv-1', '{"order": "again"}');
+COMMIT;
+RESET ROLE;
+SELECT key, fingerprint, state, response, attempt FROM consistency.idempotency_keys
+ WHERE key LIKE 'priv-%' OR key = 'forged' ORDER BY key;
+UPDATE consistency.idempotency_keys SET expires_at = now() - interval '1 second'
+ WHERE key LIKE 'priv-%';
+SET ROLE idem_admin;
+INSERT INTO consistency.idempotency_keys (key, state, created_at, expires_at)
+VALUES ('forged', 'completed', now(), now() + interval '1 day');
+\echo :LAST_ERROR_SQLSTATE
+UPDATE consistency.idempotency_keys SET response = '{"forged": true}';
+\echo :LAST_ERROR_SQLSTATE
+DELETE FROM consistency.idempotency_keys;
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.idem_purge() AS purged;
+RESET ROLE;
+SELECT count(*) AS priv_left FROM consistency.idempotency_keys WHERE key LIKE 'priv-%';
+SELECT has_table_privilege('consistency_user', 'consistency.idempotency_keys', 'SELECT') AS user_select,
+	   has_table_privilege('consistency_user', 'consistency.idempotency_keys', 'INSERT, UPDATE, DELETE, TRUNCATE') AS user_write,
+	   has_table_privilege('consistency_admin', 'consistency.idempotency_keys', 'INSERT, UPDATE, DELETE, TRUNCATE') AS admin_write;
+REVOKE ALL ON orders, orders_id_seq FROM idem_app;
+DROP ROLE idem_admin;
+DROP ROLE idem_app;
+
 DROP TABLE orders;
 DROP FUNCTION key_count();
 DELETE FROM consistency.idempotency_keys;

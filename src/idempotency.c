@@ -20,7 +20,9 @@
  * fresh READ COMMITTED snapshot sees the last outcome.  Under REPEATABLE
  * READ or SERIALIZABLE a key committed after the transaction's snapshot was
  * taken makes INSERT ... ON CONFLICT raise 40001, and the retry replays.
- * SQL runs through SPI plans prepared once per backend.
+ * SQL runs through SPI plans prepared once per backend, as the table's
+ * owner (see table_owner.c): callers need no privilege on the table, so a
+ * member of consistency_user cannot forge a stored response.
  *
  * IDENTIFICATION
  *	  src/idempotency.c
@@ -185,6 +187,8 @@ static const IdemStmtDef stmt_defs[NUM_STMTS] = {
 
 static SPIPlanPtr stmt_plans[NUM_STMTS];
 
+static Oid	get_keys_relid(void);
+
 /* What the lookup statement found for a key. */
 typedef struct KeyRow
 {
@@ -277,12 +281,29 @@ get_bool_arg(FunctionCallInfo fcinfo, int argno, const char *argname)
 	return PG_GETARG_BOOL(argno);
 }
 
-static TimestampTz
-timestamp_plus(TimestampTz ts, Interval *iv)
+/* Names the argument when now + ttl (or lease) is past timestamptz's range. */
+static void
+interval_arg_context(void *arg)
 {
-	return DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval,
-												   TimestampTzGetDatum(ts),
-												   IntervalPGetDatum(iv)));
+	errcontext("computing now + %s", (const char *) arg);
+}
+
+/* ts + the interval argument argname (22008 if out of range). */
+static TimestampTz
+timestamp_plus(TimestampTz ts, Interval *iv, const char *argname)
+{
+	ErrorContextCallback context;
+	TimestampTz result;
+
+	context.callback = interval_arg_context;
+	context.arg = (void *) argname;
+	context.previous = error_context_stack;
+	error_context_stack = &context;
+	result = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval,
+													 TimestampTzGetDatum(ts),
+													 IntervalPGetDatum(iv)));
+	error_context_stack = context.previous;
+	return result;
 }
 
 static bool
@@ -363,6 +384,27 @@ get_plan(IdemStmt s)
 								 stmt_defs[s].argtypes);
 }
 
+/*
+ * Connect to SPI and become the table's owner for our statements; the caller
+ * errors out or calls keys_finish().  An error in between is cleaned up by
+ * the (sub)transaction abort, which also restores the user.
+ */
+static void
+keys_connect(ConsistencySavedUser *saved)
+{
+	Oid			relid = get_keys_relid();
+
+	SPI_connect();
+	consistency_become_owner(relid, saved);
+}
+
+static void
+keys_finish(const ConsistencySavedUser *saved)
+{
+	consistency_restore_user(saved);
+	SPI_finish();
+}
+
 /* Run statement s; args beyond $1/$2 come from values/nulls ('n' = null). */
 static uint64
 run_stmt(IdemStmt s, const IdemArgs *a, Datum *values, const char *nulls)
@@ -441,27 +483,68 @@ lookup_key(const IdemArgs *a, TimestampTz now, KeyRow *row)
 }
 
 /*
- * The key is busy and the caller will not wait: still refuse a different
- * request before answering in_progress.  A committed row (a lease being
- * worked on) has its fingerprint; a claim still in flight announced its own
- * through a lock (see idempotency_claims.c).  Caller is connected to SPI.
+ * The key is busy and the caller will not wait.  A committed row answers:
+ * the request's fingerprint is checked against it first (YC001), then a
+ * completed row is replayed and anything else is in progress.  Without a row,
+ * the transaction holding the key announced its fingerprint (see
+ * idempotency_claims.c): ours, or none, is in_progress; another is YC001.
+ * Returns "replay" (with *response), "in_progress", or NULL when nobody holds
+ * the key any more: try again.  Caller is connected with keys_connect().
  */
-static void
-check_busy_fingerprint(const IdemArgs *a, TimestampTz now)
+static const char *
+answer_busy(const IdemArgs *a, TimestampTz now, Datum *response)
 {
 	KeyRow		row;
 
 	lookup_key(a, now, &row);
 	if (row.found && !row.expired)
+	{
 		check_fingerprint(a, row.fingerprint);
-	else if (idem_inflight_fingerprint_differs(&a->k, a->fingerprint))
-		ereport(ERROR,
-				(errcode(ERRCODE_CONSISTENCY_IDEM_KEY_REUSED),
-				 errmsg("idempotency key \"%s\" was already used for a different request",
-						text_to_cstring(a->key)),
-				 errdetail("A request with another fingerprint holds this key right now; this request's fingerprint is \"%s\".",
-						   text_to_cstring(a->fingerprint)),
-				 errhint("Use a new key for a new request; a retry must send the same request.")));
+		if (!row.completed)
+			return "in_progress";
+		*response = row.response;
+		return "replay";
+	}
+	switch (idem_key_holder(&a->k, a->fingerprint))
+	{
+		case IDEM_HOLDER_SAME:
+			return "in_progress";
+		case IDEM_HOLDER_GONE:
+			return NULL;
+		case IDEM_HOLDER_OTHER:
+			break;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_CONSISTENCY_IDEM_KEY_REUSED),
+			 errmsg("idempotency key \"%s\" was already used for a different request",
+					text_to_cstring(a->key)),
+			 errdetail("A request with another fingerprint holds this key right now; this request's fingerprint is \"%s\".",
+					   text_to_cstring(a->fingerprint)),
+			 errhint("Use a new key for a new request; a retry must send the same request.")));
+	return NULL;				/* keep compiler quiet */
+}
+
+/*
+ * Take the key for this request, announcing its fingerprint.  With wait =>
+ * false, a key another transaction holds is answered by answer_busy() (the
+ * status is returned, NULL if the key was taken); a key freed while we looked
+ * is tried again, a few times, before answering in_progress.  Caller is
+ * connected with keys_connect().
+ */
+static const char *
+take_key(const IdemArgs *a, bool wait, TimestampTz now, Datum *response)
+{
+	int			round;
+	const char *status;
+
+	for (round = 0; round < IDEM_MAX_ROUNDS; round++)
+	{
+		if (idem_lock_key(&a->k, wait, a->fingerprint))
+			return NULL;
+		if ((status = answer_busy(a, now, response)) != NULL)
+			return status;
+	}
+	return "in_progress";
 }
 
 /*
@@ -472,8 +555,8 @@ check_busy_fingerprint(const IdemArgs *a, TimestampTz now)
 static bool
 start_lease(IdemStmt stmt, const IdemArgs *a, TimestampTz now, Interval *ttl, Interval *lease)
 {
-	TimestampTz lease_end = timestamp_plus(now, lease);
-	TimestampTz expires = timestamp_plus(now, ttl);
+	TimestampTz lease_end = timestamp_plus(now, lease, "lease");
+	TimestampTz expires = timestamp_plus(now, ttl, "ttl");
 	Datum		v[5];
 	char		n[5] = {' ', ' ', ' ', ' ', ' '};
 
@@ -501,7 +584,7 @@ take_over(const IdemArgs *a, TimestampTz now, Interval *lease)
 	v[0] = PointerGetDatum(a->fingerprint);
 	n[0] = a->fingerprint ? ' ' : 'n';
 	v[1] = IntervalPGetDatum(lease);
-	v[2] = TimestampTzGetDatum(timestamp_plus(now, lease));
+	v[2] = TimestampTzGetDatum(timestamp_plus(now, lease, "lease"));
 	if (run_stmt(STMT_TAKEOVER, a, v, n) != 1)
 		return 0;
 	return spi_int4(1);
@@ -540,8 +623,9 @@ get_keys_relid(void)
  * transaction's snapshot, plus uncommitted ones), no executor, no SPI.
  * "true" only means "look properly": the caller then reads the row through
  * SPI, which also applies table privileges and row-level security; so when
- * the caller lacks SELECT on the table, or RLS applies to it, this answers
- * true without looking.
+ * the current user (the table's owner: the caller is connected with
+ * keys_connect()) lacks SELECT on the table, or RLS applies to it, this
+ * answers true without looking.
  */
 static bool
 key_row_may_exist(const IdemArgs *a)
@@ -615,6 +699,7 @@ consistency_idem_begin(PG_FUNCTION_ARGS)
 	KeyRow		row;
 	const char *status;
 	Datum		response = (Datum) 0;
+	ConsistencySavedUser saved;
 
 	get_key_args(fcinfo, 0, 3, &a);
 	get_fingerprint_arg(fcinfo, 1, &a);
@@ -631,9 +716,9 @@ consistency_idem_begin(PG_FUNCTION_ARGS)
 			emit_row(fcinfo, "new", (Datum) 0, NULL, 0);
 			PG_RETURN_NULL();
 		}
-		SPI_connect();
+		keys_connect(&saved);
 		lookup_key(&a, GetCurrentTimestamp(), &row);
-		SPI_finish();
+		keys_finish(&saved);
 		if (!row.found || !row.completed)
 			elog(ERROR, "row of completed idempotency key \"%s\" disappeared",
 				 text_to_cstring(a.key));
@@ -642,25 +727,24 @@ consistency_idem_begin(PG_FUNCTION_ARGS)
 	}
 
 	now = GetCurrentTimestamp();
-	if (!idem_lock_key(&a.k, wait, true, a.fingerprint))
+	keys_connect(&saved);
+	if ((status = take_key(&a, wait, now, &response)) != NULL)
 	{
-		SPI_connect();
-		check_busy_fingerprint(&a, now);
-		SPI_finish();
-		emit_row(fcinfo, "in_progress", (Datum) 0, NULL, 0);
+		keys_finish(&saved);
+		emit_row(fcinfo, status, response, NULL, 0);
 		PG_RETURN_NULL();
 	}
 
 	if (!key_row_may_exist(&a))
 	{
-		idem_claim_register(&a.k, a.fingerprint, now, timestamp_plus(now, ttl), false);
+		keys_finish(&saved);
+		idem_claim_register(&a.k, a.fingerprint, now, timestamp_plus(now, ttl, "ttl"), false);
 		emit_row(fcinfo, "new", (Datum) 0, NULL, 0);
 		PG_RETURN_NULL();
 	}
 
-	SPI_connect();
 	lookup_key(&a, now, &row);
-	SPI_finish();
+	keys_finish(&saved);
 	if (!row.found && IsolationUsesXactSnapshot())
 		ereport(ERROR,
 				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
@@ -685,9 +769,12 @@ consistency_idem_begin(PG_FUNCTION_ARGS)
 		 * attempt whose lease ran out: this transaction runs the request and
 		 * idem_complete() replaces whatever row is there.
 		 */
-		idem_claim_register(&a.k, a.fingerprint, now, timestamp_plus(now, ttl), true);
+		idem_claim_register(&a.k, a.fingerprint, now, timestamp_plus(now, ttl, "ttl"), true);
 		status = "new";
 	}
+	/* an answer that claims nothing keeps no lock: give back what we took */
+	if (strcmp(status, "new") != 0)
+		idem_unlock_key(&a.k, a.fingerprint);
 	emit_row(fcinfo, status, response, NULL, 0);
 	PG_RETURN_NULL();
 }
@@ -710,6 +797,7 @@ consistency_idem_lease(PG_FUNCTION_ARGS)
 	text	   *recovery = NULL;
 	int32		attempt = 0;
 	int			round;
+	ConsistencySavedUser saved;
 
 	get_key_args(fcinfo, 0, 3, &a);
 	get_fingerprint_arg(fcinfo, 1, &a);
@@ -725,12 +813,11 @@ consistency_idem_lease(PG_FUNCTION_ARGS)
 						text_to_cstring(a.key)),
 				 errdetail("A key claimed with consistency.idem_begin() cannot also be leased.")));
 	now = GetCurrentTimestamp();
-	SPI_connect();
-	if (!idem_lock_key(&a.k, wait, true, a.fingerprint))
+	keys_connect(&saved);
+	if ((status = take_key(&a, wait, now, &response)) != NULL)
 	{
-		check_busy_fingerprint(&a, now);
-		SPI_finish();
-		emit_row(fcinfo, "in_progress", (Datum) 0, NULL, 0);
+		keys_finish(&saved);
+		emit_row(fcinfo, status, response, NULL, 0);
 		PG_RETURN_NULL();
 	}
 	for (round = 0; status == NULL && round < IDEM_MAX_ROUNDS; round++)
@@ -766,13 +853,16 @@ consistency_idem_lease(PG_FUNCTION_ARGS)
 		else if ((attempt = take_over(&a, now, lease)) > 0)
 			status = "resume";
 	}
-	SPI_finish();
+	keys_finish(&saved);
 	if (status == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
 				 errmsg("could not lease idempotency key \"%s\" because it kept changing",
 						text_to_cstring(a.key)),
 				 errhint("Retry the transaction.")));
+	/* an answer that claims nothing keeps no lock: give back what we took */
+	if (strcmp(status, "replay") == 0 || strcmp(status, "in_progress") == 0)
+		idem_unlock_key(&a.k, a.fingerprint);
 	emit_row(fcinfo, status, response, recovery, attempt);
 	PG_RETURN_NULL();
 }
@@ -786,7 +876,7 @@ static void
 lookup_lease(const IdemArgs *a, TimestampTz now, bool have_attempt, int32 attempt,
 			 KeyRow *row)
 {
-	idem_lock_key(&a->k, true, false, NULL);
+	idem_lock_key(&a->k, true, NULL);
 	lookup_key(a, now, row);
 	if (!row->found || row->expired)
 		error_not_claimed(a, "No unexpired row exists for this key.");
@@ -810,6 +900,7 @@ consistency_idem_complete(PG_FUNCTION_ARGS)
 	TimestampTz now;
 	const IdemClaimInfo *claim;
 	KeyRow		row;
+	ConsistencySavedUser saved;
 
 	get_key_args(fcinfo, 0, 2, &a);
 	consistency_arg_not_null(fcinfo, 1, "response");
@@ -824,7 +915,7 @@ consistency_idem_complete(PG_FUNCTION_ARGS)
 	have_attempt = get_attempt_arg(fcinfo, 3, &attempt);
 
 	now = GetCurrentTimestamp();
-	SPI_connect();
+	keys_connect(&saved);
 	if ((claim = idem_claim_get(&a.k)) != NULL)
 	{
 		Datum		cv[5];
@@ -853,7 +944,7 @@ consistency_idem_complete(PG_FUNCTION_ARGS)
 		if (run_stmt(STMT_COMPLETE, &a, v, NULL) != 1)
 			elog(ERROR, "leased idempotency key \"%s\" disappeared", text_to_cstring(a.key));
 	}
-	SPI_finish();
+	keys_finish(&saved);
 	PG_RETURN_VOID();
 }
 
@@ -872,6 +963,7 @@ consistency_idem_checkpoint(PG_FUNCTION_ARGS)
 	Datum		v[2];
 	KeyRow		row;
 	bool		isnull;
+	ConsistencySavedUser saved;
 
 	get_key_args(fcinfo, 0, 2, &a);
 	recovery = consistency_text_arg(fcinfo, 1, "recovery_point", IDEM_MAX_RECOVERY_BYTES, true);
@@ -880,7 +972,7 @@ consistency_idem_checkpoint(PG_FUNCTION_ARGS)
 		error_not_leased(&a, "The key is claimed by this transaction; only leases have recovery points.");
 
 	now = GetCurrentTimestamp();
-	SPI_connect();
+	keys_connect(&saved);
 	lookup_lease(&a, now, have_attempt, attempt, &row);
 	v[0] = PointerGetDatum(recovery);
 	v[1] = TimestampTzGetDatum(now);
@@ -888,7 +980,7 @@ consistency_idem_checkpoint(PG_FUNCTION_ARGS)
 		elog(ERROR, "leased idempotency key \"%s\" disappeared", text_to_cstring(a.key));
 	lease_end = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0],
 												  SPI_tuptable->tupdesc, 1, &isnull));
-	SPI_finish();
+	keys_finish(&saved);
 	PG_RETURN_TIMESTAMPTZ(lease_end);
 }
 
@@ -904,11 +996,12 @@ consistency_idem_release(PG_FUNCTION_ARGS)
 	KeyRow		row;
 	const IdemClaimInfo *claim;
 	bool		released = false;
+	ConsistencySavedUser saved;
 
 	get_key_args(fcinfo, 0, 1, &a);
 	have_attempt = get_attempt_arg(fcinfo, 2, &attempt);
 
-	SPI_connect();
+	keys_connect(&saved);
 	if ((claim = idem_claim_get(&a.k)) != NULL)
 	{
 		/* nothing was written for the claim: forgetting it is enough */
@@ -919,7 +1012,7 @@ consistency_idem_release(PG_FUNCTION_ARGS)
 	}
 	else
 	{
-		idem_lock_key(&a.k, true, false, NULL);
+		idem_lock_key(&a.k, true, NULL);
 		lookup_key(&a, GetCurrentTimestamp(), &row);
 		if (row.found && !row.expired)
 		{
@@ -928,8 +1021,11 @@ consistency_idem_release(PG_FUNCTION_ARGS)
 			check_attempt(&a, have_attempt, attempt, &row);
 			released = run_stmt(STMT_DELETE, &a, NULL, NULL) == 1;
 		}
+		/* nothing to release: keep no lock */
+		if (!released)
+			idem_unlock_key(&a.k, NULL);
 	}
-	SPI_finish();
+	keys_finish(&saved);
 	PG_RETURN_BOOL(released);
 }
 
@@ -946,6 +1042,7 @@ consistency_idem_purge(PG_FUNCTION_ARGS)
 	int32		batch;
 	Datum		v[2];
 	uint64		n;
+	ConsistencySavedUser saved;
 
 	consistency_arg_not_null(fcinfo, 0, "batch_size");
 	batch = PG_GETARG_INT32(0);
@@ -956,9 +1053,9 @@ consistency_idem_purge(PG_FUNCTION_ARGS)
 				 errdetail("The batch_size given is %d.", batch)));
 	v[0] = TimestampTzGetDatum(GetCurrentTimestamp());
 	v[1] = Int32GetDatum(batch);
-	SPI_connect();
+	keys_connect(&saved);
 	n = run_stmt(STMT_PURGE, NULL, v, NULL);
-	SPI_finish();
+	keys_finish(&saved);
 	PG_RETURN_INT64((int64) n);
 }
 

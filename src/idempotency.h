@@ -42,9 +42,18 @@ typedef struct IdemClaimInfo
 	bool		completed;		/* idem_complete() ran in this transaction */
 } IdemClaimInfo;
 
+/* Who holds a busy key, as far as a request that will not wait can tell. */
+typedef enum IdemHolder
+{
+	IDEM_HOLDER_SAME,			/* our request (or one never compared) */
+	IDEM_HOLDER_OTHER,			/* a request with another fingerprint */
+	IDEM_HOLDER_GONE			/* nobody any more: try again */
+} IdemHolder;
+
 extern void idem_claims_init(void);
-extern bool idem_lock_key(const IdemKey *k, bool wait, bool publish, text *fingerprint);
-extern bool idem_inflight_fingerprint_differs(const IdemKey *k, text *fingerprint);
+extern bool idem_lock_key(const IdemKey *k, bool wait, text *fingerprint);
+extern void idem_unlock_key(const IdemKey *k, text *fingerprint);
+extern IdemHolder idem_key_holder(const IdemKey *k, text *fingerprint);
 extern const IdemClaimInfo *idem_claim_get(const IdemKey *k);
 extern void idem_claim_register(const IdemKey *k, text *fingerprint, TimestampTz created_at,
 								TimestampTz expires_at, bool replaces_row);

@@ -13,12 +13,24 @@
  * snapshot sees the outcome.  Lock tags use field 4 = 0x4943, which
  * pg_advisory_lock() never uses.
  *
+ * Whoever holds a key's lock has first taken a second lock announcing its
+ * request's fingerprint (field 4 = 0x4946), and gives it up only after the
+ * key's lock, so that a request that will not wait can tell the same request
+ * in flight (in_progress) from a different one (YC001) while the first is
+ * uncommitted.  A request that has to wait for the key announces nothing
+ * while it waits (see idem_lock_key), and a call that ends up claiming
+ * nothing (a replay, an in_progress answer) gives both locks back at once
+ * (idem_unlock_key), so it neither blocks a lease worker nor other replays.
+ *
  * The registry remembers which claims are still unanswered, so that a
  * transaction that claimed a key cannot commit (or PREPARE) without having
  * stored the response: a key is never committed without its effect's
  * response, and a business write done under a claim never commits without
- * its key.  Savepoints are followed: a claim, completion or release made in
- * a subtransaction that rolls back is forgotten with it, like the row.
+ * its key.  Savepoints are followed exactly: each key's entry is a stack of
+ * versions, one per open subtransaction that changed it, so rolling back to
+ * a savepoint restores the entry as it was when the savepoint was taken
+ * (claimed, completed, released, and the claim's fingerprint and times),
+ * however often it was released and claimed again in between.
  *
  * IDENTIFICATION
  *	  src/idempotency_claims.c
@@ -45,13 +57,32 @@ typedef struct IdemClaimKey
 	char		data[IDEM_MAX_SCOPE_BYTES + IDEM_MAX_KEY_BYTES];
 } IdemClaimKey;
 
+/* Where a key's claim stands in one version of its entry. */
+typedef enum IdemClaimState
+{
+	CLAIM_NONE,					/* none, or given up with idem_release() */
+	CLAIM_OPEN,					/* claimed, response not stored yet */
+	CLAIM_COMPLETED				/* response stored by idem_complete() */
+} IdemClaimState;
+
+/*
+ * One version of a key's entry: as subtransaction subid left it.  prev is the
+ * version as it was before subid first changed it (NULL: no entry at all),
+ * made by an enclosing subtransaction, so the chain follows the nesting of
+ * the open subtransactions, innermost first.
+ */
+typedef struct IdemClaimVersion
+{
+	SubTransactionId subid;
+	IdemClaimState state;
+	IdemClaimInfo info;
+	struct IdemClaimVersion *prev;
+} IdemClaimVersion;
+
 typedef struct IdemClaim
 {
 	IdemClaimKey hkey;			/* must be first */
-	SubTransactionId claimed_subid;
-	SubTransactionId completed_subid;	/* InvalidSubTransactionId if not */
-	SubTransactionId released_subid;	/* InvalidSubTransactionId if not */
-	IdemClaimInfo info;
+	IdemClaimVersion *top;		/* the current version; never NULL */
 } IdemClaim;
 
 /* Claims of the current transaction; lives in TopTransactionContext. */
@@ -69,7 +100,7 @@ make_hkey(const IdemKey *k, IdemClaimKey *hkey)
 }
 
 static IdemClaim *
-lookup_claim(const IdemKey *k, HASHACTION action)
+lookup_claim(const IdemKey *k, HASHACTION action, bool *found)
 {
 	IdemClaimKey hkey;
 
@@ -86,7 +117,7 @@ lookup_claim(const IdemKey *k, HASHACTION action)
 							 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	}
 	make_hkey(k, &hkey);
-	return (IdemClaim *) hash_search(claims, &hkey, action, NULL);
+	return (IdemClaim *) hash_search(claims, &hkey, action, found);
 }
 
 static uint64
@@ -118,63 +149,160 @@ set_fingerprint_tag(LOCKTAG *tag, const IdemKey *k, text *fingerprint)
 }
 
 /*
- * Take the transaction-level lock on (scope, key).  Returns false only when
- * !wait and another transaction holds it.  A waiting caller may get
- * lock_timeout's 55P03 or the deadlock detector's 40P01.
+ * Take the transaction-level lock on (scope, key), having first taken the
+ * lock announcing fingerprint (NULL: the request has none).  Returns false
+ * only when !wait and another transaction holds either.  A waiting caller
+ * may get lock_timeout's 55P03 or the deadlock detector's 40P01.
  *
- * A caller about to create the key's row (a claim, a new lease) passes
- * publish = true: it first takes the lock announcing its fingerprint, so
- * that while it holds the key, a request that will not wait can tell
- * whether it is the same request (idem_inflight_fingerprint_differs).
+ * A waiting caller announces nothing while it waits: it waits for the
+ * announcement of a request with its own fingerprint holding nothing, and
+ * when the key itself is busy, it gives its announcement back and waits for
+ * the key's holder to finish (a share lock on the key, released as soon as it
+ * is granted), then tries again.  So the key's holder is always the one
+ * transaction announcing a fingerprint for it, however many wait.
  */
 bool
-idem_lock_key(const IdemKey *k, bool wait, bool publish, text *fingerprint)
+idem_lock_key(const IdemKey *k, bool wait, text *fingerprint)
+{
+	LOCKTAG		fptag;
+	LOCKTAG		keytag;
+
+	set_fingerprint_tag(&fptag, k, fingerprint);
+	set_tag(&keytag, key_hash(k), CONSISTENCY_LOCKTAG_IDEMPOTENCY);
+	for (;;)
+	{
+		if (LockAcquire(&fptag, ExclusiveLock, false, !wait) == LOCKACQUIRE_NOT_AVAIL)
+			return false;		/* the same request is in flight */
+		if (LockAcquire(&keytag, ExclusiveLock, false, true) != LOCKACQUIRE_NOT_AVAIL)
+			return true;
+		/* we will not hold the key yet: stop announcing */
+		LockRelease(&fptag, ExclusiveLock, false);
+		if (!wait)
+			return false;
+		LockAcquire(&keytag, ShareLock, false, false);
+		LockRelease(&keytag, ShareLock, false);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/*
+ * Give back what idem_lock_key() took in this call, key first, so that the
+ * key is never held without its announcement.  For calls that end up
+ * claiming nothing; locks this transaction held before the call stay held.
+ */
+void
+idem_unlock_key(const IdemKey *k, text *fingerprint)
 {
 	LOCKTAG		tag;
 
-	if (publish)
-	{
-		set_fingerprint_tag(&tag, k, fingerprint);
-		if (LockAcquire(&tag, ExclusiveLock, false, !wait) == LOCKACQUIRE_NOT_AVAIL)
-			return false;		/* the same request is in flight */
-	}
 	set_tag(&tag, key_hash(k), CONSISTENCY_LOCKTAG_IDEMPOTENCY);
-	if (LockAcquire(&tag, ExclusiveLock, false, !wait) != LOCKACQUIRE_NOT_AVAIL)
-		return true;
-	if (publish)
+	LockRelease(&tag, ExclusiveLock, false);
+	set_fingerprint_tag(&tag, k, fingerprint);
+	LockRelease(&tag, ExclusiveLock, false);
+}
+
+/*
+ * The transactions other than ours that hold a lock on tag in a mode that
+ * conflicts with lockmode (only those still running if running_only); *n is
+ * set to their number.  A copy: GetLockConflicts() reuses one array on a hot
+ * standby.
+ */
+static VirtualTransactionId *
+lock_holders(const LOCKTAG *tag, LOCKMODE lockmode, bool running_only, int *n)
+{
+	int			count;
+	VirtualTransactionId *vxids = GetLockConflicts(tag, lockmode, &count);
+	VirtualTransactionId *copy = palloc(sizeof(VirtualTransactionId) * (count + 1));
+	int			i;
+
+	*n = 0;
+	for (i = 0; i < count; i++)
 	{
-		/* we will not claim after all: stop announcing */
-		set_fingerprint_tag(&tag, k, fingerprint);
-		LockRelease(&tag, ExclusiveLock, false);
+		/*
+		 * A transaction that is ending releases its virtual transaction id
+		 * before its advisory locks: skip it, its locks are about to go.
+		 */
+		if (running_only && VirtualXactLock(vxids[i], false))
+			continue;
+		copy[(*n)++] = vxids[i];
 	}
+	return copy;
+}
+
+static bool
+vxid_in(VirtualTransactionId v, const VirtualTransactionId *set, int n)
+{
+	int			i;
+
+	for (i = 0; i < n; i++)
+		if (VirtualTransactionIdEquals(v, set[i]))
+			return true;
 	return false;
 }
 
 /*
- * Is the claim in flight on this key (whose lock another transaction holds)
- * for a different request?  Only when it announced a fingerprint that is not
- * ours: neither our fingerprint's tag nor the no-fingerprint tag is held.
- * Locks taken to test are released at once.
+ * Another transaction held the key when we tried it without waiting (and no
+ * visible row tells its request): is its request ours, or another one?
+ * Answers IDEM_HOLDER_SAME when the holder announced our fingerprint or none
+ * (or we have none: never compared), IDEM_HOLDER_OTHER when it announced
+ * another one, and IDEM_HOLDER_GONE when nobody holds the key any more, or it
+ * changed hands while we looked (the caller tries again).
+ *
+ * Only the key's holder counts: it is found by its lock (ExclusiveLock;
+ * waiters hold at most a share lock for an instant), and it is the same
+ * running transaction before and after the announcements are read, so it
+ * held its announcement meanwhile.  Nothing is locked to look.
+ *
+ * Two windows remain, both microseconds wide and needing the holder to act in
+ * between our reads: a transaction that gives the key back after a replay and
+ * claims it again (with our fingerprint) while we look, and a subtransaction
+ * abort of a claim in a subtransaction holding more than 15 locks (its
+ * resource owner then releases them in hash order, possibly the announcement
+ * first).  Either could make us answer YC001 for what is the same request.
  */
-bool
-idem_inflight_fingerprint_differs(const IdemKey *k, text *fingerprint)
+IdemHolder
+idem_key_holder(const IdemKey *k, text *fingerprint)
 {
-	LOCKTAG		mine;
-	LOCKTAG		none;
-	bool		free_mine;
-	bool		free_none;
+	LOCKTAG		keytag;
+	LOCKTAG		tag;
+	VirtualTransactionId *before;
+	VirtualTransactionId *after;
+	VirtualTransactionId *mine;
+	VirtualTransactionId *none;
+	int			nbefore,
+				nafter,
+				nmine,
+				nnone;
+	IdemHolder	answer = IDEM_HOLDER_GONE;
+	int			i;
 
+	set_tag(&keytag, key_hash(k), CONSISTENCY_LOCKTAG_IDEMPOTENCY);
+	before = lock_holders(&keytag, RowShareLock, true, &nbefore);
+	if (nbefore == 0)
+		return IDEM_HOLDER_GONE;
 	if (fingerprint == NULL)
-		return false;
-	set_fingerprint_tag(&mine, k, fingerprint);
-	set_fingerprint_tag(&none, k, NULL);
-	free_mine = LockAcquire(&mine, ExclusiveLock, false, true) != LOCKACQUIRE_NOT_AVAIL;
-	if (free_mine)
-		LockRelease(&mine, ExclusiveLock, false);
-	free_none = LockAcquire(&none, ExclusiveLock, false, true) != LOCKACQUIRE_NOT_AVAIL;
-	if (free_none)
-		LockRelease(&none, ExclusiveLock, false);
-	return free_mine && free_none;
+		return IDEM_HOLDER_SAME;
+	set_fingerprint_tag(&tag, k, fingerprint);
+	mine = lock_holders(&tag, ExclusiveLock, false, &nmine);
+	set_fingerprint_tag(&tag, k, NULL);
+	none = lock_holders(&tag, ExclusiveLock, false, &nnone);
+	after = lock_holders(&keytag, RowShareLock, true, &nafter);
+	for (i = 0; i < nbefore; i++)
+	{
+		if (!vxid_in(before[i], after, nafter))
+			continue;
+		if (vxid_in(before[i], mine, nmine) || vxid_in(before[i], none, nnone))
+		{
+			answer = IDEM_HOLDER_SAME;
+			break;
+		}
+		answer = IDEM_HOLDER_OTHER;
+	}
+	pfree(before);
+	pfree(after);
+	pfree(mine);
+	pfree(none);
+	return answer;
 }
 
 /*
@@ -184,53 +312,76 @@ idem_inflight_fingerprint_differs(const IdemKey *k, text *fingerprint)
 const IdemClaimInfo *
 idem_claim_get(const IdemKey *k)
 {
-	IdemClaim  *c = lookup_claim(k, HASH_FIND);
+	IdemClaim  *c = lookup_claim(k, HASH_FIND, NULL);
 
-	if (c == NULL || c->released_subid != InvalidSubTransactionId)
+	if (c == NULL || c->top->state == CLAIM_NONE)
 		return NULL;
-	c->info.completed = (c->completed_subid != InvalidSubTransactionId);
-	return &c->info;
+	c->top->info.completed = (c->top->state == CLAIM_COMPLETED);
+	return &c->top->info;
+}
+
+/*
+ * The key's entry, ready to be changed by the current subtransaction: if an
+ * enclosing one made the current version, it is kept as the version to go
+ * back to and a copy becomes current.
+ */
+static IdemClaimVersion *
+writable_version(const IdemKey *k)
+{
+	SubTransactionId subid = GetCurrentSubTransactionId();
+	bool		found;
+	IdemClaim  *c = lookup_claim(k, HASH_ENTER, &found);
+	IdemClaimVersion *v;
+
+	if (found && c->top->subid == subid)
+		return c->top;
+	v = MemoryContextAlloc(TopTransactionContext, sizeof(IdemClaimVersion));
+	if (found)
+		*v = *c->top;
+	else
+	{
+		memset(v, 0, sizeof(*v));
+		v->state = CLAIM_NONE;
+	}
+	v->subid = subid;
+	v->prev = found ? c->top : NULL;
+	c->top = v;
+	return v;
 }
 
 void
 idem_claim_register(const IdemKey *k, text *fingerprint, TimestampTz created_at,
 					TimestampTz expires_at, bool replaces_row)
 {
-	IdemClaim  *c = lookup_claim(k, HASH_ENTER);
+	IdemClaimVersion *v = writable_version(k);
 
-	c->claimed_subid = GetCurrentSubTransactionId();
-	c->completed_subid = InvalidSubTransactionId;
-	c->released_subid = InvalidSubTransactionId;
-	c->info.fingerprint = NULL;
+	v->state = CLAIM_OPEN;
+	v->info.fingerprint = NULL;
 	if (fingerprint != NULL)
 	{
 		MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
 
-		c->info.fingerprint = (text *) PG_DETOAST_DATUM_COPY(PointerGetDatum(fingerprint));
+		v->info.fingerprint = (text *) PG_DETOAST_DATUM_COPY(PointerGetDatum(fingerprint));
 		MemoryContextSwitchTo(old);
 	}
-	c->info.created_at = created_at;
-	c->info.expires_at = expires_at;
-	c->info.replaces_row = replaces_row;
-	c->info.completed = false;
+	v->info.created_at = created_at;
+	v->info.expires_at = expires_at;
+	v->info.replaces_row = replaces_row;
+	v->info.completed = false;
 }
 
 void
 idem_claim_mark_completed(const IdemKey *k)
 {
-	IdemClaim  *c = lookup_claim(k, HASH_FIND);
-
-	if (c != NULL)
-		c->completed_subid = GetCurrentSubTransactionId();
+	Assert(idem_claim_get(k) != NULL);
+	writable_version(k)->state = CLAIM_COMPLETED;
 }
 
 void
 idem_claim_mark_released(const IdemKey *k)
 {
-	IdemClaim  *c = lookup_claim(k, HASH_FIND);
-
-	if (c != NULL)
-		c->released_subid = GetCurrentSubTransactionId();
+	Assert(idem_claim_get(k) != NULL);
+	writable_version(k)->state = CLAIM_NONE;
 }
 
 /*
@@ -246,8 +397,7 @@ check_claims_answered(void)
 	hash_seq_init(&status, claims);
 	while ((c = (IdemClaim *) hash_seq_search(&status)) != NULL)
 	{
-		if (c->completed_subid != InvalidSubTransactionId ||
-			c->released_subid != InvalidSubTransactionId)
+		if (c->top->state != CLAIM_OPEN)
 			continue;
 		hash_seq_term(&status);
 		ereport(ERROR,
@@ -285,6 +435,12 @@ idem_xact_callback(XactEvent event, void *arg)
 	}
 }
 
+/*
+ * A subtransaction ends.  Aborted: the versions it made are dropped, bringing
+ * back each entry as it was when the subtransaction started (or no entry).
+ * Committed: its versions become its parent's, replacing any version the
+ * parent made itself (the parent's own "before" version stays below).
+ */
 static void
 idem_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 					  SubTransactionId parentSubid, void *arg)
@@ -299,27 +455,27 @@ idem_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 	hash_seq_init(&status, claims);
 	while ((c = (IdemClaim *) hash_seq_search(&status)) != NULL)
 	{
+		IdemClaimVersion *v = c->top;
+
+		if (v->subid != mySubid)
+			continue;
 		if (event == SUBXACT_EVENT_ABORT_SUB)
 		{
-			/* the subtransaction's row changes and locks are gone: so is this */
-			if (c->claimed_subid == mySubid)
+			c->top = v->prev;
+			pfree(v);
+			if (c->top == NULL)
 				hash_search(claims, &c->hkey, HASH_REMOVE, NULL);
-			else
-			{
-				if (c->completed_subid == mySubid)
-					c->completed_subid = InvalidSubTransactionId;
-				if (c->released_subid == mySubid)
-					c->released_subid = InvalidSubTransactionId;
-			}
 		}
 		else
 		{
-			if (c->claimed_subid == mySubid)
-				c->claimed_subid = parentSubid;
-			if (c->completed_subid == mySubid)
-				c->completed_subid = parentSubid;
-			if (c->released_subid == mySubid)
-				c->released_subid = parentSubid;
+			IdemClaimVersion *parent = v->prev;
+
+			if (parent != NULL && parent->subid == parentSubid)
+			{
+				v->prev = parent->prev;
+				pfree(parent);
+			}
+			v->subid = parentSubid;
 		}
 	}
 }

@@ -1,7 +1,7 @@
 -- pgTAP: idempotency keys' schema objects, signatures, privileges, and the flow as a
 -- non-superuser granted consistency_user.
 BEGIN;
-SELECT plan(26);
+SELECT plan(31);
 
 SELECT has_schema('consistency');
 SELECT has_table('consistency', 'idempotency_keys', 'idempotency_keys exists');
@@ -36,6 +36,11 @@ SELECT ok(NOT has_function_privilege('consistency_user', 'consistency.idem_purge
 	'idem_purge is for consistency_admin only');
 SELECT ok(has_function_privilege('consistency_admin', 'consistency.idem_purge(integer)', 'EXECUTE'),
 	'consistency_admin can purge');
+-- The functions write the table as its owner: the roles may read it, never write it.
+SELECT table_privs_are('consistency', 'idempotency_keys', 'consistency_user', ARRAY['SELECT'],
+	'consistency_user may only read idempotency_keys');
+SELECT table_privs_are('consistency', 'idempotency_keys', 'consistency_admin', ARRAY['SELECT'],
+	'consistency_admin may only read idempotency_keys');
 
 -- An application role granted consistency_user, and one that was not.
 CREATE ROLE tap_app NOLOGIN;
@@ -56,6 +61,13 @@ SELECT throws_ok($$ SELECT * FROM consistency.idem_begin('tap-1', 'other') $$,
 	'YC001', NULL, 'fingerprint mismatch has its own SQLSTATE for non-superusers too');
 SELECT throws_ok($$ SELECT consistency.idem_purge() $$, '42501', NULL,
 	'consistency_user cannot purge');
+SELECT throws_ok($$ UPDATE consistency.idempotency_keys SET response = '{"forged": true}' $$,
+	'42501', NULL, 'consistency_user cannot rewrite a stored response');
+SELECT throws_ok($$ INSERT INTO consistency.idempotency_keys (key, state, created_at, expires_at)
+	VALUES ('tap-forged', 'completed', now(), now()) $$, '42501', NULL,
+	'consistency_user cannot insert a key');
+SELECT throws_ok($$ DELETE FROM consistency.idempotency_keys $$, '42501', NULL,
+	'consistency_user cannot delete keys');
 RESET ROLE;
 
 SET ROLE tap_stranger;
