@@ -14,6 +14,8 @@
 # - resolve_stale (dry_run => false) leaves nothing prepared, and exactly the participant
 #   transactions whose coordinator logged commit are committed; two in-doubt transactions
 #   made on purpose before every crash (decided, and still deciding) end as decided;
+# - every lease cut by the crash (one is cut on purpose) resumes with the next attempt from its
+#   last recovery point, and the cut attempt is fenced out;
 # - every COMMIT/ROLLBACK PREPARED the resolver reported doing has its tpc_resolution_log row;
 # - after catching up, the standby agrees with the primary row for row on the extension's
 #   tables and the workload's.
@@ -349,6 +351,10 @@ for my $round (1 .. $rounds)
 	ok($primary->poll_query_until('shop', "SELECT $ready FROM ($progress_sql) AS x(p)"),
 		"$r: every kind of operation committed under the load") or diag($err);
 	my ($deciding, $decided, $undecided) = make_stragglers();
+	# and a lease taken and checkpointed, whose worker never comes back
+	my $cut_lease = 100000 + $round;
+	$primary->safe_psql('shop', "SELECT mix.lease_take($cut_lease); SELECT mix.lease_step($cut_lease, 1);",
+		extra_params => ['-U', 'app']);
 	my $delay = sprintf('%.2f', rand(2.0));
 	sleep($delay);
 	$primary->stop('immediate');
@@ -385,6 +391,31 @@ for my $round (1 .. $rounds)
 	is(join(' ', map { $outcome{$_} // 'untouched' } @$decided, @$undecided),
 		'committed committed rolled_back rolled_back',
 		"$r: the straggler decided commit was committed, the one still deciding rolled back");
+
+	# Leases cut by the crash (the load's, and the one left on purpose): once expired, a new
+	# worker resumes each with the next attempt from its last recovery point and finishes it;
+	# the cut attempt is fenced out.
+	my %cut = split /[|\n]/, $primary->safe_psql('shop', q{
+		SELECT substr(key, 5), attempt || ' ' || coalesce(recovery_point, '-')
+		  FROM consistency.idempotency_keys WHERE scope = 'payments' AND state = 'in_progress'});
+	$primary->poll_query_until('shop', q{
+		SELECT count(*) = 0 FROM consistency.idempotency_keys
+		 WHERE scope = 'payments' AND state = 'in_progress' AND lease_expires_at >= now()});
+	my @not_resumed;
+	for my $k (sort { $a <=> $b } keys %cut)
+	{
+		my ($att, $rp) = split / /, $cut{$k}, 2;
+		my $got = $primary->safe_psql('shop', qq{
+			SELECT l.status || ' ' || l.attempt || ' ' || coalesce(l.recovery_point, '-')
+			  FROM consistency.idem_lease('pay-$k', 'fp', lease => '1 minute', scope => 'payments') AS l;
+			SELECT mix.lease_finish($k, $att);
+			SELECT mix.lease_finish($k, $att + 1);}, extra_params => ['-U', 'app']);
+		my $want = 'resume ' . ($att + 1) . " $rp\nlost\ncompleted";
+		push @not_resumed, "pay-$k: [$got] instead of [$want]" if $got ne $want;
+	}
+	ok(defined $cut{$cut_lease}, "$r: the lease left on purpose was cut by the crash");
+	is(join("\n", @not_resumed), '',
+		"$r: every cut lease resumed with the next attempt from its last recovery point, and the cut attempt is fenced");
 
 	# Exactly the participant transactions whose commit was logged are committed.
 	for my $db ('ledger', 'warehouse')
@@ -435,9 +466,8 @@ for my $round (1 .. $rounds)
 	my %done = map { $_ => $after->{$_} - $before->{$_} } @kinds;
 	$totals{$_} += $done{$_} for @kinds;
 	my $resolved = grep { $outcome{$_} =~ /^(committed|rolled_back)$/ } keys %outcome;
-	my $resumed = $primary->safe_psql('shop', 'SELECT count(*) FROM mix.payments WHERE attempt > 1');
-	push @round_notes, sprintf('%s: crash %.2f s after the load was warm; %s; %d prepared at the crash, %d resolved; %d payments so far by a resumed lease',
-		$r, $delay, join(', ', map { "$_ $done{$_}" } @kinds), $in_doubt, $resolved, $resumed);
+	push @round_notes, sprintf('%s: crash %.2f s after the load was warm; %s; %d prepared at the crash, %d resolved; %d leases cut and resumed',
+		$r, $delay, join(', ', map { "$_ $done{$_}" } @kinds), $in_doubt, $resolved, scalar(keys %cut));
 	note($round_notes[-1]);
 }
 
