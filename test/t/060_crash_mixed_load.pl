@@ -20,8 +20,8 @@
 # - after catching up, the standby agrees with the primary row for row on the extension's
 #   tables and the workload's.
 # Then each check is shown to fail on a violation made on purpose (rolled back).
-# The crash moments come from a seed printed at the start; CONSISTENCY_CRASH_SEED=<seed>
-# repeats them.  The workload is in 060_crash_mixed_load/.  max_worker_processes stays at its
+# The crash moments (and pgbench's random choices) come from a seed printed at the start;
+# CONSISTENCY_CRASH_SEED=<seed> repeats them, as far as scheduling allows.  The workload is in 060_crash_mixed_load/.  max_worker_processes stays at its
 # default (8), which the resolvers of the load share; shared_preload_libraries is left to
 # TEMP_CONFIG, the test works with and without it.
 use strict;
@@ -38,7 +38,7 @@ my $clients = 32;
 my $dir     = dirname(__FILE__) . '/060_crash_mixed_load';
 my $seed    = $ENV{CONSISTENCY_CRASH_SEED} // (time() ^ $$) % 1000000;
 srand($seed);
-diag("crash moments from seed $seed (CONSISTENCY_CRASH_SEED=$seed repeats them)");
+diag("crash moments and pgbench from seed $seed (CONSISTENCY_CRASH_SEED=$seed repeats them)");
 
 my $password = 'crash-test';
 
@@ -153,7 +153,7 @@ sub expected_log_line
 sub unexpected_pgbench_messages
 {
 	my ($err) = @_;
-	return grep { /\S/ && !/$connection_lost/ }
+	return grep { /\S/ && !/$connection_lost/ && !/^pgbench: setting random seed to \d+\n?$/ }
 	  split /^(?=pgbench: |WARNING: |ERROR: |FATAL: |NOTICE: )/m, $err;
 }
 
@@ -181,6 +181,28 @@ sub bad_log_lines
 	}
 	return @bad;
 }
+
+# The filters let through what a crash causes, and nothing else.
+is( scalar(unexpected_pgbench_messages(
+			"WARNING:  terminating connection due to immediate shutdown command\n"
+			  . "pgbench: error: client 4 aborted in command 2 (SQL) of script 1; perhaps the backend died while processing\n"
+			  . "pgbench: error: Run was aborted; the above results are incomplete.\n"
+			  . "pgbench: setting random seed to 12345\n")),
+	0, 'the pgbench filter lets lost connections through');
+is( scalar(unexpected_pgbench_messages(
+			"pgbench: error: client 3 script 1 aborted in command 2 query 0: ERROR:  duplicate key value violates unique constraint \"x\"\n"
+			  . "DETAIL:  Key (id)=(1) already exists.\n"
+			  . "pgbench: error: client 5 got an error in command 1 (SQL) of script 2; ERROR:  deadlock detected\n")),
+	2, 'the pgbench filter stops any other error');
+is( join(',', map { expected_log_line(@$_) } (
+		[ '57P01', 'FATAL', 'terminating connection due to administrator command' ],
+		[ '08006', 'LOG', 'could not send data to client: Broken pipe' ],
+		[ '42704', 'ERROR', 'prepared transaction with identifier "cy1:1:2:3:ledger" does not exist' ],
+		[ '42704', 'ERROR', 'relation "x" does not exist' ],
+		[ '40P01', 'ERROR', 'deadlock detected' ],
+		[ 'XX001', 'WARNING', 'reservation lines hold more than is reserved' ],
+		[ 'XX000', 'PANIC', 'could not locate a valid checkpoint record' ])),
+	'1,1,1,0,0,0,0', 'the server log filter lets only what a crash causes through');
 
 # Two distributed transactions left in doubt on purpose, coordinated by role straggler (whose
 # prepared transactions the load's resolver, running as app, may not finish): one decided
@@ -339,7 +361,7 @@ for my $round (1 .. $rounds)
 	my $resolutions_before = $primary->safe_psql('shop', 'SELECT coalesce(max(id), 0) FROM mix.resolutions');
 
 	my ($out, $err) = ('', '');
-	my $load = IPC::Run::start(\@pgbench, '>', \$out, '2>', \$err,
+	my $load = IPC::Run::start([ @pgbench, '--random-seed=' . ($seed + $round) ], '>', \$out, '2>', \$err,
 		IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default));
 
 	# Crash only once every kind of operation has committed a few times in this round (so each
