@@ -251,8 +251,9 @@ INSERT INTO consistency.tpc_resolution_log
 	VALUES (now(), 'forged', 'regression', 'commit', 'commit', false, 'commit', 'forged', 'committed', 'tpc_admin');
 \echo :LAST_ERROR_SQLSTATE
 RESET ROLE;
--- A role that may not log in cannot start a resolver worker as itself: YC406, and a warning
--- that the log could not be written either; nothing changes.
+-- A role that may not log in cannot start a resolver worker as itself: YC406.  The worker
+-- that writes the log is the first to start and must be ready before anything is done, so
+-- nothing changes and there is nothing to log (no "log not written" warning).
 CREATE ROLE tpc_nologin NOLOGIN IN ROLE consistency_admin;
 SET ROLE tpc_nologin;
 \set VERBOSITY sqlstate

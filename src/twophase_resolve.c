@@ -23,12 +23,18 @@
  * backend is finishing it right now: reported, never waited for); anything
  * else is a failure carrying PostgreSQL's SQLSTATE and message.
  *
- * The last worker runs in the caller's database and writes one row per
- * attempted action to consistency.tpc_resolution_log, in its own
+ * The worker of the caller's database is the log writer: it writes one row
+ * per attempted action to consistency.tpc_resolution_log, in its own
  * transaction.  An executed COMMIT/ROLLBACK PREPARED cannot be undone, so
  * its log row must not be undone either when the caller's transaction rolls
- * back; it is not.  Arguments and results travel through a DSM segment
- * whose handle is the worker's main argument (its database is in
+ * back; it is not.  The log writer is started first and must be connected
+ * before any other worker acts; it then waits until the others are done,
+ * does its own database's actions and writes the log.  So an action is only
+ * ever taken while a live log writer is waiting to record it: a worker slot
+ * that cannot be had later (max_worker_processes, taken by someone else
+ * meanwhile) leaves that database's actions undone and logged as such,
+ * never done and unlogged.  Arguments and results travel through a DSM
+ * segment whose handle is the worker's main argument (its database is in
  * bgw_extra); the caller waits for each worker to exit.  A caller that
  * stops waiting (cancelled, terminated, or its client gone) hands the log
  * over: see orphan_tasks(), run as the caller's mapping of the segment goes
@@ -61,6 +67,7 @@
 #include "postmaster/bgworker.h"
 #include "storage/dsm.h"
 #include "storage/ipc.h"
+#include "storage/latch.h"
 #include "tcop/tcopprot.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
@@ -126,27 +133,39 @@ typedef struct TpcTask
 } TpcTask;
 
 /*
- * Whether the caller still waits for the worker it started last (see
- * orphan_tasks): the worker moves RUNNING to EXITED as it detaches, the
- * caller RUNNING to ABANDONED when it stops waiting; whoever comes second
- * sees to the log.
+ * Whether the caller still waits for the other-database worker it started
+ * last (see orphan_tasks): the worker moves RUNNING to EXITED as it
+ * detaches, the caller RUNNING to ABANDONED when it stops waiting; whoever
+ * comes second lets the log writer go on.
  */
 #define TPC_WORKER_RUNNING		0
 #define TPC_WORKER_EXITED		1
 #define TPC_WORKER_ABANDONED	2
+
+/*
+ * The log writer's hold on the segment: LIVE while it is attached; it moves
+ * LIVE to GONE as it detaches, a caller that stops waiting pins the segment
+ * and moves LIVE to PINNED, so that the segment outlives the caller's
+ * mapping; whoever comes second unpins it.
+ */
+#define TPC_LOG_WRITER_LIVE		0
+#define TPC_LOG_WRITER_GONE		1
+#define TPC_LOG_WRITER_PINNED	2
 
 typedef struct TpcShared
 {
 	Oid			userid;			/* role the workers connect as */
 	Oid			log_dboid;		/* the caller's database: where the log is */
 	NameData	log_dbname;
-	pg_atomic_uint32 state;		/* TPC_WORKER_* of the worker started last */
+	pg_atomic_uint32 state;		/* TPC_WORKER_* of the other worker started last */
+	pg_atomic_uint32 log_writer;	/* TPC_LOG_WRITER_* */
+	bool		log_writer_ready;	/* connected, waiting for go */
+	bool		go;				/* the other workers are done: act and log */
 	bool		log_only;		/* the caller gave up: the log writer only logs */
-	bool		pinned;			/* the caller pinned the segment: the log writer unpins it */
 	bool		log_written;
 	/* the caller's own bookkeeping, for orphan_tasks */
-	Oid			inflight_db;	/* the worker it waits for, if any */
-	bool		log_done;		/* the log writer ran */
+	bool		log_writer_started;
+	Oid			inflight_db;	/* the other-database worker it waits for, if any */
 	bool		caller_done;	/* the caller got every result: nothing to hand over */
 	NameData	resolved_by;
 	int			ntasks;
@@ -184,9 +203,6 @@ clip_copy(char *dst, const char *src, size_t dstsize)
 	memcpy(dst, src, len);
 	dst[len] = '\0';
 }
-
-static bool start_worker(dsm_segment *seg, Oid dboid, const char *dbname, pid_t notify_pid,
-						 BackgroundWorkerHandle **handle);
 
 /* Finish one prepared transaction in a transaction of its own; classify the result. */
 static void
@@ -281,27 +297,56 @@ worker_write_log(TpcShared *sh)
 	sh->log_written = true;
 }
 
+/* Let the waiting log writer go on (it polls; no latch to set). */
+static void
+release_log_writer(TpcShared *sh)
+{
+	pg_write_barrier();
+	sh->go = true;
+}
+
 /*
  * on_dsm_detach callback of every worker, run however it exits (an error
- * to connect included).  If the caller stopped waiting for it, this worker
- * sees to the log: it is the log writer (and unpins the segment), or it
- * starts the log writer now that its own results are in.
+ * to connect included).  The log writer unpins the segment if the caller
+ * pinned it for it.  Another database's worker whose caller stopped waiting
+ * lets the log writer go on, now that its own results are in.
  */
 static void
 worker_detach(dsm_segment *seg, Datum arg)
 {
 	TpcShared  *sh = (TpcShared *) DatumGetPointer(arg);
-	uint32		expected = TPC_WORKER_RUNNING;
+	uint32		expected;
 
+	if (worker_writes_log)
+	{
+		expected = TPC_LOG_WRITER_LIVE;
+		if (!pg_atomic_compare_exchange_u32(&sh->log_writer, &expected, TPC_LOG_WRITER_GONE))
+			dsm_unpin_segment(dsm_segment_handle(seg));
+		return;
+	}
+	expected = TPC_WORKER_RUNNING;
 	if (pg_atomic_compare_exchange_u32(&sh->state, &expected, TPC_WORKER_EXITED))
 		return;					/* the caller waits for us */
-	if (worker_writes_log ||
-		!start_worker(seg, sh->log_dboid, NameStr(sh->log_dbname), 0, NULL))
+	release_log_writer(sh);
+}
+
+/*
+ * The log writer waits here, connected, until the caller's other workers are
+ * done (or the caller gave up and the last of them exited).
+ */
+static void
+log_writer_wait(TpcShared *sh)
+{
+	sh->log_writer_ready = true;
+	pgstat_report_activity(STATE_IDLE, "waiting for the resolver workers of other databases");
+	while (!sh->go)
 	{
-		if (sh->pinned)
-			dsm_unpin_segment(dsm_segment_handle(seg));
-		sh->pinned = false;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 10L,
+						 PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
 	}
+	pg_read_barrier();
 }
 
 void
@@ -332,6 +377,8 @@ consistency_tpc_worker_main(Datum main_arg)
 
 	workcxt = AllocSetContextCreate(TopMemoryContext, "consistency resolver",
 									ALLOCSET_DEFAULT_SIZES);
+	if (worker_writes_log)
+		log_writer_wait(sh);
 	if (!(worker_writes_log && sh->log_only))
 	{
 		for (i = 0; i < sh->ntasks; i++)
@@ -445,8 +492,7 @@ consistency_twophase_resolve_init(void)
 
 /*
  * Register a resolver worker for database dboid (its database travels in
- * bgw_extra); false if no slot is free.  notify_pid: who waits for it, or 0.
- * Also called by a worker as it exits (worker_detach).
+ * bgw_extra); false if no slot is free.  notify_pid: who waits for it.
  */
 static bool
 start_worker(dsm_segment *seg, Oid dboid, const char *dbname, pid_t notify_pid,
@@ -480,14 +526,14 @@ wait_worker(BackgroundWorkerHandle *handle)
 
 /*
  * The caller stops waiting (cancelled, statement_timeout, or any error
- * while its workers run).  Actions already taken, and those of the worker
- * still running (inflight_db, if valid), cannot be undone, so their log
- * rows must still be written; workers not yet started never start.  The
- * segment is pinned so that it outlives this backend's mapping; the log
- * writer unpins it.  Whoever is last -- the running worker as it exits, or
- * this backend if it already has -- starts a log writer in the caller's
- * database, which only writes the log.  If the running worker is itself the
- * log writer, it does all that.
+ * while its workers run).  Actions already taken, and those of the
+ * other-database worker still running (inflight_db, if valid), cannot be
+ * undone, so their log rows must still be written; the log writer, started
+ * first and waiting, writes them, and takes no action of its own (log_only);
+ * workers not yet started never start.  The segment is pinned so that it
+ * outlives this backend's mapping; the log writer unpins it as it exits.  If
+ * another database's worker still runs, it lets the log writer go on as it
+ * exits (worker_detach); else this backend does now.
  *
  * This is the on_dsm_detach callback of the caller's mapping, so it runs
  * however the caller stops: an error or cancel (the transaction's resource
@@ -499,43 +545,21 @@ static void
 orphan_tasks(dsm_segment *seg, Datum arg)
 {
 	TpcShared  *sh = dsm_segment_address(seg);
-	Oid			inflight_db = sh->inflight_db;
-	bool		attempted = false;
-	uint32		expected = TPC_WORKER_RUNNING;
-	int			i;
+	uint32		expected;
 
-	if (sh->caller_done)
-		return;					/* the caller has every result, and the log */
-	for (i = 0; i < sh->ntasks; i++)
-		if (sh->tasks[i].outcome != OUT_PENDING)
-			attempted = true;
-	if (sh->log_done || (!OidIsValid(inflight_db) && !attempted))
-		return;					/* logged already, or nothing was done */
+	if (sh->caller_done || !sh->log_writer_started)
+		return;					/* the caller has every result; or nothing started */
 
 	HOLD_INTERRUPTS();
-	sh->log_only = (inflight_db != sh->log_dboid);
-	sh->pinned = true;
+	sh->log_only = true;
 	dsm_pin_segment(seg);
-	if (OidIsValid(inflight_db) &&
-		pg_atomic_compare_exchange_u32(&sh->state, &expected, TPC_WORKER_ABANDONED))
-	{
-		/* still running: worker_detach takes over */
-	}
-	else if (inflight_db == sh->log_dboid)
-	{
-		/* the log writer itself already exited */
-		sh->pinned = false;
-		dsm_unpin_segment(dsm_segment_handle(seg));
-	}
-	else
-	{
-		pg_atomic_write_u32(&sh->state, TPC_WORKER_ABANDONED);
-		if (!start_worker(seg, sh->log_dboid, NameStr(sh->log_dbname), 0, NULL))
-		{
-			sh->pinned = false;
-			dsm_unpin_segment(dsm_segment_handle(seg));
-		}
-	}
+	expected = TPC_LOG_WRITER_LIVE;
+	if (!pg_atomic_compare_exchange_u32(&sh->log_writer, &expected, TPC_LOG_WRITER_PINNED))
+		dsm_unpin_segment(dsm_segment_handle(seg));	/* it has exited already */
+	expected = TPC_WORKER_RUNNING;
+	if (!(OidIsValid(sh->inflight_db) &&
+		  pg_atomic_compare_exchange_u32(&sh->state, &expected, TPC_WORKER_ABANDONED)))
+		release_log_writer(sh);
 	RESUME_INTERRUPTS();
 }
 
@@ -550,25 +574,94 @@ error_no_worker(void)
 			 errhint("Retry later, or raise max_worker_processes (needs a restart).")));
 }
 
+/* Mark db's tasks that no worker took as failed, with why. */
+static void
+fail_pending(TpcShared *sh, Oid db, const char *dbname, bool ran)
+{
+	int			i;
+
+	for (i = 0; i < sh->ntasks; i++)
+	{
+		TpcTask    *t = &sh->tasks[i];
+
+		if (t->dboid == db && t->outcome == OUT_PENDING)
+		{
+			t->outcome = OUT_FAILED;
+			t->sqlerrcode = ran ? ERRCODE_CONSISTENCY_TPC_WORKER_FAILED
+				: ERRCODE_CONSISTENCY_TPC_WORKER_UNAVAILABLE;
+			clip_copy(t->error,
+					  psprintf(ran ? "YC406: the resolver worker for database %s exited before finishing; the server log has its error"
+							   : "YC405: no resolver worker could be started for database %s (max_worker_processes); nothing done there",
+							   dbname ? dbname : "?"),
+					  sizeof(t->error));
+		}
+	}
+}
+
 /*
- * Start the workers of run_tasks one after the other, one per database,
- * the caller's database last, each waited for; true if not even the first
- * could start.
+ * Wait until the log writer is connected and waiting, or has exited (it
+ * could not connect as the role, say); true if it is waiting.
  */
 static bool
+wait_log_writer_ready(TpcShared *sh, BackgroundWorkerHandle *handle)
+{
+	pid_t		pid;
+
+	for (;;)
+	{
+		if (sh->log_writer_ready)
+			return true;
+		switch (GetBackgroundWorkerPid(handle, &pid))
+		{
+			case BGWH_STOPPED:
+				return sh->log_writer_ready;
+			case BGWH_POSTMASTER_DIED:
+				ereport(FATAL,
+						(errcode(ERRCODE_ADMIN_SHUTDOWN),
+						 errmsg("postmaster exited while a resolver worker was starting")));
+				break;
+			default:
+				break;
+		}
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 10L,
+						 PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/*
+ * Run the workers of run_tasks: first the log writer (the caller's
+ * database), which must be connected and waiting before anything is done;
+ * then one worker per other database, one after the other, each waited for;
+ * then the log writer does its own database's actions and writes the log.
+ */
+typedef enum TpcRunResult
+{
+	RUN_DONE,					/* see each task's outcome */
+	RUN_NO_WORKER,				/* no slot for the log writer: nothing done */
+	RUN_LOG_WRITER_FAILED		/* it exited before it was ready: nothing done */
+} TpcRunResult;
+
+static TpcRunResult
 run_workers(dsm_segment *seg)
 {
 	TpcShared  *sh = dsm_segment_address(seg);
 	List	   *dbs = NIL;
-	bool		started_any = false;
+	BackgroundWorkerHandle *log_handle;
+	char	   *log_dbname = NameStr(sh->log_dbname);
 	ListCell   *lc;
 	int			i;
 
-	for (i = 0; i < sh->ntasks; i++)
-		if (sh->tasks[i].dboid != MyDatabaseId)
-			dbs = list_append_unique_oid(dbs, sh->tasks[i].dboid);
-	dbs = lappend_oid(dbs, MyDatabaseId);
+	if (!start_worker(seg, sh->log_dboid, log_dbname, MyProcPid, &log_handle))
+		return RUN_NO_WORKER;
+	sh->log_writer_started = true;
+	if (!wait_log_writer_ready(sh, log_handle))
+		return RUN_LOG_WRITER_FAILED;	/* it could not connect: nothing done */
 
+	for (i = 0; i < sh->ntasks; i++)
+		if (sh->tasks[i].dboid != sh->log_dboid)
+			dbs = list_append_unique_oid(dbs, sh->tasks[i].dboid);
 	foreach(lc, dbs)
 	{
 		Oid			db = lfirst_oid(lc);
@@ -583,36 +676,21 @@ run_workers(dsm_segment *seg)
 			sh->inflight_db = db;
 			wait_worker(handle);
 			sh->inflight_db = InvalidOid;
-			if (db == sh->log_dboid)
-				sh->log_done = true;
 		}
-		else if (!started_any)
-			return true;
-		started_any = true;
-		/* a worker that died before finishing (it could not connect, say) */
-		for (i = 0; i < sh->ntasks; i++)
-		{
-			TpcTask    *t = &sh->tasks[i];
-
-			if (t->dboid == db && t->outcome == OUT_PENDING)
-			{
-				t->outcome = OUT_FAILED;
-				t->sqlerrcode = ERRCODE_CONSISTENCY_TPC_WORKER_FAILED;
-				clip_copy(t->error,
-						  psprintf(ran ? "YC406: the resolver worker for database %s exited before finishing; the server log has its error"
-								   : "YC405: no resolver worker could be started for database %s (max_worker_processes)",
-								   dbname ? dbname : "?"),
-						  sizeof(t->error));
-			}
-		}
+		/* no slot (nothing done), or a worker that died before finishing */
+		fail_pending(sh, db, dbname, ran);
 	}
-	return false;
+
+	release_log_writer(sh);
+	wait_worker(log_handle);
+	fail_pending(sh, sh->log_dboid, log_dbname, true);
+	return RUN_DONE;
 }
 
 /*
- * Run the planned tasks: one worker per database, the caller's database
- * last, whose worker also writes the resolution log.  Results are copied
- * back into tasks.
+ * Run the planned tasks: one worker per database; the caller's database's
+ * worker, started first, acts last and writes the resolution log.  Results
+ * are copied back into tasks.
  */
 static void
 run_tasks(TpcTask *tasks, int ntasks)
@@ -620,13 +698,14 @@ run_tasks(TpcTask *tasks, int ntasks)
 	Size		size = offsetof(TpcShared, tasks) + sizeof(TpcTask) * ntasks;
 	dsm_segment *seg;
 	TpcShared  *sh;
-	bool		no_worker;
+	TpcRunResult result;
 
 	PreventCommandDuringRecovery("COMMIT PREPARED or ROLLBACK PREPARED");
 	seg = dsm_create(size, 0);
 	sh = dsm_segment_address(seg);
 	memset(sh, 0, offsetof(TpcShared, tasks));
 	pg_atomic_init_u32(&sh->state, TPC_WORKER_EXITED);
+	pg_atomic_init_u32(&sh->log_writer, TPC_LOG_WRITER_LIVE);
 	sh->userid = GetUserId();
 	sh->log_dboid = MyDatabaseId;
 	namestrcpy(&sh->log_dbname, get_database_name(MyDatabaseId));
@@ -635,19 +714,29 @@ run_tasks(TpcTask *tasks, int ntasks)
 	memcpy(sh->tasks, tasks, sizeof(TpcTask) * ntasks);
 
 	on_dsm_detach(seg, orphan_tasks, (Datum) 0);
-	no_worker = run_workers(seg);
+	result = run_workers(seg);
 	sh->caller_done = true;
-	if (no_worker)
+	if (result == RUN_NO_WORKER)
 	{
 		dsm_detach(seg);
 		error_no_worker();
+	}
+	if (result == RUN_LOG_WRITER_FAILED)
+	{
+		dsm_detach(seg);
+		ereport(ERROR,
+				(errcode(ERRCODE_CONSISTENCY_TPC_WORKER_FAILED),
+				 errmsg("the resolver background worker for database \"%s\" exited before it was ready",
+						get_database_name(MyDatabaseId)),
+				 errdetail("Nothing was resolved: the worker that writes consistency.tpc_resolution_log must be running before any action is taken; the server log has its error."),
+				 errhint("Check that the role may log in and connect to this database: the worker connects as the role.")));
 	}
 	if (!sh->log_written)
 		ereport(WARNING,
 				(errcode(ERRCODE_CONSISTENCY_TPC_WORKER_FAILED),
 				 errmsg("the resolution was not written to consistency.tpc_resolution_log"),
-				 errdetail("The actions below were attempted; the worker writing the log failed (see the server log)."),
-				 errhint("Check that the role may log in and connect to this database: the worker connects as the role.")));
+				 errdetail("The actions below were attempted; the worker writing the log failed while writing it."),
+				 errhint("The server log has the worker's error; the actions' outcomes are in this result.")));
 	memcpy(tasks, sh->tasks, sizeof(TpcTask) * ntasks);
 	dsm_detach(seg);
 }
