@@ -27,5 +27,8 @@ cluster_psql "$dir/node" "$port" -d postgres -c 'CREATE DATABASE consistency_tap
 cluster_psql "$dir/node" "$port" -d consistency_tap \
 	-c 'CREATE EXTENSION pgtap' -c 'CREATE EXTENSION consistency'
 
+# Say which configuration the server runs, for the log.
+echo "server: shared_preload_libraries = '$(cluster_psql "$dir/node" "$port" -d postgres -At \
+	-c 'SHOW shared_preload_libraries')'"
 PGHOST="$dir/node" PGPORT=$port PGDATABASE=consistency_tap \
 	pg_prove --ext .sql -r test/pgtap
