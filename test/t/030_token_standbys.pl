@@ -282,9 +282,6 @@ $waiter->quit;
 # --- another cluster ------------------------------------------------------------------
 my $other = PostgreSQL::Test::Cluster->new('other');
 $other->init;
-# Not preloaded, whatever TEMP_CONFIG says (the preload leg of scripts/test.sh sets it):
-# the tests below are about a server without the library in shared_preload_libraries.
-$other->append_conf('postgresql.conf', "shared_preload_libraries = ''");
 $other->start;
 $other->safe_psql('postgres', 'CREATE EXTENSION consistency');
 is($other->safe_psql('postgres', "SELECT consistency.token_status('$t3')"),
