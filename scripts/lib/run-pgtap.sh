@@ -15,7 +15,7 @@ PG_CONFIG=${PG_CONFIG:-$(target_pg_config)}
 PG_BINDIR=$("$PG_CONFIG" --bindir)
 
 dir=$(mktemp -d "${TMPDIR:-/tmp}/consistency-pgtap.XXXXXX")
-trap 'cluster_stop "$dir" immediate; rm -rf "$dir"' EXIT
+trap 'cluster_stop "$dir/node" immediate; rm -rf "$dir"' EXIT
 port=5499
 extra_conf=()
 if [ -n "${TEMP_CONFIG:-}" ]; then
