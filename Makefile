@@ -5,8 +5,10 @@
 #   test/specs/*.spec    isolation         (make installcheck-isolation)
 #   test/t/*.pl          Perl TAP          (make installcheck-tap)
 #   test/pgtap/*.sql     pgTAP, pg_prove   (make installcheck-pgtap)
-# scripts/test.sh runs all four on throwaway servers; plain `make installcheck` runs
-# regress + isolation + TAP against the server in PG* environment variables.
+# scripts/test.sh runs all four on throwaway servers, once without and once with the library
+# in shared_preload_libraries (scripts/lib/run-suites.sh, test/preload.conf); plain `make
+# installcheck` runs regress + isolation + TAP against the server in PG* environment variables.
+# test/t/050_upgrade_from_1_0.pl also runs the regress files, on databases upgraded from 1.0.
 
 EXTENSION   = consistency
 MODULE_big  = consistency

@@ -4,7 +4,10 @@
 # The README's test command; .ci/run calls it.  Works as root (servers then run as the
 # postgres user) or as a user with sudo; re-running it is safe.  Ends with `N passed, N failed`
 # and exits non-zero if anything failed or nothing ran.
-# Usage: scripts/test.sh [regress] [isolation] [tap] [pgtap]   (default: all four)
+# Every suite runs twice: on servers without the library preloaded ("plain") and on servers
+# with shared_preload_libraries = 'consistency' ("preload", the production setting).
+# Usage: scripts/test.sh [--config plain|preload|both] [regress] [isolation] [tap] [pgtap]
+#        (default: both configurations, all four suites)
 set -euo pipefail
 . "$(dirname "$0")/lib/common.sh"
 

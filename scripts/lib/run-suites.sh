@@ -1,86 +1,139 @@
 #!/usr/bin/env bash
-# scripts/lib/run-suites.sh: run every test suite in the work tree and report.
+# scripts/lib/run-suites.sh: run every test suite in the work tree, in both configurations, and
+# report.
 #
 # Owns: running pg_regress, isolation, TAP and pgTAP one after another (a failure in one does
-# not hide the others), counting what passed, and the closing `N passed, N failed` line.
+# not hide the others), once per server configuration, counting what passed, and the closing
+# `N passed, N failed` line.  The configurations:
+#   plain    the library is loaded on demand (by the first call of an extension function);
+#   preload  every server the suites start has shared_preload_libraries = 'consistency' (the
+#            production setting), from test/preload.conf: pg_regress and the isolation tester
+#            get it as a second --temp-config, and TAP (PostgreSQL::Test::Cluster appends
+#            $TEMP_CONFIG to every node it inits; standbys copy their primary's configuration)
+#            and pgTAP (scripts/lib/run-pgtap.sh) through the TEMP_CONFIG environment variable.
+#            A TAP node that sets shared_preload_libraries itself still wins: its setting is
+#            appended after TEMP_CONFIG's.
 # Runs as the unprivileged test user inside the copy made by scripts/test.sh, with PG_CONFIG
-# naming the installation under test.  Each suite starts its own throwaway server(s).
-# Usage: run-suites.sh [regress] [isolation] [tap] [pgtap]   (default: all four)
+# naming the installation under test.  Each suite starts its own throwaway server(s).  Logs and
+# outputs go to log/<configuration>/.
+# Usage: run-suites.sh [--config plain|preload|both] [regress] [isolation] [tap] [pgtap]
+#        (default: both configurations, all four suites)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 : "${PG_CONFIG:?PG_CONFIG must name the installation under test}"
-mkdir -p log
 
-suites=("$@")
+usage() {
+	echo "usage: $0 [--config plain|preload|both] [regress] [isolation] [tap] [pgtap]" >&2
+	exit 2
+}
+
+config=both
+suites=()
+while [ $# -gt 0 ]; do
+	case $1 in
+	--config) [ $# -ge 2 ] || usage; config=$2; shift 2 ;;
+	--config=*) config=${1#--config=}; shift ;;
+	regress | isolation | tap | pgtap) suites+=("$1"); shift ;;
+	*) echo "unknown suite or option: $1" >&2; usage ;;
+	esac
+done
+case $config in
+plain | preload) configs=("$config") ;;
+both) configs=(plain preload) ;;
+*) echo "unknown configuration: $config" >&2; usage ;;
+esac
 [ ${#suites[@]} -gt 0 ] || suites=(regress isolation tap pgtap)
 
 total_pass=0
 total_fail=0
 failed_suites=()
+summary=()
 
-# Server settings for the pg_regress and isolation temp instances.
+# Server settings for the pg_regress and isolation temp instances, and the preload leg's.
 TEMP_CONF=$PWD/test/temp-instance.conf
+PRELOAD_CONF=$PWD/test/preload.conf
 
-report() {	# suite passed failed extra
-	printf '  %-10s %4d passed, %d failed%s\n' "$1" "$2" "$3" "${4:+  ($4)}"
+report() {	# name passed failed seconds extra
+	local line
+	line=$(printf '  %-18s %4d passed, %d failed  (%ds%s)' "$1" "$2" "$3" "$4" "${5:+, $5}")
+	echo "$line"
+	summary+=("$line")
 	total_pass=$((total_pass + $2))
 	total_fail=$((total_fail + $3))
 	[ "$3" -eq 0 ] || failed_suites+=("$1")
 }
 
 # pg_regress and pg_isolation_regress print one line per test: "... ok" or "... FAILED".
-count_regress() {	# suite logfile status diffsfile
+count_regress() {	# name logfile status seconds diffsfile
 	local pass fail
 	pass=$(grep -cE '\.\.\. ok ' "$2")
 	fail=$(grep -cE '\.\.\. FAILED' "$2")
 	if [ "$3" -ne 0 ] && [ "$fail" -eq 0 ]; then fail=1; fi	# the harness itself failed
-	report "$1" "$pass" "$fail"
+	report "$1" "$pass" "$fail" "$4"
 	if [ "$fail" -ne 0 ]; then
-		if [ -f "$4" ]; then head -n 200 "$4"; else tail -n 40 "$2"; fi
+		if [ -f "$5" ]; then head -n 200 "$5"; else tail -n 40 "$2"; fi
 	fi
 }
 
 # prove prints one line per test file, "... ok" when the whole file passed.
-count_prove() {	# suite logfile status
+count_prove() {	# name logfile status seconds
 	local files pass fail tests
 	files=$(grep -cE '^[^ ]+\.(pl|sql) \.+' "$2")
 	pass=$(grep -cE '^[^ ]+\.(pl|sql) \.+ ok' "$2")
 	fail=$((files - pass))
 	if [ "$3" -ne 0 ] && [ "$fail" -eq 0 ]; then fail=1; fi
 	tests=$(sed -nE 's/^Files=[0-9]+, Tests=([0-9]+),.*/\1/p' "$2" | tail -n 1)
-	report "$1" "$pass" "$fail" "${tests:-0} assertions"
+	report "$1" "$pass" "$fail" "$4" "${tests:-0} assertions"
 	if [ "$fail" -ne 0 ]; then tail -n 60 "$2"; fi
 }
 
-for suite in "${suites[@]}"; do
-	printf '\n==> %s\n' "$suite suite"
-	log=log/$suite.log
-	case $suite in
-	regress)
-		make -s installcheck-regress PG_CONFIG="$PG_CONFIG" \
-			EXTRA_REGRESS_OPTS="--temp-instance=$PWD/tmp_check_regress --temp-config=$TEMP_CONF" >"$log" 2>&1
-		count_regress regress "$log" $? regression.diffs
-		;;
-	isolation)
-		make -s installcheck-isolation PG_CONFIG="$PG_CONFIG" \
-			EXTRA_REGRESS_OPTS="--temp-instance=$PWD/tmp_check_iso --temp-config=$TEMP_CONF" >"$log" 2>&1
-		count_regress isolation "$log" $? output_iso/regression.diffs
-		;;
-	tap)
-		make -s installcheck-tap PG_CONFIG="$PG_CONFIG" >"$log" 2>&1
-		count_prove tap "$log" $?
-		;;
-	pgtap)
-		make -s installcheck-pgtap PG_CONFIG="$PG_CONFIG" >"$log" 2>&1
-		count_prove pgtap "$log" $?
-		;;
-	*)
-		echo "unknown suite: $suite" >&2
-		exit 2
-		;;
-	esac
+for cfg in "${configs[@]}"; do
+	out=$PWD/log/$cfg
+	rm -rf "$out"
+	mkdir -p "$out"
+	# One variable carries the configuration to every server the suites start.
+	if [ "$cfg" = preload ]; then
+		export TEMP_CONFIG=$PRELOAD_CONF
+		regress_conf="--temp-config=$TEMP_CONF --temp-config=$PRELOAD_CONF"
+	else
+		unset TEMP_CONFIG
+		regress_conf="--temp-config=$TEMP_CONF"
+	fi
+	for suite in "${suites[@]}"; do
+		printf '\n==> %s suite, %s configuration\n' "$suite" "$cfg"
+		log=$out/$suite.log
+		start=$SECONDS
+		case $suite in
+		regress)
+			make -s installcheck-regress PG_CONFIG="$PG_CONFIG" \
+				EXTRA_REGRESS_OPTS="--temp-instance=$PWD/tmp_check_regress $regress_conf --outputdir=$out/regress" \
+				>"$log" 2>&1
+			count_regress "regress/$cfg" "$log" $? $((SECONDS - start)) "$out/regress/regression.diffs"
+			;;
+		isolation)
+			make -s installcheck-isolation PG_CONFIG="$PG_CONFIG" \
+				EXTRA_REGRESS_OPTS="--temp-instance=$PWD/tmp_check_iso $regress_conf --outputdir=$out/isolation" \
+				>"$log" 2>&1
+			count_regress "isolation/$cfg" "$log" $? $((SECONDS - start)) "$out/isolation/regression.diffs"
+			;;
+		tap)
+			make -s installcheck-tap PG_CONFIG="$PG_CONFIG" >"$log" 2>&1
+			status=$?
+			# The Makefile's TAP run always uses tmp_check/ (and empties it first): keep
+			# this configuration's server logs next to its other outputs.
+			[ -d tmp_check ] && mv tmp_check "$out/tap"
+			count_prove "tap/$cfg" "$log" $status $((SECONDS - start))
+			;;
+		pgtap)
+			make -s installcheck-pgtap PG_CONFIG="$PG_CONFIG" >"$log" 2>&1
+			count_prove "pgtap/$cfg" "$log" $? $((SECONDS - start))
+			;;
+		esac
+	done
 done
 
+printf '\n==> summary\n'
+[ ${#summary[@]} -eq 0 ] || printf '%s\n' "${summary[@]}"
 echo
 if [ $((total_pass + total_fail)) -eq 0 ]; then
 	echo "no test ran"
