@@ -49,6 +49,16 @@ ALTER TABLE @extschema@.tpc_decisions
 		CHECK (coordinator_nonce OPERATOR(pg_catalog.~) '^[0-9a-f]{16}$');
 COMMENT ON COLUMN @extschema@.tpc_decisions.coordinator_nonce IS
 	'the gid''s nonce (16 hex digits), NULL for a gid made by 1.0';
+-- Decisions logged while this database was still at 1.0 but the 1.1 library was loaded
+-- have format-2 gids but no nonce column to record them in: fill it from the gid, or the
+-- resolver's lookup by nonce would not find them.  The guard trigger refuses any row not
+-- written by the transaction it names, so it is off for this one statement of the script.
+ALTER TABLE @extschema@.tpc_decisions DISABLE TRIGGER tpc_decisions_guard;
+UPDATE @extschema@.tpc_decisions
+   SET coordinator_nonce = pg_catalog.split_part(gid, ':', 5)
+ WHERE gid OPERATOR(pg_catalog.~) '^cy2:[0-9]+:[0-9]+:[0-9]+:[0-9a-f]{16}(:|$)'
+   AND coordinator_nonce IS NULL;
+ALTER TABLE @extschema@.tpc_decisions ENABLE TRIGGER tpc_decisions_guard;
 
 -- The privilege boundary: both logs are written by the functions, as the tables' owner.  No
 -- role keeps INSERT, UPDATE or DELETE; consistency_user keeps reading the decision log (a

@@ -603,7 +603,20 @@ consistency_tpc_decisions_guard(PG_FUNCTION_ARGS)
 	if (ok && col_nonce > 0)
 	{
 		d = heap_getattr(tup, col_nonce, desc, &isnull);
-		ok = g.has_nonce ? (!isnull && strcmp(TextDatumGetCString(d), g.nonce) == 0) : isnull;
+		if (g.has_nonce && isnull)
+		{
+			/*
+			 * Written where the table had no nonce column yet (a database
+			 * still at 1.0 on this library) and now restored or copied into
+			 * one that has: the gid carries the nonce, so the row gets it.
+			 */
+			Datum		repl_val = CStringGetTextDatum(g.nonce);
+			bool		repl_null = false;
+
+			tup = heap_modify_tuple_by_cols(tup, desc, 1, &col_nonce, &repl_val, &repl_null);
+		}
+		else
+			ok = g.has_nonce ? (!isnull && strcmp(TextDatumGetCString(d), g.nonce) == 0) : isnull;
 	}
 	if (!ok)
 		ereport(ERROR,

@@ -311,6 +311,14 @@ sub check_updated
 	is($node->safe_psql($dbname, $catalog), $fresh_catalog,
 		"$label: the extension's objects, definitions and privileges are a fresh install's");
 	is(contents($dbname), $filled, "$label: every row of every table unchanged");
+	# Decisions logged at 1.0 on the new library have format-2 gids but had no nonce column:
+	# the update (in place) or the guard (a restore) fills it from the gid.
+	is($node->safe_psql($dbname, q{
+		SELECT count(*) FILTER (WHERE gid LIKE 'cy2:%') > 0,
+			   count(*) FILTER (WHERE gid LIKE 'cy2:%'
+								  AND coordinator_nonce IS DISTINCT FROM split_part(gid, ':', 5))
+		  FROM consistency.tpc_decisions}),
+		't|0', "$label: every format-2 decision has its gid's nonce");
 
 	is(sql_as($dbname, 'upgrade_app', q{
 		BEGIN;
