@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# scripts/lib/build-pg.sh: provide a PostgreSQL major version that Debian 12 has no binary
+# package for, built from Debian's source package into a cache directory outside the work tree.
+#
+# Owns: fetching the source through the machine's own Debian mirror (read from its apt
+# configuration at run time; no mirror host is written in this repository), with a private apt
+# state directory so the machine's package lists are untouched; configure, build and install
+# into $CONSISTENCY_PG_CACHE/<major> (default /var/cache/consistency-pg/<major>), with the test
+# harness pieces PGXS extensions need (pg_regress, isolation tester, TAP modules, contrib).
+# Done once per machine: a finished install is recognised by its stamp file and reused.
+# Usage: build-pg.sh MAJOR [SUITE]   (SUITE: the Debian suite with the source; default sid)
+# Prints the install's pg_config path on success.  Needs root (or write access to the cache).
+set -euo pipefail
+major=${1:?usage: build-pg.sh MAJOR [SUITE]}
+suite=${2:-sid}
+cache_root=${CONSISTENCY_PG_CACHE:-/var/cache/consistency-pg}
+prefix=$cache_root/$major
+stamp=$prefix/.built-by-consistency
+
+if [ -f "$stamp" ] && [ -x "$prefix/bin/pg_config" ]; then
+	echo "$prefix/bin/pg_config"
+	exit 0
+fi
+
+fail() { printf 'build-pg.sh: PostgreSQL %s: %s\n' "$major" "$*" >&2; exit 1; }
+
+for tool in apt-get dpkg-source make gcc bison flex pkg-config; do
+	command -v "$tool" >/dev/null 2>&1 || fail "missing build tool '$tool' (Debian packages: dpkg-dev make gcc bison flex pkg-config)"
+done
+
+# The machine's Debian mirror: the first URIs of a deb822 source for the main archive, or a
+# one-line sources.list entry.  Never written down in the repository.
+mirror_uri() {
+	local f uri
+	for f in /etc/apt/sources.list.d/*.sources; do
+		[ -f "$f" ] || continue
+		uri=$(awk '/^URIs:/ { for (i = 2; i <= NF; i++) if ($i !~ /security/) { print $i; exit } }' "$f")
+		[ -n "$uri" ] && { echo "$uri"; return; }
+	done
+	for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+		[ -f "$f" ] || continue
+		uri=$(awk '$1 == "deb" { for (i = 2; i <= NF; i++) if ($i ~ /^https?:/ && $i !~ /security/) { print $i; exit } }' "$f")
+		[ -n "$uri" ] && { echo "$uri"; return; }
+	done
+}
+uri=$(mirror_uri)
+[ -n "$uri" ] || fail "no Debian mirror found in /etc/apt (sources.list.d/*.sources or sources.list)"
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/consistency-build-pg$major.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+mkdir -p "$work/apt/lists/partial" "$work/apt/cache/archives/partial" "$work/apt/parts" "$work/src"
+{
+	echo "Types: deb-src"
+	echo "URIs: $uri"
+	echo "Suites: $suite"
+	echo "Components: main"
+	echo "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg"
+} >"$work/apt/parts/consistency-src.sources"
+apt_opts=(-o "Dir::State::Lists=$work/apt/lists" -o "Dir::Etc::SourceList=/dev/null"
+	-o "Dir::Etc::SourceParts=$work/apt/parts" -o "Dir::Cache=$work/apt/cache"
+	-o "APT::Sandbox::User=root")
+apt-get "${apt_opts[@]}" -qq update >"$work/apt.log" 2>&1 ||
+	{ cat "$work/apt.log" >&2; fail "apt-get update of the $suite source index failed"; }
+(cd "$work/src" && apt-get "${apt_opts[@]}" -qq source --download-only "postgresql-$major") >>"$work/apt.log" 2>&1 ||
+	{ cat "$work/apt.log" >&2; fail "source package postgresql-$major not found in $suite on the configured mirror"; }
+orig=$(ls "$work"/src/postgresql-"$major"_*.orig.tar.* 2>/dev/null | head -n 1)
+[ -n "$orig" ] || fail "the download has no orig tarball"
+version=$(basename "$orig" | sed -E "s/^postgresql-${major}_([^.]+\.[^.]+)\.orig.*/\1/")
+tar -C "$work/src" -xf "$orig"
+srcdir=$(find "$work/src" -maxdepth 1 -type d -name "postgresql-$major*" | head -n 1)
+[ -d "$srcdir" ] || fail "could not unpack $orig"
+
+echo "build-pg.sh: building PostgreSQL $version into $prefix (a few minutes, once per machine)" >&2
+cd "$srcdir"
+./configure --prefix="$prefix" --enable-tap-tests --enable-debug --with-icu \
+	--without-readline >"$work/configure.log" 2>&1 ||
+	{ tail -n 30 "$work/configure.log" >&2; fail "configure failed (Debian packages: libicu-dev zlib1g-dev)"; }
+jobs=$(nproc)
+make -s -j"$jobs" world-bin >"$work/make.log" 2>&1 || { tail -n 40 "$work/make.log" >&2; fail "make failed"; }
+rm -rf "$prefix"
+mkdir -p "$prefix"
+make -s install-world-bin >"$work/install.log" 2>&1 || { tail -n 40 "$work/install.log" >&2; fail "make install failed"; }
+# What PGXS installcheck needs beyond install-world-bin: pg_regress, the isolation tester and
+# the TAP modules under lib/pgxs/src/test.
+make -s -C src/test/regress install >>"$work/install.log" 2>&1 || fail "installing pg_regress failed"
+make -s -C src/test/isolation install >>"$work/install.log" 2>&1 || fail "installing the isolation tester failed"
+make -s -C src/test/perl install >>"$work/install.log" 2>&1 || fail "installing the TAP modules failed"
+echo "$version" >"$stamp"
+chmod -R a+rX "$prefix"
+echo "$prefix/bin/pg_config"
