@@ -72,6 +72,7 @@
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "access/xlogrecovery.h"
+#include "common/int.h"
 #include "executor/executor.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
@@ -129,7 +130,7 @@ note_replayed(const ConsistencyToken *tok)
 		return false;
 	replayed_token = *tok;
 	replayed_known = true;
-	replayed_lxid = MyProc != NULL ? MyProc->lxid : InvalidLocalTransactionId;
+	replayed_lxid = MyProc != NULL ? PGPROC_LXID(MyProc) : InvalidLocalTransactionId;
 	replayed_before_snapshot = !FirstSnapshotSet;
 	return true;
 }
@@ -422,7 +423,7 @@ check_read_after_for_read(void)
 
 	first_seen = note_replayed(read_after_token);
 	if (IsolationUsesXactSnapshot())
-		snapshot_too_old = replayed_lxid == MyProc->lxid && !replayed_before_snapshot;
+		snapshot_too_old = replayed_lxid == PGPROC_LXID(MyProc) && !replayed_before_snapshot;
 	else
 		snapshot_too_old = first_seen;
 	if (snapshot_too_old)

@@ -260,8 +260,8 @@ consistency_tpc_gid(PG_FUNCTION_ARGS)
 	fxid = GetTopFullTransactionId();
 	if (!FullTransactionIdEquals(fxid, durable_fxid))
 	{
-		XLogRecPtr	lsn = LogLogicalMessage("consistency.tpc_gid", (const char *) &fxid,
-											sizeof(fxid), true);
+		XLogRecPtr	lsn = LogLogicalMessage_compat("consistency.tpc_gid", (const char *) &fxid,
+												   sizeof(fxid), true, false);
 
 		XLogFlush(lsn);
 		durable_fxid = fxid;
@@ -670,7 +670,7 @@ typedef struct XidEntry
  */
 typedef struct VxidEntry
 {
-	BackendId	backend;		/* hash key, with lxid */
+	ProcNumber	procnumber;		/* hash key, with lxid */
 	LocalTransactionId lxid;
 	int			index;
 } VxidEntry;
@@ -768,8 +768,8 @@ gather_locks(List *list)
 		if (e == NULL)
 			continue;
 		memset(&key, 0, sizeof(key));
-		key.backend = li->backend;
-		key.lxid = li->lxid;
+		key.procnumber = LOCKINSTANCE_PROCNUMBER(li);
+		key.lxid = LOCKINSTANCE_LXID(li);
 		ve = hash_search(vxids, &key, HASH_ENTER, &found);
 		ve->index = e->index;
 	}
@@ -786,8 +786,8 @@ gather_locks(List *list)
 		if (li->pid != 0 || li->holdMask == 0)
 			continue;
 		memset(&key, 0, sizeof(key));
-		key.backend = li->backend;
-		key.lxid = li->lxid;
+		key.procnumber = LOCKINSTANCE_PROCNUMBER(li);
+		key.lxid = LOCKINSTANCE_LXID(li);
 		ve = hash_search(vxids, &key, HASH_FIND, NULL);
 		if (ve == NULL)
 			continue;
