@@ -28,6 +28,7 @@
 #include "replication/message.h"
 #include "storage/lock.h"
 #include "storage/proc.h"
+#include "utils/guc.h"
 #include "utils/relcache.h"
 
 #if PG_VERSION_NUM < 150000 || PG_VERSION_NUM >= 190000
@@ -111,6 +112,25 @@ LogLogicalMessage_compat(const char *prefix, const char *message, size_t size,
 	if (flush)
 		XLogFlush(lsn);
 	return lsn;
+}
+#endif
+
+/*
+ * A GUC check hook's "extra" is freed by the GUC machinery: with free()
+ * before 16, with pfree() (guc_free) since, so it must come from guc_malloc(),
+ * which 16 exported.  This is 15's guc_malloc().
+ */
+#if PG_VERSION_NUM < 160000
+static inline void *
+guc_malloc(int elevel, size_t size)
+{
+	void	   *data = malloc(size > 0 ? size : 1);
+
+	if (data == NULL)
+		ereport(elevel,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory")));
+	return data;
 }
 #endif
 

@@ -372,13 +372,9 @@ check_read_after(char **newval, void **extra, GucSource source)
 			(void) note_replayed(&tok);
 	}
 
-	copy = (ConsistencyToken *) malloc(sizeof(ConsistencyToken));
+	copy = (ConsistencyToken *) guc_malloc(LOG, sizeof(ConsistencyToken));
 	if (copy == NULL)
-	{
-		GUC_check_errcode(ERRCODE_OUT_OF_MEMORY);
-		GUC_check_errmsg("out of memory");
 		return false;
-	}
 	*copy = tok;
 	*extra = copy;
 	return true;
