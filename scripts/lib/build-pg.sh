@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # scripts/lib/build-pg.sh: provide a PostgreSQL major version that Debian 12 has no binary
-# package for, built from Debian's source package into a cache directory outside the work tree.
+# package for, built from Debian's source package into a cache directory outside the work tree,
+# with pgTAP built against it (Debian's pgtap package is built for 15 only).
 #
-# Owns: fetching the source through the machine's own Debian mirror (read from its apt
+# Owns: fetching the sources through the machine's own Debian mirror (read from its apt
 # configuration at run time; no mirror host is written in this repository), with a private apt
 # state directory so the machine's package lists are untouched; configure, build and install
 # into $CONSISTENCY_PG_CACHE/<major> (default /var/cache/consistency-pg/<major>), with the test
-# harness pieces PGXS extensions need (pg_regress, isolation tester, TAP modules, contrib).
-# Done once per machine: a finished install is recognised by its stamp file and reused.
-# Usage: build-pg.sh MAJOR [SUITE]   (SUITE: the Debian suite with the source; default sid)
+# harness pieces PGXS extensions need (pg_regress, isolation tester, TAP modules, contrib), then
+# pgTAP (source package pgtap) installed into the same prefix.
+# Done once per machine: each finished stage is recognised by its stamp file and reused.
+# Usage: build-pg.sh MAJOR [SUITE]   (SUITE: the Debian suite with the sources; default sid)
 # Prints the install's pg_config path on success.  Needs root (or write access to the cache).
 set -euo pipefail
 major=${1:?usage: build-pg.sh MAJOR [SUITE]}
@@ -16,8 +18,12 @@ suite=${2:-sid}
 cache_root=${CONSISTENCY_PG_CACHE:-/var/cache/consistency-pg}
 prefix=$cache_root/$major
 stamp=$prefix/.built-by-consistency
+pgtap_stamp=$prefix/.pgtap-built-by-consistency
 
-if [ -f "$stamp" ] && [ -x "$prefix/bin/pg_config" ]; then
+pg_built() { [ -f "$stamp" ] && [ -x "$prefix/bin/pg_config" ]; }
+pgtap_built() { [ -f "$pgtap_stamp" ] && [ -f "$prefix/share/postgresql/extension/pgtap.control" ]; }
+
+if pg_built && pgtap_built; then
 	echo "$prefix/bin/pg_config"
 	exit 0
 fi
@@ -61,30 +67,62 @@ apt_opts=(-o "Dir::State::Lists=$work/apt/lists" -o "Dir::Etc::SourceList=/dev/n
 	-o "APT::Sandbox::User=root")
 apt-get "${apt_opts[@]}" -qq update >"$work/apt.log" 2>&1 ||
 	{ cat "$work/apt.log" >&2; fail "apt-get update of the $suite source index failed"; }
-(cd "$work/src" && apt-get "${apt_opts[@]}" -qq source --download-only "postgresql-$major") >>"$work/apt.log" 2>&1 ||
-	{ cat "$work/apt.log" >&2; fail "source package postgresql-$major not found in $suite on the configured mirror"; }
-orig=$(ls "$work"/src/postgresql-"$major"_*.orig.tar.* 2>/dev/null | head -n 1)
-[ -n "$orig" ] || fail "the download has no orig tarball"
-version=$(basename "$orig" | sed -E "s/^postgresql-${major}_([^.]+\.[^.]+)\.orig.*/\1/")
-tar -C "$work/src" -xf "$orig"
-srcdir=$(find "$work/src" -maxdepth 1 -type d -name "postgresql-$major*" | head -n 1)
-[ -d "$srcdir" ] || fail "could not unpack $orig"
+# fetch_orig PACKAGE: download PACKAGE's source into $work/src, print its orig tarball.
+# Only the upstream tarball is used, so a mirror that lacks the Debian parts (.dsc,
+# .debian.tar) of a package is good enough; apt checks every file it fetches against the
+# signed source index.
+fetch_orig() {
+	local orig
+	(cd "$work/src" && apt-get "${apt_opts[@]}" -qq source --download-only "$1") >>"$work/apt.log" 2>&1 || true
+	orig=$(ls "$work"/src/"$1"_*.orig.tar.* 2>/dev/null | head -n 1)
+	[ -n "$orig" ] || { cat "$work/apt.log" >&2; fail "no upstream tarball of source package $1 in $suite on the configured mirror"; }
+	echo "$orig"
+}
 
-echo "build-pg.sh: building PostgreSQL $version into $prefix (a few minutes, once per machine)" >&2
-cd "$srcdir"
-./configure --prefix="$prefix" --enable-tap-tests --enable-debug --with-icu \
-	--without-readline >"$work/configure.log" 2>&1 ||
-	{ tail -n 30 "$work/configure.log" >&2; fail "configure failed (Debian packages: libicu-dev zlib1g-dev)"; }
-jobs=$(nproc)
-make -s -j"$jobs" world-bin >"$work/make.log" 2>&1 || { tail -n 40 "$work/make.log" >&2; fail "make failed"; }
-rm -rf "$prefix"
-mkdir -p "$prefix"
-make -s install-world-bin >"$work/install.log" 2>&1 || { tail -n 40 "$work/install.log" >&2; fail "make install failed"; }
-# What PGXS installcheck needs beyond install-world-bin: pg_regress, the isolation tester and
-# the TAP modules under lib/pgxs/src/test.
-make -s -C src/test/regress install >>"$work/install.log" 2>&1 || fail "installing pg_regress failed"
-make -s -C src/test/isolation install >>"$work/install.log" 2>&1 || fail "installing the isolation tester failed"
-make -s -C src/test/perl install >>"$work/install.log" 2>&1 || fail "installing the TAP modules failed"
-echo "$version" >"$stamp"
-chmod -R a+rX "$prefix"
+build_postgres() {
+	local orig version srcdir jobs
+	orig=$(fetch_orig "postgresql-$major")
+	version=$(basename "$orig" | sed -E "s/^postgresql-${major}_([^.]+\.[^.]+)\.orig.*/\1/")
+	tar -C "$work/src" -xf "$orig"
+	srcdir=$(find "$work/src" -maxdepth 1 -type d -name "postgresql-$major*" | head -n 1)
+	[ -d "$srcdir" ] || fail "could not unpack $orig"
+
+	echo "build-pg.sh: building PostgreSQL $version into $prefix (a few minutes, once per machine)" >&2
+	cd "$srcdir"
+	./configure --prefix="$prefix" --enable-tap-tests --enable-debug --with-icu \
+		--without-readline >"$work/configure.log" 2>&1 ||
+		{ tail -n 30 "$work/configure.log" >&2; fail "configure failed (Debian packages: libicu-dev zlib1g-dev)"; }
+	jobs=$(nproc)
+	make -s -j"$jobs" world-bin >"$work/make.log" 2>&1 || { tail -n 40 "$work/make.log" >&2; fail "make failed"; }
+	rm -rf "$prefix"
+	mkdir -p "$prefix"
+	make -s install-world-bin >"$work/install.log" 2>&1 || { tail -n 40 "$work/install.log" >&2; fail "make install failed"; }
+	# What PGXS installcheck needs beyond install-world-bin: pg_regress, the isolation tester and
+	# the TAP modules under lib/pgxs/src/test.
+	make -s -C src/test/regress install >>"$work/install.log" 2>&1 || fail "installing pg_regress failed"
+	make -s -C src/test/isolation install >>"$work/install.log" 2>&1 || fail "installing the isolation tester failed"
+	make -s -C src/test/perl install >>"$work/install.log" 2>&1 || fail "installing the TAP modules failed"
+	echo "$version" >"$stamp"
+	chmod -R a+rX "$prefix"
+	cd "$work"
+}
+
+# pgTAP from Debian's source package, with PGXS against this server.  pg_prove (Perl) is
+# version-independent and comes from the Debian package.
+build_pgtap() {
+	local orig srcdir
+	orig=$(fetch_orig pgtap)
+	tar -C "$work/src" -xf "$orig"
+	srcdir=$(find "$work/src" -maxdepth 1 -type d -name 'pgtap-*' | head -n 1)
+	[ -d "$srcdir" ] || fail "could not unpack $orig"
+	echo "build-pg.sh: building $(basename "$srcdir") for PostgreSQL $major into $prefix" >&2
+	make -s -C "$srcdir" PG_CONFIG="$prefix/bin/pg_config" >"$work/pgtap.log" 2>&1 &&
+		make -s -C "$srcdir" PG_CONFIG="$prefix/bin/pg_config" install >>"$work/pgtap.log" 2>&1 ||
+		{ tail -n 40 "$work/pgtap.log" >&2; fail "building pgTAP failed"; }
+	basename "$srcdir" >"$pgtap_stamp"
+	chmod -R a+rX "$prefix"
+}
+
+pg_built || build_postgres
+pgtap_built || build_pgtap
 echo "$prefix/bin/pg_config"

@@ -22,4 +22,4 @@ cluster_psql "$dir/node" "$port" -d consistency_tap \
 	-c 'CREATE EXTENSION pgtap' -c 'CREATE EXTENSION consistency'
 
 PGHOST="$dir/node" PGPORT=$port PGDATABASE=consistency_tap \
-	pg_prove --ext .sql -r test/pgtap
+	pg_prove --psql-bin "$PG_BINDIR/psql" --ext .sql -r test/pgtap
