@@ -25,9 +25,11 @@
 
 #include "access/genam.h"
 #include "access/xlog.h"
+#include "catalog/pg_class.h"
 #include "replication/message.h"
 #include "storage/lock.h"
 #include "storage/proc.h"
+#include "utils/acl.h"
 #include "utils/guc.h"
 #include "utils/relcache.h"
 
@@ -112,6 +114,21 @@ LogLogicalMessage_compat(const char *prefix, const char *message, size_t size,
 	if (flush)
 		XLogFlush(lsn);
 	return lsn;
+}
+#endif
+
+/*
+ * 16 replaced pg_class_ownercheck() and its siblings, one per catalog, by
+ * object_ownercheck(classid, objectid, roleid).  The extension only asks
+ * about relations.
+ */
+#if PG_VERSION_NUM < 160000
+static inline bool
+object_ownercheck(Oid classid, Oid objectid, Oid roleid)
+{
+	if (classid != RelationRelationId)
+		elog(ERROR, "object_ownercheck: unsupported class %u", classid);
+	return pg_class_ownercheck(objectid, roleid);
 }
 #endif
 
