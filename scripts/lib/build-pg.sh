@@ -116,9 +116,11 @@ build_pgtap() {
 	srcdir=$(find "$work/src" -maxdepth 1 -type d -name 'pgtap-*' | head -n 1)
 	[ -d "$srcdir" ] || fail "could not unpack $orig"
 	echo "build-pg.sh: building $(basename "$srcdir") for PostgreSQL $major into $prefix" >&2
-	make -s -C "$srcdir" PG_CONFIG="$prefix/bin/pg_config" >"$work/pgtap.log" 2>&1 &&
-		make -s -C "$srcdir" PG_CONFIG="$prefix/bin/pg_config" install >>"$work/pgtap.log" 2>&1 ||
-		{ tail -n 40 "$work/pgtap.log" >&2; fail "building pgTAP failed"; }
+	if ! { make -s -C "$srcdir" PG_CONFIG="$prefix/bin/pg_config" &&
+		make -s -C "$srcdir" PG_CONFIG="$prefix/bin/pg_config" install; } >"$work/pgtap.log" 2>&1; then
+		tail -n 40 "$work/pgtap.log" >&2
+		fail "building pgTAP failed"
+	fi
 	basename "$srcdir" >"$pgtap_stamp"
 	chmod -R a+rX "$prefix"
 }
