@@ -38,6 +38,9 @@ include $(PGXS)
 # After the include: Makefile.global resets PROVE_FLAGS.  test/t holds the TAP tests' own
 # module (ConsistencyCluster.pm).
 PROVE_FLAGS = -I $(CURDIR)/test/t
+# The TAP tests run programs of the build tree (test/router_example) from $TESTDIR, which
+# PGXS sets itself only before PostgreSQL 16.
+export TESTDIR ?= $(CURDIR)
 
 .PHONY: installcheck-regress installcheck-isolation installcheck-tap installcheck-pgtap
 

@@ -191,7 +191,12 @@ SELECT set_config('consistency.read_after', 'v1:' || :'sysid' || ':7:0/1000', fa
 SELECT current_setting('consistency.read_after') = :'t2' AS kept_previous_value;
 RESET consistency.read_after;
 SELECT current_setting('consistency.read_after') AS after_reset;
+-- The valid range; PostgreSQL's out-of-range message spells it differently by version.
+SELECT min_val, max_val, unit FROM pg_catalog.pg_settings
+ WHERE name OPERATOR(pg_catalog.=) 'consistency.read_after_timeout';
+\set VERBOSITY sqlstate
 SET consistency.read_after_timeout = -1;
+\set VERBOSITY default
 \echo :LAST_ERROR_SQLSTATE
 SET consistency.read_after_timeout = '2s';
 SHOW consistency.read_after_timeout;

@@ -21,6 +21,8 @@
 #include "fmgr.h"
 #include "utils/elog.h"
 
+#include "compat.h"
+
 /* Name of the extension's schema; fixed by consistency.control. */
 #define CONSISTENCY_SCHEMA "consistency"
 

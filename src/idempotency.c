@@ -644,14 +644,14 @@ key_row_may_exist(const IdemArgs *a)
 		return true;
 
 	rel = table_open(relid, AccessShareLock);
-	idx = index_open(RelationGetPrimaryKeyIndex(rel), AccessShareLock);
+	idx = index_open(RelationGetPrimaryKeyIndex_compat(rel, false), AccessShareLock);
 	ScanKeyEntryInitialize(&skey[0], 0, 1, BTEqualStrategyNumber, InvalidOid,
 						   idx->rd_indcollation[0], F_TEXTEQ, PointerGetDatum(a->scope));
 	ScanKeyEntryInitialize(&skey[1], 0, 2, BTEqualStrategyNumber, InvalidOid,
 						   idx->rd_indcollation[1], F_TEXTEQ, PointerGetDatum(a->key));
 	InitDirtySnapshot(dirty);
 	slot = table_slot_create(rel, NULL);
-	scan = index_beginscan(rel, idx, &dirty, 2, 0);
+	scan = index_beginscan_compat(rel, idx, &dirty, NULL, 2, 0);
 	index_rescan(scan, skey, 2, NULL, 0);
 	found = index_getnext_slot(scan, ForwardScanDirection, slot);
 	index_endscan(scan);

@@ -519,12 +519,12 @@ line0_exists(text *id)
 	if (!OidIsValid(relid))
 		elog(ERROR, "table %s does not exist", RES_TABLE);
 	heap = table_open(relid, AccessShareLock);
-	index = index_open(RelationGetPrimaryKeyIndex(heap), AccessShareLock);
+	index = index_open(RelationGetPrimaryKeyIndex_compat(heap, false), AccessShareLock);
 	InitDirtySnapshot(dirty);
 	ScanKeyInit(&key[0], 1, BTEqualStrategyNumber, F_TEXTEQ, PointerGetDatum(id));
 	key[0].sk_collation = index->rd_indcollation[0];
 	ScanKeyInit(&key[1], 2, BTEqualStrategyNumber, F_INT4EQ, Int32GetDatum(0));
-	scan = index_beginscan(heap, index, &dirty, 2, 0);
+	scan = index_beginscan_compat(heap, index, &dirty, NULL, 2, 0);
 	index_rescan(scan, key, 2, NULL, 0);
 	slot = table_slot_create(heap, NULL);
 	found = index_getnext_slot(scan, ForwardScanDirection, slot);

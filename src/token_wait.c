@@ -72,6 +72,7 @@
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "access/xlogrecovery.h"
+#include "common/int.h"
 #include "executor/executor.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
@@ -129,7 +130,7 @@ note_replayed(const ConsistencyToken *tok)
 		return false;
 	replayed_token = *tok;
 	replayed_known = true;
-	replayed_lxid = MyProc != NULL ? MyProc->lxid : InvalidLocalTransactionId;
+	replayed_lxid = MyProc != NULL ? PGPROC_LXID(MyProc) : InvalidLocalTransactionId;
 	replayed_before_snapshot = !FirstSnapshotSet;
 	return true;
 }
@@ -371,13 +372,9 @@ check_read_after(char **newval, void **extra, GucSource source)
 			(void) note_replayed(&tok);
 	}
 
-	copy = (ConsistencyToken *) malloc(sizeof(ConsistencyToken));
+	copy = (ConsistencyToken *) guc_malloc(LOG, sizeof(ConsistencyToken));
 	if (copy == NULL)
-	{
-		GUC_check_errcode(ERRCODE_OUT_OF_MEMORY);
-		GUC_check_errmsg("out of memory");
 		return false;
-	}
 	*copy = tok;
 	*extra = copy;
 	return true;
@@ -422,7 +419,7 @@ check_read_after_for_read(void)
 
 	first_seen = note_replayed(read_after_token);
 	if (IsolationUsesXactSnapshot())
-		snapshot_too_old = replayed_lxid == MyProc->lxid && !replayed_before_snapshot;
+		snapshot_too_old = replayed_lxid == PGPROC_LXID(MyProc) && !replayed_before_snapshot;
 	else
 		snapshot_too_old = first_seen;
 	if (snapshot_too_old)

@@ -118,10 +118,10 @@ static void watcher_backend_exit(int code, Datum arg);
 static WatcherSlot *
 my_slot(void)
 {
-	if (watcher == NULL || MyBackendId == InvalidBackendId ||
-		MyBackendId > watcher->nslots)
+	if (watcher == NULL || MyProcNumber == INVALID_PROC_NUMBER ||
+		MyProcNumber >= watcher->nslots)
 		return NULL;
-	return &watcher->slots[MyBackendId - 1];
+	return &watcher->slots[MyProcNumber];
 }
 
 /*

@@ -375,8 +375,8 @@ consistency_tpc_gid(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					(errcode(ERRCODE_INTERNAL_ERROR),
 					 errmsg("could not generate a random nonce for the gid")));
-		lsn = LogLogicalMessage("consistency.tpc_gid", (const char *) &fxid,
-								sizeof(fxid), true);
+		lsn = LogLogicalMessage_compat("consistency.tpc_gid", (const char *) &fxid,
+									   sizeof(fxid), true, false);
 		XLogFlush(lsn);
 		SyncRepWaitForLSN(lsn, false);
 		snprintf(durable_nonce, sizeof(durable_nonce), "%08x%08x", r[0], r[1]);
@@ -628,7 +628,7 @@ consistency_tpc_decisions_guard(PG_FUNCTION_ARGS)
 	mine = GetTopFullTransactionId();	/* the row's insert needs one anyway */
 	if ((g.sysid == GetSystemIdentifier() && g.dboid == MyDatabaseId &&
 		 !FullTransactionIdEquals(g.fxid, mine)) ||
-		(!superuser() && !pg_class_ownercheck(RelationGetRelid(td->tg_relation), GetUserId()) &&
+		(!superuser() && !object_ownercheck(RelationRelationId, RelationGetRelid(td->tg_relation), GetUserId()) &&
 		 (g.sysid != GetSystemIdentifier() || g.dboid != MyDatabaseId)))
 		ereport(ERROR,
 				(errcode(ERRCODE_CONSISTENCY_TPC_WRONG_TRANSACTION),
@@ -863,7 +863,7 @@ typedef struct XidEntry
  */
 typedef struct VxidEntry
 {
-	BackendId	backend;		/* hash key, with lxid */
+	ProcNumber	procnumber;		/* hash key, with lxid */
 	LocalTransactionId lxid;
 	int			index;
 } VxidEntry;
@@ -961,8 +961,8 @@ gather_locks(List *list)
 		if (e == NULL)
 			continue;
 		memset(&key, 0, sizeof(key));
-		key.backend = li->backend;
-		key.lxid = li->lxid;
+		key.procnumber = LOCKINSTANCE_PROCNUMBER(li);
+		key.lxid = LOCKINSTANCE_LXID(li);
 		ve = hash_search(vxids, &key, HASH_ENTER, &found);
 		ve->index = e->index;
 	}
@@ -979,8 +979,8 @@ gather_locks(List *list)
 		if (li->pid != 0 || li->holdMask == 0)
 			continue;
 		memset(&key, 0, sizeof(key));
-		key.backend = li->backend;
-		key.lxid = li->lxid;
+		key.procnumber = LOCKINSTANCE_PROCNUMBER(li);
+		key.lxid = LOCKINSTANCE_LXID(li);
 		ve = hash_search(vxids, &key, HASH_FIND, NULL);
 		if (ve == NULL)
 			continue;

@@ -440,7 +440,7 @@ consistency_tpc_resolution_log_guard(PG_FUNCTION_ARGS)
 		strcmp(MyBgworkerEntry->bgw_type, TPC_WORKER_TYPE) == 0)
 		return PointerGetDatum(tup);
 
-	if (!superuser() && !pg_class_ownercheck(RelationGetRelid(td->tg_relation), GetUserId()))
+	if (!superuser() && !object_ownercheck(RelationRelationId, RelationGetRelid(td->tg_relation), GetUserId()))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("only the resolver writes consistency.tpc_resolution_log"),

@@ -413,7 +413,7 @@ check_ddl_privilege(Oid relid, bool owner_only)
 				 errmsg("relation with OID %u does not exist", relid)));
 	if (owner_only)
 	{
-		if (!pg_class_ownercheck(relid, GetUserId()))
+		if (!object_ownercheck(RelationRelationId, relid, GetUserId()))
 			aclcheck_error(ACLCHECK_NOT_OWNER,
 						   get_relkind_objtype(get_rel_relkind(relid)), relname);
 	}

@@ -39,12 +39,12 @@ extern Datum versioning_datum_make(int64 v, Oid typid);
 extern int64 versioning_max(Oid typid);
 
 /* Raise the version conflict (40001, or YC101 per the GUC). */
-extern void versioning_report_conflict(Relation rel, AttrNumber attnum,
-									   int64 expected, int64 found) pg_attribute_noreturn();
+pg_noreturn extern void versioning_report_conflict(Relation rel, AttrNumber attnum,
+												   int64 expected, int64 found);
 
 /* Raise 22003: the version of a row of rel cannot go past its type's maximum. */
-extern void versioning_report_overflow(Relation rel, AttrNumber attnum,
-									   int64 version) pg_attribute_noreturn();
+pg_noreturn extern void versioning_report_overflow(Relation rel, AttrNumber attnum,
+												   int64 version);
 
 /*
  * update_versioned hand-off.  update_versioned checks the version in its

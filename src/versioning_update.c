@@ -309,7 +309,7 @@ plan_entry_build(PlanEntry *e, Request *r)
 	e->update_plan = e->reread_plan = NULL;
 	e->valid = false;
 
-	pkoid = RelationGetPrimaryKeyIndex(rel);
+	pkoid = RelationGetPrimaryKeyIndex_compat(rel, false);
 	if (!OidIsValid(pkoid))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_COLUMN_REFERENCE),

@@ -11,18 +11,29 @@
 #   CONSISTENCY_TEST_USER    the unprivileged user servers run as when invoked as root
 #                            (default: postgres).
 #   CONSISTENCY_KEEP=1       keep the work directory (logs, regression.diffs) after the run.
+#   CONSISTENCY_PG=MAJOR     the PostgreSQL major version to build and test against (default
+#                            15, Debian's packages; scripts/test.sh --pg sets it).  Any other
+#                            version is built from source once per machine by build-pg.sh.
 # Sourced, not executed.
 
-PG_MAJOR=15
+DEBIAN_PG_MAJOR=15
+PG_MAJOR=${CONSISTENCY_PG:-$DEBIAN_PG_MAJOR}
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-SYSTEM_PG_CONFIG=/usr/lib/postgresql/$PG_MAJOR/bin/pg_config
+if [ "$PG_MAJOR" = "$DEBIAN_PG_MAJOR" ]; then
+	SYSTEM_PG_CONFIG=/usr/lib/postgresql/$PG_MAJOR/bin/pg_config
+else
+	# What scripts/lib/build-pg.sh builds (ensure_packages runs it).
+	SYSTEM_PG_CONFIG=${CONSISTENCY_PG_CACHE:-/var/cache/consistency-pg}/$PG_MAJOR/bin/pg_config
+fi
 
 # Everything the build, the four suites, the demo and the benchmarks use.
+# The last line is what build-pg.sh needs to build another PostgreSQL version from source.
 PACKAGES=(
 	make gcc libc6-dev
-	"postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR" "postgresql-$PG_MAJOR-pgtap"
+	"postgresql-$DEBIAN_PG_MAJOR" "postgresql-server-dev-$DEBIAN_PG_MAJOR" "postgresql-$DEBIAN_PG_MAJOR-pgtap"
 	libtap-parser-sourcehandler-pgtap-perl libipc-run-perl libpq-dev
 	pgbouncer python3-psycopg
+	dpkg-dev bison flex pkg-config libicu-dev zlib1g-dev debian-archive-keyring
 )
 
 step() { printf '\n==> %s\n' "$*"; }
@@ -64,14 +75,19 @@ ensure_packages() {
 	done
 	if [ ${#missing[@]} -eq 0 ]; then
 		info "all ${#PACKAGES[@]} packages present"
-		return
+	else
+		info "installing: ${missing[*]}"
+		as_root apt-get update -qq
+		as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			"${missing[@]}" >/dev/null
 	fi
-	info "installing: ${missing[*]}"
-	as_root apt-get update -qq
-	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-		"${missing[@]}" >/dev/null
 	# The server package's main cluster is not ours to run; our servers are throwaway ones.
 	id "$TEST_USER" >/dev/null 2>&1 || die "user $TEST_USER does not exist"
+	if [ "$PG_MAJOR" != "$DEBIAN_PG_MAJOR" ]; then
+		[ "$(as_root "$REPO/scripts/lib/build-pg.sh" "$PG_MAJOR")" = "$SYSTEM_PG_CONFIG" ] ||
+			die "build-pg.sh did not provide $SYSTEM_PG_CONFIG"
+		info "PostgreSQL $PG_MAJOR built from source: $SYSTEM_PG_CONFIG"
+	fi
 }
 
 # Copy the tree (without .git and build products) to a fresh directory owned by TEST_USER, so
@@ -97,7 +113,7 @@ cleanup_workdir() {
 # PG_CONFIG of the installation the tests run against (the sandbox's, or the system's).
 target_pg_config() {
 	if [ -n "${CONSISTENCY_SANDBOX:-}" ]; then
-		echo "$CONSISTENCY_SANDBOX/usr/lib/postgresql/$PG_MAJOR/bin/pg_config"
+		echo "$CONSISTENCY_SANDBOX${SYSTEM_PG_CONFIG}"
 	else
 		echo "$SYSTEM_PG_CONFIG"
 	fi
@@ -105,14 +121,28 @@ target_pg_config() {
 
 # A relocated copy of the PostgreSQL tree: its binaries find share/ and lib/ relative to
 # themselves, so extension files installed with DESTDIR=sandbox are found by its server.
+# Debian's server is spread over /usr/lib and /usr/share; a source-built one is one prefix,
+# copied again whenever its build stamps (server, pgTAP) change.
 make_sandbox() {
-	local sb=$CONSISTENCY_SANDBOX
-	if [ ! -x "$sb/usr/lib/postgresql/$PG_MAJOR/bin/postgres" ]; then
-		info "creating sandbox PostgreSQL tree in $sb"
-		mkdir -p "$sb/usr/lib/postgresql" "$sb/usr/share/postgresql"
-		cp -a "/usr/lib/postgresql/$PG_MAJOR" "$sb/usr/lib/postgresql/"
-		cp -a "/usr/share/postgresql/$PG_MAJOR" "$sb/usr/share/postgresql/"
-		ln -sfn /usr/include "$sb/usr/include"
+	local sb=$CONSISTENCY_SANDBOX prefix f
+	if [ "$PG_MAJOR" = "$DEBIAN_PG_MAJOR" ]; then
+		if [ ! -x "$sb/usr/lib/postgresql/$PG_MAJOR/bin/postgres" ]; then
+			info "creating sandbox PostgreSQL tree in $sb"
+			mkdir -p "$sb/usr/lib/postgresql" "$sb/usr/share/postgresql"
+			cp -a "/usr/lib/postgresql/$PG_MAJOR" "$sb/usr/lib/postgresql/"
+			cp -a "/usr/share/postgresql/$PG_MAJOR" "$sb/usr/share/postgresql/"
+			ln -sfn /usr/include "$sb/usr/include"
+		fi
+	else
+		prefix=$(dirname "$(dirname "$SYSTEM_PG_CONFIG")")
+		for f in .built-by-consistency .pgtap-built-by-consistency; do
+			cmp -s "$prefix/$f" "$sb$prefix/$f" || { rm -rf "${sb:?}$prefix"; break; }
+		done
+		if [ ! -x "$sb$prefix/bin/postgres" ]; then
+			info "creating sandbox PostgreSQL $PG_MAJOR tree in $sb$prefix"
+			mkdir -p "$sb$prefix"
+			cp -a "$prefix/." "$sb$prefix/"
+		fi
 	fi
 	chmod 755 "$sb"
 }

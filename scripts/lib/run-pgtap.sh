@@ -31,4 +31,4 @@ cluster_psql "$dir/node" "$port" -d consistency_tap \
 echo "server: shared_preload_libraries = '$(cluster_psql "$dir/node" "$port" -d postgres -At \
 	-c 'SHOW shared_preload_libraries')'"
 PGHOST="$dir/node" PGPORT=$port PGDATABASE=consistency_tap \
-	pg_prove --ext .sql -r test/pgtap
+	pg_prove --psql-bin "$PG_BINDIR/psql" --ext .sql -r test/pgtap

@@ -63,11 +63,12 @@ report() {	# name passed failed seconds extra
 	[ "$3" -eq 0 ] || failed_suites+=("$1")
 }
 
-# pg_regress and pg_isolation_regress print one line per test: "... ok" or "... FAILED".
+# pg_regress and pg_isolation_regress print one line per test: "... ok" or "... FAILED"
+# (15), "ok N - name" or "not ok N - name" (16 and later).
 count_regress() {	# name logfile status seconds diffsfile
 	local pass fail
-	pass=$(grep -cE '\.\.\. ok ' "$2")
-	fail=$(grep -cE '\.\.\. FAILED' "$2")
+	pass=$(grep -cE '\.\.\. ok |^ok [0-9]+ ' "$2")
+	fail=$(grep -cE '\.\.\. FAILED|^not ok [0-9]+ ' "$2")
 	if [ "$3" -ne 0 ] && [ "$fail" -eq 0 ]; then fail=1; fi	# the harness itself failed
 	report "$1" "$pass" "$fail" "$4"
 	if [ "$fail" -ne 0 ]; then
