@@ -419,7 +419,8 @@ sub run_regress
 			'--bindir=', '--inputdir=.', "--outputdir=$outdir", @tests
 		],
 		'>', \$stdout, '2>', \$stderr);
-	my $passed = () = $stdout =~ /\.\.\. ok\b/g;
+	# "name ... ok" (15) or "ok N - name" (16 and later)
+	my $passed = () = $stdout =~ /\.\.\. ok\b|^ok \d+ /mg;
 	ok($ok && $passed == scalar(@tests),
 		"$label: the regress suite passes on it ($passed of " . scalar(@tests) . ' files)')
 	  or diag($stdout . $stderr

@@ -142,8 +142,8 @@ sub expected_log_line
 	return 1 if $sqlstate =~ /^(?:57P0[123]|08...)$/;
 	return 1
 	  if $severity eq 'ERROR'
-	  && (($sqlstate eq '42704' && $message =~ /^prepared transaction with identifier "cy1:[^"]+" does not exist$/)
-		|| ($sqlstate eq '55000' && $message =~ /^prepared transaction with identifier "cy1:[^"]+" is busy$/));
+	  && (($sqlstate eq '42704' && $message =~ /^prepared transaction with identifier "cy[12]:[^"]+" does not exist$/)
+		|| ($sqlstate eq '55000' && $message =~ /^prepared transaction with identifier "cy[12]:[^"]+" is busy$/));
 	return 1 if $sqlstate eq 'YC406' && $severity eq 'WARNING' && $message eq $log_not_written;
 	return 0;
 }
@@ -197,7 +197,7 @@ is( scalar(unexpected_pgbench_messages(
 is( join(',', map { expected_log_line(@$_) } (
 		[ '57P01', 'FATAL', 'terminating connection due to administrator command' ],
 		[ '08006', 'LOG', 'could not send data to client: Broken pipe' ],
-		[ '42704', 'ERROR', 'prepared transaction with identifier "cy1:1:2:3:ledger" does not exist' ],
+		[ '42704', 'ERROR', 'prepared transaction with identifier "cy2:1:2:3:0123456789abcdef:ledger" does not exist' ],
 		[ '42704', 'ERROR', 'relation "x" does not exist' ],
 		[ '40P01', 'ERROR', 'deadlock detected' ],
 		[ 'XX001', 'WARNING', 'reservation lines hold more than is reserved' ],
