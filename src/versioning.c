@@ -166,9 +166,9 @@ versioning_report_conflict(Relation rel, AttrNumber attnum, int64 expected, int6
 }
 
 /*
- * The conflict of mode 'increment': the client sent sent, which should be the
- * version it read plus one.  The smallest value of the type is one past no
- * version at all.
+ * The conflict of mode 'increment': the client sent "sent", which should be
+ * the version it read plus one.  The type's smallest value is one past no
+ * version at all, so that conflict cannot name the version read.
  */
 static void
 report_increment_conflict(Relation rel, AttrNumber attnum, int64 sent, int64 found,
@@ -184,7 +184,7 @@ report_increment_conflict(Relation rel, AttrNumber attnum, int64 sent, int64 fou
 					 ERRCODE_CONSISTENCY_VERSION_CONFLICT :
 					 ERRCODE_T_R_SERIALIZATION_FAILURE),
 			 errmsg("version conflict on table \"%s\"", RelationGetRelationName(rel)),
-			 errdetail("new version %lld is no version plus one, found %lld",
+			 errdetail("The new version %lld is not a version plus one; the stored version is %lld.",
 					   (long long) sent, (long long) found),
 			 errhint("Send the version the row was read with plus one."),
 			 errtablecol(rel, attnum)));
