@@ -60,11 +60,15 @@ installcheck-pgtap:
 # ---- Session LSN tokens: the read-your-writes router client library and its example ----
 # src/client/libconsistency_router.{a,so} on libpq, installed with its header into the
 # PostgreSQL lib and include directories; test/router_example links it statically (the TAP
-# tests and the demo run it from the build tree).
+# tests and the demo run it from the build tree).  The shared library has a versioned
+# SONAME (libconsistency_router.so.0, bumped on an ABI break) with the usual .so symlink
+# for linking, as Debian packages a library (debian/: libconsistency-router0 and -dev).
 ROUTER_CPPFLAGS = -I$(srcdir)/src/client -I$(shell $(PG_CONFIG) --includedir)
-ROUTER_CFLAGS   = -O2 -fPIC -Wall -Wextra $(WERROR)
+ROUTER_CFLAGS   = -g -O2 -fPIC -Wall -Wextra $(WERROR)
 ROUTER_LIBPQ    = -L$(shell $(PG_CONFIG) --libdir) -lpq
-ROUTER_LIBS     = src/client/libconsistency_router.a src/client/libconsistency_router.so
+ROUTER_SONAME   = libconsistency_router.so.0
+ROUTER_LIBS     = src/client/libconsistency_router.a src/client/$(ROUTER_SONAME) \
+				  src/client/libconsistency_router.so
 ROUTER_PROGRAMS = test/router_example
 
 all: $(ROUTER_LIBS) $(ROUTER_PROGRAMS)
@@ -75,8 +79,11 @@ src/client/consistency_router.lo: src/client/consistency_router.c src/client/con
 src/client/libconsistency_router.a: src/client/consistency_router.lo
 	$(AR) crs $@ $^
 
-src/client/libconsistency_router.so: src/client/consistency_router.lo
-	$(CC) -shared -Wl,-soname,libconsistency_router.so -o $@ $^ $(ROUTER_LIBPQ)
+src/client/$(ROUTER_SONAME): src/client/consistency_router.lo
+	$(CC) -shared -Wl,-soname,$(ROUTER_SONAME) -o $@ $^ $(ROUTER_LIBPQ)
+
+src/client/libconsistency_router.so: src/client/$(ROUTER_SONAME)
+	ln -sf $(ROUTER_SONAME) $@
 
 test/router_example: test/router_example.c src/client/libconsistency_router.a
 	$(CC) $(ROUTER_CFLAGS) $(ROUTER_CPPFLAGS) -o $@ $< src/client/libconsistency_router.a $(ROUTER_LIBPQ)
@@ -85,7 +92,8 @@ install: install-router
 .PHONY: install-router
 install-router: $(ROUTER_LIBS)
 	$(MKDIR_P) '$(DESTDIR)$(libdir)' '$(DESTDIR)$(includedir)'
-	$(INSTALL_DATA) $(ROUTER_LIBS) '$(DESTDIR)$(libdir)/'
+	$(INSTALL_DATA) src/client/libconsistency_router.a src/client/$(ROUTER_SONAME) '$(DESTDIR)$(libdir)/'
+	ln -sf $(ROUTER_SONAME) '$(DESTDIR)$(libdir)/libconsistency_router.so'
 	$(INSTALL_DATA) $(srcdir)/src/client/consistency_router.h '$(DESTDIR)$(includedir)/'
 
 EXTRA_CLEAN += src/client/*.lo $(ROUTER_LIBS) $(ROUTER_PROGRAMS)

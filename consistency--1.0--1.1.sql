@@ -29,6 +29,28 @@ REVOKE INSERT, UPDATE, DELETE ON @extschema@.idempotency_keys FROM consistency_u
 -- Optimistic versioning
 -- ---------------------------------------------------------------------------
 
+-- enable_versioning gains the convention of the version a client sends back: 'read' (1.0's,
+-- the default) or 'increment' (ORMs: the version read plus one).  A fourth argument with a
+-- default next to the 1.0 function would make every call with three or fewer arguments
+-- ambiguous, so the 1.0 function is replaced (its C entry point stays, for databases not yet
+-- updated).  Triggers installed by 1.0 have no mode argument and keep mode 'read'.
+DROP FUNCTION @extschema@.enable_versioning(pg_catalog.regclass, pg_catalog.name, pg_catalog.bool);
+CREATE FUNCTION @extschema@.enable_versioning(
+	rel pg_catalog.regclass,
+	version_column pg_catalog.name DEFAULT 'version',
+	strict pg_catalog.bool DEFAULT false,
+	mode pg_catalog.text DEFAULT 'read')
+RETURNS void
+AS 'MODULE_PATHNAME', 'consistency_enable_versioning_1_1'
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION @extschema@.enable_versioning(pg_catalog.regclass, pg_catalog.name, pg_catalog.bool, pg_catalog.text) IS
+	'add the version column (bigint NOT NULL DEFAULT 1) if missing and install the version_guard trigger; mode ''read'' (the client sends the version it read) or ''increment'' (the version read plus one, as ORMs do)';
+REVOKE ALL ON FUNCTION @extschema@.enable_versioning(pg_catalog.regclass, pg_catalog.name, pg_catalog.bool, pg_catalog.text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.enable_versioning(pg_catalog.regclass, pg_catalog.name, pg_catalog.bool, pg_catalog.text) TO consistency_user;
+COMMENT ON FUNCTION @extschema@.version_guard() IS
+	'BEFORE UPDATE FOR EACH ROW trigger: accept the version the client read (mode ''read'') or that plus one (''increment'') and store the next version, or raise a version conflict; args: [version column [, ''strict''] [, ''read'' | ''increment'']]';
+
 -- ---------------------------------------------------------------------------
 -- Session LSN tokens
 -- ---------------------------------------------------------------------------

@@ -16,10 +16,18 @@
  * the trigger then sees the new OLD and the client's stale NEW, and
  * conflicts.  Under REPEATABLE READ PostgreSQL itself raises 40001 first.
  *
+ * Mode 'increment' (trigger argument 'increment') is the convention of ORMs
+ * (SQLAlchemy's version_id_col, Hibernate/JPA @Version, Rails lock_version):
+ * the client sends the version it read plus one, SET version = 8 WHERE
+ * version = 7.  NEW.version = OLD.version + 1 is accepted and stored as sent;
+ * anything else, the read convention's NEW = OLD included, is a conflict.
+ * Mode 'read' (no argument: every 1.0 trigger) is the convention above.
+ *
  * Strict mode (trigger argument 'strict') also rejects an UPDATE whose SET
  * list omits the version column, using the updated-columns set the trigger
  * manager passes to C triggers (tg_updatedcols), so an ORM's bulk UPDATE
- * cannot bypass the check.
+ * cannot bypass the check.  Without it, such an UPDATE is taken as made
+ * against the current row and bumps the version, in either mode.
  *
  * IDENTIFICATION
  *	  src/versioning.c
@@ -36,6 +44,7 @@
 #include "catalog/partition.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
+#include "common/int.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
@@ -53,6 +62,7 @@
 
 PG_FUNCTION_INFO_V1(consistency_version_guard);
 PG_FUNCTION_INFO_V1(consistency_enable_versioning);
+PG_FUNCTION_INFO_V1(consistency_enable_versioning_1_1);
 PG_FUNCTION_INFO_V1(consistency_disable_versioning);
 
 /* GUC consistency.version_conflict_sqlstate */
@@ -155,6 +165,31 @@ versioning_report_conflict(Relation rel, AttrNumber attnum, int64 expected, int6
 			 errtablecol(rel, attnum)));
 }
 
+/*
+ * The conflict of mode 'increment': the client sent "sent", which should be
+ * the version it read plus one.  The type's smallest value is one past no
+ * version at all, so that conflict cannot name the version read.
+ */
+static void
+report_increment_conflict(Relation rel, AttrNumber attnum, int64 sent, int64 found,
+						  Oid typid)
+{
+	int64		read;
+
+	if (!pg_sub_s64_overflow(sent, 1, &read) &&
+		!(typid == INT4OID && sent == (int64) PG_INT32_MIN))
+		versioning_report_conflict(rel, attnum, read, found);
+	ereport(ERROR,
+			(errcode(conflict_sqlstate == CONFLICT_VERSION_CONFLICT ?
+					 ERRCODE_CONSISTENCY_VERSION_CONFLICT :
+					 ERRCODE_T_R_SERIALIZATION_FAILURE),
+			 errmsg("version conflict on table \"%s\"", RelationGetRelationName(rel)),
+			 errdetail("The new version %lld is not a version plus one; the stored version is %lld.",
+					   (long long) sent, (long long) found),
+			 errhint("Send the version the row was read with plus one."),
+			 errtablecol(rel, attnum)));
+}
+
 void
 versioning_report_overflow(Relation rel, AttrNumber attnum, int64 version)
 {
@@ -218,6 +253,7 @@ typedef struct GuardConfig
 	AttrNumber	attnum;
 	Oid			typid;
 	bool		strict;
+	bool		increment;		/* mode 'increment', else 'read' */
 	const char *column;
 } GuardConfig;
 
@@ -229,27 +265,43 @@ guard_config(FunctionCallInfo fcinfo, TriggerData *td)
 	Relation	rel = td->tg_relation;
 	const char *column = "version";
 	bool		strict = false;
+	const char *mode = NULL;
+	int			i;
 
 	if (cfg != NULL && cfg->tgoid == tg->tgoid && cfg->relid == RelationGetRelid(rel))
 		return cfg;
 
-	if (tg->tgnargs > 2)
+	if (tg->tgnargs > 3)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("trigger \"%s\" on table \"%s\" has %d arguments",
 						tg->tgname, RelationGetRelationName(rel), tg->tgnargs),
-				 errdetail("consistency.version_guard() takes at most two: the version column name, then 'strict'.")));
+				 errdetail("consistency.version_guard() takes at most three: the version column name, then 'strict' and a mode ('read' or 'increment'), in either order.")));
 	if (tg->tgnargs >= 1)
 		column = tg->tgargs[0];
-	if (tg->tgnargs == 2)
+	for (i = 1; i < tg->tgnargs; i++)
 	{
-		if (pg_strcasecmp(tg->tgargs[1], "strict") != 0)
+		const char *arg = tg->tgargs[i];
+		bool		is_mode = (pg_strcasecmp(arg, "read") == 0 ||
+							   pg_strcasecmp(arg, "increment") == 0);
+
+		if (!is_mode && pg_strcasecmp(arg, "strict") != 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-					 errmsg("invalid second argument \"%s\" of trigger \"%s\" on table \"%s\"",
-							tg->tgargs[1], tg->tgname, RelationGetRelationName(rel)),
-					 errdetail("consistency.version_guard() accepts only 'strict' there.")));
-		strict = true;
+					 errmsg("invalid argument \"%s\" of trigger \"%s\" on table \"%s\"",
+							arg, tg->tgname, RelationGetRelationName(rel)),
+					 errdetail("After the version column, consistency.version_guard() accepts only 'strict', 'read' and 'increment'.")));
+		if (is_mode ? mode != NULL : strict)
+			ereport(ERROR,
+					(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+					 errmsg("trigger \"%s\" on table \"%s\" gives %s twice",
+							tg->tgname, RelationGetRelationName(rel),
+							is_mode ? "a mode" : "'strict'"),
+					 errdetail("consistency.version_guard() takes 'strict' once and one mode, 'read' or 'increment'.")));
+		if (is_mode)
+			mode = arg;
+		else
+			strict = true;
 	}
 
 	cfg = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(GuardConfig));
@@ -257,6 +309,7 @@ guard_config(FunctionCallInfo fcinfo, TriggerData *td)
 	cfg->relid = RelationGetRelid(rel);
 	cfg->attnum = versioning_column(rel, column, &cfg->typid);
 	cfg->strict = strict;
+	cfg->increment = (mode != NULL && pg_strcasecmp(mode, "increment") == 0);
 	cfg->column = MemoryContextStrdup(fcinfo->flinfo->fn_mcxt, column);
 	fcinfo->flinfo->fn_extra = cfg;
 	return cfg;
@@ -330,6 +383,7 @@ consistency_version_guard(PG_FUNCTION_ARGS)
 	bool		isnull;
 	int64		oldv;
 	int64		newv;
+	bool		set_by_statement;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
@@ -347,15 +401,18 @@ consistency_version_guard(PG_FUNCTION_ARGS)
 
 	cfg = guard_config(fcinfo, td);
 	tupdesc = RelationGetDescr(rel);
+	set_by_statement = bms_is_member(cfg->attnum - FirstLowInvalidHeapAttributeNumber,
+									 td->tg_updatedcols);
 
 	/* Strict: the statement must have set the version column itself. */
-	if (cfg->strict &&
-		!bms_is_member(cfg->attnum - FirstLowInvalidHeapAttributeNumber, td->tg_updatedcols))
+	if (cfg->strict && !set_by_statement)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONSISTENCY_VERSION_NOT_SET),
 				 errmsg("UPDATE of table \"%s\" must set version column \"%s\"",
 						RelationGetRelationName(rel), cfg->column),
 				 errdetail("Versioning on this table is strict: every UPDATE states the version it read."),
+				 cfg->increment ?
+				 errhint("Add \"%s = <version read> + 1\" to the SET list (mode 'increment').", cfg->column) :
 				 errhint("Add \"%s = <version read>\" to the SET list.", cfg->column),
 				 errtablecol(rel, cfg->attnum)));
 
@@ -378,6 +435,23 @@ consistency_version_guard(PG_FUNCTION_ARGS)
 				 errhint("Set the version column to the version the row was read with."),
 				 errtablecol(rel, cfg->attnum)));
 	newv = versioning_datum_get(d, cfg->typid);
+
+	/*
+	 * Mode 'increment', version set by the statement: the client read
+	 * NEW - 1, so NEW = OLD + 1 is accepted as it is.  (That is also the row
+	 * update_versioned announced, if it did: the announcement is used up.)
+	 * An UPDATE that does not set the version is bumped below, as in mode
+	 * 'read'.
+	 */
+	if (cfg->increment && set_by_statement)
+	{
+		if (oldv < versioning_max(cfg->typid) && newv == oldv + 1)
+		{
+			(void) expected_update(rel, cfg->column, oldv, newv);
+			return PointerGetDatum(td->tg_newtuple);
+		}
+		report_increment_conflict(rel, cfg->attnum, newv, oldv, cfg->typid);
+	}
 
 	if (newv != oldv)
 	{
@@ -475,12 +549,18 @@ column_exists(Oid relid, const char *colname)
 	return get_attnum(relid, colname) > 0;
 }
 
-Datum
-consistency_enable_versioning(PG_FUNCTION_ARGS)
+/*
+ * enable_versioning(rel, version_column, strict [, mode]): the 1.0 function
+ * has no mode (it installs mode 'read'); 1.1's takes it as its fourth
+ * argument.
+ */
+static void
+enable_versioning(FunctionCallInfo fcinfo, bool has_mode)
 {
 	Oid			relid;
 	char	   *colname;
 	bool		strict;
+	bool		increment = false;
 	Relation	rel;
 	Oid			typid;
 	AttrNumber	attnum;
@@ -494,6 +574,19 @@ consistency_enable_versioning(PG_FUNCTION_ARGS)
 	relid = PG_GETARG_OID(0);
 	colname = NameStr(*PG_GETARG_NAME(1));
 	strict = PG_GETARG_BOOL(2);
+	if (has_mode)
+	{
+		char	   *mode = text_to_cstring(consistency_text_arg(fcinfo, 3, "mode", NAMEDATALEN, true));
+
+		if (strcmp(mode, "increment") == 0)
+			increment = true;
+		else if (strcmp(mode, "read") != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid mode \"%s\"", mode),
+					 errdetail("The mode is 'read' (the client sends the version it read) or 'increment' (it sends the version it read plus one)."),
+					 errhint("ORMs that increment the version themselves, such as SQLAlchemy's version_id_col, need 'increment'.")));
+	}
 	if (colname[0] == '\0')
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -545,11 +638,27 @@ consistency_enable_versioning(PG_FUNCTION_ARGS)
 
 	appendStringInfo(&sql,
 					 "CREATE OR REPLACE TRIGGER %s BEFORE UPDATE ON %s FOR EACH ROW"
-					 " EXECUTE FUNCTION " CONSISTENCY_SCHEMA ".version_guard(%s%s)",
+					 " EXECUTE FUNCTION " CONSISTENCY_SCHEMA ".version_guard(%s%s%s)",
 					 quote_identifier(VERSION_GUARD_TRIGGER), target,
-					 quote_literal_cstr(colname), strict ? ", 'strict'" : "");
+					 quote_literal_cstr(colname), strict ? ", 'strict'" : "",
+					 increment ? ", 'increment'" : "");
 	run_ddl(sql.data);
 	SPI_finish();
+}
+
+/* 1.0: enable_versioning(rel, version_column, strict), mode 'read'. */
+Datum
+consistency_enable_versioning(PG_FUNCTION_ARGS)
+{
+	enable_versioning(fcinfo, false);
+	PG_RETURN_VOID();
+}
+
+/* 1.1: enable_versioning(rel, version_column, strict, mode). */
+Datum
+consistency_enable_versioning_1_1(PG_FUNCTION_ARGS)
+{
+	enable_versioning(fcinfo, true);
 	PG_RETURN_VOID();
 }
 

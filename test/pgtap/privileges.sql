@@ -25,7 +25,7 @@ INSERT INTO fn_expected VALUES
 	('consistency.idem_purge(integer)', 'admin'),
 	-- optimistic versioning
 	('consistency.version_guard()', 'user'),
-	('consistency.enable_versioning(regclass,name,boolean)', 'user'),
+	('consistency.enable_versioning(regclass,name,boolean,text)', 'user'),
 	('consistency.disable_versioning(regclass)', 'user'),
 	('consistency.update_versioned(regclass,jsonb,bigint,jsonb,name)', 'user'),
 	('consistency.try_update_versioned(regclass,jsonb,bigint,jsonb,name)', 'user'),
