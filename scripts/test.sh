@@ -12,7 +12,7 @@
 #   --config: default both configurations.  Suites: default all four.
 set -euo pipefail
 
-pg=${CONSISTENCY_PG:-15}
+pg=${CONSISTENCY_PG:-all}
 args=()
 while [ $# -gt 0 ]; do
 	case $1 in
