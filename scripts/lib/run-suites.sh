@@ -5,14 +5,14 @@
 # not hide the others), counting what passed, and the closing `N passed, N failed` line.
 # Runs as the unprivileged test user inside the copy made by scripts/test.sh, with PG_CONFIG
 # naming the installation under test.  Each suite starts its own throwaway server(s).
-# Usage: run-suites.sh [regress] [isolation] [tap] [pgtap]   (default: all four)
+# Usage: run-suites.sh [regress] [isolation] [tap] [pgtap] [fuzz]   (default: all five)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 : "${PG_CONFIG:?PG_CONFIG must name the installation under test}"
 mkdir -p log
 
 suites=("$@")
-[ ${#suites[@]} -gt 0 ] || suites=(regress isolation tap pgtap)
+[ ${#suites[@]} -gt 0 ] || suites=(regress isolation tap pgtap fuzz)
 
 total_pass=0
 total_fail=0
@@ -73,6 +73,18 @@ for suite in "${suites[@]}"; do
 	pgtap)
 		make -s installcheck-pgtap PG_CONFIG="$PG_CONFIG" >"$log" 2>&1
 		count_prove pgtap "$log" $?
+		;;
+	fuzz)	# test/fuzz/: sqlsmith, then the focused fuzzer, FUZZ_SECONDS (default 60) each
+		pass=0 fail=0
+		for t in sqlsmith functions; do
+			if test/fuzz/$t.sh "${FUZZ_SECONDS:-60}" >"log/fuzz-$t.log" 2>&1; then
+				pass=$((pass + 1))
+			else
+				fail=$((fail + 1))
+				tail -n 40 "log/fuzz-$t.log"
+			fi
+		done
+		report fuzz "$pass" "$fail"
 		;;
 	*)
 		echo "unknown suite: $suite" >&2
