@@ -218,19 +218,19 @@ class Values:
         ]) + "::pg_catalog.int8[]"
 
     def pick_table(self):
-        """The versioned table the plausible values of one call agree on."""
+        """The versioned table, row and changes the plausible values of one call agree on."""
         r = self.rng
+        i, w, region = r.randint(1, 20), r.randint(0, 2), r.choice(['eu', 'us'])
         self.table = r.choice([
-            ('public.products', lambda: '{"id": %d}' % r.randint(1, 50),
-             lambda: r.choice(['{"price": %d}' % r.randint(1, 99), '{"name": "n", "stock": 2}',
-                               '{"tags": ["a"], "doc": {"x": 1}}']), 'version'),
-            ('public.accounts', lambda: '{"id": %d}' % r.randint(1, 20),
-             lambda: '{"balance": %d}' % r.randint(-5, 5), 'version'),
-            ('public.stock_levels',
-             lambda: '{"warehouse": "w%d", "sku": "sku-%d"}' % (r.randint(0, 2), r.randint(1, 30)),
-             lambda: '{"qty": %d}' % r.randint(0, 9), 'rev'),
-            ('public.events', lambda: '{"id": %d, "region": "%s"}' % (r.randint(1, 20), r.choice(['eu', 'us'])),
-             lambda: '{"payload": "p"}', 'version'),
+            ('public.products', '{"id": %d}' % i, 'id = %d' % i,
+             r.choice(['{"price": %d}' % r.randint(1, 99), '{"name": "n", "stock": 2}',
+                       '{"tags": ["a"], "doc": {"x": 1}}']), 'version'),
+            ('public.accounts', '{"id": %d}' % i, 'id = %d' % i,
+             '{"balance": %d}' % r.randint(-5, 5), 'version'),
+            ('public.stock_levels', '{"warehouse": "w%d", "sku": "sku-%d"}' % (i % 3, i),
+             "warehouse = 'w%d' AND sku = 'sku-%d'" % (i % 3, i), '{"qty": %d}' % w, 'rev'),
+            ('public.events', '{"id": %d, "region": "%s"}' % (i, region),
+             "id = %d AND region = '%s'" % (i, region), '{"payload": "p"}', 'version'),
         ])
 
     def good(self, fname, argname, typname):
@@ -238,15 +238,18 @@ class Values:
         hostile value in another argument reaches deeper code; None if there is none."""
         r = self.rng
         n = argname
-        t = self.table
+        table, key, where, changes, vcol = self.table
         if typname == 'regclass':
-            return lit(t[0]) + "::pg_catalog.regclass"
+            return lit(table) + "::pg_catalog.regclass"
         if typname == 'jsonb' and n == 'key':
-            return lit(t[1]())
+            return lit(key)
         if typname == 'jsonb' and n == 'changes':
-            return lit(t[2]())
+            return lit(changes)
         if typname == 'name':
-            return lit(t[3]) + "::pg_catalog.name"
+            return lit(vcol) + "::pg_catalog.name"
+        if n == 'expected_version' and r.random() < 0.7:
+            # the row's current version (a stale one otherwise)
+            return '(SELECT %s FROM %s WHERE %s)' % (vcol, table, where)
         if typname == 'jsonb':
             return r.choice(["'{\"ok\": 1}'", "'null'", "'[1, 2]'"])
         if n == 'expected_version':
@@ -343,7 +346,7 @@ class Session:
         self.conn = psycopg.connect(self.dsn, autocommit=True)
         self.cur = self.conn.cursor()
         self.open_txn = []
-        self.cur.execute("SET statement_timeout = '3s'; SET lock_timeout = '100ms';"
+        self.cur.execute("SET statement_timeout = '3s'; SET lock_timeout = '20ms';"
                          " SET client_min_messages = error")
 
 
@@ -360,6 +363,7 @@ class Fuzzer:
         self.n_txns = 0
         self.shapes = collections.Counter()
         self.prepared = 0
+        self.in_doubt = []      # gids this run prepared and left in doubt, oldest first
         self.super = Session(args.super_dsn, 'superuser')
         self.sessions = [Session(args.dsn, 'fuzz_admin'), Session(args.dsn, 'fuzz_admin'),
                          Session(args.user_dsn or args.dsn, 'fuzz_user'), self.super]
@@ -561,6 +565,14 @@ class Fuzzer:
         if ok and self.rng.random() < 0.7:
             # finish it now (else the resolver functions find it later)
             self.run(self.super, '%s PREPARED %s' % (self.rng.choice(['COMMIT', 'ROLLBACK']), lit(gid)), history)
+        elif ok:
+            # keep a few in doubt for the resolver; finish the oldest beyond that, so that
+            # max_prepared_transactions and their locks do not choke the run
+            self.in_doubt.append(gid)
+            while len(self.in_doubt) > 8:
+                old = self.in_doubt.pop(0)
+                self.run(self.super, '%s PREPARED %s' % (self.rng.choice(['COMMIT', 'ROLLBACK']), lit(old)),
+                         history)
 
     def episode(self):
         r = self.rng

@@ -104,6 +104,8 @@ CREATE TEMP TABLE bi_rows (
 --  D4  tpc_gid, tpc_log_decision and resolve_prepared raise 22001 for an over-long
 --      participant, gid or decision; the README's 22001 row names only idempotency and
 --      inventory.
+--  D5  idem_begin and idem_lease raise 22008 when now + ttl (or lease) is past the range of
+--      timestamptz; the README documents 22008 for reserve and reserve_all only.
 -- (D1, found by test/fuzz: the 2PC guard triggers raise XX000 when installed in a wrong shape.)
 INSERT INTO bi_rows (fn, what, want, call) VALUES
 -- Idempotency keys: key 1-255 bytes, scope 0-255, fingerprint <= 1024, recovery point <= 8192,
@@ -118,6 +120,7 @@ INSERT INTO bi_rows (fn, what, want, call) VALUES
 ('idem_begin', 'ttl 0', '22023', $$SELECT * FROM consistency.idem_begin('bi-1', NULL, '0')$$),
 ('idem_begin', 'ttl negative', '22023', $$SELECT * FROM consistency.idem_begin('bi-1', NULL, '-1 second')$$),
 ('idem_begin', 'ttl 1 month -1 day (positive)', NULL, $$SELECT * FROM consistency.idem_begin('bi-1m', NULL, '1 month -1 day')$$),
+-- DEFECT D5: ('idem_begin', 'ttl past the timestamptz range', '22008', $$SELECT * FROM consistency.idem_begin('bi-1', NULL, '178000000 years')$$),
 ('idem_begin', 'scope NULL', '22004', $$SELECT * FROM consistency.idem_begin('bi-1', NULL, '1 hour', NULL)$$),
 ('idem_begin', 'scope 256 bytes', '22001', $$SELECT * FROM consistency.idem_begin('bi-1', NULL, '1 hour', repeat('s', 256))$$),
 ('idem_begin', 'wait NULL', '22004', $$SELECT * FROM consistency.idem_begin('bi-1', wait => NULL)$$),
@@ -144,11 +147,13 @@ INSERT INTO bi_rows (fn, what, want, call) VALUES
 ('idem_lease', 'lease NULL', '22004', $$SELECT * FROM consistency.idem_lease('bi-l', NULL, NULL)$$),
 ('idem_lease', 'lease 0', '22023', $$SELECT * FROM consistency.idem_lease('bi-l', NULL, '0')$$),
 ('idem_lease', 'lease negative', '22023', $$SELECT * FROM consistency.idem_lease('bi-l', NULL, '-5 minutes')$$),
+-- DEFECT D5: ('idem_lease', 'lease past the timestamptz range', '22008', $$SELECT * FROM consistency.idem_lease('bi-l', NULL, '178000000 years')$$),
 ('idem_lease', 'scope NULL', '22004', $$SELECT * FROM consistency.idem_lease('bi-l', scope => NULL)$$),
 ('idem_lease', 'scope 256 bytes', '22001', $$SELECT * FROM consistency.idem_lease('bi-l', scope => repeat('s', 256))$$),
 ('idem_lease', 'ttl NULL', '22004', $$SELECT * FROM consistency.idem_lease('bi-l', ttl => NULL)$$),
 ('idem_lease', 'ttl 0', '22023', $$SELECT * FROM consistency.idem_lease('bi-l', ttl => '0')$$),
 ('idem_lease', 'ttl negative', '22023', $$SELECT * FROM consistency.idem_lease('bi-l', ttl => '-1 day')$$),
+-- DEFECT D5: ('idem_lease', 'ttl past the timestamptz range', '22008', $$SELECT * FROM consistency.idem_lease('bi-l', ttl => '178000000 years')$$),
 ('idem_lease', 'wait NULL', '22004', $$SELECT * FROM consistency.idem_lease('bi-l', wait => NULL)$$),
 ('idem_lease', 'key claimed by this transaction with idem_begin', '55000', $$SELECT * FROM consistency.idem_begin('bi-both'); SELECT * FROM consistency.idem_lease('bi-both')$$),
 ('idem_checkpoint', 'key NULL', '22004', $$SELECT consistency.idem_checkpoint(NULL, 'step')$$),
