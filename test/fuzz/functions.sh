@@ -23,7 +23,8 @@ status=0
 /usr/bin/python3 "$FUZZ_DIR/fuzz_functions.py" --seconds "$seconds" --seed "$seed" --max-calls "$max_calls" $extra \
 	--dsn "host=$FUZZ_NODE port=$port dbname=fuzz user=fuzz_admin application_name=fuzz" \
 	--user-dsn "host=$FUZZ_NODE port=$port dbname=fuzz user=fuzz_user application_name=fuzz" \
-	--super-dsn "host=$FUZZ_NODE port=$port dbname=fuzz user=$superuser application_name=fuzz" || status=$?
+	--super-dsn "host=$FUZZ_NODE port=$port dbname=fuzz user=$superuser application_name=fuzz" \
+	--server-log "$FUZZ_NODE/server.log" || status=$?
 
 info "completed calls of the extension's functions (pg_stat_user_functions):"
 fuzz_function_calls "$FUZZ_NODE" "$port"

@@ -16,8 +16,9 @@ Pass: no backend crash (a connection lost with the postmaster restarted, or a cr
 server log) and no error with SQLSTATE XX000.  Other errors are expected; they are counted
 per SQLSTATE and reported.  Seeded and bounded by time and by number of calls.
 
-Usage: fuzz_functions.py --dsn CONNINFO --super-dsn CONNINFO [--seconds 60] [--max-calls N]
-                         [--seed 1] [--server-log PATH]
+Usage: fuzz_functions.py --dsn CONNINFO [--user-dsn CONNINFO] --super-dsn CONNINFO
+                         [--seconds 60] [--max-calls N] [--seed 1] [--server-log PATH]
+                         [--known-defects]
 test/fuzz/functions.sh starts a server and runs it (the README's fuzz suite).
 """
 
@@ -345,7 +346,9 @@ class Session:
     def connect(self):
         self.conn = psycopg.connect(self.dsn, autocommit=True)
         self.cur = self.conn.cursor()
+        self.pid = self.conn.info.backend_pid
         self.open_txn = []
+        self.last_history = []
         self.cur.execute("SET statement_timeout = '3s'; SET lock_timeout = '20ms';"
                          " SET client_min_messages = error")
 
@@ -370,6 +373,8 @@ class Fuzzer:
         for s in self.sessions:
             s.connect()
         self.start_time = self.postmaster_start()
+        self.log_offset = 0
+        self.new_log_lines()
         self.functions = self.load_functions()
         self.settings = self.load_settings()
 
@@ -411,6 +416,7 @@ class Fuzzer:
     # one statement, with crash and XX000 detection
     def run(self, sess, stmt, history):
         history.append(stmt)
+        sess.last_history = history
         self.n_statements += 1
         try:
             sess.cur.execute(stmt)
@@ -434,11 +440,25 @@ class Fuzzer:
             self.failures.append(('error %s: %s' % (code, e.diag.message_primary), list(history)))
 
     def connection_lost(self, sess, e, history):
-        start = self.postmaster_start()
-        if start != self.start_time:
-            self.failures.append(('backend crash (postmaster restarted): %s' % str(e).strip(),
-                                  list(history)))
-            self.start_time = start
+        """A session's connection is gone: a backend crash (the postmaster then ends every
+        session with 57P02 and restarts the others; it keeps its start time, so the server
+        log tells), or a FATAL for this session only (idle_in_transaction_session_timeout)."""
+        crashed = self.postmaster_start() != self.start_time or e.sqlstate == '57P02'
+        lines = self.new_log_lines()
+        crash_lines = [l for l in lines if 'terminated by signal' in l or 'was terminated by' in l
+                       or 'Failed process was running' in l]
+        if crashed or crash_lines:
+            # the history of the session whose backend died, if it is one of ours
+            dead = dict((s.pid, s) for s in self.sessions)
+            victim = None
+            for l in crash_lines:
+                for pid, s in dead.items():
+                    if '(PID %d)' % pid in l:
+                        victim = s
+            hist = victim.last_history if victim is not None and victim is not sess else history
+            self.failures.append(('backend crash: %s' % ' | '.join(crash_lines or [str(e).strip()]),
+                                  list(hist)))
+            self.start_time = self.postmaster_start()
             for s in self.sessions:
                 try:
                     s.conn.close()
@@ -446,9 +466,19 @@ class Fuzzer:
                     pass
                 s.connect()
         else:
-            # a FATAL that ended only this session (e.g. idle_in_transaction timeout)
             self.errors['connection lost'] += 1
             sess.connect()
+
+    def new_log_lines(self):
+        """Server log lines written since the last call (when --server-log is given)."""
+        if not self.args.server_log:
+            return []
+        time.sleep(0.2)     # let the postmaster log the crash
+        with open(self.args.server_log, errors='replace') as f:
+            f.seek(self.log_offset)
+            text = f.read()
+            self.log_offset = f.tell()
+        return text.splitlines()
 
     def call_sql(self, f):
         """SELECT of one function with hostile arguments: positional, named, or defaults."""
@@ -693,6 +723,7 @@ def main():
     ap.add_argument('--dsn', required=True, help='connection as a role granted consistency_admin')
     ap.add_argument('--user-dsn', help='connection as a role granted consistency_user')
     ap.add_argument('--super-dsn', required=True, help='superuser connection (catalog, cleanup)')
+    ap.add_argument('--server-log', help="the server's log file, to tell a crash from a FATAL")
     ap.add_argument('--seconds', type=float, default=60)
     ap.add_argument('--max-calls', type=int, default=10 ** 9)
     ap.add_argument('--seed', type=int, default=1)
