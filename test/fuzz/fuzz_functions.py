@@ -273,6 +273,9 @@ class Values:
             return r.choice(["'15 minutes'", "'1 millisecond'", "'0'", "'10 milliseconds'"]) + "::pg_catalog.interval"
         if n in ('token', 'a', 'b'):
             return lit(self.pick('token', 'v1:%s:1:0/0' % self.sysid))
+        if n == 'gid' and fname == 'tpc_log_decision' and r.random() < 0.5:
+            # the calling transaction's own gid: the only one a decision may be logged for
+            return "consistency.tpc_gid(%s)" % r.choice(["''", "'p'", "'q'"])
         if n == 'gid':
             return lit(self.pick('gid', 'hand-made gid'))
         if n == 'decision':
