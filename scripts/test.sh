@@ -4,7 +4,7 @@
 # The README's test command; .ci/run calls it.  Works as root (servers then run as the
 # postgres user) or as a user with sudo; re-running it is safe.  Ends with `N passed, N failed`
 # and exits non-zero if anything failed or nothing ran.
-# Usage: scripts/test.sh [regress] [isolation] [tap] [pgtap]   (default: all four)
+# Usage: scripts/test.sh [regress] [isolation] [tap] [pgtap] [fuzz]   (default: all five)
 set -euo pipefail
 . "$(dirname "$0")/lib/common.sh"
 

@@ -122,5 +122,3 @@ RESET ROLE;
 GRANT SELECT ON ALL TABLES IN SCHEMA public TO fuzz_user;
 GRANT ALL ON ALL TABLES IN SCHEMA public TO fuzz_admin;
 ANALYZE;
--- The fuzzers report the calls they made from pg_stat_user_functions: not these.
-SELECT pg_catalog.pg_stat_reset();

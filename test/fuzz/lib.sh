@@ -32,6 +32,9 @@ fuzz_server_start() {
 	cluster_start "$FUZZ_NODE"
 	cluster_psql "$FUZZ_NODE" "$FUZZ_PORT" -d postgres -c 'CREATE DATABASE fuzz'
 	cluster_psql "$FUZZ_NODE" "$FUZZ_PORT" -d fuzz -f "$FUZZ_DIR/fixture.sql" >/dev/null
+	# The calls reported from pg_stat_user_functions are the fuzzers', not the fixture's: reset
+	# once the fixture's session has ended and flushed its counts.
+	cluster_psql "$FUZZ_NODE" "$FUZZ_PORT" -d fuzz -c 'SELECT pg_catalog.pg_stat_reset()' >/dev/null
 }
 
 # fuzz_function_calls DIR PORT: calls of each extension function since the server started
