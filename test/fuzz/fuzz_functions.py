@@ -618,7 +618,7 @@ class Fuzzer:
         if r.random() < 0.05:
             self.values.refresh(self.super.cur)
         if r.random() < 0.04:
-            self.trigger_episode(history)
+            self.trigger_episode(['-- session superuser'])
             return
         shape = r.choice(['autocommit', 'autocommit', 'block', 'block', 'block'])
         if shape == 'autocommit':
