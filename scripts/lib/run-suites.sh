@@ -15,15 +15,17 @@
 #            appended after TEMP_CONFIG's.
 # Runs as the unprivileged test user inside the copy made by scripts/test.sh, with PG_CONFIG
 # naming the installation under test.  Each suite starts its own throwaway server(s).  Logs and
-# outputs go to log/<configuration>/.
-# Usage: run-suites.sh [--config plain|preload|both] [regress] [isolation] [tap] [pgtap]
-#        (default: both configurations, all four suites)
+# outputs go to log/<configuration>/.  The fuzz suite (test/fuzz/) runs once, after the others:
+# its server always preloads the library (sqlsmith and the focused fuzzer are about the
+# production setting), so it has no plain leg.
+# Usage: run-suites.sh [--config plain|preload|both] [regress] [isolation] [tap] [pgtap] [fuzz]
+#        (default: both configurations, all five suites)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 : "${PG_CONFIG:?PG_CONFIG must name the installation under test}"
 
 usage() {
-	echo "usage: $0 [--config plain|preload|both] [regress] [isolation] [tap] [pgtap]" >&2
+	echo "usage: $0 [--config plain|preload|both] [regress] [isolation] [tap] [pgtap] [fuzz]" >&2
 	exit 2
 }
 
@@ -33,7 +35,7 @@ while [ $# -gt 0 ]; do
 	case $1 in
 	--config) [ $# -ge 2 ] || usage; config=$2; shift 2 ;;
 	--config=*) config=${1#--config=}; shift ;;
-	regress | isolation | tap | pgtap) suites+=("$1"); shift ;;
+	regress | isolation | tap | pgtap | fuzz) suites+=("$1"); shift ;;
 	*) echo "unknown suite or option: $1" >&2; usage ;;
 	esac
 done
@@ -42,7 +44,7 @@ plain | preload) configs=("$config") ;;
 both) configs=(plain preload) ;;
 *) echo "unknown configuration: $config" >&2; usage ;;
 esac
-[ ${#suites[@]} -gt 0 ] || suites=(regress isolation tap pgtap)
+[ ${#suites[@]} -gt 0 ] || suites=(regress isolation tap pgtap fuzz)
 
 total_pass=0
 total_fail=0
@@ -129,9 +131,32 @@ for cfg in "${configs[@]}"; do
 			make -s installcheck-pgtap PG_CONFIG="$PG_CONFIG" >"$log" 2>&1
 			count_prove "pgtap/$cfg" "$log" $? $((SECONDS - start))
 			;;
+		fuzz)	# once, below
+			;;
 		esac
 	done
 done
+
+# The fuzz suite: sqlsmith, then the focused fuzzer, FUZZ_SECONDS (default 60) each, on a
+# preloaded server of their own (test/fuzz/lib.sh).
+if [[ " ${suites[*]} " == *" fuzz "* ]]; then
+	printf '\n==> fuzz suite (its own preloaded server)\n'
+	out=$PWD/log/fuzz
+	rm -rf "$out"
+	mkdir -p "$out"
+	unset TEMP_CONFIG
+	start=$SECONDS
+	pass=0 fail=0
+	for t in sqlsmith functions; do
+		if test/fuzz/$t.sh "${FUZZ_SECONDS:-60}" >"$out/$t.log" 2>&1; then
+			pass=$((pass + 1))
+		else
+			fail=$((fail + 1))
+			tail -n 40 "$out/$t.log"
+		fi
+	done
+	report "fuzz/preload" "$pass" "$fail" $((SECONDS - start))
+fi
 
 printf '\n==> summary\n'
 [ ${#summary[@]} -eq 0 ] || printf '%s\n' "${summary[@]}"
