@@ -576,7 +576,10 @@ consistency_tpc_decisions_guard(PG_FUNCTION_ARGS)
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(td->tg_event) ||
 		!TRIGGER_FIRED_FOR_ROW(td->tg_event) || TRIGGER_FIRED_BY_DELETE(td->tg_event))
-		elog(ERROR, "tpc_decisions_guard() must be a BEFORE INSERT OR UPDATE row trigger");
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("tpc_decisions_guard() must be fired as a BEFORE INSERT OR UPDATE ... FOR EACH ROW trigger"),
+				 errhint("It guards consistency.tpc_decisions, where the extension installs it; it is not for other tables.")));
 	tup = TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? td->tg_newtuple : td->tg_trigtuple;
 
 	desc = RelationGetDescr(td->tg_relation);
@@ -585,7 +588,11 @@ consistency_tpc_decisions_guard(PG_FUNCTION_ARGS)
 	col_xid = SPI_fnumber(desc, "coordinator_xid");
 	col_nonce = SPI_fnumber(desc, "coordinator_nonce");	/* absent at 1.0 */
 	if (col_gid <= 0 || col_sysid <= 0 || col_xid <= 0)
-		elog(ERROR, "tpc_decisions_guard() fired on a table without the decision log's columns");
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("tpc_decisions_guard() fired on table \"%s\", which lacks the decision log's columns",
+						RelationGetRelationName(td->tg_relation)),
+				 errhint("It guards consistency.tpc_decisions, where the extension installs it; it is not for other tables.")));
 
 	d = heap_getattr(tup, col_gid, desc, &isnull);
 	gid = isnull ? pstrdup("") : TextDatumGetCString(d);

@@ -428,7 +428,10 @@ consistency_tpc_resolution_log_guard(PG_FUNCTION_ARGS)
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(td->tg_event) ||
 		!TRIGGER_FIRED_FOR_ROW(td->tg_event) || TRIGGER_FIRED_BY_DELETE(td->tg_event))
-		elog(ERROR, "tpc_resolution_log_guard() must be a BEFORE INSERT OR UPDATE row trigger");
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("tpc_resolution_log_guard() must be fired as a BEFORE INSERT OR UPDATE ... FOR EACH ROW trigger"),
+				 errhint("It guards consistency.tpc_resolution_log, where the extension installs it; it is not for other tables.")));
 	if (TRIGGER_FIRED_BY_UPDATE(td->tg_event))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -452,7 +455,11 @@ consistency_tpc_resolution_log_guard(PG_FUNCTION_ARGS)
 	col_outcome = SPI_fnumber(desc, "outcome");
 	col_error = SPI_fnumber(desc, "error");
 	if (col_action <= 0 || col_outcome <= 0 || col_error <= 0)
-		elog(ERROR, "tpc_resolution_log_guard() fired on a table without the resolution log's columns");
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("tpc_resolution_log_guard() fired on table \"%s\", which lacks the resolution log's columns",
+						RelationGetRelationName(td->tg_relation)),
+				 errhint("It guards consistency.tpc_resolution_log, where the extension installs it; it is not for other tables.")));
 	d = heap_getattr(tup, col_action, desc, &isnull);
 	action = isnull ? "" : TextDatumGetCString(d);
 	d = heap_getattr(tup, col_outcome, desc, &isnull);

@@ -512,7 +512,14 @@ static Relation
 open_for_ddl(Oid relid, LOCKMODE lockmode, bool owner_only)
 {
 	Relation	rel;
+	char		relkind = get_rel_relkind(relid);
 
+	/* what it is first: a view or sequence is 42809 whoever owns it */
+	if (relkind != '\0' && relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is not a table", get_rel_name(relid)),
+				 errdetail("Versioning works on ordinary and partitioned tables.")));
 	check_ddl_privilege(relid, owner_only);
 	LockRelationOid(relid, lockmode);
 	check_ddl_privilege(relid, owner_only);

@@ -3,7 +3,7 @@
 # every feature of the extension holds data, with the library preloaded.  Passes if the fuzzer
 # saw no backend crash and no XX000, and the server log agrees.
 #
-# Usage: [FUZZ_OPTIONS=--known-defects] test/fuzz/functions.sh [SECONDS [SEED [MAX_CALLS]]]
+# Usage: [FUZZ_OPTIONS=...] test/fuzz/functions.sh [SECONDS [SEED [MAX_CALLS]]]
 # (default 60 s, seed 1; FUZZ_KEEP=1 keeps the server directory and its log)
 # Runs as the unprivileged test user with PG_CONFIG set (scripts/lib/run-suites.sh does this).
 set -euo pipefail
@@ -12,7 +12,7 @@ set -euo pipefail
 seconds=${1:-60}
 seed=${2:-1}
 max_calls=${3:-1000000000}
-extra=${FUZZ_OPTIONS:-}	# e.g. FUZZ_OPTIONS=--known-defects
+extra=${FUZZ_OPTIONS:-}	# more options for fuzz_functions.py, e.g. --seed
 
 dir=$(mktemp -d "${TMPDIR:-/tmp}/consistency-fuzz.XXXXXX")
 port=5496

@@ -18,7 +18,7 @@ per SQLSTATE and reported.  Seeded and bounded by time and by number of calls.
 
 Usage: fuzz_functions.py --dsn CONNINFO [--user-dsn CONNINFO] --super-dsn CONNINFO
                          [--seconds 60] [--max-calls N] [--seed 1] [--server-log PATH]
-                         [--known-defects]
+
 test/fuzz/functions.sh starts a server and runs it (the README's fuzz suite).
 """
 
@@ -313,12 +313,6 @@ class Values:
         return self.rng.choice(["NULL", "''", "'0'", "'-1'"]) + "::" + typname
 
 
-# Known defects, left out of the default run so that the suite passes until they are fixed
-# (--known-defects puts them back):
-#  * tpc_decisions_guard and tpc_resolution_log_guard, installed by a superuser as anything but
-#    a BEFORE INSERT OR UPDATE row trigger, or on another table, raise XX000 (elog) where
-#    version_guard raises the documented 39P01 (trigger_protocol_violated).
-KNOWN_DEFECT_TRIGGERS = {'tpc_decisions_guard', 'tpc_resolution_log_guard'}
 
 
 # -- settings of the extension -------------------------------------------------------------
@@ -568,8 +562,7 @@ class Fuzzer:
         """A trigger function installed in a random shape and fired, in a transaction that is
         rolled back (so no shape outlives it).  As the superuser: consistency_user and
         consistency_admin may not create triggers with the guard functions."""
-        triggers = [f for f in self.functions if f['rettype'] == 'trigger'
-                    and (self.args.known_defects or f['name'] not in KNOWN_DEFECT_TRIGGERS)]
+        triggers = [f for f in self.functions if f['rettype'] == 'trigger']
         if not triggers:
             return
         f = self.rng.choice(triggers)
@@ -730,8 +723,6 @@ def main():
     ap.add_argument('--seconds', type=float, default=60)
     ap.add_argument('--max-calls', type=int, default=10 ** 9)
     ap.add_argument('--seed', type=int, default=1)
-    ap.add_argument('--known-defects', action='store_true',
-                    help='also exercise the known defects listed in KNOWN_DEFECT_TRIGGERS')
     args = ap.parse_args()
     sys.exit(Fuzzer(args).main())
 
