@@ -75,7 +75,7 @@ mapfile -t versions < <({
 	echo "$installed"
 	apt-cache "${apt_opts[@]}" showsrc "$PKG" 2>/dev/null |
 		sed -nE 's/^Version: //p' | sort -u -r -V
-) | awk '!seen[$0]++')
+} | awk '!seen[$0]++')
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
