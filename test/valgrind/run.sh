@@ -22,8 +22,10 @@
 #   test/valgrind/run.sh --self-check
 #     builds the tree with test/valgrind/planted-error.patch (a heap overrun in token_max),
 #     runs pg_regress in the plain configuration, and passes only if the report finds that
-#     error in the extension: proof that a clean report is not a report that looks nowhere.  Environment: CONSISTENCY_SANDBOX, CONSISTENCY_KEEP=1 (keep the logs),
-#   VALGRIND_EXTRA (more valgrind options, e.g. --track-origins=yes).
+#     error in the extension: proof that a clean report is not a report that looks nowhere.
+#   Environment: CONSISTENCY_SANDBOX, CONSISTENCY_KEEP=1 (keep the logs),
+#   VALGRIND_EXTRA (more valgrind options, e.g. --track-origins=yes), VALGRIND_ERROR_EXITCODE
+#   (default 128; 0 lets a process with an error exit normally, for a run that must not crash).
 set -euo pipefail
 . "$(dirname "$0")/../../scripts/lib/common.sh"
 . "$REPO/scripts/lib/cluster.sh"
@@ -97,7 +99,7 @@ for config in "${configs[@]}"; do
 		sleep 1
 	done
 	[ -n "$ready" ] || { tail -n 30 "$dir/server.log" >&2; die "the server under valgrind did not start"; }
-	info "postmaster pid $pm, logs in $logs"
+	info "server up (valgrind started as pid $pm), logs in $logs"
 
 	for suite in "${suites[@]}"; do
 		s0=$(date +%s)
