@@ -103,6 +103,7 @@ for cfg in "${configs[@]}"; do
 		regress_conf="--temp-config=$TEMP_CONF"
 	fi
 	for suite in "${suites[@]}"; do
+		[ "$suite" != fuzz ] || continue	# once, below
 		printf '\n==> %s suite, %s configuration\n' "$suite" "$cfg"
 		log=$out/$suite.log
 		start=$SECONDS
@@ -130,8 +131,6 @@ for cfg in "${configs[@]}"; do
 		pgtap)
 			make -s installcheck-pgtap PG_CONFIG="$PG_CONFIG" >"$log" 2>&1
 			count_prove "pgtap/$cfg" "$log" $? $((SECONDS - start))
-			;;
-		fuzz)	# once, below
 			;;
 		esac
 	done
