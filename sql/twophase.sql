@@ -66,6 +66,10 @@ SELECT consistency.tpc_log_decision('order-42');
 \echo :LAST_ERROR_SQLSTATE
 SELECT consistency.tpc_log_decision('cy1:12:5:007');				-- leading zero: not ours
 \echo :LAST_ERROR_SQLSTATE
+SELECT consistency.tpc_log_decision('cy1:12:5:07');				-- two digits, leading zero: not ours either
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.tpc_log_decision('cy2:12:05:7:0123456789abcdef');	-- the same in format 2's database oid
+\echo :LAST_ERROR_SQLSTATE
 BEGIN;
 SELECT consistency.tpc_log_decision(consistency.tpc_gid(), 'maybe');
 \echo :LAST_ERROR_SQLSTATE

@@ -161,6 +161,15 @@ SELECT * FROM err($$ UPDATE accounts SET balance = 0, version = 6 WHERE id = 1 $
 SELECT consistency.enable_versioning('accounts');
 SELECT consistency.update_versioned('accounts', '{"id": 1}', 7, '{"balance": 180}');
 SELECT id, balance, version FROM accounts WHERE id = 1;
+-- a conflict leaves no exemption behind: after update_versioned (or try_update_versioned)
+-- reported one for row 1 with row 2's version as the expected one, a plain UPDATE in the
+-- same session that sets row 2's version to its stored one + 1 is still a conflict
+SELECT version AS v2 FROM accounts WHERE id = 2 \gset
+SELECT consistency.try_update_versioned('accounts', '{"id": 1}', :v2, '{"balance": 0}') AS conflict;
+SELECT * FROM err(format($$ UPDATE accounts SET balance = 0, version = %s WHERE id = 2 $$, :v2 + 1));
+SELECT * FROM err(format($$ SELECT consistency.update_versioned('accounts', '{"id": 1}', %s, '{"balance": 0}') $$, :v2));
+SELECT * FROM err(format($$ UPDATE accounts SET balance = 0, version = %s WHERE id = 2 $$, :v2 + 1));
+SELECT id, balance, version, version = :v2 AS row2_unchanged FROM accounts ORDER BY id;
 -- the exemption covers only the one row update_versioned writes: an UPDATE fired from
 -- another trigger during it is checked as usual; and the caller's triggers run under the
 -- caller's search_path, as they would for the caller's own UPDATE (unqualified "audit")

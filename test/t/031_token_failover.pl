@@ -14,7 +14,9 @@
 #   old primary is gone: it has not fetched timeline 2's history, so t3 (a write on timeline
 #   2) is behind, not diverged -- token_status, wait_for_token and SET read_after (YC304,
 #   not YC303).  Pointed at the new primary, it follows timeline 2 and t3 is ready;
-# - tokens minted on the new primary name timeline 2 and are ready on its standby.
+# - tokens minted on the new primary name timeline 2 and are ready on its standby;
+# - a timeline-1 token exactly at the switch point is primary / ready on timeline 2's side
+#   (new primary, standby_3, standby_lag), one byte further it is diverged.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -161,6 +163,24 @@ is(status_of($standby_lag, $t1), 'ready', 'standby_lag: t1 is ready');
 is(status_of($standby_lag, $t2), 'diverged', 'standby_lag: t2 (lost in the failover) is diverged');
 is($standby_lag->safe_psql('postgres', "SET consistency.read_after = '$t3'; SELECT v FROM kv"),
 	'3', 'standby_lag: SET read_after = t3 reads the write');
+
+# The edge of timeline 1: a token exactly at the switch point names WAL the new timeline
+# shares (it branched off there), so it is primary / ready on timeline 2's side; one byte
+# further it names WAL only the old timeline had: diverged.
+my $at_switch = "v1:$sysid:1:$switch_point";
+my $past_switch = "v1:$sysid:1:"
+  . $new_primary->safe_psql('postgres', "SELECT '$switch_point'::pg_lsn + 1");
+is(status_of($new_primary, $at_switch), 'primary',
+	"new primary: a timeline-1 token at the switch point $switch_point is primary");
+is(status_of($new_primary, $past_switch), 'diverged',
+	'new primary: one byte past the switch point it is diverged');
+for my $standby ($standby_3, $standby_lag)
+{
+	is(status_of($standby, $at_switch), 'ready',
+		$standby->name . ': a timeline-1 token at the switch point is ready');
+	is(status_of($standby, $past_switch), 'diverged',
+		$standby->name . ': one byte past the switch point it is diverged');
+}
 
 # token_max prefers the later timeline.
 is($new_primary->safe_psql('postgres', "SELECT consistency.token_max('$t2', '$t3')"),
