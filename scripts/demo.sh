@@ -5,16 +5,26 @@
 # a streaming standby, then runs each chapter in scripts/demo.d/ in name order, printing a
 # readable report.  Everything it creates is removed at the end, even on failure.  Works as
 # root (servers run as the postgres user) or as a user with sudo; re-running it is safe.
+# Usage: scripts/demo.sh [--pg 15|18]   (default 15; 18 is built from Debian's source package
+# once per machine by scripts/lib/build-pg.sh, as for scripts/test.sh --pg 18)
 set -euo pipefail
+while [ $# -gt 0 ]; do
+	case $1 in
+	--pg) export CONSISTENCY_PG=${2:?--pg needs 15 or 18}; shift 2 ;;
+	--pg=*) export CONSISTENCY_PG=${1#--pg=}; shift ;;
+	*) echo "usage: $0 [--pg 15|18]" >&2; exit 2 ;;
+	esac
+done
+[[ ${CONSISTENCY_PG:-15} =~ ^[0-9]+$ ]] || { echo "error: --pg: a major version (15, 18), not '$CONSISTENCY_PG'" >&2; exit 2; }
 . "$(dirname "$0")/lib/common.sh"
 . "$(dirname "$0")/lib/cluster.sh"
 . "$(dirname "$0")/lib/demo.sh"
 
 started=$SECONDS
-step "checking packages"
+step "checking packages (PostgreSQL $PG_MAJOR)"
 ensure_packages
 
-step "building and installing the extension"
+step "building and installing the extension for PostgreSQL $PG_MAJOR"
 prepare_workdir
 build_and_install
 
