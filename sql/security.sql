@@ -84,3 +84,27 @@ SELECT count(*) AS hostile_rows FROM hostile.idempotency_keys;
 RESET search_path;
 DELETE FROM consistency.idempotency_keys;
 DROP SCHEMA hostile CASCADE;
+
+-- Versioning and tokens as an application login granted only consistency_user (the other
+-- capabilities' files do the same for theirs): versioning runs with the caller's rights on the
+-- caller's own table; the token functions need nothing but EXECUTE.
+CREATE ROLE sec_app LOGIN IN ROLE consistency_user;
+CREATE TABLE public.sec_docs (id int PRIMARY KEY, body text NOT NULL);
+ALTER TABLE public.sec_docs OWNER TO sec_app;
+SET ROLE sec_app;
+SELECT consistency.enable_versioning('public.sec_docs');
+INSERT INTO public.sec_docs VALUES (1, 'draft');
+SELECT consistency.update_versioned('public.sec_docs', '{"id": 1}', 1, '{"body": "reviewed"}') AS new_version;
+SELECT consistency.try_update_versioned('public.sec_docs', '{"id": 1}', 1, '{"body": "stale"}') IS NULL AS stale_refused;
+\set VERBOSITY sqlstate
+UPDATE public.sec_docs SET body = 'lost update', version = 1 WHERE id = 1;
+\set VERBOSITY default
+SELECT consistency.disable_versioning('public.sec_docs');
+SELECT id, body, version FROM public.sec_docs;
+SELECT consistency.token_status(consistency.write_token()) AS written_token_status,
+	   consistency.token_max(consistency.write_token(), consistency.write_token())
+		 = consistency.write_token() AS token_max_same;
+SELECT count(*) AS standby_rows FROM consistency.standby_status();
+RESET ROLE;
+DROP TABLE public.sec_docs;
+DROP ROLE sec_app;
