@@ -103,6 +103,17 @@ typedef struct ConsistencySavedUser
 	int			sec_context;
 } ConsistencySavedUser;
 
+/* The extension's tables that hot paths look up (cached, reset by relcache invalidation). */
+typedef enum ConsistencyTable
+{
+	CONSISTENCY_TABLE_IDEMPOTENCY_KEYS,
+	CONSISTENCY_TABLE_INVENTORY,
+	CONSISTENCY_TABLE_RESERVATIONS,
+	CONSISTENCY_NUM_TABLES
+} ConsistencyTable;
+
+extern void consistency_table_owner_init(void);
+extern Oid	consistency_table_oid(ConsistencyTable t);
 extern void consistency_become_owner(Oid relid, ConsistencySavedUser *saved);
 extern void consistency_restore_user(const ConsistencySavedUser *saved);
 

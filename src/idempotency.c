@@ -590,31 +590,11 @@ take_over(const IdemArgs *a, TimestampTz now, Interval *lease)
 	return spi_int4(1);
 }
 
-/* OID of consistency.idempotency_keys, looked up once; reset by relcache invalidation. */
-static Oid	keys_relid = InvalidOid;
-
-static void
-keys_relcache_callback(Datum arg, Oid relid)
-{
-	if (relid == InvalidOid || relid == keys_relid)
-		keys_relid = InvalidOid;
-}
-
+/* OID of consistency.idempotency_keys (cached in table_owner.c). */
 static Oid
 get_keys_relid(void)
 {
-	if (!OidIsValid(keys_relid))
-	{
-		Oid			nsp = get_namespace_oid(CONSISTENCY_SCHEMA, false);
-
-		keys_relid = get_relname_relid("idempotency_keys", nsp);
-		if (!OidIsValid(keys_relid))
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_TABLE),
-					 errmsg("relation \"%s\" does not exist", KEYS_TABLE),
-					 errhint("Reinstall the extension with DROP EXTENSION consistency; CREATE EXTENSION consistency.")));
-	}
-	return keys_relid;
+	return consistency_table_oid(CONSISTENCY_TABLE_IDEMPOTENCY_KEYS);
 }
 
 /*
@@ -1069,6 +1049,5 @@ consistency_idempotency_init(void)
 							1024 * 1024, 1, MaxAllocSize - VARHDRSZ,
 							PGC_SUSET, GUC_UNIT_BYTE,
 							NULL, NULL, NULL);
-	CacheRegisterRelcacheCallback(keys_relcache_callback, (Datum) 0);
 	idem_claims_init();
 }

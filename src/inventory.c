@@ -515,9 +515,7 @@ line0_exists(text *id)
 	TupleTableSlot *slot;
 	bool		found;
 
-	relid = get_relname_relid("reservations", get_namespace_oid(CONSISTENCY_SCHEMA, false));
-	if (!OidIsValid(relid))
-		elog(ERROR, "table %s does not exist", RES_TABLE);
+	relid = consistency_table_oid(CONSISTENCY_TABLE_RESERVATIONS);
 	heap = table_open(relid, AccessShareLock);
 	index = index_open(RelationGetPrimaryKeyIndex_compat(heap, false), AccessShareLock);
 	InitDirtySnapshot(dirty);

@@ -113,19 +113,13 @@
 
 /*
  * The relation whose owner runs the inventory statements: consistency.inventory
- * (consistency.reservations has the same owner, the extension's).  Looked up on
- * every call: two syscache hits, and never stale after the extension is
- * dropped and created again.
+ * (consistency.reservations has the same owner, the extension's); cached in
+ * table_owner.c, so the hot path makes no catalog look-up for it.
  */
 static Oid
 inv_table_oid(void)
 {
-	Oid			relid;
-
-	relid = get_relname_relid("inventory", get_namespace_oid(CONSISTENCY_SCHEMA, false));
-	if (!OidIsValid(relid))
-		elog(ERROR, "table %s does not exist", INV_TABLE);
-	return relid;
+	return consistency_table_oid(CONSISTENCY_TABLE_INVENTORY);
 }
 
 /*

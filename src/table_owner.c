@@ -28,11 +28,63 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "miscadmin.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
 #include "utils/syscache.h"
 
 #include "consistency.h"
+
+/*
+ * The extension's own tables, by name, looked up once per backend and
+ * forgotten on any relcache invalidation of the table (or of everything), so
+ * a hot path pays no catalog look-up and a dropped and re-created extension is
+ * found again.
+ */
+static const char *const table_names[CONSISTENCY_NUM_TABLES] = {
+	[CONSISTENCY_TABLE_IDEMPOTENCY_KEYS] = "idempotency_keys",
+	[CONSISTENCY_TABLE_INVENTORY] = "inventory",
+	[CONSISTENCY_TABLE_RESERVATIONS] = "reservations",
+};
+
+static Oid	table_oids[CONSISTENCY_NUM_TABLES];
+
+static void
+table_oids_invalidate(Datum arg, Oid relid)
+{
+	int			i;
+
+	for (i = 0; i < CONSISTENCY_NUM_TABLES; i++)
+		if (!OidIsValid(relid) || table_oids[i] == relid)
+			table_oids[i] = InvalidOid;
+}
+
+void
+consistency_table_owner_init(void)
+{
+	CacheRegisterRelcacheCallback(table_oids_invalidate, (Datum) 0);
+}
+
+/* OID of the extension's table t (42P01 if the extension's schema lacks it). */
+Oid
+consistency_table_oid(ConsistencyTable t)
+{
+	if (!OidIsValid(table_oids[t]))
+	{
+		Oid			relid = get_relname_relid(table_names[t],
+											  get_namespace_oid(CONSISTENCY_SCHEMA, false));
+
+		if (!OidIsValid(relid))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_TABLE),
+					 errmsg("relation \"%s.%s\" does not exist", CONSISTENCY_SCHEMA, table_names[t]),
+					 errhint("Reinstall the extension with DROP EXTENSION consistency; CREATE EXTENSION consistency.")));
+		table_oids[t] = relid;
+	}
+	return table_oids[t];
+}
 
 /*
  * Owner of relation relid, from the syscache (no lock taken: the caller
