@@ -4,8 +4,11 @@
  *	  Entry point of the consistency extension: the module magic block and
  *	  _PG_init(), which hands over to each capability's own init function.
  *
- * Each capability lives in its own file and defines its own GUCs there;
- * this file owns nothing but the order in which they are initialised and the
+ * Each capability lives in its own file, or a group of files sharing one
+ * prefix, and each file that needs initialising (GUCs, hooks, callbacks,
+ * workers) has its own init function.  _PG_init() calls every one of them
+ * itself, so no module calls a sibling's init and no capability's files
+ * include each other for that.  This file owns nothing but the order and the
  * reservation of the "consistency." GUC prefix.
  *
  * IDENTIFICATION
@@ -28,9 +31,14 @@ void
 _PG_init(void)
 {
 	consistency_idempotency_init();
+	consistency_idem_claims_init();
 	consistency_versioning_init();
-	consistency_session_token_init();
-	consistency_twophase_init();
+	consistency_versioning_update_init();
+	consistency_token_report_init();
+	consistency_token_wait_init();
+	consistency_token_watcher_init();
+	consistency_twophase_indoubt_init();
+	consistency_twophase_resolve_init();
 	consistency_table_owner_init();
 
 	MarkGUCPrefixReserved("consistency");

@@ -64,12 +64,20 @@
 #define ERRCODE_CONSISTENCY_INV_UNKNOWN_RESERVATION	MAKE_SQLSTATE('Y','C','2','0','6')
 #define ERRCODE_CONSISTENCY_INV_BELOW_RESERVED	MAKE_SQLSTATE('Y','C','2','0','7')
 
-/* Module init functions, called from _PG_init() in consistency.c. */
-extern void consistency_idempotency_init(void);
-extern void consistency_versioning_init(void);
-
-/* Session LSN tokens (session_token.c and token_*.c) */
-extern void consistency_session_token_init(void);
+/*
+ * Module init functions, each called by _PG_init() in consistency.c and by
+ * nothing else: a module never calls a sibling's init.
+ */
+extern void consistency_idempotency_init(void);		/* idempotency.c */
+extern void consistency_idem_claims_init(void);		/* idempotency_claims.c */
+extern void consistency_versioning_init(void);		/* versioning.c */
+extern void consistency_versioning_update_init(void);	/* versioning_update.c */
+extern void consistency_token_report_init(void);	/* token_report.c */
+extern void consistency_token_wait_init(void);		/* token_wait.c */
+extern void consistency_token_watcher_init(void);	/* token_watcher.c */
+extern void consistency_twophase_indoubt_init(void);	/* twophase_indoubt.c */
+extern void consistency_twophase_resolve_init(void);	/* twophase_resolve.c */
+extern void consistency_table_owner_init(void);		/* table_owner.c */
 
 /* YC3xx: session LSN tokens */
 #define ERRCODE_CONSISTENCY_TOKEN_MALFORMED		MAKE_SQLSTATE('Y','C','3','0','1')
@@ -79,8 +87,7 @@ extern void consistency_session_token_init(void);
 #define ERRCODE_CONSISTENCY_TOKEN_NOT_PRIMARY	MAKE_SQLSTATE('Y','C','3','0','5')
 #define ERRCODE_CONSISTENCY_TOKEN_UNCOMMITTED	MAKE_SQLSTATE('Y','C','3','0','6')
 
-/* YC4xx: in-doubt two-phase commit (twophase_helpers.c, twophase_resolve.c) */
-extern void consistency_twophase_init(void);
+/* YC4xx: in-doubt two-phase commit (twophase_*.c) */
 #define ERRCODE_CONSISTENCY_TPC_GID_UNRECOGNISED	MAKE_SQLSTATE('Y','C','4','0','1')
 #define ERRCODE_CONSISTENCY_TPC_WRONG_TRANSACTION	MAKE_SQLSTATE('Y','C','4','0','2')
 #define ERRCODE_CONSISTENCY_TPC_DECISION_CONFLICT	MAKE_SQLSTATE('Y','C','4','0','3')
@@ -112,7 +119,6 @@ typedef enum ConsistencyTable
 	CONSISTENCY_NUM_TABLES
 } ConsistencyTable;
 
-extern void consistency_table_owner_init(void);
 extern Oid	consistency_table_oid(ConsistencyTable t);
 extern void consistency_become_owner(Oid relid, ConsistencySavedUser *saved);
 extern void consistency_restore_user(const ConsistencySavedUser *saved);

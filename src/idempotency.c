@@ -1049,5 +1049,4 @@ consistency_idempotency_init(void)
 							1024 * 1024, 1, MaxAllocSize - VARHDRSZ,
 							PGC_SUSET, GUC_UNIT_BYTE,
 							NULL, NULL, NULL);
-	idem_claims_init();
 }

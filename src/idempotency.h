@@ -50,7 +50,6 @@ typedef enum IdemHolder
 	IDEM_HOLDER_GONE			/* nobody any more: try again */
 } IdemHolder;
 
-extern void idem_claims_init(void);
 extern bool idem_lock_key(const IdemKey *k, bool wait, text *fingerprint);
 extern void idem_unlock_key(const IdemKey *k, text *fingerprint);
 extern IdemHolder idem_key_holder(const IdemKey *k, text *fingerprint);

@@ -481,7 +481,7 @@ idem_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 }
 
 void
-idem_claims_init(void)
+consistency_idem_claims_init(void)
 {
 	RegisterXactCallback(idem_xact_callback, NULL);
 	RegisterSubXactCallback(idem_subxact_callback, NULL);

@@ -36,7 +36,7 @@
 #include "utils/guc.h"
 
 #include "consistency.h"
-#include "session_token.h"
+#include "token.h"
 
 #define LAST_COMMIT_TOKEN_GUC "consistency.last_commit_token"
 

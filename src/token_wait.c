@@ -89,7 +89,7 @@
 #include "utils/wait_event.h"
 
 #include "consistency.h"
-#include "session_token.h"
+#include "token.h"
 
 PG_FUNCTION_INFO_V1(consistency_wait_for_token);
 

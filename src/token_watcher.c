@@ -45,7 +45,7 @@
 #include "utils/wait_event.h"
 
 #include "consistency.h"
-#include "session_token.h"
+#include "token.h"
 
 PGDLLEXPORT void consistency_replay_watcher_main(Datum main_arg);
 

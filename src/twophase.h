@@ -1,9 +1,10 @@
 /*-------------------------------------------------------------------------
  *
  * twophase.h
- *	  Interface between the in-doubt two-phase commit modules: the listing,
- *	  decision log and gid helpers (twophase_helpers.c) and the resolver and
- *	  its background worker (twophase_resolve.c).
+ *	  Interface between the in-doubt two-phase commit modules: gids and the
+ *	  decision log (twophase_decisions.c), the listing and verdicts
+ *	  (twophase_indoubt.c), and the resolver and its background worker
+ *	  (twophase_resolve.c).
  *
  * IDENTIFICATION
  *	  src/twophase.h
@@ -59,18 +60,21 @@ typedef struct TpcGid
 	char		nonce[TPC_NONCE_CHARS + 1];
 } TpcGid;
 
+/* twophase_decisions.c: gids and the decision log */
 extern bool tpc_parse_gid(const char *gid, TpcGid *out);
 extern bool tpc_same_transaction(const TpcGid *a, const TpcGid *b);
+extern bool tpc_decision_applies(const TpcGid *g, const char *gid, const char *row_gid);
 extern Oid	tpc_log_relid(const char *relname);
+extern Interval *tpc_interval_arg(FunctionCallInfo fcinfo, int argno,
+								  const char *argname);
+
+/* twophase_indoubt.c: the prepared transactions and their verdicts */
 extern List *tpc_list_prepared(const char *gid, const Interval *min_age,
 							   MemoryContext mcxt);
 extern TpcVerdict tpc_decide(const TpcPrepared *p, char **evidence);
 extern const char *tpc_verdict_name(TpcVerdict v);
-extern Interval *tpc_interval_arg(FunctionCallInfo fcinfo, int argno,
-								  const char *argname);
 
-/* twophase_resolve.c: its GUC, and the worker's entry point (named in bgw_function_name). */
-extern void consistency_twophase_resolve_init(void);
+/* twophase_resolve.c: the worker's entry point (named in bgw_function_name). */
 extern PGDLLEXPORT void consistency_tpc_worker_main(Datum main_arg);
 
 #endif							/* CONSISTENCY_TWOPHASE_H */

@@ -711,5 +711,4 @@ consistency_versioning_init(void)
 							 conflict_sqlstate_options,
 							 PGC_USERSET, 0,
 							 NULL, NULL, NULL);
-	versioning_update_init();
 }

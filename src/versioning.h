@@ -69,6 +69,5 @@ extern void versioning_expect_update(Oid relid, const char *column, int64 expect
 extern void versioning_expect_restore(const VersioningExpectation *saved);
 
 /* versioning_update.c */
-extern void versioning_update_init(void);
 
 #endif							/* CONSISTENCY_VERSIONING_H */

@@ -824,7 +824,7 @@ plan_cache_invalidate_namespace(Datum arg, int cacheid, uint32 hashvalue)
 }
 
 void
-versioning_update_init(void)
+consistency_versioning_update_init(void)
 {
 	CacheRegisterRelcacheCallback(plan_cache_invalidate, (Datum) 0);
 	CacheRegisterSyscacheCallback(NAMESPACEOID, plan_cache_invalidate_namespace, (Datum) 0);

@@ -154,7 +154,7 @@ for line in "${results[@]}"; do info "$line"; done
 info "elapsed $(($(date +%s) - start))s"
 if [ -n "$self_check" ]; then
 	if grep -q 'Invalid read.*' "$WORK/report-plain.txt" &&
-		grep -q 'consistency_token_max (session_token.c:' "$WORK/report-plain.txt"; then
+		grep -q 'consistency_token_max (token.c:' "$WORK/report-plain.txt"; then
 		info "self-check passed: the planted heap overrun in token_max was reported"
 		exit 0
 	fi

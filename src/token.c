@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * session_token.c
+ * token.c
  *	  Session LSN tokens: the token format, its strict parser, minting on a
  *	  primary (write_token), merging (token_max) and the non-blocking
  *	  verdict a router asks a server for (token_status).
@@ -24,7 +24,7 @@
  * behind (diverged only if it is already at or past the token's position).
  *
  * IDENTIFICATION
- *	  src/session_token.c
+ *	  src/token.c
  *
  *-------------------------------------------------------------------------
  */
@@ -41,7 +41,7 @@
 #include "utils/memutils.h"
 
 #include "consistency.h"
-#include "session_token.h"
+#include "token.h"
 
 PG_FUNCTION_INFO_V1(consistency_write_token);
 PG_FUNCTION_INFO_V1(consistency_token_max);
@@ -50,14 +50,6 @@ PG_FUNCTION_INFO_V1(consistency_token_status);
 /* Cached timeline history (newest entry first) of one timeline. */
 static TimeLineID history_tli = 0;
 static List *history = NIL;
-
-void
-consistency_session_token_init(void)
-{
-	consistency_token_report_init();
-	consistency_token_wait_init();
-	consistency_token_watcher_init();
-}
 
 /*
  * Parse an unsigned decimal number of at most maxdigits digits, without a

@@ -1,18 +1,18 @@
 /*-------------------------------------------------------------------------
  *
- * session_token.h
+ * token.h
  *	  Declarations shared by the modules of the session LSN token capability:
- *	  the token itself (session_token.c), the commit-time report of the
+ *	  the token itself (token.c), the commit-time report of the
  *	  session's last write (token_report.c) and waiting for a token on a
  *	  standby (token_wait.c).
  *
  * IDENTIFICATION
- *	  src/session_token.h
+ *	  src/token.h
  *
  *-------------------------------------------------------------------------
  */
-#ifndef SESSION_TOKEN_H
-#define SESSION_TOKEN_H
+#ifndef CONSISTENCY_TOKEN_H
+#define CONSISTENCY_TOKEN_H
 
 #include "access/xlogdefs.h"
 
@@ -49,7 +49,7 @@ typedef struct TokenPosition
 	XLogRecPtr	lsn;			/* replay (standby) or insert (primary) LSN */
 } TokenPosition;
 
-/* session_token.c */
+/* token.c */
 extern bool consistency_token_parse(const char *str, ConsistencyToken *tok,
 									const char **why);
 extern void consistency_token_parse_or_error(const char *str,
@@ -65,15 +65,10 @@ extern void consistency_token_raise_unusable(const ConsistencyToken *tok,
 											 const TokenPosition *pos);
 
 /* token_report.c */
-extern void consistency_token_report_init(void);
 extern bool consistency_token_last_commit(ConsistencyToken *tok);
 
-/* token_wait.c */
-extern void consistency_token_wait_init(void);
-
 /* token_watcher.c */
-extern void consistency_token_watcher_init(void);
 extern bool consistency_watcher_register(XLogRecPtr target);
 extern void consistency_watcher_unregister(void);
 
-#endif							/* SESSION_TOKEN_H */
+#endif							/* CONSISTENCY_TOKEN_H */
