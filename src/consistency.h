@@ -100,6 +100,18 @@ struct _SPI_plan;
 extern struct _SPI_plan *consistency_keep_plan(struct _SPI_plan **cache, const char *sql,
 											   int nargs, const Oid *argtypes);
 
+/* A fixed statement of the extension: its text, its parameters' types, its kept plan. */
+#define CONSISTENCY_STMT_MAX_ARGS 8
+typedef struct ConsistencyStmt
+{
+	const char *sql;
+	int			nargs;
+	Oid			argtypes[CONSISTENCY_STMT_MAX_ARGS];
+	struct _SPI_plan *plan;		/* NULL until first use */
+} ConsistencyStmt;
+extern struct _SPI_plan *consistency_stmt_plan(ConsistencyStmt *stmt);
+extern void consistency_stmt_check(int rc, const ConsistencyStmt *stmt);
+
 /*
  * table_owner.c: run the extension's own table accesses as the tables' owner,
  * so application roles need no write privilege on them.

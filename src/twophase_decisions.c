@@ -85,14 +85,7 @@ typedef enum TpcLogStmt
 	NUM_STMTS
 } TpcLogStmt;
 
-typedef struct TpcLogStmtDef
-{
-	const char *sql;
-	int			nargs;
-	Oid			argtypes[5];
-} TpcLogStmtDef;
-
-static const TpcLogStmtDef stmt_defs[NUM_STMTS] = {
+static ConsistencyStmt stmts[NUM_STMTS] = {
 	/* other decisions for this gid, or for any gid of the same xid (the caller filters) */
 	[STMT_CONFLICT] = {
 		"SELECT gid, decision FROM consistency.tpc_decisions"
@@ -134,22 +127,6 @@ static const TpcLogStmtDef stmt_defs[NUM_STMTS] = {
 	},
 };
 
-static SPIPlanPtr stmt_plans[NUM_STMTS];
-
-static SPIPlanPtr
-get_plan(TpcLogStmt s)
-{
-	return consistency_keep_plan(&stmt_plans[s], stmt_defs[s].sql, stmt_defs[s].nargs,
-								 stmt_defs[s].argtypes);
-}
-
-static void
-check_spi(int rc, TpcLogStmt s)
-{
-	if (rc < 0)
-		elog(ERROR, "SPI_execute_plan failed for \"%s\": %s",
-			 stmt_defs[s].sql, SPI_result_code_string(rc));
-}
 
 /* ----------------------------------------------------------------
  * Arguments and gids
@@ -381,9 +358,9 @@ check_conflict(const TpcGid *g, const char *gid, const char *decision, Snapshot 
 	v[1] = FullTransactionIdGetDatum(g->fxid);
 	v[2] = CStringGetTextDatum(decision);
 	v[3] = CStringGetTextDatum(gid);
-	rc = SPI_execute_snapshot(get_plan(STMT_CONFLICT), v, NULL, snap, InvalidSnapshot,
+	rc = SPI_execute_snapshot(consistency_stmt_plan(&stmts[STMT_CONFLICT]), v, NULL, snap, InvalidSnapshot,
 							  false, false, 0);
-	check_spi(rc, STMT_CONFLICT);
+	consistency_stmt_check(rc, &stmts[STMT_CONFLICT]);
 	for (i = 0; i < SPI_processed; i++)
 	{
 		char	   *other = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
@@ -466,8 +443,8 @@ consistency_tpc_log_decision(PG_FUNCTION_ARGS)
 	v[4] = g.has_nonce ? CStringGetTextDatum(g.nonce) : (Datum) 0;
 	n[4] = g.has_nonce ? ' ' : 'n';
 	stmt = with_nonce ? STMT_INSERT_NONCE : STMT_INSERT;
-	rc = SPI_execute_plan(get_plan(stmt), v, n, false, 0);
-	check_spi(rc, stmt);
+	rc = SPI_execute_plan(consistency_stmt_plan(&stmts[stmt]), v, n, false, 0);
+	consistency_stmt_check(rc, &stmts[stmt]);
 
 	/*
 	 * Nothing inserted: a row for this gid exists (or a concurrent one just
@@ -627,8 +604,8 @@ consistency_tpc_prune_decisions(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	consistency_become_owner(tpc_log_relid("tpc_decisions"), &saved);
-	rc = SPI_execute_plan(get_plan(STMT_PRUNE), v, NULL, false, 0);
-	check_spi(rc, STMT_PRUNE);
+	rc = SPI_execute_plan(consistency_stmt_plan(&stmts[STMT_PRUNE]), v, NULL, false, 0);
+	consistency_stmt_check(rc, &stmts[STMT_PRUNE]);
 	n = SPI_processed;
 	consistency_restore_user(&saved);
 	SPI_finish();

@@ -59,14 +59,7 @@ typedef enum TpcListStmt
 	NUM_STMTS
 } TpcListStmt;
 
-typedef struct TpcListStmtDef
-{
-	const char *sql;
-	int			nargs;
-	Oid			argtypes[3];
-} TpcListStmtDef;
-
-static const TpcListStmtDef stmt_defs[NUM_STMTS] = {
+static ConsistencyStmt stmts[NUM_STMTS] = {
 	[STMT_LIST] = {
 		"SELECT p.gid, p.transaction, p.dbid, d.datname, p.ownerid,"
 		" pg_catalog.pg_get_userbyid(p.ownerid), p.prepared"
@@ -91,22 +84,6 @@ static const TpcListStmtDef stmt_defs[NUM_STMTS] = {
 	},
 };
 
-static SPIPlanPtr stmt_plans[NUM_STMTS];
-
-static SPIPlanPtr
-get_plan(TpcListStmt s)
-{
-	return consistency_keep_plan(&stmt_plans[s], stmt_defs[s].sql, stmt_defs[s].nargs,
-								 stmt_defs[s].argtypes);
-}
-
-static void
-check_spi(int rc, TpcListStmt s)
-{
-	if (rc < 0)
-		elog(ERROR, "SPI_execute_plan failed for \"%s\": %s",
-			 stmt_defs[s].sql, SPI_result_code_string(rc));
-}
 
 /* ----------------------------------------------------------------
  * Listing and verdicts (callers are connected to SPI)
@@ -138,8 +115,8 @@ tpc_list_prepared(const char *gid, const Interval *min_age, MemoryContext mcxt)
 	v[0] = gid ? CStringGetTextDatum(gid) : (Datum) 0;
 	n[0] = gid ? ' ' : 'n';
 	v[1] = IntervalPGetDatum(min_age);
-	rc = SPI_execute_plan(get_plan(STMT_LIST), v, n, true, 0);
-	check_spi(rc, STMT_LIST);
+	rc = SPI_execute_plan(consistency_stmt_plan(&stmts[STMT_LIST]), v, n, true, 0);
+	consistency_stmt_check(rc, &stmts[STMT_LIST]);
 	for (i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
@@ -257,10 +234,10 @@ tpc_decide(const TpcPrepared *p, char **evidence)
 	v[1] = Int64GetDatum((int64) g.sysid);
 	v[2] = FullTransactionIdGetDatum(g.fxid);
 	consistency_become_owner(tpc_log_relid("tpc_decisions"), &saved);
-	rc = SPI_execute_snapshot(get_plan(STMT_DECISION), v, NULL,
+	rc = SPI_execute_snapshot(consistency_stmt_plan(&stmts[STMT_DECISION]), v, NULL,
 							  GetLatestSnapshot(), InvalidSnapshot, true, false, 0);
 	consistency_restore_user(&saved);
-	check_spi(rc, STMT_DECISION);
+	consistency_stmt_check(rc, &stmts[STMT_DECISION]);
 	/* the gid's own decision first; a sibling's only under the same nonce */
 	for (i = 0; i < SPI_processed && decision == NULL; i++)
 	{
