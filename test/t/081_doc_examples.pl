@@ -245,8 +245,9 @@ for my $f (@files)
 }
 
 # Every function and view of the extension has a reference page, listed in the index, with
-# the sections of a reference page, an executed example that uses it, and only SQLSTATEs of
-# the README's table.
+# the sections of a reference page, an executed example that uses it, and in its Errors
+# section only SQLSTATEs of the README's table (or PostgreSQL's own ones that the bad-input
+# suite expects of it) and every SQLSTATE the bad-input suite expects of it.
 $node->safe_psql('postgres', 'CREATE DATABASE catalog');
 $node->safe_psql('catalog', 'CREATE EXTENSION consistency');
 my $objects = $node->safe_psql('catalog', q{
@@ -269,6 +270,14 @@ my ($sqlstates) = $parsed{'README.md'}{text} =~ /^## SQLSTATEs\n(.*?)^## /ms;
 my %documented = map { $_ => 1 } ($sqlstates // '') =~ /^\| `([0-9A-Z]{5})`/mg;
 ok(keys %documented > 40, 'README lists its SQLSTATEs');
 
+# The bad-input suite's table (function, bad value, SQLSTATE) is the tested list of what each
+# function raises for bad input: every one of those SQLSTATEs is on the function's page.
+my %raised;
+my $bad_input = slurp("$top/test/pgtap/bad_input.sql");
+while ($bad_input =~ /^\('(\w+)', '(?:[^']|'')*', '([0-9A-Z]{5})',/mg)
+{
+	$raised{$1}{$2} = 1;
+}
 my $index = -f "$top/doc/reference/README.md" ? slurp("$top/doc/reference/README.md") : '';
 for my $o (@objects)
 {
@@ -285,9 +294,21 @@ for my $o (@objects)
 	ok((grep { $_->{sql} =~ /\b\Q$o\E\b/ } @{ $parsed{$page}{examples} }),
 		"$page has an executed example that uses $o");
 	my ($errors) = $text =~ /^## Errors\n(.*?)^## /ms;
-	my @unknown = grep { !$documented{$_} } ($errors // '') =~ /`([0-9A-Z]{5})`/g;
-	is_deeply(\@unknown, [], "$page names only SQLSTATEs of the README's table");
+	my @unknown = grep { !$documented{$_} && !$raised{$o}{$_} } ($errors // '') =~ /`([0-9A-Z]{5})`/g;
+	is_deeply(\@unknown, [],
+		"$page names only SQLSTATEs of the README's table (or PostgreSQL's own that bad_input.sql expects of $o)");
 }
+ok(keys %raised > 25, scalar(keys %raised) . ' functions in the bad-input table');
+for my $fn (sort keys %raised)
+{
+	my $page = "doc/reference/$fn.md";
+	next unless $parsed{$page};
+	my ($errors) = $parsed{$page}{text} =~ /^## Errors\n(.*?)^## /ms;
+	my %listed = map { $_ => 1 } ($errors // '') =~ /`([0-9A-Z]{5})`/g;
+	is_deeply([ grep { !$listed{$_} } sort keys %{ $raised{$fn} } ], [],
+		"$page lists every SQLSTATE test/pgtap/bad_input.sql expects of $fn");
+}
+
 my %known = map { $_ => 1 } @objects;
 for my $page (glob "$top/doc/reference/*.md")
 {
