@@ -38,7 +38,7 @@ sub slurp
 sub parse
 {
 	my ($name, $text) = @_;
-	my (@examples, @problems, @blocks);
+	my (@examples, @problems, @blocks, @python);
 	my @lines = split /\n/, $text, -1;
 	my $open;
 	for my $i (0 .. $#lines)
@@ -70,6 +70,10 @@ sub parse
 				{
 					push @problems, "$name:$n: unexpected words after the fence language: '$rest'";
 				}
+			}
+			elsif ($l =~ /^\s*~~~/)
+			{
+				push @problems, "$name:$n: a ~~~ fence: use ``` fences, which this test reads";
 			}
 			elsif (@blocks && $l !~ /^\s*$/)
 			{
@@ -108,12 +112,16 @@ sub parse
 			push @examples, { line => $b->{line}, sql => join("\n", @{ $b->{body} }),
 				output => join("\n", @{ $next->{body} }) };
 		}
+		elsif ($b->{lang} eq 'python')
+		{
+			push @python, { line => $b->{line}, code => join("\n", @{ $b->{body} }) };
+		}
 		elsif ($b->{lang} eq 'output' && (!$prev || $prev->{lang} ne 'sql'))
 		{
 			push @problems, "$name:$b->{line}: an output block that does not follow a sql block";
 		}
 	}
-	return (\@examples, \@problems);
+	return (\@examples, \@problems, \@python);
 }
 
 # What the comparison ignores: documented in doc/README.md.  $sysid: the server's system
@@ -162,6 +170,8 @@ sub normalise
 	like($pr->[0] // '', qr/say why/, 'parser: sql-norun without a reason is refused');
 	(undef, $pr) = parse('t.md', "```sql\nSELECT 1;\n```\n");
 	like($pr->[0] // '', qr/followed by its output/, 'parser: a sql block without output is refused');
+	(undef, $pr) = parse('t.md', "~~~sql\nSELECT 1;\n~~~\n");
+	like($pr->[0] // '', qr/~~~ fence/, 'parser: a ~~~ fence is refused');
 	(undef, $pr) = parse('t.md', "```psql\nSELECT 1;\n```\n");
 	like($pr->[0] // '', qr/unknown fence language/, 'parser: an unknown language is refused');
 	($ex, $pr) = parse('t.md', "* x:\n  ```sql\n  SELECT 1;\n  ```\n  ```output\n   x\n  ```\n");
@@ -185,8 +195,16 @@ my ($nexamples, $nnorun) = (0, 0);
 for my $f (@files)
 {
 	my $text = slurp("$top/$f");
-	my ($ex, $pr) = parse($f, $text);
+	my ($ex, $pr, $py) = parse($f, $text);
 	is_deeply($pr, [], "$f follows the example convention");
+	# Python examples are not run here, but they must at least parse.
+	for my $p (@$py)
+	{
+		my ($out, $err) = ('', '');
+		IPC::Run::run([ '/usr/bin/python3', '-c', 'import ast, sys; ast.parse(sys.stdin.read())' ],
+			'<', \$p->{code}, '>', \$out, '2>', \$err);
+		is($err, '', "$f:$p->{line}: the Python example parses");
+	}
 	$parsed{$f} = { text => $text, examples => $ex };
 	$nexamples += @$ex;
 	$nnorun++ while $text =~ /^\s*```sql-norun/mg;
