@@ -47,7 +47,7 @@ sub start_service
 		'>', "$PostgreSQL::Test::Utils::log_path/http_service$n.log", '2>&1');
 	for (my $i = 0; !-e $pf; $i++)
 	{
-		BAIL_OUT("service $n did not start: "
+		die("service $n did not start: "
 			  . slurp_file("$PostgreSQL::Test::Utils::log_path/http_service$n.log")) if $i > 600;
 		select(undef, undef, undef, 0.1);
 	}
@@ -101,8 +101,17 @@ sub req_finish
 }
 
 # a key as the draft sends it: a Structured Field string
-sub req { my ($s, $path, $key, $body) = @_; return req_finish(req_start($s, $path, defined $key ? "\"$key\"" : undef, $body)); }
-sub replayed { my ($r) = @_; return ($r->{headers}{'idempotent-replayed'} // '') eq 'true'; }
+sub req
+{
+	my ($s, $path, $key, $body) = @_;
+	return req_finish(req_start($s, $path, defined $key ? "\"$key\"" : undef, $body));
+}
+
+sub replayed
+{
+	my ($r) = @_;
+	return ($r->{headers}{'idempotent-replayed'} // '') eq 'true';
+}
 
 sub is_problem
 {

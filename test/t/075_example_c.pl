@@ -24,7 +24,7 @@ my ($out, $err) = ('', '');
 IPC::Run::run([ 'make', '-C', $dir, 'clean' ], '>', \$out, '2>', \$err);
 my $built = IPC::Run::run([ 'make', '-C', $dir, "PG_CONFIG=$pg_config" ], '>', \$out, '2>&1');
 note($out);
-ok($built, 'examples/c builds with -Wall -Wextra -Werror') or BAIL_OUT("examples/c does not build:\n$out");
+ok($built, 'examples/c builds with -Wall -Wextra -Werror') or die "examples/c does not build:\n$out";
 unlike($out, qr/warning:/, 'without a warning');
 
 # ---- a primary with a trap in public, and its standby -----------------------------------------
