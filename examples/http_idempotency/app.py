@@ -23,6 +23,8 @@ Answers, as the draft says:
                           --on-concurrent wait a duplicate of POST /orders waits for the first
                           request and gets its response (up to --wait-timeout, then 409)
   missing or malformed    400: the header is a Structured Field string, Idempotency-Key: "k"
+  bad body                400 (not JSON, members missing or extra, an integer outside 1..2^31-1,
+                          a string empty or with NUL), 413 over 64 kB; the key stays unused
 Errors are problem details (RFC 9457, application/problem+json).  Keys are scoped per
 endpoint ("POST /orders"); the request fingerprint is SHA-256 of the body as canonical JSON
 (sorted keys, no whitespace), so reformatting a body is not a different request.
@@ -47,6 +49,7 @@ from datetime import datetime, timezone
 import psycopg
 from psycopg.types.json import Jsonb
 from flask import Flask, Response, request
+from werkzeug.exceptions import HTTPException
 from werkzeug.serving import make_server
 
 ap = argparse.ArgumentParser()
@@ -61,6 +64,8 @@ ap.add_argument("--ttl", default="24 hours")
 args = ap.parse_args()
 
 app = Flask(__name__)
+MAX_BODY = 64 * 1024                               # a larger body: 413
+INT_MAX = 2**31 - 1                                # the integer columns are int4 (ids: int8)
 
 
 APPLICATION_NAME = "http_idempotency"     # the server's port is added once it listens
@@ -108,16 +113,24 @@ def idempotency_key():
 
 def json_body(fields):
     """The request's JSON object, checked against fields {name: type}, and its fingerprint."""
+    if (request.content_length or 0) > MAX_BODY:
+        # Read (and drop) a body of up to 1 MB first: closing the socket with unread data
+        # resets the connection, and the client might not see the 413.
+        if request.content_length <= 1024 * 1024:
+            request.get_data()
+        raise BadRequest(problem(413, "body-too-large", "Request body too large",
+                                 f"The body is at most {MAX_BODY} bytes."))
     try:
         body = json.loads(request.get_data(as_text=True))
     except ValueError:
         body = None
     if not isinstance(body, dict) or set(body) != set(fields) or any(
-            type(body[f]) is not t or (t is int and body[f] <= 0) or (t is str and body[f] == "")
+            type(body[f]) is not t or (t is int and not 0 < body[f] <= INT_MAX)
+            or (t is str and (body[f] == "" or "\0" in body[f]))
             for f, t in fields.items()):
         raise BadRequest(problem(400, "invalid-body", "Invalid request body",
                                  "The body is a JSON object with exactly these members: "
-                                 + ", ".join(f"{f} ({'positive integer' if t is int else 'non-empty string'})"
+                                 + ", ".join(f"{f} ({f'integer from 1 to {INT_MAX}' if t is int else 'non-empty string without NUL'})"
                                              for f, t in fields.items()) + "."))
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
     return body, "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
@@ -153,11 +166,16 @@ def bad_request(e):
     return e.response
 
 
+@app.errorhandler(HTTPException)
+def http_error(e):
+    return problem(e.code, "http-" + str(e.code), e.name, e.description)
+
+
 @app.errorhandler(psycopg.Error)
 def database_error(e):
     return problem(503 if isinstance(e, psycopg.OperationalError) else 500, "database-error",
-                   "Database error", f"SQLSTATE {e.sqlstate}: the request was not completed; retry it "
-                   "with the same Idempotency-Key.")
+                   "Database error", (f"SQLSTATE {e.sqlstate}" if e.sqlstate else "No connection")
+                   + ": the request was not completed; retry it with the same Idempotency-Key.")
 
 
 # ---- POST /orders: the key, the order and the response in one transaction -------------------

@@ -1,6 +1,7 @@
 # examples/http_idempotency/app.py (Flask's threaded server, psycopg 3) on a throwaway cluster,
 # driven over loopback HTTP by curl, as a role granted only consistency_user:
-# - 400 for a missing or malformed Idempotency-Key and for a bad body (the key stays unused);
+# - 400 for a missing or malformed Idempotency-Key and for a bad body, 413 for a large one (the
+#   key stays unused);
 # - the first request 201, its retries the stored status, Location and body byte for byte;
 #   a reformatted body is the same request, another body 422;
 # - concurrent duplicates while the first request is inside its transaction: 409 with
@@ -146,6 +147,12 @@ is_problem(req($svc, '/orders', '', $body1), 400, 'idempotency-key-malformed', '
 is_problem(req($svc, '/orders', 'k-1', '{"customer":"alice"'), 400, 'invalid-body', 'a body that is not JSON');
 is_problem(req($svc, '/orders', 'k-1', '{"customer":"alice","item":"mug","qty":0}'), 400, 'invalid-body',
 	'a quantity of 0');
+is_problem(req($svc, '/orders', 'k-1', '{"customer":"alice","item":"mug","qty":2147483648}'), 400, 'invalid-body',
+	'a quantity past the int4 column');
+is_problem(req($svc, '/orders', 'k-1', '{"customer":"al\\u0000ice","item":"mug","qty":1}'), 400, 'invalid-body',
+	'a NUL character, which text cannot hold');
+is_problem(req($svc, '/orders', 'k-1', '{"customer":"' . ('a' x 70000) . '","item":"mug","qty":1}'), 413, 'body-too-large',
+	'a body over 64 kB');
 is(sql('SELECT count(*) FROM shop.orders') . '/' . sql('SELECT count(*) FROM consistency.idempotency_keys'),
 	'0/0', 'the refused requests stored nothing');
 
