@@ -46,6 +46,12 @@ ap.add_argument("--abort-every", type=int, default=0)
 ap.add_argument("--crash-at", choices=("prepared", "decided", "phase2-half"))
 ap.add_argument("--in-doubt", action="store_true")
 args = ap.parse_args()
+if args.count < 1 or args.abort_every < 0:
+    ap.error("--count must be at least 1, --abort-every at least 0")
+if any(not spec.partition("=")[0] or not spec.partition("=")[1] for spec in args.participant):
+    ap.error("--participant takes NAME=CONNINFO")
+if len({spec.partition("=")[0] for spec in args.participant}) != len(args.participant):
+    ap.error("each --participant needs a name of its own")
 
 
 def connect(conninfo, autocommit=False):

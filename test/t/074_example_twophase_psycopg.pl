@@ -75,8 +75,20 @@ sub pg_consistency
 	return ($? >> 8, $out . $err);
 }
 
+# ---- bad arguments: refused before anything is written -----------------------------------------
+my ($code, $sig, $out);
+for my $bad ([ '--count', 0 ], [ '--participant', 'no-name' ], [ '--participant', 'stock=host=elsewhere' ])
+{
+	my ($o, $e) = ('', '');
+	IPC::Run::run([ '/usr/bin/python3', $example, @topology, @$bad ], '>', \$o, '2>', \$e);
+	is($? >> 8, 2, "@$bad: refused (exit 2)");
+	like($e, qr/^transfer\.py: error: /m, "@$bad: with a usage error");
+}
+is(join('/', map { $part{$_}->safe_psql('postgres', 'SELECT count(*) FROM public.tpc_ledger') } 'stock', 'billing'),
+	'0/0', 'the refused runs wrote nothing');
+
 # ---- a clean run ----------------------------------------------------------------------------
-my ($code, $sig, $out) = run_example('--first', 1, '--count', 6, '--abort-every', 3);
+($code, $sig, $out) = run_example('--first', 1, '--count', 6, '--abort-every', 3);
 is($code, 0, 'a clean run exits 0');
 like($out, qr/^done: 4 committed, 2 aborted$/m, 'and commits 4, aborts 2');
 for my $name ('stock', 'billing')

@@ -49,6 +49,20 @@ my $primary = start_primary('c_primary', q{
 my ($standby) = start_standbys($primary, 'c_standby');
 my $conninfo = sub { sprintf('host=%s port=%d dbname=postgres user=%s', $_[0]->host, $_[0]->port, $_[1]) };
 
+# ---- bad arguments: a usage error (exit 2), nothing written --------------------------------------
+for my $bad ([ 'ryw', '--primary', $conninfo->($primary, 'app') ],
+	[ 'ryw', '--primary', $conninfo->($primary, 'app'), '--standby', $conninfo->($standby, 'app'), '--writes', '0' ],
+	[ 'ryw', '--bogus' ], [ 'reserve' ], [ 'reserve', 'a', 'b' ])
+{
+	my ($prog, @args) = @$bad;
+	($out, $err) = ('', '');
+	IPC::Run::run([ "$dir/$prog", @args ], '>', \$out, '2>', \$err);
+	my $name = join(" ", $prog, map { /host=/ ? "CONNINFO" : $_ } @args);
+	is($? >> 8, 2, "$name: refused (exit 2)");
+	like($err, qr/^(usage: $prog |$prog: )/, "$name: with a message saying why");
+}
+is($primary->safe_psql('postgres', 'SELECT count(*) FROM public.ryw_notes'), '0', 'the refused runs wrote nothing');
+
 # ---- ryw ----------------------------------------------------------------------------------------
 ($out, $err) = ('', '');
 my $ok = IPC::Run::run([ "$dir/ryw", '--primary', $conninfo->($primary, 'app'),
