@@ -22,7 +22,7 @@ REGRESS_OPTS  = --load-extension=consistency
 ISOLATION     = $(patsubst test/specs/%.spec,%,$(sort $(wildcard test/specs/*.spec)))
 ISOLATION_OPTS = --inputdir=test --load-extension=consistency
 TAP_TESTS     = 1
-PROVE_TESTS  ?= $(sort $(wildcard test/t/*.pl))
+PROVE_TESTS   ?= $(sort $(wildcard test/t/*.pl))
 
 EXTRA_CLEAN = results regression.diffs regression.out output_iso tmp_check tmp_check_iso log
 
