@@ -9,6 +9,7 @@
 # in shared_preload_libraries (scripts/lib/run-suites.sh, test/preload.conf); plain `make
 # installcheck` runs regress + isolation + TAP against the server in PG* environment variables.
 # test/t/050_upgrade_from_1_0.pl also runs the regress files, on databases upgraded from 1.0.
+# PROVE_TESTS="test/t/073_x.pl ..." in the environment runs only those TAP files.
 
 EXTENSION   = consistency
 MODULE_big  = consistency
