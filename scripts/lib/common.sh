@@ -26,13 +26,15 @@ else
 	SYSTEM_PG_CONFIG=${CONSISTENCY_PG_CACHE:-/var/cache/consistency-pg}/$PG_MAJOR/bin/pg_config
 fi
 
-# Everything the build, the four suites, the demo and the benchmarks use.
+# Everything the build, the suites (the package suite: debhelper, lintian, the pg_buildext of
+# postgresql-server-dev-all, readelf), the demo and the benchmarks use.
 # The last line is what build-pg.sh needs to build another PostgreSQL version from source.
 PACKAGES=(
 	make gcc libc6-dev
 	"postgresql-$DEBIAN_PG_MAJOR" "postgresql-server-dev-$DEBIAN_PG_MAJOR" "postgresql-$DEBIAN_PG_MAJOR-pgtap"
 	libtap-parser-sourcehandler-pgtap-perl libipc-run-perl libpq-dev
 	pgbouncer python3-psycopg python3-psycopg2 python3-sqlalchemy sqlsmith
+	debhelper lintian postgresql-server-dev-all binutils
 	dpkg-dev bison flex pkg-config libicu-dev zlib1g-dev debian-archive-keyring
 )
 
