@@ -45,7 +45,7 @@ installed=0
 on_exit() {
 	local rc=$?
 	trap - EXIT
-	restore_machine || true
+	[ "$installed" = 0 ] || restore_machine || true
 	if [ -n "$WORK" ] && [ -d "$WORK" ]; then
 		if [ "${CONSISTENCY_KEEP:-0}" = 1 ]; then info "kept $WORK"; else rm -rf "$WORK"; fi
 	fi

@@ -133,7 +133,19 @@ make_sandbox() {
 			mkdir -p "$sb/usr/lib/postgresql" "$sb/usr/share/postgresql"
 			cp -a "/usr/lib/postgresql/$PG_MAJOR" "$sb/usr/lib/postgresql/"
 			cp -a "/usr/share/postgresql/$PG_MAJOR" "$sb/usr/share/postgresql/"
-			ln -sfn /usr/include "$sb/usr/include"
+		fi
+		# The system's headers, seen through symlinks, in directories of the sandbox's own: make
+		# install adds the router's header there (through a symlink to /usr/include itself, as
+		# sandboxes once had, it went into the system's, under the package suite's feet).
+		if [ -L "$sb/usr/include" ] || [ ! -d "$sb/usr/include/postgresql" ]; then
+			rm -f "$sb/usr/include"
+			mkdir -p "$sb/usr/include/postgresql"
+			for f in /usr/include/*; do
+				[ "$f" = /usr/include/postgresql ] || ln -sfn "$f" "$sb/usr/include/"
+			done
+			for f in /usr/include/postgresql/*; do
+				[ "${f##*/}" = consistency_router.h ] || ln -sfn "$f" "$sb/usr/include/postgresql/"
+			done
 		fi
 	else
 		prefix=$(dirname "$(dirname "$SYSTEM_PG_CONFIG")")
