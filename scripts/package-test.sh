@@ -21,7 +21,7 @@
 #      throwaway server), router-link (a program built against the -dev package);
 #   6. dpkg --purge of the packages, then the saved files put back, and the proof: no package is
 #      installed, and every path the packages held is as it was before step 4 (same content, or
-#      absent).  Steps 6 runs also when an earlier step fails or the suite is interrupted.
+#      absent).  Step 6 runs also when an earlier step fails or the suite is interrupted.
 # Ends with `N passed, N failed` (one per check) and exits non-zero if anything failed.
 # CONSISTENCY_KEEP=1 keeps the work directory (the .deb files, the logs).
 set -euo pipefail
