@@ -64,7 +64,9 @@ installcheck-pgtap:
 # tests and the demo run it from the build tree).  The shared library has a versioned
 # SONAME (libconsistency_router.so.0, bumped on an ABI break) with the usual .so symlink
 # for linking, as Debian packages a library (debian/: libconsistency-router0 and -dev).
-ROUTER_CPPFLAGS = -I$(srcdir)/src/client -I$(shell $(PG_CONFIG) --includedir)
+# The client programs also get PGXS's CPPFLAGS and LDFLAGS (pg_config's: on Debian the
+# hardening flags, -D_FORTIFY_SOURCE and -z now, that lintian checks the packages for).
+ROUTER_CPPFLAGS = -I$(srcdir)/src/client -I$(shell $(PG_CONFIG) --includedir) $(CPPFLAGS)
 ROUTER_CFLAGS   = -g -O2 -fPIC -Wall -Wextra $(WERROR)
 ROUTER_LIBPQ    = -L$(shell $(PG_CONFIG) --libdir) -lpq
 ROUTER_SONAME   = libconsistency_router.so.0
@@ -81,13 +83,13 @@ src/client/libconsistency_router.a: src/client/consistency_router.lo
 	$(AR) crs $@ $^
 
 src/client/$(ROUTER_SONAME): src/client/consistency_router.lo
-	$(CC) -shared -Wl,-soname,$(ROUTER_SONAME) -o $@ $^ $(ROUTER_LIBPQ)
+	$(CC) -shared -Wl,-soname,$(ROUTER_SONAME) -o $@ $^ $(ROUTER_LIBPQ) $(LDFLAGS)
 
 src/client/libconsistency_router.so: src/client/$(ROUTER_SONAME)
 	ln -sf $(ROUTER_SONAME) $@
 
 test/router_example: test/router_example.c src/client/libconsistency_router.a
-	$(CC) $(ROUTER_CFLAGS) $(ROUTER_CPPFLAGS) -o $@ $< src/client/libconsistency_router.a $(ROUTER_LIBPQ)
+	$(CC) $(ROUTER_CFLAGS) $(ROUTER_CPPFLAGS) -o $@ $< src/client/libconsistency_router.a $(ROUTER_LIBPQ) $(LDFLAGS)
 
 install: install-router
 .PHONY: install-router
@@ -109,7 +111,7 @@ PG_CONSISTENCY_LIBDIR := $(shell $(PG_CONFIG) --libdir)
 all: $(PG_CONSISTENCY_PROG)
 
 $(PG_CONSISTENCY_PROG): src/cli/pg_consistency.c
-	$(CC) $(CFLAGS) -Wextra $(WERROR) -I$(PG_CONSISTENCY_INCLUDEDIR) -o $@ $< \
+	$(CC) $(CFLAGS) -Wextra $(WERROR) -I$(PG_CONSISTENCY_INCLUDEDIR) $(CPPFLAGS) -o $@ $< \
 		-L$(PG_CONSISTENCY_LIBDIR) -lpq $(LDFLAGS)
 
 install: install-pg-consistency

@@ -1,26 +1,31 @@
 #!/usr/bin/env bash
-# scripts/package-test.sh: build the Debian packages from debian/ and check them.
+# scripts/package-test.sh: the package suite (`scripts/test.sh --pg 15 package`; the last suite
+# of the PostgreSQL 15 leg): build the Debian packages from debian/, install them on this
+# machine, test the installed files, and leave the machine as it was.
 #
-# Owns: the package test.  In a private copy of the tree, as the unprivileged test user:
-#   1. dpkg-buildpackage -us -uc -b (pg_buildext, debian/rules);
-#   2. lintian on the result: no errors (warnings and info are shown, not fatal);
+# Owns, in order:
+#   0. the preconditions: root or passwordless sudo (dpkg -i and --purge need it; without it the
+#      suite fails, it is not skipped), PostgreSQL 15 (the version Debian 12 ships, so the one
+#      whose packages build here), and none of the packages installed already (the suite
+#      purges what it installed, and will not remove an installation it did not make);
+#   1. dpkg-buildpackage -us -uc -b in a private copy of the tree, as the unprivileged test user;
+#   2. lintian on the result: warnings and info are printed, an error (E:) fails;
 #   3. dpkg -c: each package holds exactly the files it must;
-#   4. dpkg -x of every package into a scratch copy of the PostgreSQL tree (nothing is
-#      installed on this machine), then the regress and isolation suites against that tree,
-#      and a program compiled and linked against the extracted router library and header;
-#   5. only with CONSISTENCY_PACKAGE_INSTALL=1 (CI, a machine of its own): dpkg -i on this
-#      machine and the autopkgtest debian/tests/installcheck against the installed files.
-# Run as root or as a user with sudo, like scripts/test.sh.  Ends with `N passed, N failed`.
-# CONSISTENCY_KEEP=1 keeps the work directory (the .deb files, logs).
+#   4. dpkg -i of the packages.  `make install` (the other suites, or a developer) puts the same
+#      files at the same paths, unowned, and dpkg overwrites them: every such file is first
+#      copied aside with its checksum;
+#   5. the autopkgtests: every test named in debian/tests/control, run the way autopkgtest runs
+#      them (from the top of the source tree, with $AUTOPKGTEST_TMP, as root when they say
+#      needs-root, and failing on stderr output unless they allow it): installcheck (regress and
+#      isolation against the installed files), pg-consistency (the packaged CLI against a
+#      throwaway server), router-link (a program built against the -dev package);
+#   6. dpkg --purge of the packages, then the saved files put back, and the proof: no package is
+#      installed, and every path the packages held is as it was before step 4 (same content, or
+#      absent).  Step 6 runs also when an earlier step fails or the suite is interrupted.
+# Ends with `N passed, N failed` (one per check) and exits non-zero if anything failed.
+# CONSISTENCY_KEEP=1 keeps the work directory (the .deb files, the logs).
 set -euo pipefail
 . "$(dirname "$0")/lib/common.sh"
-
-PACKAGES+=(debhelper dpkg-dev lintian postgresql-server-dev-all binutils)
-VERSION=$(dpkg-parsechangelog -l "$REPO/debian/changelog" -S Version)
-ARCH=$(dpkg-architecture -q DEB_HOST_ARCH)
-MULTIARCH=$(dpkg-architecture -q DEB_HOST_MULTIARCH)
-EXT_PKG=postgresql-$PG_MAJOR-consistency
-DEBS=("$EXT_PKG" libconsistency-router0 libconsistency-router-dev)
 
 pass=0
 fail=0
@@ -31,40 +36,151 @@ check() {	# description command...
 	shift
 	if "$@"; then ok "$d"; else not_ok "$d"; fi
 }
-deb() { echo "$BUILD/${1}_${VERSION}_$ARCH.deb"; }
+stop() {	# the suite cannot go on (the EXIT trap cleans up and counts)
+	not_ok "$1"
+	exit 1
+}
+WORK=
+installed=0
+on_exit() {
+	local rc=$?
+	trap - EXIT
+	[ "$installed" = 0 ] || restore_machine || true
+	if [ -n "$WORK" ] && [ -d "$WORK" ]; then
+		if [ "${CONSISTENCY_KEEP:-0}" = 1 ]; then info "kept $WORK"; else rm -rf "$WORK"; fi
+	fi
+	if [ "$rc" -ne 0 ] && [ "$fail" -eq 0 ]; then not_ok "the suite stopped unexpectedly (exit $rc)"; fi
+	echo
+	echo "$pass passed, $fail failed"
+	[ "$fail" -eq 0 ] || exit 1
+	exit 0
+}
+trap on_exit EXIT
+trap 'exit 130' INT TERM
 
-step "checking packages"
-ensure_packages
+step "0. preconditions"
+if is_root; then
+	ok "running as root"
+elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+	ok "running with passwordless sudo"
+else
+	stop "the package suite needs root or passwordless sudo (dpkg -i, dpkg --purge); run scripts/test.sh as root"
+fi
+[ "$PG_MAJOR" = "$DEBIAN_PG_MAJOR" ] ||
+	stop "the package suite runs on PostgreSQL $DEBIAN_PG_MAJOR only (Debian 12 ships no postgresql-server-dev-$PG_MAJOR)"
+ensure_packages >/dev/null
+VERSION=$(dpkg-parsechangelog -l "$REPO/debian/changelog" -S Version)
+ARCH=$(dpkg-architecture -q DEB_HOST_ARCH)
+MULTIARCH=$(dpkg-architecture -q DEB_HOST_MULTIARCH)
+EXT_PKG=postgresql-$PG_MAJOR-consistency
+DEBS=("$EXT_PKG" libconsistency-router0 libconsistency-router-dev)
+installed_pkgs() {	# the packages of DEBS dpkg has installed (or half-installed)
+	local p
+	for p in "${DEBS[@]}"; do
+		dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null | grep -qvx 'not-installed' && echo "$p"
+	done
+	return 0
+}
+pre=$(installed_pkgs)
+[ -z "$pre" ] || stop "already installed, not ours to remove: $(echo $pre) (dpkg --purge them first)"
+ok "none of ${DEBS[*]} is installed"
 
-step "copying the tree"
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/consistency-package.XXXXXX")
-[ "${CONSISTENCY_KEEP:-0}" = 1 ] || trap 'rm -rf "$WORK"' EXIT
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/cpkg.XXXXXX")
 BUILD=$WORK/build
 SRC=$BUILD/postgresql-consistency
-mkdir -p "$SRC"
+SAVED=$WORK/saved
+mkdir -p "$SRC" "$SAVED"
 tar -C "$REPO" --exclude=.git --exclude='*.o' --exclude='*.so' --exclude='*.so.*' --exclude='*.bc' \
-	--exclude=results --exclude=tmp_check --exclude=output_iso --exclude=log -cf - . | tar -C "$SRC" -xf -
+	--exclude=results --exclude='tmp_check*' --exclude=output_iso --exclude=log -cf - . | tar -C "$SRC" -xf -
 chmod 755 "$WORK"
 if is_root; then chown -R "$TEST_USER" "$WORK"; fi
 export WORK
+deb() { echo "$BUILD/${1}_${VERSION}_$ARCH.deb"; }
 
+# dpkg, waiting while another package operation holds the lock (apt on a shared machine).
+dpkg_run() {
+	local i out
+	for i in $(seq 1 60); do
+		if out=$(as_root dpkg "$@" 2>&1); then
+			printf '%s\n' "$out"
+			return 0
+		fi
+		printf '%s\n' "$out" | grep -q 'lock' || { printf '%s\n' "$out"; return 1; }
+		sleep 5
+	done
+	printf '%s\n' "$out"
+	return 1
+}
+
+# Every regular file and symlink the packages install, one absolute path a line.
+package_paths() {
+	local p
+	for p in "${DEBS[@]}"; do
+		dpkg-deb --fsys-tarfile "$(deb "$p")" | tar -tvf - | awk '$1 !~ /^d/ { print $6 }'
+	done | sed 's|^\./|/|' | sort -u
+}
+# What is at each path now: its checksum, the target of a symlink, or "absent".
+path_states() {
+	local f
+	while read -r f; do
+		if [ -L "$f" ]; then
+			printf '%s symlink:%s\n' "$f" "$(readlink "$f")"
+		elif [ -e "$f" ]; then
+			printf '%s %s\n' "$f" "$(sha256sum <"$f" | cut -d' ' -f1)"
+		else
+			printf '%s absent\n' "$f"
+		fi
+	done <"$WORK/paths"
+}
+
+# Step 6, also on failure or interruption: purge, put the saved files back, prove it.
+restore_machine() {
+	[ "$installed" = 1 ] || return 0
+	installed=0
+	step "6. dpkg --purge, and the machine as it was"
+	local left
+	if dpkg_run --purge "${DEBS[@]}" >"$WORK/purge.log" 2>&1; then
+		ok "dpkg --purge removes the packages"
+	else
+		not_ok "dpkg --purge removes the packages"
+		cat "$WORK/purge.log"
+	fi
+	left=$(installed_pkgs)
+	check "no package is left installed${left:+ (left: $(echo $left))}" test -z "$left"
+	# File by file (a directory the purge removed is made again, as make install makes it).
+	local f
+	while read -r f; do
+		if [ -e "$SAVED$f" ] || [ -L "$SAVED$f" ]; then
+			as_root mkdir -p "$(dirname "$f")"
+			as_root cp -a "$SAVED$f" "$f"
+		fi
+	done <"$WORK/paths"
+	path_states >"$WORK/after"
+	if cmp -s "$WORK/before" "$WORK/after"; then
+		ok "every path the packages held is as before dpkg -i ($(grep -vc ' absent$' "$WORK/before") files put back, $(grep -c ' absent$' "$WORK/before") absent again)"
+	else
+		not_ok "every path the packages held is as before dpkg -i"
+		diff "$WORK/before" "$WORK/after" | sed 's/^/    | /'
+	fi
+}
 step "1. dpkg-buildpackage -us -uc -b"
 if as_user env TMPDIR="$WORK" bash -c 'cd "$1" && dpkg-buildpackage -us -uc -b' _ "$SRC" >"$WORK/build.log" 2>&1; then
 	ok "the packages build"
 else
-	not_ok "the packages build (tail of $WORK/build.log:)"
 	tail -n 40 "$WORK/build.log"
-	echo "$pass passed, $((fail + 1)) failed"
-	exit 1
+	stop "the packages build (the tail of its log is above)"
 fi
 for p in "${DEBS[@]}"; do
-	check "$p ${VERSION} was built" test -f "$(deb "$p")"
+	[ -f "$(deb "$p")" ] || stop "$p ${VERSION} was built"
 done
+ok "each of ${DEBS[*]} was built, version $VERSION"
 
 step "2. lintian"
 lintian_rc=0
-as_user env TMPDIR="$WORK" lintian --fail-on error --info "$BUILD"/*.changes >"$WORK/lintian.log" 2>&1 || lintian_rc=$?
-sed 's/^/    | /' "$WORK/lintian.log"
+as_user env TMPDIR="$WORK" lintian --fail-on error --display-info --pedantic "$BUILD"/*.changes \
+	>"$WORK/lintian.log" 2>&1 || lintian_rc=$?
+{ grep -v '^N:' "$WORK/lintian.log" || true; } | sed 's/^/    | /'
+info "lintian: $(grep -c '^E:' "$WORK/lintian.log") errors, $(grep -c '^W:' "$WORK/lintian.log") warnings, $(grep -cE '^[IP]:' "$WORK/lintian.log") info and pedantic tags"
 check "lintian reports no errors" test "$lintian_rc" -eq 0 -a "$(grep -c '^E:' "$WORK/lintian.log")" -eq 0
 
 step "3. package contents"
@@ -80,7 +196,7 @@ for f in "$libdir/lib/consistency.so" "$libdir/bin/pg_consistency" \
 	/usr/share/postgresql/$PG_MAJOR/extension/consistency.control \
 	/usr/share/postgresql/$PG_MAJOR/extension/consistency--1.0.sql \
 	/usr/share/postgresql/$PG_MAJOR/extension/consistency--1.0--1.1.sql \
-	/usr/share/doc/$EXT_PKG/README.md.gz; do
+	/usr/share/doc/$EXT_PKG/README.md.gz /usr/share/doc/$EXT_PKG/copyright; do
 	check "$EXT_PKG has $f" has "$EXT_PKG" "$f"
 done
 check "$EXT_PKG has no router library or header" lacks "$EXT_PKG" 'consistency_router|/usr/include'
@@ -95,62 +211,67 @@ done
 check "$EXT_PKG depends on the server package" \
 	bash -c "dpkg-deb -f '$(deb "$EXT_PKG")' Depends | grep -q 'postgresql-$PG_MAJOR'"
 
-step "4. the extracted packages, in a scratch PostgreSQL tree"
-ROOT=$WORK/root
-CONSISTENCY_SANDBOX=$ROOT make_sandbox >/dev/null
-# make_sandbox copies the system tree, which may hold an installed consistency: remove it, so
-# that every file under test comes from the packages.
-rm -f "$ROOT$libdir/lib/consistency.so" "$ROOT$libdir/bin/pg_consistency" \
-	"$ROOT"/usr/share/postgresql/$PG_MAJOR/extension/consistency*
-rm -rf "$ROOT$libdir/lib/bitcode/consistency" "$ROOT$libdir/lib/bitcode/consistency.index.bc"
-for p in "${DEBS[@]}"; do dpkg -x "$(deb "$p")" "$ROOT"; done
-if is_root; then chown -R "$TEST_USER" "$ROOT"; fi
-check "the extracted tree has the package's library" test -f "$ROOT$libdir/lib/consistency.so"
-if as_user env PG_CONFIG="$ROOT$libdir/bin/pg_config" TMPDIR="$WORK" \
-	"$SRC/scripts/lib/run-suites.sh" regress isolation >"$WORK/suites.log" 2>&1; then
-	ok "regress and isolation pass against the extracted packages"
-else
-	not_ok "regress and isolation pass against the extracted packages"
-fi
-sed -n 's/^  \(regress\|isolation\)/    | &/p' "$WORK/suites.log"
-tail -n 1 "$WORK/suites.log" | sed 's/^/    | /'
-# A client program built against the -dev package's header and library.
-if as_user env TMPDIR="$WORK" gcc -Wall -Werror -o "$WORK/router_example" "$SRC/test/router_example.c" \
-	-I"$ROOT/usr/include/postgresql" -I"$(pg_config --includedir)" \
-	-L"$ROOT/usr/lib/$MULTIARCH" -lconsistency_router -lpq >"$WORK/link.log" 2>&1; then
-	ok "a program compiles and links against libconsistency-router-dev"
-	check "it needs the library by its SONAME, libconsistency_router.so.0" \
-		bash -c "readelf -d '$WORK/router_example' | grep -q 'NEEDED.*\\[libconsistency_router.so.0\\]'"
-	check "the shared library's SONAME is libconsistency_router.so.0" \
-		bash -c "readelf -d '$ROOT/usr/lib/$MULTIARCH/libconsistency_router.so.0' | grep -q 'SONAME.*\\[libconsistency_router.so.0\\]'"
-else
-	not_ok "a program compiles and links against libconsistency-router-dev"
-	cat "$WORK/link.log"
-fi
-
-step "5. dpkg -i and the autopkgtest installcheck"
-if [ "${CONSISTENCY_PACKAGE_INSTALL:-0}" = 1 ]; then
-	# This changes the machine's PostgreSQL tree: only on a machine of its own (CI).
-	debfiles=()
-	for p in "${DEBS[@]}"; do debfiles+=("$(deb "$p")"); done
-	if as_root dpkg -i "${debfiles[@]}" >"$WORK/dpkg.log" 2>&1; then
-		ok "dpkg -i installs the packages"
-		check "dpkg knows $EXT_PKG $VERSION" \
-			bash -c "dpkg-query -W -f='\${Version}' '$EXT_PKG' | grep -qx '$VERSION'"
-		if as_root "$SRC/debian/tests/installcheck" >"$WORK/installcheck.log" 2>&1; then
-			ok "debian/tests/installcheck passes against the installed files"
-		else
-			not_ok "debian/tests/installcheck passes against the installed files"
-			tail -n 60 "$WORK/installcheck.log"
-		fi
-	else
-		not_ok "dpkg -i installs the packages"
-		cat "$WORK/dpkg.log"
+step "4. dpkg -i"
+package_paths >"$WORK/paths"
+path_states >"$WORK/before"
+# Keep a copy of whatever is at those paths now (make install's files), to put back after.
+while read -r f; do
+	if [ -e "$f" ] || [ -L "$f" ]; then
+		mkdir -p "$SAVED$(dirname "$f")"
+		as_root cp -a "$f" "$SAVED$f"
 	fi
+done <"$WORK/paths"
+info "$(grep -vc ' absent$' "$WORK/before") of the packages' $(wc -l <"$WORK/paths") paths are present before dpkg -i (make install's files): saved"
+debfiles=()
+for p in "${DEBS[@]}"; do debfiles+=("$(deb "$p")"); done
+installed=1
+if dpkg_run -i "${debfiles[@]}" >"$WORK/dpkg.log" 2>&1; then
+	ok "dpkg -i installs the packages"
 else
-	info "skipped: set CONSISTENCY_PACKAGE_INSTALL=1 to install the packages on this machine"
+	cat "$WORK/dpkg.log"
+	stop "dpkg -i installs the packages"
 fi
+check "dpkg knows $EXT_PKG $VERSION" \
+	bash -c "dpkg-query -W -f='\${Version}' '$EXT_PKG' | grep -qx '$VERSION'"
 
-echo
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+step "5. the autopkgtests (debian/tests/control)"
+# Each paragraph: its Tests and Restrictions.
+mapfile -t tests < <(awk -v RS= '{
+	t = ""; r = ""
+	n = split($0, line, "\n")
+	for (i = 1; i <= n; i++) {
+		if (line[i] ~ /^Tests:/) { t = substr(line[i], 7) }
+		if (line[i] ~ /^Restrictions:/) { r = substr(line[i], 14) }
+	}
+	gsub(/,/, " ", r)
+	split(t, names, /[ \t]+/)
+	for (j in names) if (names[j] != "") print names[j] "|" r
+}' "$SRC/debian/tests/control")
+[ ${#tests[@]} -gt 0 ] || not_ok "debian/tests/control names tests"
+i=0
+for entry in "${tests[@]}"; do
+	name=${entry%%|*}
+	restrictions=" ${entry#*|} "
+	i=$((i + 1))
+	tmp=$WORK/t$i	# short: the tests' servers put their sockets under it
+	mkdir -p "$tmp"
+	if is_root; then chown "$TEST_USER" "$tmp"; fi
+	runner=as_user
+	[[ $restrictions != *" needs-root "* ]] || runner=as_root
+	rc=0
+	(cd "$SRC" && $runner env AUTOPKGTEST_TMP="$tmp" TMPDIR="$tmp" "debian/tests/$name") \
+		>"$WORK/test-$name.log" 2>"$WORK/test-$name.err" || rc=$?
+	if [ "$rc" -eq 0 ] && { [[ $restrictions == *" allow-stderr "* ]] || [ ! -s "$WORK/test-$name.err" ]; }; then
+		ok "autopkgtest $name"
+		case $name in
+		installcheck) sed -n '/^==> summary/,$ s/^  \(regress\|isolation\)/    | &/p' "$WORK/test-$name.log" ;;
+		*) sed -n 's/^ok: /    | /p' "$WORK/test-$name.log" ;;
+		esac
+	else
+		not_ok "autopkgtest $name (exit $rc)"
+		tail -n 60 "$WORK/test-$name.log" | sed 's/^/    | /'
+		tail -n 20 "$WORK/test-$name.err" | sed 's/^/    | stderr: /'
+	fi
+done
+
+# Step 6 runs in the EXIT trap (on_exit), which also prints the closing line.

@@ -26,13 +26,15 @@ else
 	SYSTEM_PG_CONFIG=${CONSISTENCY_PG_CACHE:-/var/cache/consistency-pg}/$PG_MAJOR/bin/pg_config
 fi
 
-# Everything the build, the four suites, the demo and the benchmarks use.
+# Everything the build, the suites (the package suite: debhelper, lintian, the pg_buildext of
+# postgresql-server-dev-all, readelf), the demo and the benchmarks use.
 # The last line is what build-pg.sh needs to build another PostgreSQL version from source.
 PACKAGES=(
 	make gcc libc6-dev
 	"postgresql-$DEBIAN_PG_MAJOR" "postgresql-server-dev-$DEBIAN_PG_MAJOR" "postgresql-$DEBIAN_PG_MAJOR-pgtap"
 	libtap-parser-sourcehandler-pgtap-perl libipc-run-perl libpq-dev
 	pgbouncer python3-psycopg python3-psycopg2 python3-sqlalchemy python3-flask curl sqlsmith
+	debhelper lintian postgresql-server-dev-all binutils
 	dpkg-dev bison flex pkg-config libicu-dev zlib1g-dev debian-archive-keyring
 )
 
@@ -131,7 +133,19 @@ make_sandbox() {
 			mkdir -p "$sb/usr/lib/postgresql" "$sb/usr/share/postgresql"
 			cp -a "/usr/lib/postgresql/$PG_MAJOR" "$sb/usr/lib/postgresql/"
 			cp -a "/usr/share/postgresql/$PG_MAJOR" "$sb/usr/share/postgresql/"
-			ln -sfn /usr/include "$sb/usr/include"
+		fi
+		# The system's headers, seen through symlinks, in directories of the sandbox's own: make
+		# install adds the router's header there (through a symlink to /usr/include itself, as
+		# sandboxes once had, it went into the system's, under the package suite's feet).
+		if [ -L "$sb/usr/include" ] || [ ! -d "$sb/usr/include/postgresql" ]; then
+			rm -f "$sb/usr/include"
+			mkdir -p "$sb/usr/include/postgresql"
+			for f in /usr/include/*; do
+				[ "$f" = /usr/include/postgresql ] || ln -sfn "$f" "$sb/usr/include/"
+			done
+			for f in /usr/include/postgresql/*; do
+				[ "${f##*/}" = consistency_router.h ] || ln -sfn "$f" "$sb/usr/include/postgresql/"
+			done
 		fi
 	else
 		prefix=$(dirname "$(dirname "$SYSTEM_PG_CONFIG")")
