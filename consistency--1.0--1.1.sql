@@ -91,3 +91,42 @@ COMMENT ON FUNCTION @extschema@.tpc_resolution_log_guard() IS
 REVOKE ALL ON @extschema@.inventory, @extschema@.reservations FROM consistency_user, consistency_admin;
 GRANT SELECT ON @extschema@.reservations TO consistency_user;
 GRANT SELECT ON @extschema@.inventory TO consistency_admin;
+
+-- ---------------------------------------------------------------------------
+-- Operations
+-- ---------------------------------------------------------------------------
+
+-- Cumulative counters per database (src/stats.c), in shared memory when the library is in
+-- shared_preload_libraries; without it, one row whose reason says so.  Readable by the
+-- application role, its administrator and pg_monitor, like pg_stat_database; resetting is
+-- for consistency_admin.
+CREATE FUNCTION @extschema@.stats_read(
+	OUT datid pg_catalog.oid, OUT datname pg_catalog.name,
+	OUT capability pg_catalog.text, OUT counter pg_catalog.text, OUT value pg_catalog.int8,
+	OUT stats_reset pg_catalog.timestamptz, OUT reason pg_catalog.text)
+RETURNS SETOF pg_catalog.record
+AS 'MODULE_PATHNAME', 'consistency_stats'
+LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION @extschema@.stats_read() IS
+	'the counters of consistency.stats';
+REVOKE ALL ON FUNCTION @extschema@.stats_read() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.stats_read() TO consistency_user, pg_monitor;
+
+CREATE VIEW @extschema@.stats AS
+	SELECT s.datid, s.datname, s.capability, s.counter, s.value, s.stats_reset, s.reason
+	  FROM @extschema@.stats_read() s;
+COMMENT ON VIEW @extschema@.stats IS
+	'cumulative counters per database and capability; one row with a reason when the library is not preloaded';
+REVOKE ALL ON @extschema@.stats FROM PUBLIC;
+GRANT SELECT ON @extschema@.stats TO consistency_user, pg_monitor;
+
+CREATE FUNCTION @extschema@.stats_reset()
+RETURNS pg_catalog.bool
+AS 'MODULE_PATHNAME', 'consistency_stats_reset'
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION @extschema@.stats_reset() IS
+	'set this database''s counters to zero; false (and nothing done) when the library is not preloaded';
+REVOKE ALL ON FUNCTION @extschema@.stats_reset() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.stats_reset() TO consistency_admin;

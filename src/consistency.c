@@ -31,6 +31,7 @@ _PG_init(void)
 	consistency_versioning_init();
 	consistency_session_token_init();
 	consistency_twophase_init();
+	consistency_stats_init();
 
 	MarkGUCPrefixReserved("consistency");
 }

@@ -49,6 +49,7 @@
 #include "utils/relcache.h"
 
 #include "consistency.h"
+#include "stats.h"
 #include "versioning.h"
 
 PG_FUNCTION_INFO_V1(consistency_version_guard);
@@ -351,6 +352,9 @@ consistency_version_guard(PG_FUNCTION_ARGS)
 	/* Strict: the statement must have set the version column itself. */
 	if (cfg->strict &&
 		!bms_is_member(cfg->attnum - FirstLowInvalidHeapAttributeNumber, td->tg_updatedcols))
+	{
+		consistency_count(CSTAT_VER_CHECKED);
+		consistency_count(CSTAT_VER_STRICT_REFUSED);
 		ereport(ERROR,
 				(errcode(ERRCODE_CONSISTENCY_VERSION_NOT_SET),
 				 errmsg("UPDATE of table \"%s\" must set version column \"%s\"",
@@ -358,6 +362,7 @@ consistency_version_guard(PG_FUNCTION_ARGS)
 				 errdetail("Versioning on this table is strict: every UPDATE states the version it read."),
 				 errhint("Add \"%s = <version read>\" to the SET list.", cfg->column),
 				 errtablecol(rel, cfg->attnum)));
+	}
 
 	d = heap_getattr(td->tg_trigtuple, cfg->attnum, tupdesc, &isnull);
 	if (isnull)
@@ -384,8 +389,11 @@ consistency_version_guard(PG_FUNCTION_ARGS)
 		/* update_versioned checked and bumped this row itself. */
 		if (expected_update(rel, cfg->column, oldv, newv))
 			return PointerGetDatum(td->tg_newtuple);
+		consistency_count(CSTAT_VER_CHECKED);
+		consistency_count(CSTAT_VER_CONFLICT);
 		versioning_report_conflict(rel, cfg->attnum, newv, oldv);
 	}
+	consistency_count(CSTAT_VER_CHECKED);
 
 	if (oldv >= versioning_max(cfg->typid))
 		versioning_report_overflow(rel, cfg->attnum, oldv);
