@@ -17,9 +17,9 @@
  * saying so, and the pending counts are dropped at transaction end.
  *
  * Like PostgreSQL's own statistics, the counters survive a clean shutdown
- * (the postmaster writes them to pg_stat/consistency.stat when it exits and
- * reads them back, then removes the file, at the next start) and start from
- * zero after a crash or an immediate shutdown.
+ * (the postmaster writes them to pg_stat/consistency.stat when it exits after
+ * a shutdown checkpoint, and reads them back, then removes the file, at the
+ * next start) and start from zero after a crash or an immediate shutdown.
  *
  * IDENTIFICATION
  *	  src/stats.c
@@ -31,6 +31,8 @@
 #include <unistd.h>
 
 #include "access/xact.h"
+#include "catalog/pg_control.h"
+#include "common/controldata_utils.h"
 #include "common/hashfn.h"
 #include "commands/dbcommands.h"
 #include "funcapi.h"
@@ -247,8 +249,21 @@ stats_shmem_shutdown(int code, Datum arg)
 	uint32		header[3];
 	int			i;
 	int			c;
+	ControlFileData *control;
+	bool		crc_ok;
 
 	if (code != 0 || stats == NULL)
+		return;
+
+	/*
+	 * An immediate shutdown exits with code 0 too; only a checkpoint at
+	 * shutdown leaves pg_control saying "shut down".  PostgreSQL's own
+	 * statistics are discarded when the next start must recover: so are
+	 * ours.
+	 */
+	control = get_controlfile(DataDir, &crc_ok);
+	if (!crc_ok || (control->state != DB_SHUTDOWNED &&
+					control->state != DB_SHUTDOWNED_IN_RECOVERY))
 		return;
 
 	f = AllocateFile(STATS_FILE ".tmp", PG_BINARY_W);
