@@ -32,6 +32,7 @@ _PG_init(void)
 	consistency_session_token_init();
 	consistency_twophase_init();
 	consistency_stats_init();
+	consistency_maintenance_init();
 
 	MarkGUCPrefixReserved("consistency");
 }

@@ -89,6 +89,9 @@ extern void consistency_twophase_init(void);
 /* stats.c: the counters of consistency.stats (stats.h bumps them) */
 extern void consistency_stats_init(void);
 
+/* maintenance.c: the settings of consistency.maintenance() */
+extern void consistency_maintenance_init(void);
+
 /* spi_plans.c: SPI statements prepared once per backend. */
 struct _SPI_plan;
 extern struct _SPI_plan *consistency_keep_plan(struct _SPI_plan **cache, const char *sql,

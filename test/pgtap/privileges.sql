@@ -54,7 +54,8 @@ INSERT INTO fn_expected VALUES
 	('consistency.check_inventory()', 'admin'),
 	-- operations
 	('consistency.stats_read()', 'user+monitor'),
-	('consistency.stats_reset()', 'admin');
+	('consistency.stats_reset()', 'admin'),
+	('consistency.maintenance(integer,integer)', 'admin');
 -- Trigger functions nobody calls directly: no role may execute them (PostgreSQL does not
 -- check EXECUTE when it fires a trigger).
 CREATE TEMP TABLE fn_nobody (sig text PRIMARY KEY);
