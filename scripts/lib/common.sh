@@ -22,7 +22,7 @@ PACKAGES=(
 	make gcc libc6-dev
 	"postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR" "postgresql-$PG_MAJOR-pgtap"
 	libtap-parser-sourcehandler-pgtap-perl libipc-run-perl libpq-dev
-	pgbouncer python3-psycopg
+	pgbouncer python3-psycopg "postgresql-$PG_MAJOR-cron" prometheus-postgres-exporter curl
 )
 
 step() { printf '\n==> %s\n' "$*"; }
