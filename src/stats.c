@@ -424,6 +424,12 @@ consistency_stats(PG_FUNCTION_ARGS)
 
 	/* this backend's own counts so far are shown too */
 	stats_flush();
+	/* and this database, at zero, before anything was counted in it */
+	if (my_database == NULL && !my_database_full && OidIsValid(MyDatabaseId))
+	{
+		my_database = database_slot(MyDatabaseId, true);
+		my_database_full = (my_database == NULL);
+	}
 
 	LWLockAcquire(stats->lock, LW_SHARED);
 	n = stats->ndatabases;
