@@ -1,7 +1,8 @@
 # monitoring/consistency-queries.yaml in the real Prometheus PostgreSQL exporter (Debian
 # prometheus-postgres-exporter), one exporter for a preloaded primary and one for its
 # standby, each on a free loopback port, connected as a role granted only pg_monitor:
-# traffic of every capability, then a scrape of /metrics, whose values must be the view's.
+# traffic of every capability, then a scrape of /metrics, whose values must be the view's;
+# and `pg_consistency stats`, which prints the same figures.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -144,6 +145,31 @@ cmp_ok(metric($s, 'consistency_stats_value', capability => 'tokens', counter => 
 	'standby: the wait time is at least the timeout');
 is(metric($s, 'consistency_stats_value', capability => 'inventory', counter => 'reserved'), 0,
 	'standby: its own counters, not the primary\'s');
+
+# pg_consistency stats prints the same figures for a terminal, as the same role.
+my ($cli_out, $cli_err) = ('', '');
+IPC::Run::run([ 'pg_consistency', 'stats', $primary->connstr('postgres') . ' user=exporter' ],
+	'>', \$cli_out, '2>', \$cli_err);
+is($? >> 8, 0, 'pg_consistency stats: exit 0');
+like($cli_out, qr/^database postgres \(counters since the server started\)$/m, 'stats: names the database');
+my @cli_wrong = grep {
+	my ($c, $n) = split /\./;
+	$cli_out !~ /^  \Q$c\E +\Q$n\E +\Q$expected{$_}\E$/m
+} sort keys %expected;
+is_deeply(\@cli_wrong, [], 'stats: every counter printed with the view\'s value');
+like($cli_out, qr/^in-doubt: 1 prepared transaction, oldest \S+, pins the xmin horizon: yes, resolvable now: 0$/m,
+	'stats: the in-doubt summary');
+like($cli_out, qr/^replay: primary \(not in recovery\)$/m, 'stats: primary');
+IPC::Run::run([ 'pg_consistency', 'stats', $standby->connstr('postgres') . ' user=exporter' ],
+	'>', \$cli_out, '2>', \$cli_err);
+my $replayed = $standby->safe_psql('postgres', 'SELECT pg_last_wal_replay_lsn()');
+like($cli_out, qr/^replay: standby, replayed up to \Q$replayed\E, last replayed commit \S+ ago$/m,
+	'stats on the standby: its replay position');
+like($cli_out, qr/^  tokens +timeout +1$/m, 'stats on the standby: its own token timeout');
+IPC::Run::run([ 'pg_consistency', 'stats', '--older-than', '1h', $primary->connstr('postgres') ],
+	'>', \$cli_out, '2>', \$cli_err);
+is($? >> 8, 3, 'stats: an option it does not take exits 3');
+like($cli_err, qr/unknown option "--older-than" for stats/, 'and says which');
 
 $_->[0]->kill_kill for @exporters;
 $standby->safe_psql('postgres', 'SELECT pg_wal_replay_resume()');
