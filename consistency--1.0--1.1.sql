@@ -201,8 +201,8 @@ BEGIN
 	END IF;
 
 	RAISE LOG 'consistency.maintenance: purged % expired idempotency keys%, expired % lapsed reservations%, %',
-		purged, CASE WHEN more_keys THEN ' (more left)' ELSE '' END,
-		expired, CASE WHEN more_reservations THEN ' (more left)' ELSE '' END,
+		purged, CASE WHEN more_keys THEN ' (batch limit reached)' ELSE '' END,
+		expired, CASE WHEN more_reservations THEN ' (batch limit reached)' ELSE '' END,
 		CASE WHEN auto_resolve
 			 THEN pg_catalog.format('resolved %s in-doubt transactions older than %s (%s committed, %s rolled back, %s left)',
 									committed OPERATOR(pg_catalog.+) rolled_back,

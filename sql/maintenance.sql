@@ -101,5 +101,51 @@ SELECT action, outcome, heuristic FROM consistency.tpc_resolution_log
 RESET consistency.tpc_auto_resolve;
 RESET consistency.tpc_auto_resolve_after;
 
+-- 5. Under a hostile search_path (operators that raise if used, for every operand type the
+--    procedure compares or adds), with work to do in every step: it works all the same.
+CREATE SCHEMA maint_hostile;
+CREATE FUNCTION maint_hostile.b(int8, int8) RETURNS bool LANGUAGE plpgsql AS $$BEGIN RAISE 'hostile operator used'; END$$;
+CREATE FUNCTION maint_hostile.b(int8, int4) RETURNS bool LANGUAGE plpgsql AS $$BEGIN RAISE 'hostile operator used'; END$$;
+CREATE FUNCTION maint_hostile.b(int4, int4) RETURNS bool LANGUAGE plpgsql AS $$BEGIN RAISE 'hostile operator used'; END$$;
+CREATE FUNCTION maint_hostile.b(text, text) RETURNS bool LANGUAGE plpgsql AS $$BEGIN RAISE 'hostile operator used'; END$$;
+CREATE FUNCTION maint_hostile.p(int8, int8) RETURNS int8 LANGUAGE plpgsql AS $$BEGIN RAISE 'hostile operator used'; END$$;
+CREATE OPERATOR maint_hostile.< (LEFTARG = int8, RIGHTARG = int4, FUNCTION = maint_hostile.b);
+CREATE OPERATOR maint_hostile.= (LEFTARG = int8, RIGHTARG = int4, FUNCTION = maint_hostile.b);
+CREATE OPERATOR maint_hostile.<= (LEFTARG = int4, RIGHTARG = int4, FUNCTION = maint_hostile.b);
+CREATE OPERATOR maint_hostile.= (LEFTARG = int4, RIGHTARG = int4, FUNCTION = maint_hostile.b);
+CREATE OPERATOR maint_hostile.= (LEFTARG = text, RIGHTARG = text, FUNCTION = maint_hostile.b);
+CREATE OPERATOR maint_hostile.<> (LEFTARG = text, RIGHTARG = text, FUNCTION = maint_hostile.b);
+CREATE OPERATOR maint_hostile.+ (LEFTARG = int8, RIGHTARG = int8, FUNCTION = maint_hostile.p);
+CREATE OPERATOR maint_hostile.> (LEFTARG = int8, RIGHTARG = int8, FUNCTION = maint_hostile.b);
+BEGIN;
+SELECT status FROM consistency.idem_begin('m-h', ttl => '1 microsecond');
+SELECT consistency.idem_complete('m-h', '{}');
+COMMIT;
+SELECT consistency.reserve('maint-mug', 1, 'mr-h', ttl => '1 microsecond');
+BEGIN;
+SELECT consistency.tpc_gid('h') AS gid_hostile \gset
+COMMIT;
+BEGIN;
+INSERT INTO maint_acc VALUES (3);
+PREPARE TRANSACTION :'gid_hostile';
+SET consistency.tpc_auto_resolve = on;
+SET consistency.tpc_auto_resolve_after = 0;
+SET search_path = maint_hostile, pg_catalog, public;
+SET client_min_messages = log;
+CALL consistency.maintenance(1, 1);
+RESET client_min_messages;
+RESET search_path;
+RESET consistency.tpc_auto_resolve;
+RESET consistency.tpc_auto_resolve_after;
+SELECT (SELECT count(*) FROM consistency.idempotency_keys WHERE key = 'm-h') AS keys_left,
+	   (SELECT status FROM consistency.reservations WHERE reservation_id = 'mr-h') AS hold,
+	   (SELECT count(*) FROM pg_prepared_xacts WHERE gid = :'gid_hostile') AS still_prepared;
+DROP SCHEMA maint_hostile CASCADE;
+
+-- (nothing left to roll back unless a resolution above failed; then the DROP must not hang)
+SELECT format('ROLLBACK PREPARED %L', gid) FROM pg_prepared_xacts WHERE gid IN (:'gid_commit', :'gid_undecided', :'gid_hostile') \gexec
 DROP TABLE maint_acc;
+-- the decision and the resolutions logged above, so that later files start from empty logs
+SELECT consistency.tpc_prune_decisions('0') AS pruned;
+DELETE FROM consistency.tpc_resolution_log WHERE gid IN (:'gid_commit', :'gid_undecided', :'gid_hostile');
 DROP ROLE maint_app, maint_dba;

@@ -160,7 +160,12 @@ SET ROLE stats_dba;
 SELECT consistency.stats_reset();
 RESET ROLE;
 SELECT sum(value) AS total FROM consistency.stats WHERE datname = current_database();
+-- (nothing left to roll back unless a resolution above failed; then the DROP must not hang)
+SELECT format('ROLLBACK PREPARED %L', gid) FROM pg_prepared_xacts WHERE gid IN (:'gid_commit', :'gid_abort', 'stats-manual') \gexec
 DROP TABLE stats_doc, stats_strict, stats_acc;
+-- the decision and the resolutions logged above, so that later files start from empty logs
+SELECT consistency.tpc_prune_decisions('0') AS pruned;
+DELETE FROM consistency.tpc_resolution_log WHERE gid IN (:'gid_commit', :'gid_abort', 'stats-manual');
 \else
 -- 2. Not preloaded: one row, for this database, whose reason says why there are no
 --    counters; resetting changes nothing and says so.
