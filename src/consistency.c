@@ -32,6 +32,8 @@ _PG_init(void)
 	consistency_session_token_init();
 	consistency_twophase_init();
 	consistency_table_owner_init();
+	consistency_stats_init();
+	consistency_maintenance_init();
 
 	MarkGUCPrefixReserved("consistency");
 }

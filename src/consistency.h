@@ -88,6 +88,12 @@ extern void consistency_twophase_init(void);
 #define ERRCODE_CONSISTENCY_TPC_WORKER_UNAVAILABLE	MAKE_SQLSTATE('Y','C','4','0','5')
 #define ERRCODE_CONSISTENCY_TPC_WORKER_FAILED		MAKE_SQLSTATE('Y','C','4','0','6')
 
+/* stats.c: the counters of consistency.stats (stats.h bumps them) */
+extern void consistency_stats_init(void);
+
+/* maintenance.c: the settings of consistency.maintenance() */
+extern void consistency_maintenance_init(void);
+
 /* spi_plans.c: SPI statements prepared once per backend. */
 struct _SPI_plan;
 extern struct _SPI_plan *consistency_keep_plan(struct _SPI_plan **cache, const char *sql,
