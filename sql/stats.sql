@@ -83,6 +83,25 @@ UPDATE stats_doc SET body = 'b3', version = 1 WHERE id = 2;		-- conflict
 UPDATE stats_strict SET body = 'a2' WHERE id = 1;					-- strict refusal
 \echo :LAST_ERROR_SQLSTATE
 RESET ROLE;
+-- mode 'increment' (ORMs send the version read plus one) counts the same way
+CREATE TABLE stats_orm (id int PRIMARY KEY, body text, version bigint NOT NULL DEFAULT 1);
+CREATE TABLE stats_orm_strict (id int PRIMARY KEY, body text, version bigint NOT NULL DEFAULT 1);
+ALTER TABLE stats_orm OWNER TO stats_app;
+ALTER TABLE stats_orm_strict OWNER TO stats_app;
+SET ROLE stats_app;
+SELECT consistency.enable_versioning('stats_orm', mode => 'increment');
+SELECT consistency.enable_versioning('stats_orm_strict', strict => true, mode => 'increment');
+INSERT INTO stats_orm VALUES (1, 'a');
+INSERT INTO stats_orm_strict VALUES (1, 'a');
+UPDATE stats_orm SET body = 'a2', version = 2 WHERE id = 1 AND version = 1;	-- checked
+UPDATE stats_orm SET body = 'a3', version = 2 WHERE id = 1;			-- conflict
+\echo :LAST_ERROR_SQLSTATE
+UPDATE stats_orm SET body = 'a4' WHERE id = 1;						-- checked (bumped)
+SELECT consistency.update_versioned('stats_orm', '{"id": 1}', 3, '{"body": "a5"}');	-- checked, once
+UPDATE stats_orm_strict SET body = 'a2' WHERE id = 1;				-- strict refusal
+\echo :LAST_ERROR_SQLSTATE
+SELECT id, body, version FROM stats_orm;
+RESET ROLE;
 
 -- 5. Inventory: reserved, insufficient, a rebalance over slots, confirmed, released, expired.
 SET ROLE stats_dba;
@@ -160,9 +179,31 @@ SET ROLE stats_dba;
 SELECT consistency.stats_reset();
 RESET ROLE;
 SELECT sum(value) AS total FROM consistency.stats WHERE datname = current_database();
+
+-- 10. consistency.track_stats = off (superuser only, like track_counts) counts nothing and
+--     keeps the figures; on again, counting resumes.
+SET ROLE stats_app;
+SET consistency.track_stats = off;
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+SET consistency.track_stats = off;
+BEGIN;
+SELECT status FROM consistency.idem_begin('k6');
+SELECT consistency.idem_complete('k6', '{}');
+COMMIT;
+SELECT consistency.reserve('mug', 1, 'r-6');
+SELECT sum(value) AS total_while_off FROM consistency.stats WHERE datname = current_database();
+RESET consistency.track_stats;
+SHOW consistency.track_stats;
+BEGIN;
+SELECT status FROM consistency.idem_begin('k7');
+SELECT consistency.idem_complete('k7', '{}');
+COMMIT;
+SELECT capability, counter, value FROM consistency.stats
+ WHERE datname = current_database() AND value <> 0 ORDER BY capability, counter;
 -- (nothing left to roll back unless a resolution above failed; then the DROP must not hang)
 SELECT format('ROLLBACK PREPARED %L', gid) FROM pg_prepared_xacts WHERE gid IN (:'gid_commit', :'gid_abort', 'stats-manual') \gexec
-DROP TABLE stats_doc, stats_strict, stats_acc;
+DROP TABLE stats_doc, stats_strict, stats_orm, stats_orm_strict, stats_acc;
 -- the decision and the resolutions logged above, so that later files start from empty logs
 SELECT consistency.tpc_prune_decisions('0') AS pruned;
 DELETE FROM consistency.tpc_resolution_log WHERE gid IN (:'gid_commit', :'gid_abort', 'stats-manual');

@@ -16,6 +16,11 @@
  * only to preloaded libraries).  Otherwise consistency.stats returns one row
  * saying so, and the pending counts are dropped at transaction end.
  *
+ * consistency.track_stats (bool, on, superuser) switches counting off, as
+ * track_counts does for PostgreSQL's own statistics: the calls then count
+ * nothing, and the view shows the figures counted so far.  It is there so
+ * that the cost of counting can be measured (test/bench/60-stats.sh).
+ *
  * Like PostgreSQL's own statistics, the counters survive a clean shutdown
  * (the postmaster writes them to pg_stat/consistency.stat when it exits after
  * a shutdown checkpoint, and reads them back, then removes the file, at the
@@ -44,6 +49,7 @@
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/timestamp.h"
 
 #include "consistency.h"
@@ -55,6 +61,9 @@ PG_FUNCTION_INFO_V1(consistency_stats_reset);
 /* This backend's counts since its last flush (stats.h bumps them). */
 uint64		consistency_stats_pending[CSTAT_NUM];
 bool		consistency_stats_dirty = false;
+
+/* consistency.track_stats */
+bool		consistency_track_stats = true;
 
 /* The capability and name of each counter, as consistency.stats shows them. */
 static const struct
@@ -496,6 +505,13 @@ consistency_stats_reset(PG_FUNCTION_ARGS)
 void
 consistency_stats_init(void)
 {
+	DefineCustomBoolVariable("consistency.track_stats",
+							 "Collects the counters of consistency.stats.",
+							 "When off, the extension's calls count nothing; the counters keep their values.",
+							 &consistency_track_stats,
+							 true,
+							 PGC_SUSET, 0,
+							 NULL, NULL, NULL);
 	RegisterXactCallback(stats_xact_callback, NULL);
 
 	if (!process_shared_preload_libraries_in_progress)

@@ -8,7 +8,8 @@
  * pending counts to the database's shared counters at transaction end (with
  * atomic additions, no lock), so counting costs a memory increment on the
  * hot paths.  Without shared_preload_libraries the pending counts are
- * dropped at transaction end.
+ * dropped at transaction end.  consistency.track_stats = off (like
+ * track_counts) makes the calls count nothing.
  *
  * IDENTIFICATION
  *	  src/stats.h
@@ -66,11 +67,14 @@ typedef enum ConsistencyCounter
 
 extern PGDLLIMPORT uint64 consistency_stats_pending[CSTAT_NUM];
 extern PGDLLIMPORT bool consistency_stats_dirty;
+extern PGDLLIMPORT bool consistency_track_stats;
 
 /* Count n events. */
 static inline void
 consistency_count_n(ConsistencyCounter c, uint64 n)
 {
+	if (!consistency_track_stats)
+		return;
 	consistency_stats_pending[c] += n;
 	consistency_stats_dirty = true;
 }
@@ -86,6 +90,8 @@ consistency_count(ConsistencyCounter c)
 static inline void
 consistency_count_max(ConsistencyCounter c, uint64 v)
 {
+	if (!consistency_track_stats)
+		return;
 	if (v > consistency_stats_pending[c])
 		consistency_stats_pending[c] = v;
 	consistency_stats_dirty = true;
