@@ -170,6 +170,9 @@ IPC::Run::run([ 'pg_consistency', 'stats', '--older-than', '1h', $primary->conns
 	'>', \$cli_out, '2>', \$cli_err);
 is($? >> 8, 3, 'stats: an option it does not take exits 3');
 like($cli_err, qr/unknown option "--older-than" for stats/, 'and says which');
+IPC::Run::run([ 'pg_consistency', 'stats', 'host=/nonexistent port=1' ],
+	'>', \$cli_out, '2>', \$cli_err);
+is($? >> 8, 3, 'stats: a server it cannot reach exits 3');
 
 $_->[0]->kill_kill for @exporters;
 $standby->safe_psql('postgres', 'SELECT pg_wal_replay_resume()');
