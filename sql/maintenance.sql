@@ -2,6 +2,9 @@
 -- in committed batches, and resolves stale in-doubt transactions only when
 -- consistency.tpc_auto_resolve is on.  Bad input changes nothing.
 \set VERBOSITY default
+-- The LOG lines below are the procedure's own: a server that logs every statement (a TAP
+-- node's, when test/t/050_upgrade_from_1_0.pl runs this file) would send those too.
+SET log_statement = 'none';
 CREATE ROLE maint_app LOGIN IN ROLE consistency_user;
 CREATE ROLE maint_dba LOGIN IN ROLE consistency_admin;
 -- whatever earlier files left behind, so that the figures below are this file's own
