@@ -91,7 +91,7 @@ count_prove() {	# name logfile status seconds
 	tests=$(sed -nE 's/^Files=[0-9]+, Tests=([0-9]+),.*/\1/p' "$2" | tail -n 1)
 	extra="${tests:-0} assertions"
 	if [ "$skipped" -ne 0 ]; then
-		extra="$extra; skipped: $(sed -nE 's#^([^ ]+/)?([^ /]+\.(pl|sql)) \.+ skipped: (.*)#\2 (\4)#p' "$2" | paste -sd ';' | sed 's/;/; /g')"
+		extra="$extra; skipped: $(sed -nE 's#^([^ ]+/)?([^ /]+\.(pl|sql)) \.+ skipped: (.*)#\2 (\4)#p' "$2" | awk 'NR > 1 { printf "; " } { printf "%s", $0 }')"
 	fi
 	report "$1" "$pass" "$fail" "$4" "$extra"
 	if [ "$fail" -ne 0 ]; then tail -n 60 "$2"; fi
