@@ -173,6 +173,15 @@ like($cli_err, qr/unknown option "--older-than" for stats/, 'and says which');
 IPC::Run::run([ 'pg_consistency', 'stats', 'host=/nonexistent port=1' ],
 	'>', \$cli_out, '2>', \$cli_err);
 is($? >> 8, 3, 'stats: a server it cannot reach exits 3');
+# pg_consistency in-doubt keeps its monitoring exit codes, on the same prepared transaction.
+for my $case ([ [], 0, 'younger than the default --warning 5min' ],
+	[ [ '--warning', '1us', '--critical', '1h' ], 1, 'older than --warning' ],
+	[ [ '--warning', '1us', '--critical', '2us' ], 2, 'older than --critical' ])
+{
+	IPC::Run::run([ 'pg_consistency', 'in-doubt', @{ $case->[0] }, $primary->connstr('postgres') ],
+		'>', \$cli_out, '2>', \$cli_err);
+	is($? >> 8, $case->[1], "in-doubt: exit $case->[1], $case->[2]");
+}
 
 $_->[0]->kill_kill for @exporters;
 $standby->safe_psql('postgres', 'SELECT pg_wal_replay_resume()');
