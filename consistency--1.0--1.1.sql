@@ -123,3 +123,127 @@ COMMENT ON FUNCTION @extschema@.tpc_resolution_log_guard() IS
 REVOKE ALL ON @extschema@.inventory, @extschema@.reservations FROM consistency_user, consistency_admin;
 GRANT SELECT ON @extschema@.reservations TO consistency_user;
 GRANT SELECT ON @extschema@.inventory TO consistency_admin;
+
+-- ---------------------------------------------------------------------------
+-- Operations
+-- ---------------------------------------------------------------------------
+
+-- Cumulative counters per database (src/stats.c), in shared memory when the library is in
+-- shared_preload_libraries; without it, one row whose reason says so.  Readable by the
+-- application role, its administrator and pg_monitor, like pg_stat_database; resetting is
+-- for consistency_admin.
+CREATE FUNCTION @extschema@.stats_read(
+	OUT datid pg_catalog.oid, OUT datname pg_catalog.name,
+	OUT capability pg_catalog.text, OUT counter pg_catalog.text, OUT value pg_catalog.int8,
+	OUT stats_reset pg_catalog.timestamptz, OUT reason pg_catalog.text)
+RETURNS SETOF pg_catalog.record
+AS 'MODULE_PATHNAME', 'consistency_stats'
+LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION @extschema@.stats_read() IS
+	'the counters of consistency.stats';
+REVOKE ALL ON FUNCTION @extschema@.stats_read() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.stats_read() TO consistency_user, pg_monitor;
+
+CREATE VIEW @extschema@.stats AS
+	SELECT s.datid, s.datname, s.capability, s.counter, s.value, s.stats_reset, s.reason
+	  FROM @extschema@.stats_read() s;
+COMMENT ON VIEW @extschema@.stats IS
+	'cumulative counters per database and capability; one row with a reason when the library is not preloaded';
+REVOKE ALL ON @extschema@.stats FROM PUBLIC;
+GRANT SELECT ON @extschema@.stats TO consistency_user, pg_monitor;
+
+CREATE FUNCTION @extschema@.stats_reset()
+RETURNS pg_catalog.bool
+AS 'MODULE_PATHNAME', 'consistency_stats_reset'
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION @extschema@.stats_reset() IS
+	'set this database''s counters to zero; false (and nothing done) when the library is not preloaded';
+REVOKE ALL ON FUNCTION @extschema@.stats_reset() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.stats_reset() TO consistency_admin;
+
+-- Scheduled maintenance, for pg_cron or any scheduler:
+--   SELECT cron.schedule('consistency-maintenance', '* * * * *', 'CALL consistency.maintenance()');
+-- A procedure, so that it commits after every batch: no batch holds its row and slot locks
+-- longer than itself, and nothing bloats one long transaction.  A procedure that commits
+-- cannot carry a SET clause, so instead of pinning search_path every name and operator in
+-- it is schema-qualified.  It calls the extension's own functions with the caller's rights:
+-- consistency_admin (or the role pg_cron runs the job as) needs nothing more.
+CREATE PROCEDURE @extschema@.maintenance(
+	batch_size pg_catalog.int4 DEFAULT 1000,
+	max_batches pg_catalog.int4 DEFAULT 100)
+LANGUAGE plpgsql
+AS $maintenance$
+DECLARE
+	n pg_catalog.int8;
+	purged pg_catalog.int8 := 0;
+	expired pg_catalog.int8 := 0;
+	committed pg_catalog.int8 := 0;
+	rolled_back pg_catalog.int8 := 0;
+	left_in_doubt pg_catalog.int8 := 0;
+	more_keys pg_catalog.bool := false;
+	more_reservations pg_catalog.bool := false;
+	auto_resolve pg_catalog.bool;
+	resolve_after pg_catalog.interval;
+BEGIN
+	IF batch_size IS NULL OR max_batches IS NULL THEN
+		RAISE EXCEPTION 'batch_size and max_batches must not be null'
+			USING ERRCODE = '22004',
+				  DETAIL = 'consistency.maintenance() needs both limits; the defaults are 1000 and 100.';
+	END IF;
+	IF batch_size OPERATOR(pg_catalog.<=) 0 OR max_batches OPERATOR(pg_catalog.<=) 0 THEN
+		RAISE EXCEPTION 'batch_size and max_batches must be positive'
+			USING ERRCODE = '22023',
+				  DETAIL = pg_catalog.format('The batch_size given is %s, the max_batches given is %s.',
+											 batch_size, max_batches);
+	END IF;
+
+	-- expired idempotency keys, one committed batch at a time
+	FOR i IN 1..max_batches LOOP
+		n := @extschema@.idem_purge(batch_size);
+		purged := purged OPERATOR(pg_catalog.+) n;
+		COMMIT;
+		more_keys := n OPERATOR(pg_catalog.=) batch_size AND i OPERATOR(pg_catalog.=) max_batches;
+		EXIT WHEN n OPERATOR(pg_catalog.<) batch_size;
+	END LOOP;
+
+	-- lapsed reservations: their stock goes back on sale
+	FOR i IN 1..max_batches LOOP
+		n := @extschema@.expire_reservations(batch_size);
+		expired := expired OPERATOR(pg_catalog.+) n;
+		COMMIT;
+		more_reservations := n OPERATOR(pg_catalog.=) batch_size AND i OPERATOR(pg_catalog.=) max_batches;
+		EXIT WHEN n OPERATOR(pg_catalog.<) batch_size;
+	END LOOP;
+
+	-- stale in-doubt transactions, only when allowed, by their decision log's verdict; each
+	-- is finished in a transaction of its own by the resolver's worker
+	-- (the calls above loaded the library, which defines the setting)
+	auto_resolve := pg_catalog.current_setting('consistency.tpc_auto_resolve')::pg_catalog.bool;
+	IF auto_resolve THEN
+		resolve_after := pg_catalog.current_setting('consistency.tpc_auto_resolve_after')::pg_catalog.interval;
+		SELECT pg_catalog.count(*) FILTER (WHERE r.outcome OPERATOR(pg_catalog.=) 'committed'),
+			   pg_catalog.count(*) FILTER (WHERE r.outcome OPERATOR(pg_catalog.=) 'rolled_back'),
+			   pg_catalog.count(*) FILTER (WHERE r.outcome OPERATOR(pg_catalog.<>) ALL
+										   (ARRAY['committed', 'rolled_back', 'already_resolved']::pg_catalog.text[]))
+		  INTO committed, rolled_back, left_in_doubt
+		  FROM @extschema@.resolve_stale(resolve_after, false) r;
+		COMMIT;
+	END IF;
+
+	RAISE LOG 'consistency.maintenance: purged % expired idempotency keys%, expired % lapsed reservations%, %',
+		purged, CASE WHEN more_keys THEN ' (batch limit reached)' ELSE '' END,
+		expired, CASE WHEN more_reservations THEN ' (batch limit reached)' ELSE '' END,
+		CASE WHEN auto_resolve
+			 THEN pg_catalog.format('resolved %s in-doubt transactions older than %s (%s committed, %s rolled back, %s left)',
+									committed OPERATOR(pg_catalog.+) rolled_back,
+									pg_catalog.current_setting('consistency.tpc_auto_resolve_after'),
+									committed, rolled_back, left_in_doubt)
+			 ELSE 'in-doubt transactions not resolved (consistency.tpc_auto_resolve is off)' END;
+END
+$maintenance$;
+COMMENT ON PROCEDURE @extschema@.maintenance(pg_catalog.int4, pg_catalog.int4) IS
+	'purge expired idempotency keys, expire lapsed reservations and, when consistency.tpc_auto_resolve is on, resolve stale in-doubt transactions; commits after every batch';
+REVOKE ALL ON PROCEDURE @extschema@.maintenance(pg_catalog.int4, pg_catalog.int4) FROM PUBLIC;
+GRANT EXECUTE ON PROCEDURE @extschema@.maintenance(pg_catalog.int4, pg_catalog.int4) TO consistency_admin;

@@ -10,7 +10,10 @@
 -- * update_versioned() and try_update_versioned(), which run the caller's UPDATE and so fire
 --   the caller's triggers, which must see the caller's search_path as they would for a
 --   hand-written UPDATE.  Their own SQL qualifies every name and operator
---   (sql/versioning_update.sql runs them under a hostile search_path).
+--   (sql/versioning_update.sql runs them under a hostile search_path);
+-- * maintenance(), a procedure that commits between batches, which a procedure with a SET
+--   clause cannot do.  It qualifies every name and operator (sql/maintenance.sql runs it
+--   under a hostile search_path).
 SELECT p.oid::regprocedure AS function_without_pinned_search_path
   FROM pg_proc p
  WHERE p.pronamespace = 'consistency'::regnamespace
@@ -18,7 +21,8 @@ SELECT p.oid::regprocedure AS function_without_pinned_search_path
    AND p.oid::regprocedure::text NOT IN (
 		'consistency.version_guard()',
 		'consistency.update_versioned(regclass,jsonb,bigint,jsonb,name)',
-		'consistency.try_update_versioned(regclass,jsonb,bigint,jsonb,name)')
+		'consistency.try_update_versioned(regclass,jsonb,bigint,jsonb,name)',
+		'consistency.maintenance(integer,integer)')
  ORDER BY 1;
 
 -- No SECURITY DEFINER function.

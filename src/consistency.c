@@ -40,6 +40,8 @@ _PG_init(void)
 	consistency_twophase_indoubt_init();
 	consistency_twophase_resolve_init();
 	consistency_table_owner_init();
+	consistency_stats_init();
+	consistency_maintenance_init();
 
 	MarkGUCPrefixReserved("consistency");
 }

@@ -78,6 +78,8 @@ extern void consistency_token_watcher_init(void);	/* token_watcher.c */
 extern void consistency_twophase_indoubt_init(void);	/* twophase_indoubt.c */
 extern void consistency_twophase_resolve_init(void);	/* twophase_resolve.c */
 extern void consistency_table_owner_init(void);		/* table_owner.c */
+extern void consistency_stats_init(void);			/* stats.c (stats.h bumps the counters) */
+extern void consistency_maintenance_init(void);		/* maintenance.c */
 
 /* YC3xx: session LSN tokens */
 #define ERRCODE_CONSISTENCY_TOKEN_MALFORMED		MAKE_SQLSTATE('Y','C','3','0','1')

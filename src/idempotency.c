@@ -57,6 +57,7 @@
 #include "utils/timestamp.h"
 
 #include "consistency.h"
+#include "stats.h"
 #include "idempotency.h"
 
 PG_FUNCTION_INFO_V1(consistency_idem_begin);
@@ -322,6 +323,7 @@ check_fingerprint(const IdemArgs *a, text *stored)
 {
 	if (a->fingerprint == NULL || stored == NULL || text_equal(a->fingerprint, stored))
 		return;
+	consistency_count(CSTAT_IDEM_MISMATCH);
 	ereport(ERROR,
 			(errcode(ERRCODE_CONSISTENCY_IDEM_KEY_REUSED),
 			 errmsg("idempotency key \"%s\" was already used for a different request",
@@ -364,12 +366,15 @@ static void
 check_attempt(const IdemArgs *a, bool have_attempt, int32 attempt, const KeyRow *row)
 {
 	if (have_attempt && attempt != row->attempt)
+	{
+		consistency_count(CSTAT_IDEM_FENCED);
 		ereport(ERROR,
 				(errcode(ERRCODE_CONSISTENCY_IDEM_LEASE_LOST),
 				 errmsg("lease on idempotency key \"%s\" was lost", text_to_cstring(a->key)),
 				 errdetail("This worker holds attempt %d; the key is held by attempt %d.",
 						   attempt, row->attempt),
 				 errhint("Stop this attempt: another worker resumed the operation after the lease expired.")));
+	}
 }
 
 /* ----------------------------------------------------------------
@@ -514,6 +519,7 @@ answer_busy(const IdemArgs *a, TimestampTz now, Datum *response)
 		case IDEM_HOLDER_OTHER:
 			break;
 	}
+	consistency_count(CSTAT_IDEM_MISMATCH);
 	ereport(ERROR,
 			(errcode(ERRCODE_CONSISTENCY_IDEM_KEY_REUSED),
 			 errmsg("idempotency key \"%s\" was already used for a different request",
@@ -654,6 +660,15 @@ emit_row(FunctionCallInfo fcinfo, const char *status, Datum response,
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	Datum		values[4];
 	bool		nulls[4] = {false, response == (Datum) 0, recovery_point == NULL, attempt == 0};
+
+	if (strcmp(status, "new") == 0)
+		consistency_count(CSTAT_IDEM_NEW);
+	else if (strcmp(status, "replay") == 0)
+		consistency_count(CSTAT_IDEM_REPLAY);
+	else if (strcmp(status, "in_progress") == 0)
+		consistency_count(CSTAT_IDEM_IN_PROGRESS);
+	else if (strcmp(status, "resume") == 0)
+		consistency_count(CSTAT_IDEM_TAKEOVER);
 
 	values[0] = CStringGetTextDatum(status);
 	values[1] = response;
@@ -1036,6 +1051,7 @@ consistency_idem_purge(PG_FUNCTION_ARGS)
 	keys_connect(&saved);
 	n = run_stmt(STMT_PURGE, NULL, v, NULL);
 	keys_finish(&saved);
+	consistency_count_n(CSTAT_IDEM_PURGED, n);
 	PG_RETURN_INT64((int64) n);
 }
 

@@ -53,6 +53,7 @@
 #include "utils/timestamp.h"
 
 #include "consistency.h"
+#include "stats.h"
 #include "inventory.h"
 
 PG_FUNCTION_INFO_V1(consistency_reserve);
@@ -617,6 +618,18 @@ reserve_lines(text *id, ResLine *lines, int nlines, Interval *ttl, bool wait)
  * ----------------------------------------------------------------
  */
 
+/* Count the answer of reserve() or reserve_all(). */
+static void
+count_answer(const char *answer)
+{
+	if (strcmp(answer, "reserved") == 0)
+		consistency_count(CSTAT_INV_RESERVED);
+	else if (strcmp(answer, "insufficient") == 0)
+		consistency_count(CSTAT_INV_INSUFFICIENT);
+	else if (strcmp(answer, "busy") == 0)
+		consistency_count(CSTAT_INV_BUSY);
+}
+
 /*
  * reserve(sku, qty, reservation_id, ttl, wait) -> reserved | insufficient | busy
  */
@@ -640,6 +653,7 @@ consistency_reserve(PG_FUNCTION_ARGS)
 	SPI_connect();
 	answer = reserve_lines(id, &line, 1, ttl, wait);
 	SPI_finish();
+	count_answer(answer);
 	PG_RETURN_TEXT_P(cstring_to_text(answer));
 }
 
@@ -692,6 +706,7 @@ consistency_reserve_all(PG_FUNCTION_ARGS)
 	check_slot_locks(lines, nlines);
 	answer = reserve_lines(id, lines, nlines, ttl, true);
 	SPI_finish();
+	count_answer(answer);
 	PG_RETURN_TEXT_P(cstring_to_text(answer));
 }
 
@@ -758,7 +773,10 @@ consistency_confirm(PG_FUNCTION_ARGS)
 	else if (strcmp(r.status, "expired") == 0 || r.past_expiry)
 		error_expired(id);
 	else
+	{
 		sold = finish_reservation(id, &r, "confirmed", INV_SELL);
+		consistency_count(CSTAT_INV_CONFIRMED);
+	}
 	SPI_finish();
 	PG_RETURN_INT64(sold);
 }
@@ -784,7 +802,10 @@ consistency_release(PG_FUNCTION_ARGS)
 				 errdetail("Its stock was sold; releasing it would put sold units back on sale."),
 				 errhint("Return sold units with consistency.stock_add().")));
 	if (strcmp(r.status, "active") == 0)
+	{
 		returned = finish_reservation(id, &r, "released", INV_RETURN);
+		consistency_count(CSTAT_INV_RELEASED);
+	}
 	SPI_finish();
 	PG_RETURN_INT64(returned);
 }
@@ -888,5 +909,6 @@ consistency_expire_reservations(PG_FUNCTION_ARGS)
 		}
 	}
 	SPI_finish();
+	consistency_count_n(CSTAT_INV_EXPIRED, nres);
 	PG_RETURN_INT64((int64) nres);
 }

@@ -104,6 +104,7 @@
 #include "utils/snapmgr.h"
 
 #include "consistency.h"
+#include "stats.h"
 #include "inventory.h"
 
 /* ----------------------------------------------------------------
@@ -283,7 +284,13 @@ lock_slot(const InvSku *s, int slot, bool wait)
 	LOCKTAG		tag;
 
 	slot_tag(&tag, s, slot);
-	return LockAcquire(&tag, ExclusiveLock, false, !wait) != LOCKACQUIRE_NOT_AVAIL;
+	if (LockAcquire(&tag, ExclusiveLock, false, true) != LOCKACQUIRE_NOT_AVAIL)
+		return true;
+	if (!wait)
+		return false;
+	consistency_count(CSTAT_INV_LOCK_WAIT);
+	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+	return true;
 }
 
 /*
@@ -781,6 +788,7 @@ decide(const InvSku *s, SlotRow *rows, int n, int64 qty, InvSlotOp op, int *slot
 		}
 
 		/* rebalance: what stays available is spread evenly over the slots */
+		consistency_count(CSTAT_INV_REBALANCED);
 		rest = avail - qty;
 		for (i = 0; i < n; i++)
 		{

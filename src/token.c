@@ -41,6 +41,7 @@
 #include "utils/memutils.h"
 
 #include "consistency.h"
+#include "stats.h"
 #include "token.h"
 
 PG_FUNCTION_INFO_V1(consistency_write_token);
@@ -327,6 +328,10 @@ void
 consistency_token_raise_unusable(const ConsistencyToken *tok, TokenStatus status,
 								 const TokenPosition *pos)
 {
+	if (status == TOKEN_WRONG_CLUSTER)
+		consistency_count(CSTAT_TOK_WRONG_CLUSTER);
+	if (status == TOKEN_DIVERGED)
+		consistency_count(CSTAT_TOK_DIVERGED);
 	if (status == TOKEN_WRONG_CLUSTER)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONSISTENCY_TOKEN_WRONG_CLUSTER),

@@ -89,6 +89,7 @@
 #include "utils/wait_event.h"
 
 #include "consistency.h"
+#include "stats.h"
 #include "token.h"
 
 PG_FUNCTION_INFO_V1(consistency_wait_for_token);
@@ -146,6 +147,9 @@ wait_until_replayed(const ConsistencyToken *tok, int timeout_ms, TokenPosition *
 	TimestampTz start;
 	TokenStatus status;
 	bool		watched;
+	long		waited_us;
+	long		waited_secs;
+	int			waited_usecs;
 
 	status = consistency_token_evaluate(tok, pos);
 	if (status != TOKEN_BEHIND || timeout_ms == 0)
@@ -193,6 +197,11 @@ wait_until_replayed(const ConsistencyToken *tok, int timeout_ms, TokenPosition *
 		consistency_watcher_unregister();
 	}
 	PG_END_TRY();
+	TimestampDifference(start, GetCurrentTimestamp(), &waited_secs, &waited_usecs);
+	waited_us = waited_secs * 1000000L + waited_usecs;
+	consistency_count(CSTAT_TOK_WAIT);
+	consistency_count_n(CSTAT_TOK_WAIT_US, (uint64) waited_us);
+	consistency_count_max(CSTAT_TOK_MAX_WAIT_US, (uint64) waited_us);
 	return status;
 }
 
@@ -285,6 +294,8 @@ consistency_wait_for_token(PG_FUNCTION_ARGS)
 	status = wait_until_replayed(&tok, timeout_ms, &pos);
 	if (status == TOKEN_WRONG_CLUSTER || status == TOKEN_DIVERGED)
 		consistency_token_raise_unusable(&tok, status, &pos);
+	if (status == TOKEN_BEHIND)
+		consistency_count(CSTAT_TOK_TIMEOUT);
 	PG_RETURN_BOOL(status != TOKEN_BEHIND);
 }
 
@@ -337,6 +348,7 @@ check_read_after(char **newval, void **extra, GucSource source)
 			case TOKEN_PRIMARY:
 				break;
 			case TOKEN_BEHIND:
+				consistency_count(CSTAT_TOK_TIMEOUT);
 				GUC_check_errcode(ERRCODE_CONSISTENCY_TOKEN_NOT_REPLAYED);
 				GUC_check_errmsg(BEHIND_MSG);
 				GUC_check_errdetail("%s", behind_detail(&tok, &pos,
@@ -345,6 +357,7 @@ check_read_after(char **newval, void **extra, GucSource source)
 				GUC_check_errhint(BEHIND_HINT);
 				return false;
 			case TOKEN_WRONG_CLUSTER:
+				consistency_count(CSTAT_TOK_WRONG_CLUSTER);
 				GUC_check_errcode(ERRCODE_CONSISTENCY_TOKEN_WRONG_CLUSTER);
 				GUC_check_errmsg("consistency token is from another cluster");
 				GUC_check_errdetail("The token names system identifier " UINT64_FORMAT "; this server's is " UINT64_FORMAT ".",
@@ -352,6 +365,7 @@ check_read_after(char **newval, void **extra, GucSource source)
 				GUC_check_errhint("Send the read to a server of the cluster that minted the token.");
 				return false;
 			case TOKEN_DIVERGED:
+				consistency_count(CSTAT_TOK_DIVERGED);
 				GUC_check_errcode(ERRCODE_CONSISTENCY_TOKEN_DIVERGED);
 				GUC_check_errmsg("write named by the consistency token is not in this server's history");
 				GUC_check_errdetail("The token names %X/%X on timeline %u; this server is at %X/%X on timeline %u, and its history does not contain that write.",
@@ -405,11 +419,14 @@ check_read_after_for_read(void)
 
 	status = consistency_token_evaluate(read_after_token, &pos);
 	if (status == TOKEN_BEHIND)
+	{
+		consistency_count(CSTAT_TOK_STALE_REFUSED);
 		ereport(ERROR,
 				(errcode(ERRCODE_CONSISTENCY_TOKEN_NOT_REPLAYED),
 				 errmsg(BEHIND_MSG),
 				 errdetail("%s", behind_detail(read_after_token, &pos, 0, false)),
 				 errhint(BEHIND_HINT)));
+	}
 	if (status == TOKEN_WRONG_CLUSTER || status == TOKEN_DIVERGED)
 		consistency_token_raise_unusable(read_after_token, status, &pos);
 
@@ -423,6 +440,8 @@ check_read_after_for_read(void)
 	else
 		snapshot_too_old = first_seen;
 	if (snapshot_too_old)
+	{
+		consistency_count(CSTAT_TOK_STALE_REFUSED);
 		ereport(ERROR,
 				(errcode(ERRCODE_CONSISTENCY_TOKEN_NOT_REPLAYED),
 				 errmsg("statement's snapshot was taken before this standby replayed the consistency token"),
@@ -430,6 +449,7 @@ check_read_after_for_read(void)
 						   LSN_FORMAT_ARGS(pos.lsn), pos.tli,
 						   LSN_FORMAT_ARGS(read_after_token->lsn)),
 				 errhint("Run the statement again; under REPEATABLE READ or SERIALIZABLE, in a new transaction.")));
+	}
 }
 
 /* ExecutorStart: every query. */

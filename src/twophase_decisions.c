@@ -61,6 +61,7 @@
 #include "utils/xid8.h"
 
 #include "consistency.h"
+#include "stats.h"
 #include "twophase.h"
 
 PG_FUNCTION_INFO_V1(consistency_tpc_gid);
@@ -453,6 +454,8 @@ consistency_tpc_log_decision(PG_FUNCTION_ARGS)
 	 */
 	if (SPI_processed == 0)
 		check_conflict(&g, gid, decision, GetLatestSnapshot());
+	else
+		consistency_count(CSTAT_TPC_DECISION);
 	consistency_restore_user(&saved);
 	SPI_finish();
 

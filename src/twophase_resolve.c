@@ -77,6 +77,7 @@
 #include "utils/timestamp.h"
 
 #include "consistency.h"
+#include "stats.h"
 #include "twophase.h"
 
 PG_FUNCTION_INFO_V1(consistency_resolve_prepared);
@@ -767,6 +768,27 @@ fill_task(TpcTask *t, const TpcPrepared *p, bool commit, const char *requested,
 	clip_copy(t->evidence, evidence, sizeof(t->evidence));
 }
 
+/* Count what the workers did with tasks. */
+static void
+count_outcomes(const TpcTask *tasks, int ntasks)
+{
+	int			i;
+
+	for (i = 0; i < ntasks; i++)
+	{
+		const TpcTask *t = &tasks[i];
+
+		if (t->outcome == OUT_COMMITTED)
+			consistency_count(CSTAT_TPC_COMMITTED);
+		else if (t->outcome == OUT_ROLLED_BACK)
+			consistency_count(CSTAT_TPC_ROLLED_BACK);
+		else if (t->outcome == OUT_BUSY)
+			consistency_count(CSTAT_TPC_BUSY);
+		if (t->heuristic && (t->outcome == OUT_COMMITTED || t->outcome == OUT_ROLLED_BACK))
+			consistency_count(CSTAT_TPC_HEURISTIC);
+	}
+}
+
 static const char *
 outcome_reason(const TpcTask *t)
 {
@@ -916,6 +938,7 @@ consistency_resolve_prepared(PG_FUNCTION_ARGS)
 	}
 
 	run_tasks(&task, 1);
+	count_outcomes(&task, 1);
 	if (task.outcome == OUT_FAILED)
 		ereport(ERROR,
 				(errcode(task.sqlerrcode),
@@ -993,7 +1016,10 @@ consistency_resolve_stale(PG_FUNCTION_ARGS)
 		i++;
 	}
 	if (!dry_run && ntasks > 0)
+	{
 		run_tasks(tasks, ntasks);
+		count_outcomes(tasks, ntasks);
+	}
 
 	/* report, in listing order */
 	i = 0;

@@ -58,6 +58,7 @@
 #include "utils/relcache.h"
 
 #include "consistency.h"
+#include "stats.h"
 #include "versioning.h"
 
 PG_FUNCTION_INFO_V1(consistency_version_guard);
@@ -406,6 +407,9 @@ consistency_version_guard(PG_FUNCTION_ARGS)
 
 	/* Strict: the statement must have set the version column itself. */
 	if (cfg->strict && !set_by_statement)
+	{
+		consistency_count(CSTAT_VER_CHECKED);
+		consistency_count(CSTAT_VER_STRICT_REFUSED);
 		ereport(ERROR,
 				(errcode(ERRCODE_CONSISTENCY_VERSION_NOT_SET),
 				 errmsg("UPDATE of table \"%s\" must set version column \"%s\"",
@@ -415,6 +419,7 @@ consistency_version_guard(PG_FUNCTION_ARGS)
 				 errhint("Add \"%s = <version read> + 1\" to the SET list (mode 'increment').", cfg->column) :
 				 errhint("Add \"%s = <version read>\" to the SET list.", cfg->column),
 				 errtablecol(rel, cfg->attnum)));
+	}
 
 	d = heap_getattr(td->tg_trigtuple, cfg->attnum, tupdesc, &isnull);
 	if (isnull)
@@ -447,9 +452,13 @@ consistency_version_guard(PG_FUNCTION_ARGS)
 	{
 		if (oldv < versioning_max(cfg->typid) && newv == oldv + 1)
 		{
-			(void) expected_update(rel, cfg->column, oldv, newv);
+			/* update_versioned counted its own row. */
+			if (!expected_update(rel, cfg->column, oldv, newv))
+				consistency_count(CSTAT_VER_CHECKED);
 			return PointerGetDatum(td->tg_newtuple);
 		}
+		consistency_count(CSTAT_VER_CHECKED);
+		consistency_count(CSTAT_VER_CONFLICT);
 		report_increment_conflict(rel, cfg->attnum, newv, oldv, cfg->typid);
 	}
 
@@ -458,8 +467,11 @@ consistency_version_guard(PG_FUNCTION_ARGS)
 		/* update_versioned checked and bumped this row itself. */
 		if (expected_update(rel, cfg->column, oldv, newv))
 			return PointerGetDatum(td->tg_newtuple);
+		consistency_count(CSTAT_VER_CHECKED);
+		consistency_count(CSTAT_VER_CONFLICT);
 		versioning_report_conflict(rel, cfg->attnum, newv, oldv);
 	}
+	consistency_count(CSTAT_VER_CHECKED);
 
 	if (oldv >= versioning_max(cfg->typid))
 		versioning_report_overflow(rel, cfg->attnum, oldv);

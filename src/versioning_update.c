@@ -57,6 +57,7 @@
 #include "utils/syscache.h"
 
 #include "consistency.h"
+#include "stats.h"
 #include "versioning.h"
 
 PG_FUNCTION_INFO_V1(consistency_update_versioned);
@@ -653,6 +654,7 @@ update_versioned(FunctionCallInfo fcinfo, bool raise_conflict, int64 *result)
 	qsort(r.changes, r.nchanges, sizeof(ColumnValue), item_cmp);
 	r.keys = object_items(r.key, r.rel, "key", &r.nkeys);
 
+	consistency_count(CSTAT_VER_CHECKED);
 	SPI_connect();
 	e = plan_entry_get(&r);
 	update_plan = e->update_plan;
@@ -787,6 +789,8 @@ update_versioned(FunctionCallInfo fcinfo, bool raise_conflict, int64 *result)
 	PG_END_TRY();
 
 	SPI_finish();
+	if (outcome == OUTCOME_CONFLICT)
+		consistency_count(CSTAT_VER_CONFLICT);
 	if (outcome == OUTCOME_CONFLICT && raise_conflict)
 		versioning_report_conflict(r.rel, r.vattnum, r.expected, found_version);
 	table_close(r.rel, NoLock);

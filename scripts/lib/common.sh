@@ -34,6 +34,7 @@ PACKAGES=(
 	"postgresql-$DEBIAN_PG_MAJOR" "postgresql-server-dev-$DEBIAN_PG_MAJOR" "postgresql-$DEBIAN_PG_MAJOR-pgtap"
 	libtap-parser-sourcehandler-pgtap-perl libipc-run-perl libpq-dev
 	pgbouncer python3-psycopg python3-psycopg2 python3-sqlalchemy python3-flask curl sqlsmith
+	"postgresql-$DEBIAN_PG_MAJOR-cron" prometheus-postgres-exporter
 	debhelper lintian postgresql-server-dev-all binutils
 	dpkg-dev bison flex pkg-config libicu-dev zlib1g-dev debian-archive-keyring
 )
@@ -123,8 +124,10 @@ target_pg_config() {
 
 # A relocated copy of the PostgreSQL tree: its binaries find share/ and lib/ relative to
 # themselves, so extension files installed with DESTDIR=sandbox are found by its server.
-# Debian's server is spread over /usr/lib and /usr/share; a source-built one is one prefix,
-# copied again whenever its build stamps (server, pgTAP) change.
+# Debian's server is spread over /usr/lib and /usr/share; files that packages installed since
+# (postgresql-15-cron, say) are copied in at every run, without replacing any.  A source-built
+# one is one prefix, copied again whenever its build stamps (server, pgTAP, pg_cron) change;
+# its record of why pg_cron is missing is copied at every run.
 make_sandbox() {
 	local sb=$CONSISTENCY_SANDBOX prefix f
 	if [ "$PG_MAJOR" = "$DEBIAN_PG_MAJOR" ]; then
@@ -133,6 +136,9 @@ make_sandbox() {
 			mkdir -p "$sb/usr/lib/postgresql" "$sb/usr/share/postgresql"
 			cp -a "/usr/lib/postgresql/$PG_MAJOR" "$sb/usr/lib/postgresql/"
 			cp -a "/usr/share/postgresql/$PG_MAJOR" "$sb/usr/share/postgresql/"
+		else
+			cp -an "/usr/lib/postgresql/$PG_MAJOR/." "$sb/usr/lib/postgresql/$PG_MAJOR/"
+			cp -an "/usr/share/postgresql/$PG_MAJOR/." "$sb/usr/share/postgresql/$PG_MAJOR/"
 		fi
 		# The system's headers, seen through symlinks, in directories of the sandbox's own: make
 		# install adds the router's header there (through a symlink to /usr/include itself, as
@@ -149,13 +155,20 @@ make_sandbox() {
 		fi
 	else
 		prefix=$(dirname "$(dirname "$SYSTEM_PG_CONFIG")")
-		for f in .built-by-consistency .pgtap-built-by-consistency; do
-			cmp -s "$prefix/$f" "$sb$prefix/$f" || { rm -rf "${sb:?}$prefix"; break; }
+		for f in .built-by-consistency .pgtap-built-by-consistency .pg-cron-built-by-consistency; do
+			if [ -e "$prefix/$f" ] || [ -e "$sb$prefix/$f" ]; then
+				cmp -s "$prefix/$f" "$sb$prefix/$f" || { rm -rf "${sb:?}$prefix"; break; }
+			fi
 		done
 		if [ ! -x "$sb$prefix/bin/postgres" ]; then
 			info "creating sandbox PostgreSQL $PG_MAJOR tree in $sb$prefix"
 			mkdir -p "$sb$prefix"
 			cp -a "$prefix/." "$sb$prefix/"
+		fi
+		if [ -e "$prefix/.pg-cron-unavailable" ]; then
+			cp -p "$prefix/.pg-cron-unavailable" "$sb$prefix/"
+		else
+			rm -f "$sb$prefix/.pg-cron-unavailable"
 		fi
 	fi
 	chmod 755 "$sb"

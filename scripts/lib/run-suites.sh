@@ -78,15 +78,22 @@ count_regress() {	# name logfile status seconds diffsfile
 	fi
 }
 
-# prove prints one line per test file, "... ok" when the whole file passed.
+# prove prints one line per test file, "... ok" when the whole file passed, "... skipped:
+# REASON" when it planned to skip everything (093 without pg_cron: neither passed nor failed,
+# and named with its reason on the suite's line).
 count_prove() {	# name logfile status seconds
-	local files pass fail tests
+	local files pass fail skipped tests extra
 	files=$(grep -cE '^[^ ]+\.(pl|sql) \.+' "$2")
 	pass=$(grep -cE '^[^ ]+\.(pl|sql) \.+ ok' "$2")
-	fail=$((files - pass))
+	skipped=$(grep -cE '^[^ ]+\.(pl|sql) \.+ skipped:' "$2")
+	fail=$((files - pass - skipped))
 	if [ "$3" -ne 0 ] && [ "$fail" -eq 0 ]; then fail=1; fi
 	tests=$(sed -nE 's/^Files=[0-9]+, Tests=([0-9]+),.*/\1/p' "$2" | tail -n 1)
-	report "$1" "$pass" "$fail" "$4" "${tests:-0} assertions"
+	extra="${tests:-0} assertions"
+	if [ "$skipped" -ne 0 ]; then
+		extra="$extra; skipped: $(sed -nE 's#^([^ ]+/)?([^ /]+\.(pl|sql)) \.+ skipped: (.*)#\2 (\4)#p' "$2" | awk 'NR > 1 { printf "; " } { printf "%s", $0 }')"
+	fi
+	report "$1" "$pass" "$fail" "$4" "$extra"
 	if [ "$fail" -ne 0 ]; then tail -n 60 "$2"; fi
 }
 

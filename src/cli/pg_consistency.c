@@ -7,6 +7,13 @@
  *							  [--decisions-from CONNINFO] [CONNINFO]
  *	  pg_consistency resolve [--execute] [--older-than AGE] [--grace AGE]
  *							 [--decisions-from CONNINFO] [CONNINFO]
+ *	  pg_consistency stats [CONNINFO]
+ *
+ * stats prints what the Prometheus queries file (monitoring/) exports, for a
+ * terminal: the counters of consistency.stats for every database, the
+ * in-doubt transactions of the cluster (how many, the oldest, whether one
+ * pins the xmin horizon) and, on a standby, its replay position.  Exits 0,
+ * or 3 if it could not connect or query.
  *
  * in-doubt prints consistency.prepared_xacts() of the cluster CONNINFO
  * points at (every database of it: prepared transactions are cluster-wide),
@@ -69,12 +76,15 @@ usage(FILE *f)
 			"  %s in-doubt [--older-than AGE] [--warning AGE] [--critical AGE]\n"
 			"              [--decisions-from CONNINFO] [CONNINFO]\n"
 			"  %s resolve [--execute] [--older-than AGE] [--grace AGE]\n"
-			"             [--decisions-from CONNINFO] [CONNINFO]\n\n"
+			"             [--decisions-from CONNINFO] [CONNINFO]\n"
+			"  %s stats [CONNINFO]\n\n"
 			"AGE is a PostgreSQL interval (10min, '1 hour').  in-doubt exits 0 (ok), 1 (a\n"
 			"transaction older than --warning, default 5min), 2 (older than --critical,\n"
 			"default 30min) or 3 (unknown).  resolve is a dry run unless --execute; it exits\n"
-			"0 (nothing left in doubt), 1 (some left), 2 (an action failed or was busy) or 3.\n",
-			progname, progname, progname);
+			"0 (nothing left in doubt), 1 (some left), 2 (an action failed or was busy) or 3.\n"
+			"stats prints the counters of consistency.stats, the in-doubt summary and the\n"
+			"replay position; it exits 0, or 3 if it could not tell.\n",
+			progname, progname, progname, progname);
 }
 
 static void die(int code, const char *fmt,...) __attribute__((format(printf, 2, 3), noreturn));
@@ -372,6 +382,71 @@ cmd_in_doubt(PGconn *conn, const char *older_than, const char *warning,
 	return code;
 }
 
+/* stats: the figures monitoring/consistency-queries.yaml exports. */
+static int
+cmd_stats(PGconn *conn)
+{
+	PGresult   *res;
+	int			i;
+	int			n;
+
+	res = query(conn,
+				"SELECT s.datname::pg_catalog.text, s.capability, s.counter, s.value,"
+				" pg_catalog.to_char(s.stats_reset, 'YYYY-MM-DD HH24:MI:SS TZ'), s.reason"
+				" FROM consistency.stats s"
+				" ORDER BY s.datname, s.capability, s.counter",
+				0, NULL);
+	n = PQntuples(res);
+	if (n == 1 && !PQgetisnull(res, 0, 5))
+		printf("counters: none: %s\n", PQgetvalue(res, 0, 5));
+	else
+	{
+		const char *last_db = "";
+
+		for (i = 0; i < n; i++)
+		{
+			if (strcmp(PQgetvalue(res, i, 0), last_db) != 0)
+			{
+				last_db = PQgetvalue(res, i, 0);
+				printf("database %s (counters since %s)\n", last_db,
+					   PQgetisnull(res, i, 4) ? "the server started" : PQgetvalue(res, i, 4));
+				printf("  %-12s %-20s %20s\n", "capability", "counter", "value");
+			}
+			printf("  %-12s %-20s %20s\n",
+				   PQgetvalue(res, i, 1), PQgetvalue(res, i, 2), PQgetvalue(res, i, 3));
+		}
+	}
+	PQclear(res);
+
+	res = query(conn,
+				"SELECT pg_catalog.count(*),"
+				" COALESCE(pg_catalog.date_trunc('second', pg_catalog.max(p.age))::pg_catalog.text, '-'),"
+				" COALESCE(pg_catalog.bool_or(p.pins_xmin_horizon), false),"
+				" pg_catalog.count(*) FILTER (WHERE p.verdict OPERATOR(pg_catalog.=) ANY"
+				"   (ARRAY['commit', 'rollback']::pg_catalog.text[]))"
+				" FROM consistency.prepared_xacts() p",
+				0, NULL);
+	printf("in-doubt: %s prepared transaction%s, oldest %s, pins the xmin horizon: %s, resolvable now: %s\n",
+		   PQgetvalue(res, 0, 0), strcmp(PQgetvalue(res, 0, 0), "1") == 0 ? "" : "s",
+		   PQgetvalue(res, 0, 1), strcmp(PQgetvalue(res, 0, 2), "t") == 0 ? "yes" : "no",
+		   PQgetvalue(res, 0, 3));
+	PQclear(res);
+
+	res = query(conn,
+				"SELECT pg_catalog.pg_is_in_recovery(),"
+				" COALESCE(pg_catalog.pg_last_wal_replay_lsn()::pg_catalog.text, '-'),"
+				" COALESCE(pg_catalog.date_trunc('second', pg_catalog.now() OPERATOR(pg_catalog.-)"
+				"   pg_catalog.pg_last_xact_replay_timestamp())::pg_catalog.text, '-')",
+				0, NULL);
+	if (strcmp(PQgetvalue(res, 0, 0), "t") == 0)
+		printf("replay: standby, replayed up to %s, last replayed commit %s ago\n",
+			   PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2));
+	else
+		printf("replay: primary (not in recovery)\n");
+	PQclear(res);
+	return EXIT_OK;
+}
+
 static int
 outcome_code(const char *planned, const char *outcome)
 {
@@ -518,7 +593,7 @@ main(int argc, char **argv)
 		usage(stdout);
 		return EXIT_OK;
 	}
-	if (strcmp(cmd, "in-doubt") != 0 && strcmp(cmd, "resolve") != 0)
+	if (strcmp(cmd, "in-doubt") != 0 && strcmp(cmd, "resolve") != 0 && strcmp(cmd, "stats") != 0)
 	{
 		usage(stderr);
 		die(EXIT_UNKNOWN, "unknown command \"%s\"", cmd);
@@ -527,6 +602,8 @@ main(int argc, char **argv)
 	{
 		const char *a = argv[i];
 
+		if (strcmp(cmd, "stats") == 0 && a[0] == '-' && a[1] == '-')
+			die(EXIT_UNKNOWN, "unknown option \"%s\" for %s", a, cmd);
 #define OPTARG(name, var) \
 		if (strcmp(a, name) == 0) \
 		{ \
@@ -558,7 +635,9 @@ main(int argc, char **argv)
 	conn = connect_to(conninfo);
 	if (decisions_from != NULL)
 		coordinator_open(&coord, decisions_from);
-	if (strcmp(cmd, "in-doubt") == 0)
+	if (strcmp(cmd, "stats") == 0)
+		code = cmd_stats(conn);
+	else if (strcmp(cmd, "in-doubt") == 0)
 		code = cmd_in_doubt(conn, older_than, warning, critical, decisions_from ? &coord : NULL);
 	else
 		code = cmd_resolve(conn, execute, older_than, grace, decisions_from ? &coord : NULL);

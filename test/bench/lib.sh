@@ -8,12 +8,13 @@
 BENCH_DIR=
 BENCH_PORT=5460
 
+# bench_server_start [extra postgresql.conf lines...]
 bench_server_start() {
 	BENCH_DIR=$WORK/bench.$RANDOM
 	cluster_create "$BENCH_DIR" "$BENCH_PORT" \
 		"shared_buffers = 1GB" "max_wal_size = 8GB" "checkpoint_timeout = 30min" \
 		"synchronous_commit = on" "fsync = on" "max_connections = 200" \
-		"max_locks_per_transaction = 256"
+		"max_locks_per_transaction = 256" "$@"
 	cluster_start "$BENCH_DIR"
 	cluster_psql "$BENCH_DIR" "$BENCH_PORT" -d postgres -c 'CREATE DATABASE bench'
 	bench_sql 'CREATE EXTENSION consistency'

@@ -421,7 +421,17 @@ INSERT INTO bi_rows (fn, what, want, call) VALUES
 ('available', 'sku NULL', '22004', $$SELECT consistency.available(NULL)$$),
 ('available', 'sku empty', '22023', $$SELECT consistency.available('')$$),
 ('available', 'sku 256 bytes', '22001', $$SELECT consistency.available(repeat('s', 256))$$),
-('available', 'sku unknown', 'YC201', $$SELECT consistency.available('bi-nope')$$);
+('available', 'sku unknown', 'YC201', $$SELECT consistency.available('bi-nope')$$),
+-- Operations: maintenance(batch_size, max_batches), both > 0; it commits, so it must be CALLed
+-- outside a transaction block (this file runs in one).
+('maintenance', 'batch_size NULL', '22004', $$CALL consistency.maintenance(NULL)$$),
+('maintenance', 'max_batches NULL', '22004', $$CALL consistency.maintenance(10, NULL)$$),
+('maintenance', 'batch_size 0', '22023', $$CALL consistency.maintenance(0)$$),
+('maintenance', 'batch_size int4 minimum', '22023', $$CALL consistency.maintenance(-2147483648)$$),
+('maintenance', 'max_batches 0', '22023', $$CALL consistency.maintenance(10, 0)$$),
+('maintenance', 'max_batches -1', '22023', $$CALL consistency.maintenance(10, -1)$$),
+('maintenance', 'called inside a transaction block', '2D000', $$CALL consistency.maintenance()$$),
+('maintenance', 'called by consistency_user', '42501', $$CALL consistency.maintenance()$$);
 
 -- Rows whose role is not the default.
 UPDATE bi_rows SET role = 'bi_user'

@@ -51,7 +51,11 @@ INSERT INTO fn_expected VALUES
 	('consistency.stock_set(text,bigint,integer)', 'admin'),
 	('consistency.stock_add(text,bigint)', 'admin'),
 	('consistency.expire_reservations(integer)', 'admin'),
-	('consistency.check_inventory()', 'admin');
+	('consistency.check_inventory()', 'admin'),
+	-- operations
+	('consistency.stats_read()', 'user+monitor'),
+	('consistency.stats_reset()', 'admin'),
+	('consistency.maintenance(integer,integer)', 'admin');
 -- Trigger functions nobody calls directly: no role may execute them (PostgreSQL does not
 -- check EXECUTE when it fires a trigger).
 CREATE TEMP TABLE fn_nobody (sig text PRIMARY KEY);
@@ -64,14 +68,15 @@ CREATE TEMP TABLE tab_expected (tab name, role name, privs text[], PRIMARY KEY (
 INSERT INTO tab_expected
 SELECT t.tab, r.role, '{}' FROM roles r,
 	(VALUES ('idempotency_keys'), ('tpc_decisions'), ('tpc_resolution_log'),
-			('inventory'), ('reservations')) t(tab);
+			('inventory'), ('reservations'), ('stats')) t(tab);
 UPDATE tab_expected SET privs = '{SELECT}' WHERE (tab, role) IN (
 	('idempotency_keys', 'consistency_user'), ('idempotency_keys', 'consistency_admin'),
 	('tpc_decisions', 'consistency_user'), ('tpc_decisions', 'consistency_admin'),
 	('tpc_decisions', 'pg_monitor'),
 	('tpc_resolution_log', 'consistency_admin'), ('tpc_resolution_log', 'pg_monitor'),
 	('reservations', 'consistency_user'), ('reservations', 'consistency_admin'),
-	('inventory', 'consistency_admin'));
+	('inventory', 'consistency_admin'),
+	('stats', 'consistency_user'), ('stats', 'consistency_admin'), ('stats', 'pg_monitor'));
 
 SELECT plan(4
 	+ (SELECT count(*)::int FROM fn_expected) * (SELECT count(*)::int FROM roles)

@@ -1,0 +1,109 @@
+# Benchmark section: what counting costs (issue 11, consistency.stats).
+#
+# The hot paths with the counters on (consistency.track_stats = on, the default) against the
+# same runs with counting off, on a server with the library preloaded (without it there are no
+# shared counters to add to).  Workloads: the idempotent "create order" (client-side and as one
+# server-side call, test/bench/idempotency/) and reservations of one hot SKU with 1 and 16
+# slots (test/bench/inventory/).  synchronous_commit off, where the server's CPU is the limit
+# and any cost of counting shows, at 1 and 16 clients; on (the production setting) at 16.  On
+# and off alternate within every repetition, in alternating order; the ratio is the median
+# rate with counting on over the median rate with it off.  Every run also checks that it
+# counted (on) or counted nothing (off), so the ratio compares what it claims to.
+# Sourced by test/bench/run.sh (lib.sh loaded, server running, BENCH_RESULT set).
+
+# A server of its own, with the library preloaded.
+bench_server_stop
+bench_server_start "shared_preload_libraries = 'consistency'"
+bench_sql_file "$WORK/test/bench/idempotency/setup.sql"
+bench_sql_file "$WORK/test/bench/inventory/setup.sql"
+bench_sql "CALL bench_reset(1000000000)" >/dev/null
+
+stats_workloads=(idem_c fn_idem_c c_slots1 c_slots16)
+declare -A stats_script=(
+	[idem_c]=idempotency/idem_c.sql [fn_idem_c]=idempotency/fn_idem_c.sql
+	[c_slots1]=inventory/c_slots1.sql [c_slots16]=inventory/c_slots16.sql)
+declare -A stats_label=(
+	[idem_c]="idempotent order, client-side (\`idem_begin\` ... \`idem_complete\`)"
+	[fn_idem_c]="idempotent order, one server-side call"
+	[c_slots1]="\`reserve()\`, hot SKU, 1 slot" [c_slots16]="\`reserve()\`, hot SKU, 16 slots")
+stats_settings=("off 1" "off 16" "on 16")		# synchronous_commit, clients
+stats_secs=$(bench_seconds 5)
+stats_reps=$(bench_reps 5)
+declare -A stats_rate stats_p99
+
+stats_total() { bench_sql "SELECT coalesce(sum(value), 0) FROM consistency.stats WHERE datname = 'bench'"; }
+
+# stats_run WORKLOAD CLIENTS on|off: one pgbench run; appends its rate and p99.
+stats_run() {
+	local w=$1 clients=$2 track=$3 before after tps p99 key
+	bench_sql "ALTER DATABASE bench SET consistency.track_stats = $track" >/dev/null
+	case $w in c_slots*) bench_sql "CALL bench_reset(1000000000)" >/dev/null ;; esac
+	before=$(stats_total)
+	read -r tps _mean p99 _n < <(pgbench_run "$WORK/test/bench/${stats_script[$w]}" "$clients" "$stats_secs")
+	after=$(stats_total)
+	if [ "$track" = on ] && [ "$after" -le "$before" ]; then
+		die "stats bench: $w with track_stats on counted nothing ($before -> $after)"
+	elif [ "$track" = off ] && [ "$after" -ne "$before" ]; then
+		die "stats bench: $w with track_stats off counted $((after - before))"
+	fi
+	info "$w, $clients clients, counting $track: $(fmt0 "$tps") tps, p99 $p99 ms, counters +$((after - before))"
+	key="$w,$clients,$track"
+	stats_rate[$key]="${stats_rate[$key]:-} $tps"
+	stats_p99[$key]="${stats_p99[$key]:-} $p99"
+}
+
+for setting in "${stats_settings[@]}"; do
+	read -r sync clients <<<"$setting"
+	bench_sql "ALTER DATABASE bench SET synchronous_commit = $sync" >/dev/null
+	for rep in $(seq 1 "$stats_reps"); do
+		if [ $((rep % 2)) = 1 ]; then order=(on off); else order=(off on); fi
+		for w in "${stats_workloads[@]}"; do
+			for track in "${order[@]}"; do
+				stats_run "$w" "$clients" "$track"
+			done
+		done
+	done
+	for w in "${stats_workloads[@]}"; do
+		for track in on off; do
+			# shellcheck disable=SC2086
+			stats_rate[$sync,$w,$clients,$track]=$(median ${stats_rate[$w,$clients,$track]})
+			# shellcheck disable=SC2086
+			stats_p99[$sync,$w,$clients,$track]=$(median ${stats_p99[$w,$clients,$track]})
+			unset "stats_rate[$w,$clients,$track]" "stats_p99[$w,$clients,$track]"
+		done
+	done
+done
+bench_sql "ALTER DATABASE bench RESET synchronous_commit" >/dev/null
+bench_sql "ALTER DATABASE bench RESET consistency.track_stats" >/dev/null
+
+stats_goal() {	# ratio -> "met" / "not met"
+	awk -v m="$1" 'BEGIN { if (m == "n/a") print "n/a"; else if (m + 0 >= 0.99) print "met"; else print "**not met**" }'
+}
+
+{
+	echo "## Statistics: the cost of counting"
+	echo
+	bench_environment
+	echo
+	echo "The same workloads with \`consistency.track_stats\` on (the default) and off, on a server"
+	echo "with \`shared_preload_libraries = 'consistency'\` (the counters exist only there). Rates are"
+	echo "pgbench TPS (one reservation or one order per transaction), \`-M prepared\`, ${stats_secs}s runs,"
+	echo "median of ${stats_reps}; on and off alternate within each repetition, in alternating order."
+	echo "Every run checked that it counted (on) or counted nothing (off). Scripts:"
+	echo "\`test/bench/idempotency/\`, \`test/bench/inventory/\`; section \`test/bench/60-stats.sh\`."
+	echo
+	echo "| workload | synchronous_commit | clients | on / off | goal | result | rates on / off (tps) | p99 on / off (ms) |"
+	echo "|---|---|---:|---:|---|---|---|---|"
+	for setting in "${stats_settings[@]}"; do
+		read -r sync clients <<<"$setting"
+		for w in "${stats_workloads[@]}"; do
+			r=$(ratio "${stats_rate[$sync,$w,$clients,on]}" "${stats_rate[$sync,$w,$clients,off]}")
+			echo "| ${stats_label[$w]} | $sync | $clients | $r | ≥ 0.99 | $(stats_goal "$r") | $(fmt0 "${stats_rate[$sync,$w,$clients,on]}") / $(fmt0 "${stats_rate[$sync,$w,$clients,off]}") | ${stats_p99[$sync,$w,$clients,on]} / ${stats_p99[$sync,$w,$clients,off]} |"
+		done
+	done
+	echo
+	echo "Why it is cheap: a counted call adds one to an array in its own backend; at the end of the"
+	echo "transaction the backend adds what it counted to its database's shared counters with one"
+	echo "atomic addition per counter that moved (no lock; the slot is looked up once per backend)."
+	echo "With counting off the calls test one boolean and return."
+} >"$BENCH_RESULT"
