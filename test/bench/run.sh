@@ -6,7 +6,7 @@
 # BENCHMARKS.md is the header below plus every results file, so running one section keeps
 # the others' last figures.  Figures are ratios against baselines measured in the same run.
 # test/bench/versions.sh (not a section: it needs a server of each version at once) adds
-# results/60-versions.md, the idempotency and inventory ratios on 15 and 18 side by side.
+# results/70-versions.md, the idempotency and inventory ratios on 15 and 18 side by side.
 # Usage: test/bench/run.sh [--quick] [name...]      (default: every section)
 #        test/bench/run.sh --assemble                (rebuild BENCHMARKS.md only)
 set -euo pipefail

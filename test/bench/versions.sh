@@ -8,7 +8,7 @@
 # both versions alike.  The same pgbench (15's) drives both servers, so only the server
 # differs.  Each version's figures are ratios against a baseline measured on that version in
 # the same run (plain order; PL/pgSQL FOR UPDATE); the last column compares the two ratios.
-# Writes test/bench/results/60-versions.md and reassembles BENCHMARKS.md (run.sh --assemble).
+# Writes test/bench/results/70-versions.md and reassembles BENCHMARKS.md (run.sh --assemble).
 # Usage: test/bench/versions.sh [--quick]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -145,7 +145,7 @@ row() {	# clients label numerator denominator
 }
 v15=$(vsql 15 postgres -c 'SHOW server_version' | cut -d' ' -f1)
 v18=$(vsql 18 postgres -c 'SHOW server_version' | cut -d' ' -f1)
-result=$REPO/test/bench/results/60-versions.md
+result=$REPO/test/bench/results/70-versions.md
 {
 	echo "## PostgreSQL 15 and 18 side by side"
 	echo
