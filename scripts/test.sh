@@ -6,11 +6,11 @@
 # and exits non-zero if anything failed or nothing ran.
 # Every suite runs twice: on servers without the library preloaded ("plain") and on servers
 # with shared_preload_libraries = 'consistency' ("preload", the production setting).
-# Usage: scripts/test.sh [--pg 15|18|all] [--config plain|preload|both] [regress] [isolation] [tap] [pgtap] [fuzz]
+# Usage: scripts/test.sh [--pg 15|18|all] [--config plain|preload|both] [regress] [isolation] [tap] [pgtap] [fuzz] [ha]
 #   --pg: the PostgreSQL major version (default all: 15, then 18); 18 is built from source once per machine
 #   (scripts/lib/build-pg.sh); `all` runs every suite on each version in turn and sums them.
-#   --config: default both configurations.  Suites: default all five
-#   (fuzz runs once per version, on a preloaded server of its own).
+#   --config: default both configurations.  Suites: default all six
+#   (fuzz and ha run once per version, on preloaded servers of their own).
 set -euo pipefail
 
 pg=${CONSISTENCY_PG:-all}
