@@ -276,8 +276,13 @@ sub leader
 		next unless $m->{role} eq 'leader' && $m->{state} eq 'running';
 		my $node = $self->node_by_name($m->{name});
 		next unless $self->rest_status($node, '/leader') == 200;
-		next unless ($self->try_sql($node, 'SELECT pg_is_in_recovery()') // '') eq 'f';
-		$node->{timeline} = $m->{timeline};
+		# not in recovery, and the timeline it writes on (what its tokens name)
+		my $tli = $self->try_sql($node,
+			q{SELECT CASE WHEN NOT pg_is_in_recovery()
+			  THEN ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END})
+		  // '';
+		next unless $tli =~ /^\d+$/;
+		$node->{timeline} = $tli;
 		return $node;
 	}
 	return undef;
@@ -346,13 +351,14 @@ sub multihost_connstr
 	  . ' dbname=' . ($db // 'postgres') . " target_session_attrs=$attrs connect_timeout=2";
 }
 
-# try_sql(NODE, SQL): psql's output, or undef if it failed.
+# try_sql(NODE, SQL): psql's output (SQL sent on its standard input, any length), or undef
+# if it failed.
 sub try_sql
 {
 	my ($self, $node, $sql, $db) = @_;
 	my ($out, $err) = ('', '');
-	my $ok = IPC::Run::run([ "$self->{bindir}/psql", '-X', '-At', '-v', 'ON_ERROR_STOP=1',
-			'-d', $self->connstr($node, $db), '-c', $sql ], '>', \$out, '2>', \$err);
+	my $ok = IPC::Run::run([ "$self->{bindir}/psql", '-X', '-q', '-At', '-v', 'ON_ERROR_STOP=1',
+			'-d', $self->connstr($node, $db), '-f', '-' ], '<', \$sql, '>', \$out, '2>', \$err);
 	$self->{last_error} = $err;
 	return undef unless $ok;
 	chomp $out;
@@ -390,13 +396,30 @@ sub postmaster_pid
 	return $pid =~ /^\d+$/ ? $pid : undef;
 }
 
+# Freeze the leader's walsenders (SIGSTOP): from now on its commits reach no replica, so
+# with asynchronous replication a failover loses them, and in synchronous mode a commit
+# waits.  kill_postmaster() kills them with the postmaster.
+sub stop_walsenders
+{
+	my ($self, $node) = @_;
+	my @pids = split /\n/, $self->sql($node,
+		q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'walsender'});
+	croak "no walsender on $node->{name}" unless @pids;
+	kill('STOP', @pids) == @pids or croak "SIGSTOP @pids: $!";
+	push @{ $node->{stopped} }, @pids;
+	return @pids;
+}
+
 # The hard failover: SIGKILL to the leader's postmaster.  Patroni (primary_start_timeout = 0)
-# then fails over instead of restarting it.
+# then fails over instead of restarting it.  The other server processes exit when they see
+# the postmaster gone; frozen walsenders cannot, and are killed too.
 sub kill_postmaster
 {
 	my ($self, $node) = @_;
 	my $pid = $self->postmaster_pid($node) or croak "no postmaster.pid in $node->{data}";
 	kill('KILL', $pid) or croak "kill $pid: $!";
+	kill('KILL', @{ $node->{stopped} }) if $node->{stopped};
+	$node->{stopped} = [];
 	return $pid;
 }
 
@@ -405,6 +428,7 @@ sub kill_postmaster
 sub stop_node
 {
 	my ($self, $node) = @_;
+	kill('KILL', @{ $node->{stopped} }) if $node->{stopped} && @{ $node->{stopped} };
 	stop_pid($node->{pid}, 'TERM', 30);
 	if (my $pid = $self->postmaster_pid($node))
 	{
