@@ -373,6 +373,14 @@ sub sql
 	return $out;
 }
 
+# A psql session on NODE kept open (PostgreSQL::Test::BackgroundPsql: query_safe, quit),
+# for a transaction that must stay open across calls.
+sub session
+{
+	my ($self, $node, $db) = @_;
+	return PatroniCluster::Endpoint->new($node->{port})->background_psql($db // 'postgres');
+}
+
 # patronictl switchover from LEADER to CANDIDATE; returns the new leader.
 sub switchover
 {
@@ -450,6 +458,17 @@ END
 	my $rc = $?;
 	$_->stop for @clusters;
 	$? = $rc;
+}
+
+# A server PostgreSQL::Test::Cluster did not create, reachable on 127.0.0.1:PORT: only what
+# background_psql() needs (connstr, host, port); never started or stopped through it.
+package PatroniCluster::Endpoint;
+our @ISA = ('PostgreSQL::Test::Cluster');
+
+sub new
+{
+	my ($class, $port) = @_;
+	return bless { _host => '127.0.0.1', _port => $port, _name => "patroni_$port" }, $class;
 }
 
 1;
