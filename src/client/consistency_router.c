@@ -484,7 +484,13 @@ ensure_primary(CRouter *r)
 					 "primary: reached a server of another cluster (system identifier %s); not used", sysid);
 		if (now_ms() >= deadline)
 		{
-			r->primary_lost = 1;	/* the call fails; try again at the next */
+			/* the call fails; try again at the next.  Never use another cluster. */
+			if (PQstatus(r->primary) == CONNECTION_OK)
+			{
+				PQfinish(r->primary);
+				r->primary = NULL;
+			}
+			r->primary_lost = 1;
 			return NULL;
 		}
 		sleep_ms(RECONNECT_PAUSE_MS);

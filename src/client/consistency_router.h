@@ -104,7 +104,9 @@ extern int	crouter_token_max(const char *a, const char *b, char *out);
  * history (lost with an asynchronous standby), the call returns the
  * server's YC303 error instead of running, crouter_lost_token() names the
  * lost token, and the session's token starts afresh.  So a lost write is
- * reported, never read back as older data.
+ * reported, never read back as older data.  If no primary of the router's
+ * cluster answers within the timeout, the call fails (and returns NULL if the
+ * only server that answered belonged to another cluster: it is never used).
  */
 extern void crouter_set_failover_timeout(CRouter *r, int milliseconds);
 
