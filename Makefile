@@ -37,8 +37,9 @@ PG_CPPFLAGS += -I$(srcdir)/src
 include $(PGXS)
 
 # After the include: Makefile.global resets PROVE_FLAGS.  test/t holds the TAP tests' own
-# module (ConsistencyCluster.pm).
-PROVE_FLAGS = -I $(CURDIR)/test/t
+# module (ConsistencyCluster.pm), test/ha the Patroni suite's (PatroniCluster.pm; its tests
+# run through scripts/lib/run-suites.sh's ha suite, with PROVE_TESTS set to test/ha/*.pl).
+PROVE_FLAGS = -I $(CURDIR)/test/t -I $(CURDIR)/test/ha
 # The TAP tests run programs of the build tree (test/router_example) from $TESTDIR, which
 # PGXS sets itself only before PostgreSQL 16.
 export TESTDIR ?= $(CURDIR)

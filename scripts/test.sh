@@ -6,14 +6,14 @@
 # and exits non-zero if anything failed or nothing ran.
 # Every suite runs twice: on servers without the library preloaded ("plain") and on servers
 # with shared_preload_libraries = 'consistency' ("preload", the production setting).
-# Usage: scripts/test.sh [--pg 15|18|all] [--config plain|preload|both] [regress] [isolation] [tap] [pgtap] [fuzz] [package]
+# Usage: scripts/test.sh [--pg 15|18|all] [--config plain|preload|both] [regress] [isolation] [tap] [pgtap] [fuzz] [ha] [package]
 #   --pg: the PostgreSQL major version (default all: 15, then 18); 18 is built from source once per machine
 #   (scripts/lib/build-pg.sh); `all` runs every suite on each version in turn and sums them.
-#   --config: default both configurations.  Suites: default all six
-#   (fuzz runs once per version, on a preloaded server of its own; package, scripts/package-test.sh,
-#   runs once, last, in the PostgreSQL 15 leg only: it builds the Debian packages, installs them
-#   with dpkg -i, tests the installed files, purges them and puts back what make install had
-#   there, so it needs root or passwordless sudo, and fails without).
+#   --config: default both configurations.  Suites: default all seven
+#   (fuzz and ha run once per version, on preloaded servers of their own; package,
+#   scripts/package-test.sh, runs once, last, in the PostgreSQL 15 leg only: it builds the Debian
+#   packages, installs them with dpkg -i, tests the installed files, purges them and puts back
+#   what make install had there, so it needs root or passwordless sudo, and fails without).
 set -euo pipefail
 
 pg=${CONSISTENCY_PG:-all}

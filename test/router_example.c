@@ -6,6 +6,7 @@
  *
  *	  router_example --primary CONNINFO [--standby CONNINFO]... [--cycles N]
  *					 [--budget-ms MS] [--pipeline] [--probe]
+ *					 [--until FILE [--failover-ms MS]]
  *
  * Cycle mode (default): N times, "UPDATE rw_counter SET v = i" through
  * crouter_write(), then "SELECT v FROM rw_counter" through crouter_read(); a
@@ -23,6 +24,20 @@
  * Probe mode (--probe): two reads before any write, so without a token;
  * prints where each was served ("probe served_by=1,1"; p is the primary).
  *
+ * Follow mode (--until FILE, with --failover-ms MS for the router's failover
+ * timeout): cycles until FILE exists, across switchovers and failovers.  Cycle
+ * i writes "INSERT INTO rw_log VALUES (i); UPDATE rw_counter SET v = i" (one
+ * statement) until it is acknowledged, then reads rw_counter.v, which must
+ * be i.  One line per event, flushed at once:
+ *	  ack I TOKEN MS        write i acknowledged; TOKEN is the router's token after it
+ *	  lost I TOKEN MS       a call returned YC303: the write TOKEN names was lost
+ *	  stale I GOT MS        a read returned an older value (must never happen)
+ *	  retry I SQLSTATE MS   a write failed (connection lost, read-only) and is sent again
+ * (MS: the wall clock in milliseconds since the epoch, for the test's timings)
+ * then the summary: "follow cycles=N stale=S failed=F lost=L reconnects=R
+ * standby=S primary=P max_gap_ms=G" (reads served by standbys and by the
+ * primary; G: the longest time between two acknowledged writes).
+ *
  * IDENTIFICATION
  *	  test/router_example.c
  *
@@ -32,6 +47,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "consistency_router.h"
 
@@ -130,6 +146,108 @@ run_probe(CRouter *r)
 	return 0;
 }
 
+static double
+elapsed_ms(const struct timespec *a, const struct timespec *b)
+{
+	return (b->tv_sec - a->tv_sec) * 1e3 + (b->tv_nsec - a->tv_nsec) / 1e6;
+}
+
+static long long
+wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (long long) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int
+is_lost(const PGresult *res)
+{
+	const char *st = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+
+	return st != NULL && strcmp(st, "YC303") == 0;
+}
+
+static int
+run_follow(CRouter *r, const char *until)
+{
+	long		i = 0;
+	long		stale = 0,
+				failed = 0,
+				lost = 0;
+	double		max_gap = 0;
+	struct timespec last_ack,
+				now;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	clock_gettime(CLOCK_MONOTONIC, &last_ack);
+	while (access(until, F_OK) != 0)
+	{
+		char		value[24];
+		const char *params[1] = {value};
+		PGresult   *res;
+		int			served;
+		int			tries;
+
+		i++;
+		snprintf(value, sizeof(value), "%ld", i);
+		for (tries = 0;; tries++)
+		{
+			const char *st;
+
+			res = crouter_write(r, "WITH l AS (INSERT INTO rw_log VALUES ($1::bigint) ON CONFLICT DO NOTHING)"
+								" UPDATE rw_counter SET v = $1::bigint WHERE id = 1", 1, params);
+			if (PQresultStatus(res) == PGRES_COMMAND_OK)
+				break;
+			st = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+			if (is_lost(res))
+			{
+				printf("lost %ld %s %lld\n", i, crouter_lost_token(r), wall_ms());
+				lost++;
+			}
+			else
+				printf("retry %ld %s %lld\n", i, st ? st : "-", wall_ms());
+			PQclear(res);
+			if (tries >= 1000)
+			{
+				fprintf(stderr, "router_example: cycle %ld: write not acknowledged after %d tries: %s\n",
+						i, tries, PQerrorMessage(crouter_primary(r)));
+				return 1;
+			}
+		}
+		PQclear(res);
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (elapsed_ms(&last_ack, &now) > max_gap)
+			max_gap = elapsed_ms(&last_ack, &now);
+		last_ack = now;
+		printf("ack %ld %s %lld\n", i, crouter_token(r), wall_ms());
+
+		res = crouter_read(r, "SELECT v FROM rw_counter WHERE id = 1", 0, NULL, &served);
+		if (is_lost(res))
+		{
+			printf("lost %ld %s %lld\n", i, crouter_lost_token(r), wall_ms());
+			lost++;
+		}
+		else if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
+		{
+			fprintf(stderr, "cycle %ld: read failed: %s\n", i,
+					res ? PQresultErrorMessage(res) : "out of memory");
+			failed++;
+		}
+		else if (atol(PQgetvalue(res, 0, 0)) != i)
+		{
+			printf("stale %ld %s %lld\n", i, PQgetvalue(res, 0, 0), wall_ms());
+			stale++;
+		}
+		PQclear(res);
+	}
+	printf("follow cycles=%ld stale=%ld failed=%ld lost=%ld reconnects=%ld standby=%ld primary=%ld max_gap_ms=%.0f\n",
+		   i, stale, failed, lost, crouter_reconnects(r), crouter_stats(r).reads_standby,
+		   crouter_stats(r).reads_primary, max_gap);
+	return stale == 0 && failed == 0 ? 0 : 1;
+}
+
 static int
 run_pipeline(CRouter *r)
 {
@@ -207,6 +325,8 @@ main(int argc, char **argv)
 	int			budget_ms = 0;
 	int			pipeline = 0;
 	int			probe = 0;
+	int			failover_ms = 0;
+	const char *until = NULL;
 	int			i;
 	int			rc;
 	CRouter    *r;
@@ -227,9 +347,13 @@ main(int argc, char **argv)
 			pipeline = 1;
 		else if (strcmp(argv[i], "--probe") == 0)
 			probe = 1;
+		else if (strcmp(argv[i], "--until") == 0 && i + 1 < argc)
+			until = argv[++i];
+		else if (strcmp(argv[i], "--failover-ms") == 0 && i + 1 < argc)
+			failover_ms = atoi(argv[++i]);
 		else
 		{
-			fprintf(stderr, "usage: %s --primary CONNINFO [--standby CONNINFO]... [--cycles N] [--budget-ms MS] [--pipeline] [--probe]\n",
+			fprintf(stderr, "usage: %s --primary CONNINFO [--standby CONNINFO]... [--cycles N] [--budget-ms MS] [--pipeline] [--probe] [--until FILE [--failover-ms MS]]\n",
 					argv[0]);
 			return 2;
 		}
@@ -249,9 +373,10 @@ main(int argc, char **argv)
 		return 2;
 	}
 	crouter_set_wait_budget(r, budget_ms);
+	crouter_set_failover_timeout(r, failover_ms);
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	rc = probe ? run_probe(r) : pipeline ? run_pipeline(r) : run_cycles(r, cycles);
+	rc = until ? run_follow(r, until) : probe ? run_probe(r) : pipeline ? run_pipeline(r) : run_cycles(r, cycles);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	fprintf(stderr, "router_example: %.0f ms\n",
 			(t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6);

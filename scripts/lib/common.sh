@@ -34,7 +34,7 @@ PACKAGES=(
 	"postgresql-$DEBIAN_PG_MAJOR" "postgresql-server-dev-$DEBIAN_PG_MAJOR" "postgresql-$DEBIAN_PG_MAJOR-pgtap"
 	libtap-parser-sourcehandler-pgtap-perl libipc-run-perl libpq-dev
 	pgbouncer python3-psycopg python3-psycopg2 python3-sqlalchemy python3-flask curl sqlsmith
-	"postgresql-$DEBIAN_PG_MAJOR-cron" prometheus-postgres-exporter
+	"postgresql-$DEBIAN_PG_MAJOR-cron" prometheus-postgres-exporter patroni etcd-server
 	debhelper lintian postgresql-server-dev-all binutils
 	dpkg-dev bison flex pkg-config libicu-dev zlib1g-dev debian-archive-keyring
 )

@@ -17,15 +17,16 @@
 # naming the installation under test.  Each suite starts its own throwaway server(s).  Logs and
 # outputs go to log/<configuration>/.  The fuzz suite (test/fuzz/) runs once, after the others:
 # its server always preloads the library (sqlsmith and the focused fuzzer are about the
-# production setting), so it has no plain leg.
-# Usage: run-suites.sh [--config plain|preload|both] [regress] [isolation] [tap] [pgtap] [fuzz]
-#        (default: both configurations, all five suites)
+# production setting), so it has no plain leg.  So does the ha suite (test/ha/*.pl: Patroni
+# clusters, whose servers always preload the library), run once with prove like TAP.
+# Usage: run-suites.sh [--config plain|preload|both] [regress] [isolation] [tap] [pgtap] [fuzz] [ha]
+#        (default: both configurations, all six suites)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 : "${PG_CONFIG:?PG_CONFIG must name the installation under test}"
 
 usage() {
-	echo "usage: $0 [--config plain|preload|both] [regress] [isolation] [tap] [pgtap] [fuzz]" >&2
+	echo "usage: $0 [--config plain|preload|both] [regress] [isolation] [tap] [pgtap] [fuzz] [ha]" >&2
 	exit 2
 }
 
@@ -35,7 +36,7 @@ while [ $# -gt 0 ]; do
 	case $1 in
 	--config) [ $# -ge 2 ] || usage; config=$2; shift 2 ;;
 	--config=*) config=${1#--config=}; shift ;;
-	regress | isolation | tap | pgtap | fuzz) suites+=("$1"); shift ;;
+	regress | isolation | tap | pgtap | fuzz | ha) suites+=("$1"); shift ;;
 	*) echo "unknown suite or option: $1" >&2; usage ;;
 	esac
 done
@@ -44,7 +45,7 @@ plain | preload) configs=("$config") ;;
 both) configs=(plain preload) ;;
 *) echo "unknown configuration: $config" >&2; usage ;;
 esac
-[ ${#suites[@]} -gt 0 ] || suites=(regress isolation tap pgtap fuzz)
+[ ${#suites[@]} -gt 0 ] || suites=(regress isolation tap pgtap fuzz ha)
 
 total_pass=0
 total_fail=0
@@ -110,7 +111,7 @@ for cfg in "${configs[@]}"; do
 		regress_conf="--temp-config=$TEMP_CONF"
 	fi
 	for suite in "${suites[@]}"; do
-		[ "$suite" != fuzz ] || continue	# once, below
+		[ "$suite" != fuzz ] && [ "$suite" != ha ] || continue	# once, below
 		printf '\n==> %s suite, %s configuration\n' "$suite" "$cfg"
 		log=$out/$suite.log
 		start=$SECONDS
@@ -162,6 +163,23 @@ if [[ " ${suites[*]} " == *" fuzz "* ]]; then
 		fi
 	done
 	report "fuzz/preload" "$pass" "$fail" $((SECONDS - start))
+fi
+
+# The ha suite: Patroni + etcd clusters on loopback (test/ha/PatroniCluster.pm), every server
+# preloading the library; prove runs test/ha/*.pl (HA_TESTS names a subset) through the
+# Makefile's TAP target, so PATH and the PostgreSQL test modules are set up like for TAP.
+if [[ " ${suites[*]} " == *" ha "* ]]; then
+	printf '\n==> ha suite (Patroni clusters, library preloaded)\n'
+	out=$PWD/log/ha
+	rm -rf "$out"
+	mkdir -p "$out"
+	unset TEMP_CONFIG
+	start=$SECONDS
+	make -s installcheck-tap PG_CONFIG="$PG_CONFIG" PROVE_TESTS="${HA_TESTS:-$(echo test/ha/*.pl)}" \
+		>"$out/ha.log" 2>&1
+	status=$?
+	[ -d tmp_check ] && mv tmp_check "$out/tap"
+	count_prove "ha/preload" "$out/ha.log" $status $((SECONDS - start))
 fi
 
 printf '\n==> summary\n'

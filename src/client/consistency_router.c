@@ -24,6 +24,13 @@
  * neither paused nor delayed and has replayed the most; if that fails too,
  * the primary answers.
  *
+ * With a failover timeout set, a lost primary connection (or a primary that
+ * turned read-only) is replaced at the next call through the same conninfo,
+ * which lists every node with target_session_attrs=read-write, so libpq
+ * finds the new primary; the session's token is then checked there with
+ * consistency.wait_for_token(token, 0): YC303 means the write was lost in the
+ * failover, and that error is what the call returns (see the header).
+ *
  * The connections serve the application's own SQL, so their search_path is
  * the application's (the router leaves it alone).  Every statement the
  * router sends itself qualifies each function, operator and type it names,
@@ -39,6 +46,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "consistency_router.h"
 
@@ -47,21 +55,50 @@
 typedef struct Standby
 {
 	PGconn	   *conn;
+	char	   *conninfo;
 	int			usable;			/* connected and the extension is loaded */
+	int64_t		tried_ms;		/* last connection attempt (monotonic ms) */
 	char		read_after[CROUTER_TOKEN_SIZE];	/* token its read_after holds */
 } Standby;
 
 struct CRouter
 {
 	PGconn	   *primary;
+	char	   *primary_conninfo;
+	int			primary_lost;	/* reconnect before the next call */
 	Standby    *standbys;
 	int			nstandbys;
 	int			next;			/* round-robin start */
 	int			budget_ms;
+	int			failover_ms;	/* 0: never reconnect */
+	char		sysid[32];		/* the primary's system identifier, "" if unknown */
 	char		token[CROUTER_TOKEN_SIZE];
+	char		lost_token[CROUTER_TOKEN_SIZE];
 	char		error[512];
+	long		reconnects;
+	long		lost_writes;
 	CRouterStats stats;
 };
+
+#define STANDBY_RETRY_MS 1000
+#define RECONNECT_PAUSE_MS 100
+
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+sleep_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long) (ms % 1000) * 1000000};
+
+	nanosleep(&ts, NULL);
+}
 
 /* A parsed token; the text must be exactly the canonical spelling. */
 typedef struct Token
@@ -169,67 +206,91 @@ primary_sysid(CRouter *r, char *buf, size_t buflen)
 	return 0;
 }
 
+/* (Re)connect standby i and check that it belongs to the primary's cluster. */
+static void
+standby_connect(CRouter *r, int i)
+{
+	Standby    *s = &r->standbys[i];
+	PGresult   *res;
+	char		sql[96];
+	const char *sysid = r->sysid;
+
+	PQfinish(s->conn);
+	s->usable = 0;
+	s->read_after[0] = '\0';
+	s->tried_ms = now_ms();
+	s->conn = PQconnectdb(s->conninfo);
+	if (PQstatus(s->conn) != CONNECTION_OK)
+	{
+		set_error(r, "standby", s->conn);
+		return;
+	}
+	/* without the primary's identity, a read could go to any cluster */
+	if (sysid[0] == '\0')
+		return;
+
+	/*
+	 * A token without a write, of the primary's cluster: "ready" on its
+	 * standbys, "wrong_cluster" on a server of another cluster, which must
+	 * never answer a read (not even one without a token).  The call also
+	 * loads the extension's library in this session: without it, SET
+	 * consistency.read_after would only create a placeholder and check
+	 * nothing.
+	 */
+	snprintf(sql, sizeof(sql), "SELECT consistency.token_status('v1:%s:1:0/0')", sysid);
+	res = PQexec(s->conn, sql);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
+		set_error(r, "standby", s->conn);
+	else if (strcmp(PQgetvalue(res, 0, 0), "ready") == 0 ||
+			 strcmp(PQgetvalue(res, 0, 0), "primary") == 0)
+		s->usable = 1;
+	else
+		snprintf(r->error, sizeof(r->error),
+				 "standby %d: not a server of the primary's cluster (token_status: %s); not used",
+				 i, PQgetvalue(res, 0, 0));
+	PQclear(res);
+}
+
 CRouter *
 crouter_connect(const char *primary_conninfo, const char *const *standby_conninfos,
 				int nstandbys)
 {
 	CRouter    *r = calloc(1, sizeof(CRouter));
-	char		sysid[32] = "";
 	int			i;
 
 	if (r == NULL)
 		return NULL;
 	r->standbys = calloc(nstandbys > 0 ? nstandbys : 1, sizeof(Standby));
-	if (r->standbys == NULL)
+	r->primary_conninfo = strdup(primary_conninfo);
+	if (r->standbys == NULL || r->primary_conninfo == NULL)
 	{
+		free(r->standbys);
+		free(r->primary_conninfo);
 		free(r);
 		return NULL;
 	}
 	r->nstandbys = nstandbys;
+	for (i = 0; i < nstandbys; i++)
+	{
+		if ((r->standbys[i].conninfo = strdup(standby_conninfos[i])) == NULL)
+		{
+			while (--i >= 0)
+				free(r->standbys[i].conninfo);
+			free(r->standbys);
+			free(r->primary_conninfo);
+			free(r);
+			return NULL;
+		}
+	}
 
 	r->primary = PQconnectdb(primary_conninfo);
 	if (PQstatus(r->primary) != CONNECTION_OK)
 		set_error(r, "primary", r->primary);
 	else
-		(void) primary_sysid(r, sysid, sizeof(sysid));
+		(void) primary_sysid(r, r->sysid, sizeof(r->sysid));
 
 	for (i = 0; i < nstandbys; i++)
-	{
-		Standby    *s = &r->standbys[i];
-		PGresult   *res;
-		char		sql[96];
-
-		s->conn = PQconnectdb(standby_conninfos[i]);
-		if (PQstatus(s->conn) != CONNECTION_OK)
-		{
-			set_error(r, "standby", s->conn);
-			continue;
-		}
-		/* without the primary's identity, a read could go to any cluster */
-		if (sysid[0] == '\0')
-			continue;
-
-		/*
-		 * A token without a write, of the primary's cluster: "ready" on its
-		 * standbys, "wrong_cluster" on a server of another cluster, which must
-		 * never answer a read (not even one without a token).  The call also
-		 * loads the extension's library in this session: without it, SET
-		 * consistency.read_after would only create a placeholder and check
-		 * nothing.
-		 */
-		snprintf(sql, sizeof(sql), "SELECT consistency.token_status('v1:%s:1:0/0')", sysid);
-		res = PQexec(s->conn, sql);
-		if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
-			set_error(r, "standby", s->conn);
-		else if (strcmp(PQgetvalue(res, 0, 0), "ready") == 0 ||
-				 strcmp(PQgetvalue(res, 0, 0), "primary") == 0)
-			s->usable = 1;
-		else
-			snprintf(r->error, sizeof(r->error),
-					 "standby %d: not a server of the primary's cluster (token_status: %s); not used",
-					 i, PQgetvalue(res, 0, 0));
-		PQclear(res);
-	}
+		standby_connect(r, i);
 	return r;
 }
 
@@ -253,8 +314,12 @@ crouter_finish(CRouter *r)
 	if (r == NULL)
 		return;
 	for (i = 0; i < r->nstandbys; i++)
+	{
 		PQfinish(r->standbys[i].conn);
+		free(r->standbys[i].conninfo);
+	}
 	PQfinish(r->primary);
+	free(r->primary_conninfo);
 	free(r->standbys);
 	free(r);
 }
@@ -269,6 +334,30 @@ const char *
 crouter_token(const CRouter *r)
 {
 	return r->token;
+}
+
+void
+crouter_set_failover_timeout(CRouter *r, int milliseconds)
+{
+	r->failover_ms = milliseconds > 0 ? milliseconds : 0;
+}
+
+const char *
+crouter_lost_token(const CRouter *r)
+{
+	return r->lost_token;
+}
+
+long
+crouter_reconnects(const CRouter *r)
+{
+	return r->reconnects;
+}
+
+long
+crouter_lost_writes(const CRouter *r)
+{
+	return r->lost_writes;
 }
 
 PGconn *
@@ -311,14 +400,122 @@ sqlstate(const PGresult *res)
 	return s ? s : "";
 }
 
+/*
+ * After a failed call on the primary: does the connection need replacing?
+ * Lost, or the server became read-only (a demoted primary: 25006).
+ */
+static void
+note_primary_failure(CRouter *r, const PGresult *res)
+{
+	if (r->failover_ms > 0 &&
+		(PQstatus(r->primary) != CONNECTION_OK || strcmp(sqlstate(res), "25006") == 0))
+		r->primary_lost = 1;
+}
+
+/*
+ * The session's token on a new primary: NULL if its write is there (or there
+ * is no token), else the server's error (YC303: lost in the failover), after
+ * which the session starts afresh with no token.
+ */
+static PGresult *
+check_token_on_new_primary(CRouter *r)
+{
+	const char *params[1] = {r->token};
+	PGresult   *res;
+
+	if (r->token[0] == '\0')
+		return NULL;
+	res = PQexecParams(r->primary,
+					   "SELECT consistency.wait_for_token($1::pg_catalog.text, '0'::pg_catalog.interval)",
+					   1, NULL, params, NULL, NULL, 0);
+	if (result_ok(res))
+	{
+		PQclear(res);
+		return NULL;
+	}
+	if (strcmp(sqlstate(res), "YC303") == 0)
+	{
+		snprintf(r->lost_token, sizeof(r->lost_token), "%s", r->token);
+		r->token[0] = '\0';
+		r->lost_writes++;
+		return res;
+	}
+	/* cannot tell (connection lost again): try again at the next call */
+	r->primary_lost = 1;
+	PQclear(res);
+	return NULL;
+}
+
+/*
+ * Replace a lost primary connection, for at most failover_ms: the conninfo
+ * (every node, target_session_attrs=read-write) leads libpq to the primary of
+ * the moment; a server of another cluster is not taken.  Then every standby
+ * is reconnected (each may have restarted to follow the new primary).
+ * Returns the YC303 result if the session's last write was lost, else NULL.
+ */
+static PGresult *
+ensure_primary(CRouter *r)
+{
+	int64_t		deadline;
+	int			i;
+
+	if (r->failover_ms == 0)
+		return NULL;
+	if (!r->primary_lost && PQstatus(r->primary) == CONNECTION_OK)
+		return NULL;
+	deadline = now_ms() + r->failover_ms;
+	for (;;)
+	{
+		char		sysid[32] = "";
+
+		PQfinish(r->primary);
+		r->primary = PQconnectdb(r->primary_conninfo);
+		if (PQstatus(r->primary) == CONNECTION_OK &&
+			primary_sysid(r, sysid, sizeof(sysid)) &&
+			(r->sysid[0] == '\0' || strcmp(sysid, r->sysid) == 0))
+		{
+			memcpy(r->sysid, sysid, sizeof(r->sysid));
+			break;
+		}
+		if (PQstatus(r->primary) != CONNECTION_OK)
+			set_error(r, "primary", r->primary);
+		else if (sysid[0] != '\0')
+			snprintf(r->error, sizeof(r->error),
+					 "primary: reached a server of another cluster (system identifier %s); not used", sysid);
+		if (now_ms() >= deadline)
+		{
+			/* the call fails; try again at the next.  Never use another cluster. */
+			if (PQstatus(r->primary) == CONNECTION_OK)
+			{
+				PQfinish(r->primary);
+				r->primary = NULL;
+			}
+			r->primary_lost = 1;
+			return NULL;
+		}
+		sleep_ms(RECONNECT_PAUSE_MS);
+	}
+	r->primary_lost = 0;
+	r->reconnects++;
+	for (i = 0; i < r->nstandbys; i++)
+		standby_connect(r, i);
+	return check_token_on_new_primary(r);
+}
+
 PGresult *
 crouter_write(CRouter *r, const char *sql, int nparams, const char *const *values)
 {
-	PGresult   *res = PQexecParams(r->primary, sql, nparams, NULL, values, NULL, NULL, 0);
+	PGresult   *res;
 	const char *reported;
 
+	if ((res = ensure_primary(r)) != NULL)
+		return res;				/* the session's last write was lost */
+	res = PQexecParams(r->primary, sql, nparams, NULL, values, NULL, NULL, 0);
 	if (!result_ok(res))
+	{
+		note_primary_failure(r, res);
 		return res;
+	}
 	r->stats.writes++;
 
 	/* The token names the last commit: nothing new inside an open transaction. */
@@ -453,6 +650,8 @@ crouter_read(CRouter *r, const char *sql, int nparams, const char *const *values
 
 	if (served_by)
 		*served_by = CROUTER_PRIMARY;
+	if ((res = ensure_primary(r)) != NULL)
+		return res;				/* the session's last write was lost */
 	behind = calloc(r->nstandbys > 0 ? r->nstandbys : 1, sizeof(int));
 	if (behind == NULL)
 		return NULL;
@@ -463,6 +662,9 @@ crouter_read(CRouter *r, const char *sql, int nparams, const char *const *values
 		Standby    *s = &r->standbys[i];
 		int			acc;
 
+		/* a standby that went away is tried again now and then */
+		if (!s->usable && r->failover_ms > 0 && now_ms() - s->tried_ms >= STANDBY_RETRY_MS)
+			standby_connect(r, i);
 		if (!s->usable)
 			continue;
 		acc = r->token[0] == '\0' ? 1 : standby_accepts(r, s, 0);
@@ -498,6 +700,18 @@ crouter_read(CRouter *r, const char *sql, int nparams, const char *const *values
 	}
 	free(behind);
 
+	res = PQexecParams(r->primary, sql, nparams, NULL, values, NULL, NULL, 0);
+	if (!result_ok(res) && r->failover_ms > 0 && PQstatus(r->primary) != CONNECTION_OK)
+	{
+		/* a read is safe to repeat: once, on the new primary */
+		PQclear(res);
+		r->primary_lost = 1;
+		if ((res = ensure_primary(r)) != NULL)
+			return res;
+		res = PQexecParams(r->primary, sql, nparams, NULL, values, NULL, NULL, 0);
+	}
+	if (!result_ok(res))
+		note_primary_failure(r, res);
 	r->stats.reads_primary++;
-	return PQexecParams(r->primary, sql, nparams, NULL, values, NULL, NULL, 0);
+	return res;
 }

@@ -86,6 +86,37 @@ extern int	crouter_merge_token(CRouter *r, const char *token);
 /* The later of two tokens into out (CROUTER_TOKEN_SIZE bytes); -1 if they cannot be compared. */
 extern int	crouter_token_max(const char *a, const char *b, char *out);
 
+/*
+ * Following a new primary (a Patroni switchover or failover) without a
+ * restart.  Give crouter_connect() a primary conninfo that lists every node
+ * of the HA cluster with target_session_attrs=read-write (libpq multi-host:
+ * "host=a,b,c port=5432,5432,5432 target_session_attrs=read-write") and one
+ * standby conninfo per node with target_session_attrs=standby, then set a
+ * failover timeout: when the primary's connection is lost (or it has become
+ * read-only), the next crouter_write() or crouter_read() reconnects through
+ * the same conninfo, retrying every 100 ms for at most that long, and so
+ * reaches whichever node is the primary now; standbys that went away are
+ * reconnected at most once a second.  0 (the default) never reconnects.
+ *
+ * A write that was cut off returns its error (its outcome is unknown, as
+ * with any lost connection).  On the new primary the router first checks the
+ * session's token: if the write it names is not in the new primary's
+ * history (lost with an asynchronous standby), the call returns the
+ * server's YC303 error instead of running, crouter_lost_token() names the
+ * lost token, and the session's token starts afresh.  So a lost write is
+ * reported, never read back as older data.  If no primary of the router's
+ * cluster answers within the timeout, the call fails (and returns NULL if the
+ * only server that answered belonged to another cluster: it is never used).
+ */
+extern void crouter_set_failover_timeout(CRouter *r, int milliseconds);
+
+/* The session token found lost after the last reconnection, or "". */
+extern const char *crouter_lost_token(const CRouter *r);
+
+/* Reconnections to a primary since connect, and lost writes reported. */
+extern long crouter_reconnects(const CRouter *r);
+extern long crouter_lost_writes(const CRouter *r);
+
 /* The connections, for anything else the application does. */
 extern PGconn *crouter_primary(CRouter *r);
 extern PGconn *crouter_standby(CRouter *r, int i);
