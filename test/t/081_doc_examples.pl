@@ -24,7 +24,7 @@ use Test::More;
 my $top = $ENV{TESTDIR} // '.';
 
 # Fence languages a document may use; only sql blocks run.
-my %languages = map { $_ => 1 } qw(sql output sql-norun sh python c text ini);
+my %languages = map { $_ => 1 } qw(sql output sql-norun sh python c text ini yaml);
 
 sub slurp
 {
