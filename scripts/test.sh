@@ -33,10 +33,12 @@ named=() package=0
 for a in "${args[@]}"; do
 	case $a in
 	package) package=1 ;;
-	regress | isolation | tap | pgtap | fuzz) named+=("$a") ;;
+	regress | isolation | tap | pgtap | fuzz | ha) named+=("$a") ;;
 	esac
 done
-[ ${#named[@]} -gt 0 ] || [ "$package" = 1 ] || package=1	# no suite named: all of them
+# No suite named: all of them, the package suite included (in its leg).
+all=0
+if [ ${#named[@]} -eq 0 ] && [ "$package" = 0 ]; then all=1 package=1; fi
 
 if [ "$pg" = all ]; then
 	# One leg per version, each a run of this script; the closing line sums the legs.  Other
@@ -94,7 +96,7 @@ prepare_workdir
 build_and_install
 
 summary=() pass=0 fail=0
-if [ ${#named[@]} -gt 0 ] || [ "$package" = 0 ]; then
+if [ ${#named[@]} -gt 0 ] || [ "$all" = 1 ]; then
 	step "running test suites on PostgreSQL $PG_MAJOR as $TEST_USER in $WORK"
 	status=0
 	as_user env PG_CONFIG="$PG_CONFIG" TMPDIR="$WORK" "$WORK/scripts/lib/run-suites.sh" "${suite_args[@]}" |
@@ -107,6 +109,12 @@ if [ ${#named[@]} -gt 0 ] || [ "$package" = 0 ]; then
 	else
 		fail=1		# the suites stopped before their summary
 	fi
+fi
+
+# With no suite named, every suite must have run before the package suite.
+if [ "$all" = 1 ] && [ ${#summary[@]} -eq 0 ]; then
+	summary+=("  suites             0 passed, 1 failed  (did not run)")
+	fail=$((fail + 1))
 fi
 
 # The package suite, last: as root (dpkg), in a copy of its own; one count per check.

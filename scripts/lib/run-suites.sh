@@ -182,6 +182,12 @@ if [[ " ${suites[*]} " == *" ha "* ]]; then
 	count_prove "ha/preload" "$out/ha.log" $status $((SECONDS - start))
 fi
 
+# Every suite asked for must have reported: one that reported nothing did not run, and counts
+# as failed rather than vanishing from the total.
+for suite in "${suites[@]}"; do
+	printf '%s\n' "${summary[@]}" | grep -qE "^  $suite(/| )" || report "$suite" 0 1 0 "did not run"
+done
+
 printf '\n==> summary\n'
 [ ${#summary[@]} -eq 0 ] || printf '%s\n' "${summary[@]}"
 echo
