@@ -18,6 +18,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use IPC::Run;
 use Time::HiRes qw(usleep);
+use MaintenanceWorkload;
 
 my $node = PostgreSQL::Test::Cluster->new('maint');
 $node->init;
@@ -97,7 +98,7 @@ is($node->safe_psql('postgres', 'SELECT count(*) FROM pg_prepared_xacts'), '2',
 # --- the scheduler and the workload --------------------------------------------------------
 my $dir = $node->basedir;
 my ($host, $port) = ($node->host, $node->port);
-unlink map { "$dir/$_" } qw(stop runs scheduler.err workload.out workload.err);
+unlink map { "$dir/$_" } qw(stop runs scheduler.err);
 
 # A run per connection, every 0.2 s, in batches of 5 (so runs commit between batches).  Both
 # loops end when the file stop appears, or when this test exits.
@@ -114,27 +115,8 @@ my $scheduler = IPC::Run::start(
 		done} ],
 	'<', \undef, '>', \my $sched_loop_out, '2>', \my $sched_loop_err);
 
-# Two clients, 20 transactions a second each: a fresh idempotency key and a hold on the hot
-# SKU, both lapsing after a second; pgbench runs of 3 s, one after another.
-my $script = "$dir/workload.sql";
-open my $fh, '>', $script or die "$script: $!";
-print $fh q{
-\set k random(1, 9000000000000000000)
-BEGIN;
-SELECT status FROM consistency.idem_begin('w-' || :k, ttl => '1 second');
-SELECT consistency.idem_complete('w-' || :k, '{"ok": true}');
-COMMIT;
-SELECT consistency.reserve('lamp', 1, 'w-' || :k, ttl => '1 second');
-};
-close $fh;
-my $workload = IPC::Run::start(
-	[ 'bash', '-c', qq{
-		while [ ! -e '$dir/stop' ] && kill -0 $$ 2>/dev/null; do
-			pgbench -n -c 2 -j 1 -R 40 -T 3 -f '$script' -h '$host' -p $port -U app postgres \\
-				>>'$dir/workload.out' 2>>'$dir/workload.err' ||
-				echo "pgbench exited with status \$?" >>'$dir/workload.err'
-		done} ],
-	'<', \undef, '>', \my $work_loop_out, '2>', \my $work_loop_err);
+# The workload (MaintenanceWorkload.pm): two clients, every key and hold lapsing after a second.
+my $workload = workload_start($node, $dir);
 
 sub runs
 {
@@ -157,12 +139,6 @@ sub two_more_runs
 	}
 }
 
-# pgbench runs of the workload that have finished
-sub workload_runs
-{
-	return 0 unless -e "$dir/workload.out";
-	return scalar(() = slurp_file("$dir/workload.out") =~ /^number of transactions actually processed: /mg);
-}
 
 sub prepared { return $node->safe_psql('postgres', 'SELECT count(*) FROM pg_prepared_xacts'); }
 
@@ -217,25 +193,8 @@ like(slurp_file($node->logfile), qr/resolved [12] in-doubt transactions older th
 ok(scalar(grep { $_ eq 'ok' } runs()) >= 6, 'the scheduler ran maintenance() repeatedly');
 # The workload ran before the first scheduled run; it runs on until two of its pgbench runs
 # have finished since the last resolution.
-my $target = workload_runs() + 2;
-my $deadline = time + $PostgreSQL::Test::Utils::timeout_default;
-while (workload_runs() < $target)
-{
-	die 'the workload stopped' if time > $deadline;
-	usleep(100_000);
-}
-open my $stop, '>', "$dir/stop" or die "$dir/stop: $!";
-close $stop;
-$workload->finish;
-is($?, 0, 'the workload loop exited cleanly');
-is($work_loop_out . $work_loop_err, '', 'and printed nothing');
-my $work_err = -e "$dir/workload.err" ? slurp_file("$dir/workload.err") : '';
-my $work_out = slurp_file("$dir/workload.out");
-unlike($work_err, qr/\S/, 'the workload printed no error') or diag $work_err;
-unlike($work_out, qr/number of failed transactions: [1-9]/, 'no workload transaction failed');
-unlike($work_out, qr/^number of transactions actually processed: 0/m,
-	'every pgbench run of the workload did work');
-ok(workload_runs() >= 3, 'the workload ran throughout: ' . workload_runs() . ' pgbench runs');
+my $workload_total = workload_stop($dir, $workload, 2);
+ok($workload_total >= 3, "the workload ran throughout: $workload_total pgbench runs");
 $scheduler->finish;
 is($?, 0, 'the scheduler loop exited cleanly');
 is($sched_loop_out . $sched_loop_err, '', 'and printed nothing');

@@ -18,8 +18,7 @@ use File::Basename qw(dirname);
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use IPC::Run;
-use Time::HiRes qw(usleep);
+use MaintenanceWorkload;
 
 # Is pg_cron installed where this server looks for extensions?
 my ($sharedir, $bindir) = split /\n/, `pg_config --sharedir --bindir`;
@@ -90,29 +89,10 @@ $node->safe_psql('postgres', qq{
 	PREPARE TRANSACTION '$gid';});
 is($node->safe_psql('postgres', 'SELECT count(*) FROM pg_prepared_xacts'), '1', 'one prepared transaction in doubt');
 
-# The workload: 2 clients, rate-limited, every key and hold lapsing after a second; pgbench
-# runs of 3 s one after another until the job has run.
+# The workload (MaintenanceWorkload.pm): two clients, every key and hold lapsing after a
+# second, until the job has run.
 my $dir = $node->basedir;
-unlink "$dir/stop";
-my $script = "$dir/workload.sql";
-open my $fh, '>', $script or die "$script: $!";
-print $fh q{
-\set k random(1, 9000000000000000000)
-BEGIN;
-SELECT status FROM consistency.idem_begin('w-' || :k, ttl => '1 second');
-SELECT consistency.idem_complete('w-' || :k, '{"ok": true}');
-COMMIT;
-SELECT consistency.reserve('lamp', 1, 'w-' || :k, ttl => '1 second');
-};
-close $fh;
-my ($host, $port) = ($node->host, $node->port);
-my $workload = IPC::Run::start(
-	[ 'bash', '-c', qq{
-		while [ ! -e '$dir/stop' ] && kill -0 $$ 2>/dev/null; do
-			pgbench -n -c 2 -j 1 -R 40 -T 3 -f '$script' -h '$host' -p $port -U app postgres ||
-				echo "pgbench exited with status \$?" >&2
-		done} ],
-	'<', \undef, '>', \my $out, '2>', \my $err);
+my $workload = workload_start($node, $dir);
 
 # So that the job's first run has all three to do: the key and the hold have lapsed and the
 # prepared transaction is older than tpc_auto_resolve_after.
@@ -135,13 +115,7 @@ is($node->safe_psql('postgres', q{SELECT username FROM cron.job WHERE jobname = 
 $node->poll_query_until('postgres', q{
 	SELECT count(*) > 0 FROM cron.job_run_details WHERE status IN ('succeeded', 'failed')})
   or die 'the maintenance job never ran';
-open my $stop, '>', "$dir/stop" or die "$dir/stop: $!";
-close $stop;
-$workload->finish;
-is($?, 0, 'the workload loop exited cleanly');
-unlike($err, qr/\S/, 'the workload printed no error') or diag $err;
-unlike($out, qr/number of failed transactions: [1-9]/, 'no workload transaction failed');
-like($out, qr/number of transactions actually processed: [1-9]/, 'the workload did work');
+workload_stop($dir, $workload, 1);
 ok($node->safe_psql('postgres', q{
 	SELECT bool_and(d.start_time > w.t AND d.end_time < now())
 	  FROM cron.job_run_details d,
