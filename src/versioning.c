@@ -152,13 +152,19 @@ versioning_max(Oid typid)
 	return typid == INT8OID ? PG_INT64_MAX : (int64) PG_INT32_MAX;
 }
 
+/* The SQLSTATE of a version conflict: consistency.version_conflict_sqlstate. */
+static int
+conflict_errcode(void)
+{
+	return conflict_sqlstate == CONFLICT_VERSION_CONFLICT ?
+		ERRCODE_CONSISTENCY_VERSION_CONFLICT : ERRCODE_T_R_SERIALIZATION_FAILURE;
+}
+
 void
 versioning_report_conflict(Relation rel, AttrNumber attnum, int64 expected, int64 found)
 {
 	ereport(ERROR,
-			(errcode(conflict_sqlstate == CONFLICT_VERSION_CONFLICT ?
-					 ERRCODE_CONSISTENCY_VERSION_CONFLICT :
-					 ERRCODE_T_R_SERIALIZATION_FAILURE),
+			(errcode(conflict_errcode()),
 			 errmsg("version conflict on table \"%s\"", RelationGetRelationName(rel)),
 			 errdetail("expected version %lld, found %lld",
 					   (long long) expected, (long long) found),
@@ -181,9 +187,7 @@ report_increment_conflict(Relation rel, AttrNumber attnum, int64 sent, int64 fou
 		!(typid == INT4OID && sent == (int64) PG_INT32_MIN))
 		versioning_report_conflict(rel, attnum, read, found);
 	ereport(ERROR,
-			(errcode(conflict_sqlstate == CONFLICT_VERSION_CONFLICT ?
-					 ERRCODE_CONSISTENCY_VERSION_CONFLICT :
-					 ERRCODE_T_R_SERIALIZATION_FAILURE),
+			(errcode(conflict_errcode()),
 			 errmsg("version conflict on table \"%s\"", RelationGetRelationName(rel)),
 			 errdetail("The new version %lld is not a version plus one; the stored version is %lld.",
 					   (long long) sent, (long long) found),
