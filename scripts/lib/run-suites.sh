@@ -144,15 +144,24 @@ for cfg in "${configs[@]}"; do
 	done
 done
 
-# The fuzz suite: sqlsmith, then the focused fuzzer, FUZZ_SECONDS (default 60) each, on a
-# preloaded server of their own (test/fuzz/lib.sh).
-if [[ " ${suites[*]} " == *" fuzz "* ]]; then
-	printf '\n==> fuzz suite (its own preloaded server)\n'
-	out=$PWD/log/fuzz
+wants() { [[ " ${suites[*]} " == *" $1 "* ]]; }
+
+# The suites that run once per version, after the per-configuration ones, on servers of their
+# own that always preload the library: announce one, give it an empty log/<name>/ ($out) and
+# start its clock ($start).
+begin_once_suite() {	# name description
+	printf '\n==> %s suite (%s)\n' "$1" "$2"
+	out=$PWD/log/$1
 	rm -rf "$out"
 	mkdir -p "$out"
 	unset TEMP_CONFIG
 	start=$SECONDS
+}
+
+# The fuzz suite: sqlsmith, then the focused fuzzer, FUZZ_SECONDS (default 60) each, on a
+# preloaded server of their own (test/fuzz/lib.sh).
+if wants fuzz; then
+	begin_once_suite fuzz "its own preloaded server"
 	pass=0 fail=0
 	for t in sqlsmith functions; do
 		if test/fuzz/$t.sh "${FUZZ_SECONDS:-60}" >"$out/$t.log" 2>&1; then
@@ -168,13 +177,8 @@ fi
 # The ha suite: Patroni + etcd clusters on loopback (test/ha/PatroniCluster.pm), every server
 # preloading the library; prove runs test/ha/*.pl (HA_TESTS names a subset) through the
 # Makefile's TAP target, so PATH and the PostgreSQL test modules are set up like for TAP.
-if [[ " ${suites[*]} " == *" ha "* ]]; then
-	printf '\n==> ha suite (Patroni clusters, library preloaded)\n'
-	out=$PWD/log/ha
-	rm -rf "$out"
-	mkdir -p "$out"
-	unset TEMP_CONFIG
-	start=$SECONDS
+if wants ha; then
+	begin_once_suite ha "Patroni clusters, library preloaded"
 	make -s installcheck-tap PG_CONFIG="$PG_CONFIG" PROVE_TESTS="${HA_TESTS:-$(echo test/ha/*.pl)}" \
 		>"$out/ha.log" 2>&1
 	status=$?
