@@ -185,11 +185,13 @@ check "lintian reports no errors" test "$lintian_rc" -eq 0 -a "$(grep -c '^E:' "
 
 step "3. package contents"
 contents() { dpkg -c "$(deb "$1")" | awk '{print $6}' | sed 's|^\./|/|'; }
+# grep reads a here-string, not a pipe: its early exit on a match would fail the listing
+# under pipefail.
 has() {	# package path
-	contents "$1" | grep -qx "$2"
+	grep -qx "$2" <<<"$(contents "$1")"
 }
 lacks() {	# package regex
-	! contents "$1" | grep -qE "$2"
+	! grep -qE "$2" <<<"$(contents "$1")"
 }
 libdir=/usr/lib/postgresql/$PG_MAJOR
 for f in "$libdir/lib/consistency.so" "$libdir/bin/pg_consistency" \

@@ -189,7 +189,8 @@ fi
 # Every suite asked for must have reported: one that reported nothing did not run, and counts
 # as failed rather than vanishing from the total.
 for suite in "${suites[@]}"; do
-	printf '%s\n' "${summary[@]}" | grep -qE "^  $suite(/| )" || report "$suite" 0 1 0 "did not run"
+	# (grep reads a here-string: fed by a pipe, its early exit could fail printf under pipefail)
+	grep -qE "^  $suite(/| )" <<<"$(printf '%s\n' "${summary[@]}")" || report "$suite" 0 1 0 "did not run"
 done
 
 printf '\n==> summary\n'
