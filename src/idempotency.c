@@ -32,16 +32,23 @@
 #include "postgres.h"
 
 #include "access/genam.h"
+#include "access/heapam.h"
+#include "access/htup_details.h"
 #include "access/skey.h"
 #include "access/table.h"
 #include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/index.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_am.h"
 #include "catalog/pg_type.h"
+#include "executor/executor.h"
 #include "executor/spi.h"
 #include "executor/tuptable.h"
 #include "funcapi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "tcop/utility.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
@@ -647,6 +654,175 @@ key_row_may_exist(const IdemArgs *a)
 	return found;
 }
 
+/*
+ * The columns of consistency.idempotency_keys, in order, as the direct insert
+ * below writes them (InvalidOid: the idem_state enum).
+ */
+#define KEYS_NATTS 12
+static const Oid keys_column_types[KEYS_NATTS] = {
+	TEXTOID,					/* scope */
+	TEXTOID,					/* key */
+	TEXTOID,					/* fingerprint */
+	InvalidOid,					/* state */
+	JSONBOID,					/* response */
+	TEXTOID,					/* recovery_point */
+	INT4OID,					/* attempt */
+	INTERVALOID,				/* lease_duration */
+	TIMESTAMPTZOID,				/* lease_expires_at */
+	TIMESTAMPTZOID,				/* created_at */
+	TIMESTAMPTZOID,				/* completed_at */
+	TIMESTAMPTZOID				/* expires_at */
+};
+
+/* The idem_state type and its 'completed' label, looked up once per type. */
+static Oid	state_type = InvalidOid;
+static Datum state_completed;
+
+/*
+ * Could the table take our row without the executor?  Only as created by the
+ * extension: a heap of exactly the columns above, no triggers, CHECK
+ * constraints, generated columns, row-level security or NOT NULL beyond
+ * ours, our INSERT privilege (the caller is the table's owner), and indexes
+ * on plain columns only, immediate, without predicates or exclusion
+ * constraints.  Anything else (a DBA's audit trigger, say) takes the SPI
+ * statement, which honours it.  state_type must be the state column's type.
+ */
+static bool
+keys_insert_is_plain(Relation rel, ResultRelInfo *rri, const bool *isnull)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	int			i;
+
+	if (rel->rd_rel->relkind != RELKIND_RELATION ||
+		rel->rd_rel->relam != HEAP_TABLE_AM_OID ||
+		rel->trigdesc != NULL ||
+		desc->natts != KEYS_NATTS ||
+		(desc->constr != NULL && desc->constr->num_check > 0) ||
+		TupleConstrHasGenerated(desc->constr) ||
+		pg_class_aclcheck(RelationGetRelid(rel), GetUserId(), ACL_INSERT) != ACLCHECK_OK ||
+		check_enable_rls(RelationGetRelid(rel), InvalidOid, true) == RLS_ENABLED)
+		return false;
+	for (i = 0; i < KEYS_NATTS; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (att->attisdropped || (isnull[i] && att->attnotnull))
+			return false;
+		if (att->atttypid != (OidIsValid(keys_column_types[i]) ? keys_column_types[i] : state_type))
+			return false;
+	}
+	for (i = 0; i < rri->ri_NumIndices; i++)
+	{
+		IndexInfo  *ii = rri->ri_IndexRelationInfo[i];
+
+		if (ii->ii_Expressions != NIL || ii->ii_Predicate != NIL ||
+			ii->ii_ExclusionOps != NULL ||
+			!rri->ri_IndexRelationDescs[i]->rd_index->indimmediate)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * The row of a fresh transactional claim, completed with its response,
+ * written the way PostgreSQL writes its own catalogs (CatalogTupleInsert):
+ * one heap_insert and one index_insert per index, unique indexes checked as
+ * an INSERT checks them (a committed duplicate is 23505; an uncommitted one
+ * is waited for), no executor.  Through SPI the same INSERT cost three times
+ * as much: plan revalidation, ExecutorStart building a ModifyTable node and
+ * its projection, and ExecutorEnd (measured: see the file's header).  Returns false, having written nothing, when the
+ * table is not as the extension created it: the caller then runs the SPI
+ * statement.  Caller is the table's owner (keys_connect()).
+ */
+static bool
+insert_completed_row(const IdemArgs *a, const IdemClaimInfo *claim, Jsonb *response,
+					 TimestampTz now)
+{
+	Relation	rel;
+	ResultRelInfo *rri;
+	Datum		values[KEYS_NATTS];
+	bool		isnull[KEYS_NATTS];
+	HeapTuple	tup;
+	TupleTableSlot *slot;
+	int			i;
+
+	/* what the executor checks before any INSERT */
+	if (XactReadOnly)
+		PreventCommandIfReadOnly("INSERT");
+	PreventCommandIfParallelMode("INSERT");
+
+	rel = table_open(get_keys_relid(), RowExclusiveLock);
+	if (RelationGetDescr(rel)->natts == KEYS_NATTS)
+	{
+		Oid			typid = TupleDescAttr(RelationGetDescr(rel), 3)->atttypid;
+
+		if (typid != state_type && type_is_enum(typid))
+		{
+			state_completed = DirectFunctionCall2(enum_in, CStringGetDatum("completed"),
+												  ObjectIdGetDatum(typid));
+			state_type = typid;
+		}
+	}
+
+	memset(isnull, false, sizeof(isnull));
+	values[0] = PointerGetDatum(a->scope);
+	values[1] = PointerGetDatum(a->key);
+	values[2] = PointerGetDatum(claim->fingerprint);
+	isnull[2] = claim->fingerprint == NULL;
+	values[3] = state_completed;
+	values[4] = JsonbPGetDatum(response);
+	values[5] = (Datum) 0;
+	isnull[5] = true;			/* recovery_point */
+	values[6] = Int32GetDatum(1);	/* attempt */
+	values[7] = (Datum) 0;
+	isnull[7] = true;			/* lease_duration */
+	values[8] = (Datum) 0;
+	isnull[8] = true;			/* lease_expires_at */
+	values[9] = TimestampTzGetDatum(claim->created_at);
+	values[10] = TimestampTzGetDatum(now);
+	values[11] = TimestampTzGetDatum(claim->expires_at);
+
+	rri = makeNode(ResultRelInfo);
+	rri->ri_RangeTableIndex = 1;	/* dummy */
+	rri->ri_RelationDesc = rel;
+	ExecOpenIndices(rri, false);
+	if (!keys_insert_is_plain(rel, rri, isnull))
+	{
+		ExecCloseIndices(rri);
+		table_close(rel, RowExclusiveLock);
+		return false;
+	}
+
+	tup = heap_form_tuple(RelationGetDescr(rel), values, isnull);
+	simple_heap_insert(rel, tup);
+
+	slot = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsHeapTuple);
+	ExecStoreHeapTuple(tup, slot, false);
+	for (i = 0; i < rri->ri_NumIndices; i++)
+	{
+		IndexInfo  *ii = rri->ri_IndexRelationInfo[i];
+		Relation	idx = rri->ri_IndexRelationDescs[i];
+		Datum		ivalues[INDEX_MAX_KEYS];
+		bool		iisnull[INDEX_MAX_KEYS];
+
+		if (!ii->ii_ReadyForInserts)
+			continue;
+		FormIndexDatum(ii, slot, NULL, ivalues, iisnull);
+		index_insert(idx, ivalues, iisnull, &tup->t_self, rel,
+					 idx->rd_index->indisunique ? UNIQUE_CHECK_YES : UNIQUE_CHECK_NO,
+					 false, ii);
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	heap_freetuple(tup);
+	ExecCloseIndices(rri);
+	pfree(rri);
+	table_close(rel, RowExclusiveLock);
+
+	/* as SPI does after a statement: the row is visible to what follows */
+	CommandCounterIncrement();
+	return true;
+}
+
 /* ----------------------------------------------------------------
  * SQL-callable functions
  * ----------------------------------------------------------------
@@ -924,7 +1100,8 @@ consistency_idem_complete(PG_FUNCTION_ARGS)
 		cv[2] = TimestampTzGetDatum(claim->created_at);
 		cv[3] = TimestampTzGetDatum(now);
 		cv[4] = TimestampTzGetDatum(claim->expires_at);
-		if (run_stmt(claim->replaces_row ? STMT_UPSERT_COMPLETED : STMT_INSERT_COMPLETED,
+		if ((claim->replaces_row || !insert_completed_row(&a, claim, response, now)) &&
+			run_stmt(claim->replaces_row ? STMT_UPSERT_COMPLETED : STMT_INSERT_COMPLETED,
 					 &a, cv, cn) != 1)
 			elog(ERROR, "could not store idempotency key \"%s\"", text_to_cstring(a.key));
 		idem_claim_mark_completed(&a.k);
