@@ -25,6 +25,17 @@
 -- a key space, not a permission boundary).  consistency_admin never had a grant of its own.
 REVOKE INSERT, UPDATE, DELETE ON @extschema@.idempotency_keys FROM consistency_user;
 
+-- Keys and scopes are opaque identifiers compared byte for byte: with the database's
+-- collation every primary-key comparison of a claim (the probe in idem_begin, the unique
+-- check and the insert in idem_complete) went through strcoll(), a fifth of the claim's own
+-- instructions under a libc locale (see src/idempotency.c).  Equality is the same under
+-- every deterministic collation, so no key changes meaning; only ORDER BY key sorts
+-- differently.  No heap rewrite: only the primary key is rebuilt, under an ACCESS
+-- EXCLUSIVE lock held for the update.
+ALTER TABLE @extschema@.idempotency_keys
+	ALTER COLUMN scope SET DATA TYPE pg_catalog.text COLLATE pg_catalog."C",
+	ALTER COLUMN key SET DATA TYPE pg_catalog.text COLLATE pg_catalog."C";
+
 -- ---------------------------------------------------------------------------
 -- Optimistic versioning
 -- ---------------------------------------------------------------------------

@@ -828,6 +828,20 @@ insert_completed_row(const IdemArgs *a, const IdemClaimInfo *claim, Jsonb *respo
  * ----------------------------------------------------------------
  */
 
+/*
+ * Set up the one-row result of idem_begin / idem_lease.  A FROM-clause call
+ * passes the row type it expects: using it saves rebuilding the type from
+ * the function's catalog entry on every call.
+ */
+static void
+init_result(FunctionCallInfo fcinfo)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+
+	InitMaterializedSRF(fcinfo, rsinfo != NULL && IsA(rsinfo, ReturnSetInfo) &&
+						rsinfo->expectedDesc != NULL ? MAT_SRF_USE_EXPECTED_DESC : 0);
+}
+
 /* Emit the one row of idem_begin / idem_lease. */
 static void
 emit_row(FunctionCallInfo fcinfo, const char *status, Datum response,
@@ -876,7 +890,7 @@ consistency_idem_begin(PG_FUNCTION_ARGS)
 	get_fingerprint_arg(fcinfo, 1, &a);
 	ttl = get_positive_interval_arg(fcinfo, 2, "ttl");
 	wait = get_bool_arg(fcinfo, 4, "wait");
-	InitMaterializedSRF(fcinfo, 0);
+	init_result(fcinfo);
 
 	/* begun again in the same transaction: answer as before */
 	if ((claim = idem_claim_get(&a.k)) != NULL)
@@ -975,7 +989,7 @@ consistency_idem_lease(PG_FUNCTION_ARGS)
 	lease = get_positive_interval_arg(fcinfo, 2, "lease");
 	ttl = get_positive_interval_arg(fcinfo, 4, "ttl");
 	wait = get_bool_arg(fcinfo, 5, "wait");
-	InitMaterializedSRF(fcinfo, 0);
+	init_result(fcinfo);
 
 	if (idem_claim_get(&a.k) != NULL)
 		ereport(ERROR,
