@@ -543,6 +543,41 @@ REVOKE ALL ON orders, orders_id_seq FROM idem_app;
 DROP ROLE idem_admin;
 DROP ROLE idem_app;
 
+-- 18. idem_complete writes a fresh claim's row without the executor only while the table is
+--     as the extension made it: a trigger a DBA added still fires (the SQL statement is used),
+--     and the row is the same either way.  A read-only transaction is refused as an INSERT is.
+CREATE TABLE keys_audit (key text, state text);
+CREATE FUNCTION keys_audit() RETURNS trigger LANGUAGE plpgsql
+	AS $$ BEGIN INSERT INTO public.keys_audit VALUES (NEW.key, NEW.state); RETURN NEW; END $$;
+CREATE TRIGGER keys_audit AFTER INSERT ON consistency.idempotency_keys
+	FOR EACH ROW EXECUTE FUNCTION keys_audit();
+BEGIN;
+SELECT status FROM consistency.idem_begin('audited', 'fp-x');
+SELECT consistency.idem_complete('audited', '{"n": 1}');
+COMMIT;
+DROP TRIGGER keys_audit ON consistency.idempotency_keys;
+BEGIN;
+SELECT status FROM consistency.idem_begin('direct', 'fp-x');
+SELECT consistency.idem_complete('direct', '{"n": 1}');
+-- visible at once to the same transaction, and replayed
+SELECT status, response FROM consistency.idem_begin('direct', 'fp-x');
+COMMIT;
+SELECT * FROM keys_audit;
+SELECT key, fingerprint, state, response, attempt, recovery_point, lease_duration,
+	   lease_expires_at, completed_at IS NOT NULL AS completed, expires_at > created_at AS expires_later
+  FROM consistency.idempotency_keys WHERE key IN ('audited', 'direct') ORDER BY key;
+SELECT status, response FROM consistency.idem_begin('direct', 'fp-x');
+SELECT * FROM consistency.idem_begin('direct', 'fp-y');
+\echo :LAST_ERROR_SQLSTATE
+BEGIN READ ONLY;
+SELECT status FROM consistency.idem_begin('read-only');
+SELECT consistency.idem_complete('read-only', '{}');
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK;
+SELECT count(*) AS read_only_keys FROM consistency.idempotency_keys WHERE key = 'read-only';
+DROP TABLE keys_audit;
+DROP FUNCTION keys_audit();
+
 DROP TABLE orders;
 DROP FUNCTION key_count();
 DELETE FROM consistency.idempotency_keys;

@@ -11,6 +11,10 @@
 --   the caller's triggers, which must see the caller's search_path as they would for a
 --   hand-written UPDATE.  Their own SQL qualifies every name and operator
 --   (sql/versioning_update.sql runs them under a hostile search_path);
+-- * idem_begin() and idem_complete(), called by every idempotent request: the SET clause was
+--   a GUC save, parse and restore on each call, 6% of an idempotent order's instructions.
+--   Their fast path resolves no names and their SPI statements qualify every name and
+--   operator (the hostile search_path below runs every path they have);
 -- * maintenance(), a procedure that commits between batches, which a procedure with a SET
 --   clause cannot do.  It qualifies every name and operator (sql/maintenance.sql runs it
 --   under a hostile search_path).
@@ -20,6 +24,8 @@ SELECT p.oid::regprocedure AS function_without_pinned_search_path
    AND NOT coalesce('search_path=pg_catalog, pg_temp' = ANY (p.proconfig), false)
    AND p.oid::regprocedure::text NOT IN (
 		'consistency.version_guard()',
+		'consistency.idem_begin(text,text,interval,text,boolean)',
+		'consistency.idem_complete(text,jsonb,text,integer)',
 		'consistency.update_versioned(regclass,jsonb,bigint,jsonb,name)',
 		'consistency.try_update_versioned(regclass,jsonb,bigint,jsonb,name)',
 		'consistency.maintenance(integer,integer)')
@@ -71,14 +77,45 @@ CREATE FUNCTION hostile.now() RETURNS timestamptz LANGUAGE plpgsql AS
 	$$ BEGIN RAISE EXCEPTION 'hijacked: now()'; END $$;
 CREATE FUNCTION hostile.octet_length(text) RETURNS int LANGUAGE plpgsql AS
 	$$ BEGIN RAISE EXCEPTION 'hijacked: octet_length()'; END $$;
+CREATE FUNCTION hostile.int4pl_trap(int, int) RETURNS int LANGUAGE plpgsql AS
+	$$ BEGIN RAISE EXCEPTION 'hijacked: int + int'; END $$;
+CREATE OPERATOR hostile.+ (LEFTARG = int, RIGHTARG = int, FUNCTION = hostile.int4pl_trap);
+CREATE FUNCTION hostile.tsle_trap(timestamptz, timestamptz) RETURNS boolean LANGUAGE plpgsql AS
+	$$ BEGIN RAISE EXCEPTION 'hijacked: timestamptz <= timestamptz'; END $$;
+CREATE OPERATOR hostile.<= (LEFTARG = timestamptz, RIGHTARG = timestamptz, FUNCTION = hostile.tsle_trap);
+CREATE FUNCTION hostile.tsgt_trap(timestamptz, timestamptz) RETURNS boolean LANGUAGE plpgsql AS
+	$$ BEGIN RAISE EXCEPTION 'hijacked: timestamptz > timestamptz'; END $$;
+CREATE OPERATOR hostile.> (LEFTARG = timestamptz, RIGHTARG = timestamptz, FUNCTION = hostile.tsgt_trap);
+CREATE FUNCTION hostile.tspl_trap(timestamptz, interval) RETURNS timestamptz LANGUAGE plpgsql AS
+	$$ BEGIN RAISE EXCEPTION 'hijacked: timestamptz + interval'; END $$;
+CREATE OPERATOR hostile.+ (LEFTARG = timestamptz, RIGHTARG = interval, FUNCTION = hostile.tspl_trap);
+CREATE FUNCTION hostile.stateeq_trap(consistency.idem_state, consistency.idem_state) RETURNS boolean
+	LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'hijacked: idem_state = idem_state'; END $$;
+CREATE OPERATOR hostile.= (LEFTARG = consistency.idem_state, RIGHTARG = consistency.idem_state,
+						   FUNCTION = hostile.stateeq_trap);
+CREATE FUNCTION hostile.tideq_trap(tid, tid) RETURNS boolean LANGUAGE plpgsql AS
+	$$ BEGIN RAISE EXCEPTION 'hijacked: tid = tid'; END $$;
+CREATE OPERATOR hostile.= (LEFTARG = tid, RIGHTARG = tid, FUNCTION = hostile.tideq_trap);
 CREATE TABLE hostile.idempotency_keys (scope text, key text);
 SET search_path = hostile, pg_catalog, public;
 
+-- every path of idem_begin and idem_complete: a fresh key (no SQL), its replay (the look-up),
+-- an expired key claimed again (the upsert) and a lease completed (the update)
 BEGIN;
 SELECT * FROM consistency.idem_begin('hostile-1', 'fp');
 SELECT consistency.idem_complete('hostile-1', '{"ok": true}');
 COMMIT;
 SELECT * FROM consistency.idem_begin('hostile-1', 'fp');
+UPDATE consistency.idempotency_keys SET expires_at = pg_catalog.now() OPERATOR(pg_catalog.-) interval '1 second'
+ WHERE key OPERATOR(pg_catalog.=) 'hostile-1';
+BEGIN;
+SELECT * FROM consistency.idem_begin('hostile-1', 'fp-2');
+SELECT consistency.idem_complete('hostile-1', '{"again": true}');
+COMMIT;
+SELECT * FROM consistency.idem_begin('hostile-1', 'fp-2');
+SELECT status, attempt FROM consistency.idem_lease('hostile-3');
+SELECT consistency.idem_complete('hostile-3', '{"leased": true}', attempt => 1);
+SELECT * FROM consistency.idem_begin('hostile-3');
 SELECT status, attempt FROM consistency.idem_lease('hostile-2');
 SELECT consistency.idem_checkpoint('hostile-2', 'step') IS NOT NULL AS checkpointed;
 SELECT consistency.idem_release('hostile-2');

@@ -100,6 +100,15 @@ typedef BackendId ProcNumber;
 	 index_beginscan((heap), (index), (snapshot), (nkeys), (norderbys)))
 #endif
 
+/* 18 added virtual generated columns next to stored ones. */
+#if PG_VERSION_NUM >= 180000
+#define TupleConstrHasGenerated(constr) \
+	((constr) != NULL && ((constr)->has_generated_stored || (constr)->has_generated_virtual))
+#else
+#define TupleConstrHasGenerated(constr) \
+	((constr) != NULL && (constr)->has_generated_stored)
+#endif
+
 /* 17 added LogLogicalMessage()'s flush: flush WAL up to the record. */
 #if PG_VERSION_NUM >= 170000
 #define LogLogicalMessage_compat(prefix, message, size, transactional, flush) \

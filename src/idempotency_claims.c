@@ -49,7 +49,11 @@
 #include "consistency.h"
 #include "idempotency.h"
 
-/* Hash key: the pair, length-prefixed and zero-padded so HASH_BLOBS works. */
+/*
+ * Hash key: the pair, length-prefixed.  Only the first scopelen + keylen
+ * bytes of data are meaningful: claim_hash() and claim_match() look at
+ * nothing else, so a key is neither zeroed nor hashed over its full 514 bytes.
+ */
 typedef struct IdemClaimKey
 {
 	uint16		scopelen;
@@ -92,11 +96,39 @@ static void
 make_hkey(const IdemKey *k, IdemClaimKey *hkey)
 {
 	Assert(k->scopelen <= IDEM_MAX_SCOPE_BYTES && k->keylen <= IDEM_MAX_KEY_BYTES);
-	memset(hkey, 0, sizeof(*hkey));
 	hkey->scopelen = k->scopelen;
 	hkey->keylen = k->keylen;
 	memcpy(hkey->data, k->scope, k->scopelen);
 	memcpy(hkey->data + k->scopelen, k->key, k->keylen);
+}
+
+static uint32
+claim_hash(const void *key, Size keysize)
+{
+	const IdemClaimKey *h = (const IdemClaimKey *) key;
+
+	return hash_bytes((const unsigned char *) h->data, h->scopelen + h->keylen) ^
+		(uint32) h->scopelen;
+}
+
+static int
+claim_match(const void *key1, const void *key2, Size keysize)
+{
+	const IdemClaimKey *a = (const IdemClaimKey *) key1;
+	const IdemClaimKey *b = (const IdemClaimKey *) key2;
+
+	if (a->scopelen != b->scopelen || a->keylen != b->keylen)
+		return 1;
+	return memcmp(a->data, b->data, a->scopelen + a->keylen);
+}
+
+/* Copies the meaningful bytes only (HASH_ENTER would copy all 514). */
+static void *
+claim_keycopy(void *dest, const void *src, Size keysize)
+{
+	const IdemClaimKey *s = (const IdemClaimKey *) src;
+
+	return memcpy(dest, src, offsetof(IdemClaimKey, data) + s->scopelen + s->keylen);
 }
 
 static IdemClaim *
@@ -112,9 +144,13 @@ lookup_claim(const IdemKey *k, HASHACTION action, bool *found)
 			return NULL;
 		ctl.keysize = sizeof(IdemClaimKey);
 		ctl.entrysize = sizeof(IdemClaim);
+		ctl.hash = claim_hash;
+		ctl.match = claim_match;
+		ctl.keycopy = claim_keycopy;
 		ctl.hcxt = TopTransactionContext;
 		claims = hash_create("consistency idempotency claims", 16, &ctl,
-							 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+							 HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_KEYCOPY |
+							 HASH_CONTEXT);
 	}
 	make_hkey(k, &hkey);
 	return (IdemClaim *) hash_search(claims, &hkey, action, found);

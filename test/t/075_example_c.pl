@@ -5,7 +5,10 @@
 #   with its replay paused the read goes to the primary; resumed, the standby again;
 # - reserve (a role granted only consistency_admin): reserve, its retry, YC202, confirm and
 #   its retry, insufficient, release, YC204; then the database agrees.
-# Both programs empty their search_path: a role that can create objects plants look-alike
+# - idem_pipeline (a role granted only consistency_user): an idempotent order in libpq pipeline
+#   mode, BEGIN + idem_begin and idem_complete + COMMIT each in one round trip, and its retry
+#   answered from the stored response; one order exists.
+# The programs empty their search_path: a role that can create objects plants look-alike
 # functions in public, first in every search_path, and they are never called.
 use strict;
 use warnings;
@@ -33,6 +36,8 @@ my $primary = start_primary('c_primary', q{
 	CREATE ROLE app LOGIN;
 	GRANT consistency_user TO app;
 	GRANT SELECT, INSERT ON public.ryw_notes TO app;
+	CREATE TABLE public.c_orders (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, item text NOT NULL);
+	GRANT SELECT, INSERT ON public.c_orders TO app;
 	CREATE ROLE shop LOGIN;
 	GRANT consistency_admin TO shop;
 	-- what an unqualified name in the programs would find first
@@ -52,7 +57,7 @@ my $conninfo = sub { sprintf('host=%s port=%d dbname=postgres user=%s', $_[0]->h
 # ---- bad arguments: a usage error (exit 2), nothing written --------------------------------------
 for my $bad ([ 'ryw', '--primary', $conninfo->($primary, 'app') ],
 	[ 'ryw', '--primary', $conninfo->($primary, 'app'), '--standby', $conninfo->($standby, 'app'), '--writes', '0' ],
-	[ 'ryw', '--bogus' ], [ 'reserve' ], [ 'reserve', 'a', 'b' ])
+	[ 'ryw', '--bogus' ], [ 'reserve' ], [ 'reserve', 'a', 'b' ], [ 'idem_pipeline' ])
 {
 	my ($prog, @args) = @$bad;
 	($out, $err) = ('', '');
@@ -80,6 +85,24 @@ for my $c ("the commit's token arrives as a ParameterStatus", 'no read is stale'
 unlike($out, qr/^not ok/m, 'ryw reports no failed check');
 is($primary->safe_psql('postgres', 'SELECT count(*) FROM public.ryw_notes'), '51', 'ryw wrote its 51 notes');
 is($standby->safe_psql('postgres', 'SELECT pg_is_wal_replay_paused()'), 'f', 'ryw left replay running');
+
+# ---- idem_pipeline ------------------------------------------------------------------------------
+($out, $err) = ('', '');
+$ok = IPC::Run::run([ "$dir/idem_pipeline", $conninfo->($primary, 'app') ], '>', \$out, '2>', \$err);
+note($out);
+diag($err) if $err ne '';
+ok($ok, 'idem_pipeline exits 0');
+for my $c ('the search_path is emptied', 'the first request creates an order',
+	'in 3 round trips, as many as BEGIN; INSERT; COMMIT', 'its retry is answered with the same response',
+	'in 2 round trips', 'one order exists')
+{
+	like($out, qr/^ok \Q$c\E$/m, "idem_pipeline: $c");
+}
+unlike($out, qr/^not ok/m, 'idem_pipeline reports no failed check');
+is($primary->safe_psql('postgres',
+		q{SELECT count(*) || ' ' || min(state::text) || ' ' || min(response::text) FROM consistency.idempotency_keys WHERE key = 'c-order-1'}),
+	'1 completed {"order_id": 1}', 'the key is stored once, with the order it created');
+is($primary->safe_psql('postgres', 'SELECT count(*) FROM public.c_orders'), '1', 'one order was written');
 
 # ---- reserve ------------------------------------------------------------------------------------
 ($out, $err) = ('', '');
