@@ -743,6 +743,7 @@ inv_slots_apply(const InvSku *s, int64 qty, InvSlotOp op, bool wait, int *slot_u
 		 */
 		Snapshot	snapshot = InvalidSnapshot;
 		bool		done;
+		bool		took0 = false;
 		SlotCacheEntry *e = cache_lookup(s, HASH_FIND);
 
 		/*
@@ -754,7 +755,10 @@ inv_slots_apply(const InvSku *s, int64 qty, InvSlotOp op, bool wait, int *slot_u
 		if (op == INV_TAKE && e != NULL && e->adaptive)
 		{
 			if (lock_slot(s, 0, false))
+			{
+				took0 = true;
 				no_contention(e);
+			}
 			else if (contention_event(s) && wait && !touched_row0(s))
 			{
 				/* re-read the count: another backend may have split it */
@@ -806,6 +810,9 @@ inv_slots_apply(const InvSku *s, int64 qty, InvSlotOp op, bool wait, int *slot_u
 			UnregisterSnapshot(snapshot);
 			inv_forget_slots(s);
 			n = nslots_of(s, NULL);
+			/* the slot-0 try was for a one-slot SKU: it changed nothing under it */
+			if (n > 1 && took0)
+				unlock_slot(s, 0);
 			if (n > 1 && saw_one)
 			{
 				if (try_other_slots(s, n, qty, op, slot_used))
