@@ -28,6 +28,17 @@
  * per-backend pseudo-random slot, and applies the change with one
  * conditional UPDATE on the first free slot that can take it.  If none
  * could, and some were busy, it waits for one busy slot (unless !wait).
+ * It stops trying after INV_PROBES (4) busy slots and queues on the first
+ * of them: a failed try is not free (LockAcquire inserts the lock and
+ * proclock into the shared lock table under the partition LWLock, finds the
+ * conflict, and deletes them again), and with 64 clients on 16 slots almost
+ * every slot is busy.  Measured with perf on a 16-slot SKU (2 cores, noisy),
+ * share of the backends' CPU: lock_slot() 0.2% at 8 clients but 6.6% at
+ * 64 (LockAcquireExtended 1.7% -> 8.1%, LockReleaseAll 1.8% -> 3.9%, plus
+ * 6.5% in the scheduler's task switch and 3.3% in ProcSleep); with at most
+ * four tries lock_slot() fell to 5.0% (LockAcquireExtended 6.5%).  The
+ * waits themselves (a context switch per queued buyer) remain: they are the
+ * queue.
  * Only if that fails too does the slow path lock every slot in order, read
  * them all, and decide on the SKU's totals: a TAKE is 'insufficient' only
  * then, otherwise the available stock is spread evenly over the slots (the
@@ -79,6 +90,55 @@
  * slot lock while holding row 0 (a stock_add holding the slot locks and
  * waiting for row 0 would deadlock with it).
  *
+ * Adaptive SKUs (1.1).  A SKU made by stock_set() without slots carries
+ * adaptive = true on its rows; a pinned one (slots => N, and every SKU of
+ * 1.0) false.  The flag is cached with the count (read by the same
+ * statement, only when the count is read).  The contention signal costs
+ * nothing that is not done anyway and involves no timing:
+ *
+ * - one slot: before its UPDATE, an adaptive TAKE tries slot 0's lock
+ *	 without waiting.  Granted: kept to the end of the transaction (no buyer
+ *	 ever waits for it; stock_set, stock_add, a split or a merge do, as for
+ *	 any slot).  Busy: another TAKE is in progress now; this one UPDATEs as
+ *	 before, queueing on the row.  If the UPDATE finds the SKU has several
+ *	 slots after all, the try is given back (nothing changed under it).
+ * - several slots: every slot tried was busy.
+ *
+ * INV_SPLIT_EVENTS (2) such TAKEs in a row in one backend (an uncontended
+ * TAKE resets the count) make it re-read the count (only then: a split by
+ * another backend is learned here) and, if that has not grown, split the
+ * SKU in its own transaction (split_and_apply): wait for every slot lock in
+ * order, slot 0 first (once slot 0 is held, no stock_set, split or merge can
+ * change the count), read every row under its row lock (a one-slot SKU's
+ * row 0 is written by buyers without the slot lock; the row comes after the
+ * slot lock in the global order), re-check the count and the flag, insert
+ * the new rows empty, doubling the count up to
+ * consistency.inventory_max_slots (doubling: two contending clients do not
+ * make 16 slots), and let decide() spread the available stock evenly and
+ * take the buyer's units.  A backend never splits a SKU whose row 0 its
+ * transaction has already touched on the one-slot path (touched_row0():
+ * it may hold the row lock, and must not then wait for slot 0's lock).
+ * One client never finds anything busy, so it never splits.  At the ceiling
+ * nothing is re-read.
+ *
+ * Merges (merge_slots(), from maintenance()) take every slot lock and every
+ * row lock of a SKU left unsplit for consistency.inventory_merge_after only
+ * by trying (SKIP LOCKED for the rows): a busy one means the SKU is not
+ * cool, and a merge that never waits can be part of no deadlock, whatever
+ * it holds from the SKUs merged before in its batch.  The sums go on row 0,
+ * the other rows are deleted.  A backend that still believes in several
+ * slots finds rows missing: its fast-path UPDATEs find nothing and the slow
+ * path reads the rows; if only row 0 is left it gives back the slot locks it
+ * took and decides under row 0's row lock, as a one-slot SKU does, since
+ * one-slot buyers write row 0 without the slot lock.
+ *
+ * Races: a one-slot UPDATE that queued on row 0 behind a split still
+ * changes row 0 if there is enough there (its snapshot predates slot 1, as
+ * after a stock_set; see above); one that then finds too little there tries
+ * the new slots without waiting before it answers 40001.  So 40001 after a
+ * split or merge is possible but rare (TAP 020: 1 retry in about 2,500
+ * transactions of a 64-client sale that split and merged throughout).
+ *
  * Every statement runs as the tables' owner (inv_exec): application roles
  * hold no write privilege on consistency.inventory or .reservations.
  *
@@ -113,6 +173,9 @@
 
 /* Consecutive contended TAKEs after which a backend splits an adaptive SKU. */
 #define INV_SPLIT_EVENTS	2
+
+/* Busy slots the fast path finds before it queues on one (see inv_slots_apply). */
+#define INV_PROBES			4
 
 /* consistency.inventory_max_slots, consistency.inventory_merge_after (seconds) */
 static int	inventory_max_slots = 16;
@@ -832,6 +895,15 @@ multi:
 	{
 		int			slot = (start + i) % n;
 
+		/*
+		 * Enough slots found busy: queue on the first of them rather than
+		 * probe the rest.  Each failed try costs a lock-table insert and
+		 * delete under a partition LWLock; probing all 16 slots of a SKU
+		 * with 64 clients was where the extra clients' CPU went.
+		 */
+		if (wait && nbusy >= INV_PROBES)
+			break;
+
 		if (!lock_slot(s, slot, false))
 		{
 			if (first_busy < 0)
@@ -852,14 +924,15 @@ multi:
 	}
 
 	/*
-	 * Every slot busy on an adaptive SKU: contention.  Re-read the count
+	 * Every slot probed was busy on an adaptive SKU: contention.  Re-read the count
 	 * first (another backend may have split it), then split if this
 	 * backend has seen enough.
 	 */
-	if (op == INV_TAKE && wait && nbusy == n && !recounted)
+	if (op == INV_TAKE && wait && nbusy == i && !recounted && n < inventory_max_slots)
 	{
 		SlotCacheEntry *e = cache_lookup(s, HASH_FIND);
 
+		/* at the ceiling there is nothing to learn or do: no statement */
 		if (e != NULL && e->adaptive)
 		{
 			int			now = reload_slots(s);
