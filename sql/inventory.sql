@@ -479,8 +479,14 @@ SET consistency.inventory_max_slots = 0;
 \echo :LAST_ERROR_SQLSTATE
 SET consistency.inventory_max_slots = 65;
 \echo :LAST_ERROR_SQLSTATE
-SET consistency.inventory_merge_after = -1;
-\echo :LAST_ERROR_SQLSTATE
+-- (the message of a setting with a unit differs between PostgreSQL 15 and 18: the SQLSTATE only)
+DO $$
+BEGIN
+	SET consistency.inventory_merge_after = -1;
+EXCEPTION WHEN OTHERS THEN
+	RAISE NOTICE 'inventory_merge_after = -1: %', SQLSTATE;
+END $$;
+SHOW consistency.inventory_merge_after;
 SET consistency.inventory_max_slots = 64;
 SET consistency.inventory_merge_after = '1h';
 SHOW consistency.inventory_merge_after;
