@@ -710,7 +710,13 @@ contention_event(const InvSku *s)
 {
 	SlotCacheEntry *e = cache_lookup(s, HASH_FIND);
 
-	if (e == NULL || !e->adaptive || e->nslots >= inventory_max_slots)
+	/*
+	 * Splits and merges read the count and the rows as they are now, so
+	 * only under READ COMMITTED (a transaction snapshot could predate
+	 * another backend's split).
+	 */
+	if (e == NULL || !e->adaptive || e->nslots >= inventory_max_slots ||
+		IsolationUsesXactSnapshot())
 		return false;
 	if (++e->events < INV_SPLIT_EVENTS)
 		return false;
@@ -1410,6 +1416,8 @@ merge_sku(const InvSku *s)
 				locked,
 				i;
 
+	if (IsolationUsesXactSnapshot())
+		return false;			/* see contention_event() */
 	n = read_slot_info(s, InvalidSnapshot, &adaptive);
 	if (n <= 1 || !adaptive)
 		return false;
