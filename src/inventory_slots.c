@@ -119,7 +119,12 @@
  * transaction has already touched on the one-slot path (touched_row0():
  * it may hold the row lock, and must not then wait for slot 0's lock).
  * One client never finds anything busy, so it never splits.  At the ceiling
- * nothing is re-read.
+ * nothing is re-read.  Splits and merges happen only under READ COMMITTED:
+ * they read the count and the rows as they are now, which a transaction
+ * snapshot would not show.  A backend learns a changed flag (stock_set
+ * making a SKU adaptive or pinned) only with the count, i.e. when the count
+ * next changes or the cache entry is lost; a stale "adaptive" is harmless,
+ * the split re-reads the flag under the locks.
  *
  * Merges (merge_slots(), from maintenance()) take every slot lock and every
  * row lock of a SKU left unsplit for consistency.inventory_merge_after only
