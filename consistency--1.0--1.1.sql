@@ -146,6 +146,46 @@ REVOKE ALL ON @extschema@.inventory, @extschema@.reservations FROM consistency_u
 GRANT SELECT ON @extschema@.reservations TO consistency_user;
 GRANT SELECT ON @extschema@.inventory TO consistency_admin;
 
+-- Adaptive SKUs (src/inventory_slots.c): a SKU created without a number of slots starts with
+-- one and splits itself under contention, up to consistency.inventory_max_slots, and
+-- maintenance() merges it back when it has been cool for consistency.inventory_merge_after.
+-- Every row of a SKU carries its flag; resized_at (row 0) is when its count last changed.
+-- SKUs of 1.0 get false: they stay pinned at the count they have.
+ALTER TABLE @extschema@.inventory
+	ADD COLUMN adaptive pg_catalog.bool NOT NULL DEFAULT false,
+	ADD COLUMN resized_at pg_catalog.timestamptz;
+COMMENT ON COLUMN @extschema@.inventory.adaptive IS
+	'true: the SKU splits itself under contention and is merged back when cool; false: its number of slots is pinned';
+COMMENT ON COLUMN @extschema@.inventory.resized_at IS
+	'on slot 0: when the number of slots of an adaptive SKU last changed';
+
+-- stock_set's slots now defaults to NULL, "adaptive" (1.0: 1, a pinned slot).  A default can
+-- be changed only by re-creating the function; 1.0's C entry point stays (it pins).
+DROP FUNCTION @extschema@.stock_set(pg_catalog.text, pg_catalog.int8, pg_catalog.int4);
+CREATE FUNCTION @extschema@.stock_set(
+	sku pg_catalog.text,
+	on_hand pg_catalog.int8,
+	slots pg_catalog.int4 DEFAULT NULL)
+RETURNS pg_catalog.int8
+AS 'MODULE_PATHNAME', 'consistency_stock_set_1_1'
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION @extschema@.stock_set(pg_catalog.text, pg_catalog.int8, pg_catalog.int4) IS
+	'create a SKU or set its stock on hand; slots NULL (the default): adaptive, a new SKU starts with one slot and splits under contention; slots N: pinned at N lock rows; returns the available units';
+REVOKE ALL ON FUNCTION @extschema@.stock_set(pg_catalog.text, pg_catalog.int8, pg_catalog.int4) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.stock_set(pg_catalog.text, pg_catalog.int8, pg_catalog.int4) TO consistency_admin;
+
+-- Merging cool adaptive SKUs back into one slot, for maintenance() (consistency_admin).
+CREATE FUNCTION @extschema@.merge_slots(batch_size pg_catalog.int4 DEFAULT 1000)
+RETURNS pg_catalog.int8
+AS 'MODULE_PATHNAME', 'consistency_merge_slots'
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION @extschema@.merge_slots(pg_catalog.int4) IS
+	'merge adaptive SKUs left unsplit for consistency.inventory_merge_after back into one slot, when none of their slots is busy (at most batch_size looked at); returns how many were merged';
+REVOKE ALL ON FUNCTION @extschema@.merge_slots(pg_catalog.int4) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.merge_slots(pg_catalog.int4) TO consistency_admin;
+
 -- ---------------------------------------------------------------------------
 -- Operations
 -- ---------------------------------------------------------------------------
@@ -201,6 +241,7 @@ DECLARE
 	n pg_catalog.int8;
 	purged pg_catalog.int8 := 0;
 	expired pg_catalog.int8 := 0;
+	merged pg_catalog.int8 := 0;
 	committed pg_catalog.int8 := 0;
 	rolled_back pg_catalog.int8 := 0;
 	left_in_doubt pg_catalog.int8 := 0;
@@ -239,6 +280,15 @@ BEGIN
 		EXIT WHEN n OPERATOR(pg_catalog.<) batch_size;
 	END LOOP;
 
+	-- adaptive SKUs left unsplit for consistency.inventory_merge_after and not busy now:
+	-- back into one slot (a busy one is skipped: it is not cool)
+	FOR i IN 1..max_batches LOOP
+		n := @extschema@.merge_slots(batch_size);
+		merged := merged OPERATOR(pg_catalog.+) n;
+		COMMIT;
+		EXIT WHEN n OPERATOR(pg_catalog.<) batch_size;
+	END LOOP;
+
 	-- stale in-doubt transactions, only when allowed, by their decision log's verdict; each
 	-- is finished in a transaction of its own by the resolver's worker
 	-- (the calls above loaded the library, which defines the setting)
@@ -254,9 +304,10 @@ BEGIN
 		COMMIT;
 	END IF;
 
-	RAISE LOG 'consistency.maintenance: purged % expired idempotency keys%, expired % lapsed reservations%, %',
+	RAISE LOG 'consistency.maintenance: purged % expired idempotency keys%, expired % lapsed reservations%, merged % adaptive SKUs back into one slot, %',
 		purged, CASE WHEN more_keys THEN ' (batch limit reached)' ELSE '' END,
 		expired, CASE WHEN more_reservations THEN ' (batch limit reached)' ELSE '' END,
+		merged,
 		CASE WHEN auto_resolve
 			 THEN pg_catalog.format('resolved %s in-doubt transactions older than %s (%s committed, %s rolled back, %s left)',
 									committed OPERATOR(pg_catalog.+) rolled_back,
@@ -266,6 +317,6 @@ BEGIN
 END
 $maintenance$;
 COMMENT ON PROCEDURE @extschema@.maintenance(pg_catalog.int4, pg_catalog.int4) IS
-	'purge expired idempotency keys, expire lapsed reservations and, when consistency.tpc_auto_resolve is on, resolve stale in-doubt transactions; commits after every batch';
+	'purge expired idempotency keys, expire lapsed reservations, merge cool adaptive SKUs back into one slot and, when consistency.tpc_auto_resolve is on, resolve stale in-doubt transactions; commits after every batch';
 REVOKE ALL ON PROCEDURE @extschema@.maintenance(pg_catalog.int4, pg_catalog.int4) FROM PUBLIC;
 GRANT EXECUTE ON PROCEDURE @extschema@.maintenance(pg_catalog.int4, pg_catalog.int4) TO consistency_admin;

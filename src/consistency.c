@@ -42,6 +42,7 @@ _PG_init(void)
 	consistency_table_owner_init();
 	consistency_stats_init();
 	consistency_maintenance_init();
+	consistency_inventory_init();
 
 	MarkGUCPrefixReserved("consistency");
 }

@@ -80,6 +80,7 @@ extern void consistency_twophase_resolve_init(void);	/* twophase_resolve.c */
 extern void consistency_table_owner_init(void);		/* table_owner.c */
 extern void consistency_stats_init(void);			/* stats.c (stats.h bumps the counters) */
 extern void consistency_maintenance_init(void);		/* maintenance.c */
+extern void consistency_inventory_init(void);		/* inventory_slots.c */
 
 /* YC3xx: session LSN tokens */
 #define ERRCODE_CONSISTENCY_TOKEN_MALFORMED		MAKE_SQLSTATE('Y','C','3','0','1')

@@ -25,11 +25,13 @@
 #include "funcapi.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 
 #include "consistency.h"
 #include "inventory.h"
 
 PG_FUNCTION_INFO_V1(consistency_stock_set);
+PG_FUNCTION_INFO_V1(consistency_stock_set_1_1);
 PG_FUNCTION_INFO_V1(consistency_stock_add);
 PG_FUNCTION_INFO_V1(consistency_available);
 PG_FUNCTION_INFO_V1(consistency_check_inventory);
@@ -44,6 +46,20 @@ static InvStmt stmt_upsert = {
 	" ON CONFLICT (sku, slot) DO UPDATE SET on_hand = excluded.on_hand, reserved = excluded.reserved"
 	" WHERE (i.on_hand, i.reserved) IS DISTINCT FROM (excluded.on_hand, excluded.reserved)",
 	4, {TEXTOID, INT4ARRAYOID, INT8ARRAYOID, INT8ARRAYOID}
+};
+/* the same with the adaptive flag ($5), from 1.1 on */
+static InvStmt stmt_upsert_flag = {
+	"INSERT INTO " INV_TABLE " AS i (sku, slot, on_hand, reserved, adaptive)"
+	" SELECT $1, u.slot, u.on_hand, u.reserved, $5 FROM unnest($2, $3, $4) AS u(slot, on_hand, reserved)"
+	" ON CONFLICT (sku, slot) DO UPDATE SET on_hand = excluded.on_hand, reserved = excluded.reserved,"
+	" adaptive = excluded.adaptive"
+	" WHERE (i.on_hand, i.reserved, i.adaptive) IS DISTINCT FROM"
+	" (excluded.on_hand, excluded.reserved, excluded.adaptive)",
+	5, {TEXTOID, INT4ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, BOOLOID}
+};
+static InvStmt stmt_resized_now = {
+	"UPDATE " INV_TABLE " SET resized_at = statement_timestamp() WHERE sku = $1 AND slot = 0",
+	1, {TEXTOID}
 };
 static InvStmt stmt_available = {
 	"SELECT sum(on_hand - reserved) FROM " INV_TABLE " WHERE sku = $1",
@@ -149,12 +165,23 @@ error_below_reserved(const InvSku *s, int64 on_hand, int64 reserved)
 			 errhint("Release or confirm reservations first, or wait for them to expire.")));
 }
 
+/* What write_distribution() does to the adaptive flag. */
+typedef enum InvFlag
+{
+	FLAG_KEEP,					/* stock_add; or a 1.0 database (no such column) */
+	FLAG_PINNED,
+	FLAG_ADAPTIVE
+} InvFlag;
+
 /*
  * Write slots 0..nslots-1 with the given reserved units per slot and the
- * available units spread evenly; drop slots beyond nslots.
+ * available units spread evenly; drop slots beyond nslots.  stock_set
+ * writes the adaptive flag on every row (1.1); FLAG_KEEP leaves it alone:
+ * stock_add never changes the number of slots, so it inserts no row.
  */
 static void
-write_distribution(const InvSku *s, int nslots, const int64 *reserved, int64 avail)
+write_distribution(const InvSku *s, int nslots, const int64 *reserved, int64 avail,
+				   InvFlag flag)
 {
 	Datum		sl[INV_MAX_SLOTS],
 				oh[INV_MAX_SLOTS],
@@ -176,15 +203,25 @@ write_distribution(const InvSku *s, int nslots, const int64 *reserved, int64 ava
 	v[1] = PointerGetDatum(construct_array_builtin(sl, nslots, INT4OID));
 	v[2] = PointerGetDatum(construct_array_builtin(oh, nslots, INT8OID));
 	v[3] = PointerGetDatum(construct_array_builtin(rs, nslots, INT8OID));
-	inv_exec(&stmt_upsert, v, NULL, false);
+	if (flag == FLAG_KEEP)
+		inv_exec(&stmt_upsert, v, NULL, false);
+	else
+	{
+		Datum		vf[5] = {v[0], v[1], v[2], v[3], BoolGetDatum(flag == FLAG_ADAPTIVE)};
+
+		inv_exec(&stmt_upsert_flag, vf, NULL, false);
+	}
 	inv_forget_slots(s);
 }
 
 /*
- * stock_set(sku, on_hand, slots) -> available units
+ * stock_set(sku, on_hand, slots) -> available units.  From 1.1 on, slots
+ * NULL (the default) makes the SKU adaptive: a new SKU gets one slot, an
+ * existing one keeps its count; a number pins the count.  1.0's entry point
+ * (slots required, default 1 in its SQL) pins.
  */
-Datum
-consistency_stock_set(PG_FUNCTION_ARGS)
+static Datum
+stock_set(FunctionCallInfo fcinfo, bool null_slots_adaptive)
 {
 	InvSku		s;
 	int64		on_hand;
@@ -192,6 +229,8 @@ consistency_stock_set(PG_FUNCTION_ARGS)
 	StockRow	rows[INV_MAX_SLOTS];
 	int64		reserved[INV_MAX_SLOTS];
 	int64		total_reserved = 0;
+	bool		adaptive = false;
+	InvFlag		flag;
 	int			n,
 				i;
 
@@ -203,9 +242,17 @@ consistency_stock_set(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("on_hand must not be negative"),
 				 errdetail("The on_hand given is %lld.", (long long) on_hand)));
-	consistency_arg_not_null(fcinfo, 2, "slots");
-	nslots = PG_GETARG_INT32(2);
-	if (nslots < 1 || nslots > INV_MAX_SLOTS)
+	if (null_slots_adaptive && PG_ARGISNULL(2))
+	{
+		adaptive = true;
+		nslots = 0;				/* decided below: the current count, or 1 */
+	}
+	else
+	{
+		consistency_arg_not_null(fcinfo, 2, "slots");
+		nslots = PG_GETARG_INT32(2);
+	}
+	if (!adaptive && (nslots < 1 || nslots > INV_MAX_SLOTS))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("slots must be between 1 and %d", INV_MAX_SLOTS),
@@ -213,6 +260,10 @@ consistency_stock_set(PG_FUNCTION_ARGS)
 
 	SPI_connect();
 	n = lock_and_read(&s, nslots, rows);
+	if (adaptive)
+		nslots = Max(n, 1);
+	flag = get_attnum(consistency_table_oid(CONSISTENCY_TABLE_INVENTORY), "adaptive") == InvalidAttrNumber ?
+		FLAG_KEEP : adaptive ? FLAG_ADAPTIVE : FLAG_PINNED;
 	for (i = 0; i < n; i++)
 		total_reserved += rows[i].reserved;
 	if (on_hand < total_reserved)
@@ -224,9 +275,30 @@ consistency_stock_set(PG_FUNCTION_ARGS)
 	else
 		for (i = 0; i < nslots; i++)
 			reserved[i] = total_reserved / nslots + (i < total_reserved % nslots ? 1 : 0);
-	write_distribution(&s, nslots, reserved, on_hand - total_reserved);
+	write_distribution(&s, nslots, reserved, on_hand - total_reserved, flag);
+	/* maintenance() merges an adaptive SKU left unsplit for merge_after since */
+	if (flag == FLAG_ADAPTIVE && n != nslots)
+	{
+		Datum		v[1] = {PointerGetDatum(s.sku)};
+
+		inv_exec(&stmt_resized_now, v, NULL, false);
+	}
 	SPI_finish();
 	PG_RETURN_INT64(on_hand - total_reserved);
+}
+
+/* 1.0: slots => N, default 1 */
+Datum
+consistency_stock_set(PG_FUNCTION_ARGS)
+{
+	return stock_set(fcinfo, false);
+}
+
+/* 1.1: slots => NULL (the default) for an adaptive SKU */
+Datum
+consistency_stock_set_1_1(PG_FUNCTION_ARGS)
+{
+	return stock_set(fcinfo, true);
 }
 
 /*
@@ -276,7 +348,7 @@ consistency_stock_add(PG_FUNCTION_ARGS)
 						   (long long) total_on_hand, (long long) delta)));
 	if (new_on_hand < total_reserved)
 		error_below_reserved(&s, new_on_hand, total_reserved);
-	write_distribution(&s, n, reserved, new_on_hand - total_reserved);
+	write_distribution(&s, n, reserved, new_on_hand - total_reserved, FLAG_KEEP);
 	SPI_finish();
 	PG_RETURN_INT64(new_on_hand - total_reserved);
 }

@@ -90,6 +90,8 @@ static const struct
 	[CSTAT_INV_EXPIRED] = {"inventory", "expired"},
 	[CSTAT_INV_REBALANCED] = {"inventory", "slot_rebalance"},
 	[CSTAT_INV_LOCK_WAIT] = {"inventory", "lock_wait"},
+	[CSTAT_INV_SPLIT] = {"inventory", "slot_split"},
+	[CSTAT_INV_MERGED] = {"inventory", "slot_merge"},
 	[CSTAT_TOK_WAIT] = {"tokens", "wait"},
 	[CSTAT_TOK_WAIT_US] = {"tokens", "wait_time_us"},
 	[CSTAT_TOK_MAX_WAIT_US] = {"tokens", "max_wait_us"},

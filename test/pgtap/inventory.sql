@@ -9,7 +9,7 @@ SELECT has_table('consistency', 'reservations', 'reservations exists');
 SELECT col_is_pk('consistency', 'inventory', ARRAY['sku', 'slot'], 'inventory is keyed (sku, slot)');
 SELECT col_is_pk('consistency', 'reservations', ARRAY['reservation_id', 'line'],
 	'reservations are keyed (reservation_id, line)');
-SELECT columns_are('consistency', 'inventory', ARRAY['sku', 'slot', 'on_hand', 'reserved']);
+SELECT columns_are('consistency', 'inventory', ARRAY['sku', 'slot', 'on_hand', 'reserved', 'adaptive', 'resized_at']);
 SELECT columns_are('consistency', 'reservations', ARRAY[
 	'reservation_id', 'line', 'sku', 'qty', 'status', 'created_at', 'expires_at']);
 SELECT enum_has_labels('consistency', 'reservation_status',

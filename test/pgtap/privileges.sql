@@ -52,6 +52,7 @@ INSERT INTO fn_expected VALUES
 	('consistency.stock_add(text,bigint)', 'admin'),
 	('consistency.expire_reservations(integer)', 'admin'),
 	('consistency.check_inventory()', 'admin'),
+	('consistency.merge_slots(integer)', 'admin'),
 	-- operations
 	('consistency.stats_read()', 'user+monitor'),
 	('consistency.stats_reset()', 'admin'),

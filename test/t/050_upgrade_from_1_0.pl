@@ -319,6 +319,19 @@ sub check_updated
 								  AND coordinator_nonce IS DISTINCT FROM split_part(gid, ':', 5))
 		  FROM consistency.tpc_decisions}),
 		't|0', "$label: every format-2 decision has its gid's nonce");
+	# SKUs made by 1.0 stay pinned at the slots they had (1.0's stock_set always pinned); a
+	# SKU made by the updated stock_set without slots is adaptive.
+	is($node->safe_psql($dbname, q{
+		SELECT string_agg(sku || ':' || n || ':' || a, ' ' ORDER BY sku)
+		  FROM (SELECT sku, count(*) AS n, bool_or(adaptive) AS a FROM consistency.inventory
+				 GROUP BY sku) s}),
+		'up-bulb:1:false up-lamp:4:false up-mug:1:false', "$label: the SKUs of 1.0 stay pinned");
+	is($node->safe_psql($dbname, q{
+		BEGIN;
+		SELECT consistency.stock_set('up-new', 5);
+		SELECT bool_and(adaptive) FROM consistency.inventory WHERE sku = 'up-new';
+		ROLLBACK;}),
+		"5\nt", "$label: a new SKU without slots is adaptive");
 
 	is(sql_as($dbname, 'upgrade_app', q{
 		BEGIN;

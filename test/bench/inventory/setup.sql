@@ -1,5 +1,6 @@
--- Benchmark schema for the flash sale: one hot SKU.  The extension's SKUs ('hot1' with one
--- slot, 'hot16' with 16) and the baselines' table: what teams write without the extension.
+-- Benchmark schema for the flash sale: one hot SKU.  The extension's SKUs ('hot1' pinned at one
+-- slot, 'hot16' at 16, 'hotA' adaptive: one slot at the start of every run) and the
+-- baselines' table: what teams write without the extension.
 CREATE TABLE plain_stock (sku text PRIMARY KEY, on_hand bigint NOT NULL,
 						  reserved bigint NOT NULL DEFAULT 0,
 						  CHECK (reserved >= 0 AND reserved <= on_hand));
@@ -33,4 +34,5 @@ BEGIN
 	DELETE FROM consistency.inventory;
 	PERFORM consistency.stock_set('hot1', p_stock, 1);
 	PERFORM consistency.stock_set('hot16', p_stock, 16);
+	PERFORM consistency.stock_set('hotA', p_stock);
 END $$;
