@@ -34,6 +34,17 @@ bench_server_start() {
 bench_server_stop() {
 	cluster_stop "$BENCH_DIR" fast
 	rm -rf "$BENCH_DIR"
+	BENCH_DIR=
+}
+
+# bench_at_exit COMMAND: run COMMAND when run.sh exits, even on an error (a section's own
+# servers: Redis, standbys).  run.sh's exit also stops the benchmark server.
+bench_exit_cmds=()
+bench_at_exit() { bench_exit_cmds+=("$1"); }
+bench_exit() {
+	local c
+	for c in "${bench_exit_cmds[@]}"; do $c || true; done
+	[ -z "$BENCH_DIR" ] || cluster_stop "$BENCH_DIR" immediate
 }
 
 bench_sql() { cluster_psql "$BENCH_DIR" "$BENCH_PORT" -d bench -At -c "$1" "${@:2}"; }

@@ -94,6 +94,8 @@ if [ $assemble_only = 0 ]; then
 	ensure_packages
 	step "building and installing the extension"
 	prepare_workdir
+	# On any exit, an error in a section included: its servers first, then the work directory.
+	trap 'bench_exit; [ "${CONSISTENCY_KEEP:-0}" = 1 ] || cleanup_workdir' EXIT
 	build_and_install
 	# Everything the benchmark starts works under WORK, so cpuwatch.py can tell it from the rest.
 	cd "$WORK"
