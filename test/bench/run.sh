@@ -95,7 +95,9 @@ if [ $assemble_only = 0 ]; then
 	step "building and installing the extension"
 	prepare_workdir
 	# On any exit, an error in a section included: its servers first, then the work directory.
-	trap 'bench_exit; [ "${CONSISTENCY_KEEP:-0}" = 1 ] || cleanup_workdir' EXIT
+	watch_pid=
+	trap '[ -z "$watch_pid" ] || kill -TERM "$watch_pid" 2>/dev/null; bench_exit
+		[ "${CONSISTENCY_KEEP:-0}" = 1 ] || cleanup_workdir' EXIT
 	build_and_install
 	# Everything the benchmark starts works under WORK, so cpuwatch.py can tell it from the rest.
 	cd "$WORK"
@@ -115,7 +117,7 @@ if [ $assemble_only = 0 ]; then
 		export BENCH_SECTION BENCH_SECTION_START BENCH_LATER_SECS BENCH_SECTION_ESTIMATE
 		rm -f "$BENCH_RUN_FILE"
 		# shellcheck disable=SC2034 # lib.sh's: the section's plan and stage start empty
-		bench_plan_runs=0 bench_plan_secs=0 BENCH_STAGE=
+		bench_plan_runs=0 bench_plan_ds=0 BENCH_STAGE=
 		load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 		/usr/bin/python3 "$here/cpuwatch.py" --root "$WORK" --out "$WORK/cpuwatch.out" &
 		watch_pid=$!
@@ -127,6 +129,7 @@ if [ $assemble_only = 0 ]; then
 		bench_server_stop
 		kill -TERM "$watch_pid"
 		wait "$watch_pid" || true
+		watch_pid=
 		load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 		took=$(($(date +%s) - BENCH_SECTION_START))
 		read -r _elapsed busy ours others <"$WORK/cpuwatch.out"
