@@ -43,6 +43,8 @@ done
 export BENCH_QUICK
 BENCH_BUDGET=${BENCH_BUDGET:-1200}
 BENCH_BUSY_SHARE=${BENCH_BUSY_SHARE:-0.25}
+mode_words=
+[ "$BENCH_QUICK" = 0 ] || mode_words='with --quick '
 # What the runner adds to each section: a fresh server (initdb, CREATE EXTENSION) and its stop.
 bench_section_setup=6
 busy_mark='**Busy machine:'
@@ -68,7 +70,9 @@ section_plan() {
 		# shellcheck disable=SC1090
 		echo "$(BENCH_PLANNING=1 WORK=${WORK:-/nonexistent} . "$file") plan"
 	else
-		took=$(sed -nE 's/^_Section ran ([0-9]+) s .*/\1/p' "$REPO/test/bench/results/$name.md" 2>/dev/null | tail -n 1)
+		# "_Section ran N s (planned ...": a full run; "_Section ran N s with --quick (planned ...": quick
+		took=$(sed -nE "s/^_Section ran ([0-9]+) s $mode_words\(planned .*/\1/p" \
+			"$REPO/test/bench/results/$name.md" 2>/dev/null | tail -n 1)
 		echo "0 ${took:-0} $([ -n "$took" ] && echo 'last run' || echo unknown)"
 	fi
 }
@@ -137,7 +141,7 @@ if [ $assemble_only = 0 ]; then
 		is_busy=$(awk -v o="$others" -v l="$busy_limit" 'BEGIN { print (o > l) ? 1 : 0 }')
 		{
 			echo
-			echo "_Section ran $took s (planned ~${plan_secs[$name]} s). Load average (1, 5, 15 min) $load_before"
+			echo "_Section ran $took s $mode_words(planned ~${plan_secs[$name]} s). Load average (1, 5, 15 min) $load_before"
 			echo "before it and $load_after after it (that includes its own clients). On average the machine"
 			echo "was busy on $busy of $(nproc) cores: this benchmark $ours, other processes $others._"
 			if [ "$is_busy" = 1 ]; then
