@@ -124,7 +124,8 @@ done
 redis_stop
 
 # Profile: one more reserve() run (not measured); once its 64 backends are connected, perf
-# samples them (and only them) for redis_profile_secs.
+# samples them (and only them) for redis_profile_secs.  DWARF call graphs: frame pointers
+# stop at libc's sem_wait, and a PostgreSQL built from source may have none.
 redis_profile=
 if command -v perf >/dev/null && is_root; then
 	bench_sql "CALL redis_bench_reset(1000000000)" >/dev/null
@@ -139,7 +140,7 @@ if command -v perf >/dev/null && is_root; then
 		sleep 0.1
 	done
 	bench_progress "perf profile of the reserve() backends" >&2
-	perf record -q -g -F 499 -p "$pids" -o "$WORK/reserve.perf" -- sleep "$redis_profile_secs" >/dev/null 2>&1 || true
+	perf record -q --call-graph dwarf -F 499 -p "$pids" -o "$WORK/reserve.perf" -- sleep "$redis_profile_secs" >/dev/null 2>&1 || true
 	wait "$prof_bench" || true
 	if [ -s "$WORK/reserve.perf" ]; then
 		perf script -i "$WORK/reserve.perf" -F ip,sym,dso >"$WORK/reserve.stacks" 2>/dev/null || true
@@ -175,8 +176,11 @@ redis_goal() {	# ratio goal -> met / not met
 	r=$(ratio "${redis_rate[pg]}" "${redis_rate[everysec]}")
 	echo "| reserve() / Redis, appendfsync everysec | $r | | | $(fmt0 "${redis_rate[pg]}") / $(fmt0 "${redis_rate[everysec]}") | ${redis_p99[pg]} / ${redis_p99[everysec]} |"
 	echo
-	echo "Where \`reserve()\`'s CPU goes: \`perf record\` on the $redis_clients backends during one more run"
-	echo "(${redis_profile_secs}s, not measured above), self time per symbol grouped by what the symbol belongs to:"
+	echo "Where \`reserve()\`'s CPU goes: \`perf record --call-graph dwarf\` on the $redis_clients backends during"
+	echo "one more run (${redis_profile_secs}s, not measured above); each sample counts for the innermost PostgreSQL"
+	echo "function on its stack that names a part of the server (\`test/bench/redis/profile.py\`), so the"
+	echo "kernel's share lands where it was asked for: the fsync under \`XLogFlush\`, the sleep under"
+	echo "\`LockAcquire\`, the socket read under \`pq_getbyte\`:"
 	echo
 	printf '%s\n' "$redis_profile"
 	echo
