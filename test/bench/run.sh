@@ -171,6 +171,9 @@ Produced by \`test/bench/run.sh\` (one section: \`test/bench/run.sh idempotency\
 is a ratio against a baseline measured in the same run on the same throwaway server, because
 these machines are noisy: absolute rates are shown only to make the ratios checkable. Each
 rate is the median of several interleaved runs. Timing is never part of a pass/fail test.
+Each section ends with how long it ran, the load average, and how much of the CPU other
+processes took meanwhile; a section marked **Busy machine** was disturbed and is to be re-run
+(\`test/bench/run.sh --rerun-flagged\`).
 
 HEADER
 	for f in "$REPO"/test/bench/results/*.md; do
