@@ -100,8 +100,8 @@ if [ $assemble_only = 0 ]; then
 	prepare_workdir
 	# On any exit, an error in a section included: its servers first, then the work directory.
 	watch_pid=
-	trap '[ -z "$watch_pid" ] || kill -TERM "$watch_pid" 2>/dev/null; bench_exit
-		[ "${CONSISTENCY_KEEP:-0}" = 1 ] || cleanup_workdir' EXIT
+	trap '[ -z "$watch_pid" ] || { kill -TERM "$watch_pid" 2>/dev/null; wait "$watch_pid" 2>/dev/null; }
+		bench_exit; [ "${CONSISTENCY_KEEP:-0}" = 1 ] || cleanup_workdir' EXIT
 	build_and_install
 	# Everything the benchmark starts works under WORK, so cpuwatch.py can tell it from the rest.
 	cd "$WORK"
