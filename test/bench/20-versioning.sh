@@ -1,56 +1,96 @@
-# Benchmark section: optimistic version-checked updates (issue 3).
+# Benchmark section: optimistic version-checked updates (issues 3 and 13).
 # Single-row read-then-update over 100,000 rows: the hand-written
-# "UPDATE ... WHERE id = $1 AND version = $2", the version_guard C trigger, the same check as a
-# PL/pgSQL trigger, and update_versioned.  1 and 16 clients; medians of interleaved runs; the
-# HOT-update ratio of each variant's table from pg_stat_user_tables.
+# "UPDATE ... WHERE id = $1 AND version = $2", the version_guard C trigger and update_versioned,
+# measured CPU-bound, where a commit's WAL flush does not swamp the difference: once with
+# synchronous_commit = off and once with fsync = off (the commit writes its WAL but nothing
+# waits for the disk), the two settings and the variants interleaved in every repetition.
+# 1 and 16 clients, medians of 5.  Then the backend CPU per row without commits (the PL/pgSQL
+# trigger and a no-op trigger included) and the HOT-update ratio of each variant's table.
 # Sourced by test/bench/run.sh (lib.sh loaded, server running, BENCH_RESULT set).
 
-bench_sql_file "$WORK/test/bench/versioning/setup.sql"
-ver_load_start=$(cut -d' ' -f1-3 /proc/loadavg)
-ver_variants=(plain c_trigger plpgsql_trigger update_versioned)
+ver_variants=(plain c_trigger update_versioned)
 declare -A ver_table=([plain]=items_plain [c_trigger]=items_c [plpgsql_trigger]=items_plpgsql
 	[update_versioned]=items_fn)
-ver_secs=$(bench_seconds 10)
-ver_reps=$(bench_reps 3)
+ver_settings=(sync_off fsync_off)
+ver_clients=(1 16)
+ver_secs=$(bench_seconds 2)
+ver_reps=$(bench_reps 5)
+ver_cpu_reps=$(bench_reps 7)
+bench_plan $((${#ver_settings[@]} * ${#ver_clients[@]} * ver_reps * ${#ver_variants[@]})) "$ver_secs"
+bench_plan_extra $((10 + 3 * ver_cpu_reps))	# setup, the CPU-time table
+bench_plan_done
+
+bench_sql_file "$WORK/test/bench/versioning/setup.sql"
+
+# ver_setting sync_off|fsync_off|on: synchronous_commit for new sessions, fsync for the server.
+# A reload is asynchronous: wait until a new session sees the new fsync, so that no run starts
+# with the old one.
+ver_setting() {
+	local fsync=on i
+	case $1 in
+	sync_off) bench_sql "ALTER DATABASE bench SET synchronous_commit = off" -c "ALTER SYSTEM SET fsync = on" >/dev/null ;;
+	fsync_off) fsync=off
+		bench_sql "ALTER DATABASE bench RESET synchronous_commit" -c "ALTER SYSTEM SET fsync = off" >/dev/null ;;
+	on) bench_sql "ALTER DATABASE bench RESET synchronous_commit" -c "ALTER SYSTEM RESET fsync" >/dev/null ;;
+	esac
+	bench_sql "SELECT pg_reload_conf()" >/dev/null
+	for i in $(seq 1 100); do
+		[ "$(bench_sql 'SHOW fsync')" = "$fsync" ] && return 0
+		sleep 0.05
+	done
+	die "the server did not take fsync = $fsync"
+}
+declare -A ver_label=([sync_off]="synchronous_commit = off" [fsync_off]="fsync = off")
+
 declare -A ver_tps ver_p99
-for clients in 1 16; do
+for clients in "${ver_clients[@]}"; do
 	declare -A runs=() p99s=()
 	for rep in $(seq 1 "$ver_reps"); do
-		for v in "${ver_variants[@]}"; do
-			# 16 clients over 100k rows rarely pick the same row at once; when they do, the
-			# loser's 40001 is retried like any application would (the plain variant's loser
-			# updates 0 rows instead).
-			read -r tps _mean p99 _n < <(pgbench_run "$WORK/test/bench/versioning/$v.sql" "$clients" \
-				"$ver_secs" --max-tries=10)
-			info "$clients clients, run $rep, $v: $(fmt0 "$tps") tps, p99 $p99 ms"
-			runs[$v]="${runs[$v]:-} $tps"
-			p99s[$v]="${p99s[$v]:-} $p99"
+		for setting in "${ver_settings[@]}"; do
+			ver_setting "$setting"
+			BENCH_STAGE=${ver_label[$setting]}
+			# each repetition starts with another variant, so none always runs first
+			for i in "${!ver_variants[@]}"; do
+				v=${ver_variants[$(((i + rep) % ${#ver_variants[@]}))]}
+				# 16 clients over 100k rows rarely pick the same row at once; when they do, the
+				# loser's 40001 is retried like any application would (the plain variant's loser
+				# updates 0 rows instead).
+				read -r tps _mean p99 _n < <(pgbench_run "$WORK/test/bench/versioning/$v.sql" "$clients" \
+					"$ver_secs" --max-tries=10)
+				info "$setting, $clients clients, run $rep, $v: $(fmt0 "$tps") tps, p99 $p99 ms"
+				runs[$setting,$v]="${runs[$setting,$v]:-} $tps"
+				p99s[$setting,$v]="${p99s[$setting,$v]:-} $p99"
+			done
 		done
 	done
-	for v in "${ver_variants[@]}"; do
-		# shellcheck disable=SC2086
-		ver_tps[$v,$clients]=$(median ${runs[$v]})
-		# shellcheck disable=SC2086
-		ver_p99[$v,$clients]=$(median ${p99s[$v]})
+	for setting in "${ver_settings[@]}"; do
+		for v in "${ver_variants[@]}"; do
+			# shellcheck disable=SC2086
+			ver_tps[$setting,$v,$clients]=$(median ${runs[$setting,$v]})
+			# shellcheck disable=SC2086
+			ver_p99[$setting,$v,$clients]=$(median ${p99s[$setting,$v]})
+		done
 	done
 	unset runs p99s
 done
+# shellcheck disable=SC2034 # read by lib.sh's bench_progress
+BENCH_STAGE=
+ver_setting on
 
 # Every pgbench backend has exited, so its table statistics are flushed.
 declare -A ver_upd ver_hot
 for v in "${ver_variants[@]}"; do
-	read -r ver_upd[$v] ver_hot[$v] < <(bench_sql "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables
+	read -r "ver_upd[$v]" "ver_hot[$v]" < <(bench_sql "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables
 		WHERE relid = '${ver_table[$v]}'::regclass" -F ' ')
 done
 
-# CPU per row without commits (the pgbench figures above are dominated by the commit's WAL
-# flush, and by whatever else runs on the machine): one 20,000-row UPDATE statement per
+# CPU per row without commits (the pgbench figures above still include the commit, the
+# client's round trips, and whatever else runs on the machine): one 20,000-row UPDATE statement per
 # trigger variant, and 20,000 read-then-update calls from PL/pgSQL, hand-written and through
 # update_versioned; each rolled back.  Measured as the backend's user CPU time
 # (log_statement_stats, i.e. getrusage), which other processes' load disturbs far less than
 # elapsed time; median of interleaved repetitions.
 ver_cpu_rows=20000
-ver_cpu_reps=$(bench_reps 7)
 declare -A ver_cpu_sql=(
 	[plain]="UPDATE items_plain SET price = price + 1, version = version + 1 WHERE id <= $ver_cpu_rows"
 	[noop_trigger]="UPDATE items_noop SET price = price + 1, version = version + 1 WHERE id <= $ver_cpu_rows"
@@ -90,43 +130,43 @@ overhead_share() {
 	awk -v c="$1" -v p="$2" -v b="$3" 'BEGIN { if (b == p) print "n/a"; else printf "%.2f", (b - c) / (b - p) }'
 }
 
-ver_load_end=$(cut -d' ' -f1-3 /proc/loadavg)
+ver_goal() {	# ratio goal -> met / not met
+	awk -v m="$1" -v g="$2" 'BEGIN { if (m == "n/a") print "n/a"; else if (m + 0 >= g + 0) print "met"; else print "**not met**" }'
+}
 mkdir -p "$(dirname "$BENCH_RESULT")"
 {
 	echo "## Optimistic versioning"
 	echo
 	bench_environment
 	echo
-	echo "_Load average (1, 5, 15 min) $ver_load_start at the start of this section, $ver_load_end at"
-	echo "the end, on $(nproc) cores: above the core count, other processes competed for the CPU and"
-	echo "the pgbench rates are noisy; the CPU-time table below is the robust comparison._"
-	echo
 	echo "Each transaction reads one of 100,000 rows' version, then updates the row with it (a new"
 	echo "random price): \`plain\` is the hand-written \`UPDATE ... SET price = \$p, version = version + 1"
 	echo "WHERE id = \$1 AND version = \$2\`; \`C trigger\` sends \`SET price = \$p, version = \$v\` and"
-	echo "\`consistency.version_guard\` checks and bumps; \`PL/pgSQL trigger\` is the same check written"
-	echo "in PL/pgSQL; \`update_versioned\` is \`SELECT consistency.update_versioned(...)\` with jsonb key"
-	echo "and changes, no trigger. One table per variant (fillfactor 90, version not indexed)."
-	echo "pgbench \`-M prepared --max-tries=10\`, ${ver_secs}s runs, median of ${ver_reps}."
-	echo
-	echo "| clients | measure | ratio | goal | rates (tps) |"
-	echo "|---:|---|---:|---|---|"
-	for c in 1 16; do
-		p=${ver_tps[plain,$c]} ct=${ver_tps[c_trigger,$c]} pt=${ver_tps[plpgsql_trigger,$c]}
-		uv=${ver_tps[update_versioned,$c]}
-		echo "| $c | C trigger / plain | $(ratio "$ct" "$p") | ≥ 0.97 | $(fmt0 "$ct") / $(fmt0 "$p") |"
-		echo "| $c | PL/pgSQL trigger / plain | $(ratio "$pt" "$p") | (baseline) | $(fmt0 "$pt") / $(fmt0 "$p") |"
-		echo "| $c | C trigger overhead / PL/pgSQL trigger overhead | $(overhead_share "$ct" "$pt" "$p") | < 0.5 | $(overhead "$ct" "$p") / $(overhead "$pt" "$p") |"
-		echo "| $c | update_versioned / plain | $(ratio "$uv" "$p") | ≥ 0.90 | $(fmt0 "$uv") / $(fmt0 "$p") |"
+	echo "\`consistency.version_guard\` checks and bumps; \`update_versioned\` is"
+	echo "\`SELECT consistency.update_versioned(...)\` with jsonb key and changes, no trigger. One table"
+	echo "per variant (fillfactor 90, version not indexed). Measured CPU-bound, so that a commit's WAL"
+	echo "flush (about as long as the whole transaction's CPU here, and as noisy as the disk) does not"
+	echo "hide the difference: one table with \`synchronous_commit = off\`, one with \`fsync = off\`"
+	echo "(every commit still writes its WAL; nothing waits for the disk). The settings and the"
+	echo "variants alternate within every repetition. pgbench \`-M prepared --max-tries=10\`,"
+	echo "${ver_secs}s runs, median of ${ver_reps}."
+	for setting in "${ver_settings[@]}"; do
+		echo
+		echo "### ${ver_label[$setting]}"
+		echo
+		echo "| clients | measure | ratio | goal | result | rates (tps) | p99 (ms) |"
+		echo "|---:|---|---:|---|---|---|---|"
+		for c in "${ver_clients[@]}"; do
+			p=${ver_tps[$setting,plain,$c]} ct=${ver_tps[$setting,c_trigger,$c]}
+			uv=${ver_tps[$setting,update_versioned,$c]}
+			r=$(ratio "$ct" "$p")
+			echo "| $c | C trigger / plain | $r | ≥ 0.97 | $(ver_goal "$r" 0.97) | $(fmt0 "$ct") / $(fmt0 "$p") | ${ver_p99[$setting,c_trigger,$c]} / ${ver_p99[$setting,plain,$c]} |"
+			r=$(ratio "$uv" "$p")
+			echo "| $c | update_versioned / hand-written | $r | ≥ 0.90 | $(ver_goal "$r" 0.90) | $(fmt0 "$uv") / $(fmt0 "$p") | ${ver_p99[$setting,update_versioned,$c]} / ${ver_p99[$setting,plain,$c]} |"
+		done
 	done
 	echo
-	echo "p99 latency (ms), same runs:"
-	echo
-	echo "| clients | plain | C trigger | PL/pgSQL trigger | update_versioned |"
-	echo "|---:|---:|---:|---:|---:|"
-	for c in 1 16; do
-		echo "| $c | ${ver_p99[plain,$c]} | ${ver_p99[c_trigger,$c]} | ${ver_p99[plpgsql_trigger,$c]} | ${ver_p99[update_versioned,$c]} |"
-	done
+	echo "### CPU per row"
 	echo
 	echo "Backend user CPU per updated row, without commits (one ${ver_cpu_rows}-row UPDATE per trigger"
 	echo "variant; ${ver_cpu_rows} single-row read-then-update calls from PL/pgSQL for the function; rolled"
@@ -149,8 +189,8 @@ mkdir -p "$(dirname "$BENCH_RESULT")"
 	echo "| read + update_versioned (PL/pgSQL loop) | $(us_per_row "$lu") | $(us_over "$lu" "$lh") | |"
 	echo "| update_versioned / hand-written (CPU) | | $(ratio "$lu" "$lh") | |"
 	echo
-	echo "HOT updates (\`n_tup_hot_upd / n_tup_upd\` from \`pg_stat_user_tables\`, all runs; goal: the"
-	echo "same for every variant):"
+	echo "HOT updates (\`n_tup_hot_upd / n_tup_upd\` from \`pg_stat_user_tables\`, all pgbench runs; goal:"
+	echo "the same for every variant):"
 	echo
 	echo "| variant | updates | HOT updates | HOT ratio |"
 	echo "|---|---:|---:|---:|"

@@ -9,12 +9,17 @@
 # Sourced by test/bench/run.sh (lib.sh loaded, server running, BENCH_RESULT set).
 
 rw_dir=$WORK/test/bench/read-your-writes
-mkdir -p "$(dirname "$BENCH_RESULT")"
-bench_sql_file "$rw_dir/setup.sql"
-rw_secs=$(bench_seconds 10)
+rw_secs=$(bench_seconds 5)
 rw_reps=$(bench_reps 3)
 rw_samples=$([ "${BENCH_QUICK:-0}" = 1 ] && echo 60 || echo 400)
-rw_cpu_secs=$([ "${BENCH_QUICK:-0}" = 1 ] && echo 2 || echo 5)
+rw_cpu_secs=$([ "${BENCH_QUICK:-0}" = 1 ] && echo 2 || echo 3)
+bench_plan $((2 * rw_reps * 2)) "$rw_secs"
+# two standbys, the latency samples (four methods each), four CPU windows
+bench_plan_extra $((12 + rw_samples / 25 + 4 * rw_cpu_secs))
+bench_plan_done
+
+mkdir -p "$(dirname "$BENCH_RESULT")"
+bench_sql_file "$rw_dir/setup.sql"
 
 rw_preload() {	# on or off: new sessions load the library or not
 	if [ "$1" = on ]; then
@@ -48,19 +53,30 @@ for clients in 1 8; do
 done
 rw_preload on
 
-# Two streaming standbys of the benchmark server.
+# Two streaming standbys of the benchmark server, each with a replication slot made before
+# either base backup: the second backup's checkpoint would otherwise remove WAL the first
+# standby has not streamed yet, and it would never catch up.
 rw_watched=$WORK/bench-rw-watched.$RANDOM
 rw_polling=$WORK/bench-rw-polling.$RANDOM
+rw_stop_standbys() {
+	cluster_stop "$rw_watched" fast
+	cluster_stop "$rw_polling" fast
+	rm -rf "$rw_watched" "$rw_polling"
+}
+bench_at_exit rw_stop_standbys
+bench_sql "SELECT pg_create_physical_replication_slot(s, true) FROM unnest('{rw_watched,rw_polling}'::text[]) s" >/dev/null
 cluster_standby "$BENCH_DIR" "$BENCH_PORT" "$rw_watched" 5461 \
-	"shared_buffers = 128MB" "shared_preload_libraries = 'consistency'"
+	"shared_buffers = 128MB" "shared_preload_libraries = 'consistency'" "primary_slot_name = 'rw_watched'"
 cluster_standby "$BENCH_DIR" "$BENCH_PORT" "$rw_polling" 5462 \
-	"shared_buffers = 128MB" "session_preload_libraries = 'consistency'"
+	"shared_buffers = 128MB" "session_preload_libraries = 'consistency'" "primary_slot_name = 'rw_polling'"
 cluster_start "$rw_watched"
 cluster_start "$rw_polling"
-for i in $(seq 1 100); do
+for _ in $(seq 1 100); do
 	[ "$(bench_sql "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'")" = 2 ] && break
 	sleep 0.1
 done
+[ "$(bench_sql "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'")" = 2 ] ||
+	{ tail -n 5 "$rw_watched/server.log" "$rw_polling/server.log" >&2; die "the standbys are not streaming"; }
 rw_out=$(as_user /usr/bin/python3 "$rw_dir/latency.py" \
 	--primary "host=$BENCH_DIR port=$BENCH_PORT dbname=bench" \
 	--watched "host=$rw_watched port=5461 dbname=bench" \
@@ -68,9 +84,8 @@ rw_out=$(as_user /usr/bin/python3 "$rw_dir/latency.py" \
 	--watched-pid "$(head -n 1 "$rw_watched/data/postmaster.pid")" \
 	--polling-pid "$(head -n 1 "$rw_polling/data/postmaster.pid")" \
 	--samples "$rw_samples" --cpu-seconds "$rw_cpu_secs") || die "latency driver failed"
-cluster_stop "$rw_watched" fast
-cluster_stop "$rw_polling" fast
-rm -rf "$rw_watched" "$rw_polling"
+rw_stop_standbys
+bench_sql "SELECT pg_drop_replication_slot(s) FROM unnest('{rw_watched,rw_polling}'::text[]) s" >/dev/null
 printf '%s\n' "$rw_out" | sed 's/^/    /'
 
 rw_lat() { printf '%s\n' "$rw_out" | awk -v m="$1" -v f="$2" '$1 == m { print $f }'; }

@@ -7,6 +7,13 @@
 #    plain COMMIT/ROLLBACK PREPARED issued by hand; reported per transaction.
 # Sourced by test/bench/run.sh (lib.sh loaded, server running, BENCH_RESULT set).
 
+tpc_secs=$(bench_seconds 3)
+tpc_reps=$(bench_reps 3)
+bench_plan $((3 * tpc_reps)) "$tpc_secs"
+# the restart, 100 prepared transactions made 3 times per repetition, the resolutions
+bench_plan_extra $((5 + 12 * tpc_reps))
+bench_plan_done
+
 bench_sql 'ALTER SYSTEM SET max_prepared_transactions = 150' >/dev/null
 cluster_stop "$BENCH_DIR" fast
 cluster_start "$BENCH_DIR"
@@ -32,8 +39,6 @@ now_ms() { date +%s%3N; }
 tpc_make 100
 tpc_locks=$(bench_sql "SELECT sum(lock_count) FROM consistency.prepared_xacts()")
 info "100 prepared transactions holding $tpc_locks locks"
-tpc_secs=$(bench_seconds 10)
-tpc_reps=$(bench_reps 3)
 list_runs='' base_runs='' plain_runs=''
 for rep in $(seq 1 "$tpc_reps"); do
 	read -r _tps mean p99 _n < <(pgbench_run "$WORK/test/bench/twophase/listing.sql" 1 "$tpc_secs")

@@ -11,6 +11,14 @@
 # counted (on) or counted nothing (off), so the ratio compares what it claims to.
 # Sourced by test/bench/run.sh (lib.sh loaded, server running, BENCH_RESULT set).
 
+stats_workloads=(idem_c fn_idem_c c_slots1 c_slots16)
+stats_settings=("off 1" "off 16" "on 16")		# synchronous_commit, clients
+stats_secs=$(bench_seconds 2)
+stats_reps=$(bench_reps 3)
+bench_plan $((${#stats_settings[@]} * stats_reps * ${#stats_workloads[@]} * 2)) "$stats_secs"
+bench_plan_extra 10	# the preloaded server, setup
+bench_plan_done
+
 # A server of its own, with the library preloaded.
 bench_server_stop
 bench_server_start "shared_preload_libraries = 'consistency'"
@@ -18,7 +26,6 @@ bench_sql_file "$WORK/test/bench/idempotency/setup.sql"
 bench_sql_file "$WORK/test/bench/inventory/setup.sql"
 bench_sql "CALL bench_reset(1000000000)" >/dev/null
 
-stats_workloads=(idem_c fn_idem_c c_slots1 c_slots16)
 declare -A stats_script=(
 	[idem_c]=idempotency/idem_c.sql [fn_idem_c]=idempotency/fn_idem_c.sql
 	[c_slots1]=inventory/c_slots1.sql [c_slots16]=inventory/c_slots16.sql)
@@ -26,9 +33,6 @@ declare -A stats_label=(
 	[idem_c]="idempotent order, client-side (\`idem_begin\` ... \`idem_complete\`)"
 	[fn_idem_c]="idempotent order, one server-side call"
 	[c_slots1]="\`reserve()\`, hot SKU, 1 slot" [c_slots16]="\`reserve()\`, hot SKU, 16 slots")
-stats_settings=("off 1" "off 16" "on 16")		# synchronous_commit, clients
-stats_secs=$(bench_seconds 5)
-stats_reps=$(bench_reps 5)
 declare -A stats_rate stats_p99
 
 stats_total() { bench_sql "SELECT coalesce(sum(value), 0) FROM consistency.stats WHERE datname = 'bench'"; }

@@ -2,9 +2,20 @@
 #
 # Owns: the throwaway benchmark server (fresh per section, fsync and synchronous_commit on),
 # running pgbench and reading its results (rate, mean and p99 latency), medians over
-# interleaved repetitions, ratios, and the environment line every section prints.
+# interleaved repetitions, ratios, the environment line every section prints, and each
+# section's time plan and progress line.
 # Sourced by test/bench/run.sh.
+#
+# The plan: a section starts with what it will run, before it touches the server,
+#     bench_plan RUNS SECONDS      (RUNS measured runs of SECONDS each; as often as needed)
+#     bench_plan_extra SECONDS     (anything else: setup, standbys, sell-outs, profiles)
+#     bench_plan_done              (end of the plan)
+# run.sh sources every section once with BENCH_PLANNING=1 up to bench_plan_done (which then
+# reports the plan and leaves), sums the plans, and shows "run i of n" and the time left at
+# every run.  A section without a plan still shows its runs; its time left is estimated from
+# how long it took last time (the results file records it).
 
+# shellcheck shell=bash
 BENCH_DIR=
 BENCH_PORT=5460
 
@@ -23,13 +34,80 @@ bench_server_start() {
 bench_server_stop() {
 	cluster_stop "$BENCH_DIR" fast
 	rm -rf "$BENCH_DIR"
+	BENCH_DIR=
+}
+
+# bench_at_exit COMMAND: run COMMAND when run.sh exits, even on an error (a section's own
+# servers: Redis, standbys).  run.sh's exit also stops the benchmark server.
+bench_exit_cmds=()
+bench_at_exit() { bench_exit_cmds+=("$1"); }
+bench_exit() {
+	local c
+	for c in "${bench_exit_cmds[@]}"; do $c || true; done
+	[ -z "$BENCH_DIR" ] || cluster_stop "$BENCH_DIR" immediate
 }
 
 bench_sql() { cluster_psql "$BENCH_DIR" "$BENCH_PORT" -d bench -At -c "$1" "${@:2}"; }
 bench_sql_file() { cluster_psql "$BENCH_DIR" "$BENCH_PORT" -d bench -f "$1" >/dev/null; }
 
+# Time plan and progress (see the header).  BENCH_RUN_OVERHEAD_DS: tenths of a second a run
+# spends outside its measured time (the CHECKPOINT before it, connecting, reading the
+# transaction log; measured: about 0.3 s on 2 cores).  The plan is kept in tenths.
+BENCH_RUN_OVERHEAD_DS=${BENCH_RUN_OVERHEAD_DS:-5}
+bench_plan_runs=0
+bench_plan_ds=0
+bench_plan() {	# RUNS SECONDS
+	bench_plan_runs=$((bench_plan_runs + $1))
+	bench_plan_ds=$((bench_plan_ds + $1 * ($2 * 10 + BENCH_RUN_OVERHEAD_DS)))
+}
+bench_plan_extra() { bench_plan_ds=$((bench_plan_ds + $1 * 10)); }
+bench_plan_done() {
+	if [ "${BENCH_PLANNING:-0}" = 1 ]; then
+		echo "$bench_plan_runs $(((bench_plan_ds + 5) / 10))"
+		exit 0
+	fi
+}
+bench_mmss() { printf '%d:%02d' $(($1 / 60)) $(($1 % 60)); }
+
+# bench_progress LABEL: one line before each measured run: section, variant, run i of n,
+# elapsed and time left.  pgbench_run calls it; a section's other drivers (redis-benchmark)
+# call it themselves.  BENCH_STAGE (set by a section, e.g. "synchronous_commit off") prefixes
+# the label.  Runs are counted in a file (BENCH_RUN_FILE, emptied by run.sh for each section)
+# because sections call pgbench_run in a subshell (read ... < <(pgbench_run ...)).  run.sh
+# sets BENCH_SECTION, BENCH_SECTION_START, BENCH_SET_START, BENCH_LATER_SECS (the planned
+# seconds of the sections still to come) and, for a section without a plan,
+# BENCH_SECTION_ESTIMATE (its duration last time).
+bench_progress() {
+	local now elapsed sect left of bench_run_no
+	bench_run_no=$(($(cat "${BENCH_RUN_FILE:-/dev/null}" 2>/dev/null || true) + 1))
+	[ -z "${BENCH_RUN_FILE:-}" ] || echo "$bench_run_no" >"$BENCH_RUN_FILE"
+	now=$(date +%s)
+	elapsed=$((now - ${BENCH_SET_START:-$now}))
+	sect=$((now - ${BENCH_SECTION_START:-$now}))
+	if [ "$bench_plan_runs" -gt 0 ]; then
+		of=" of $bench_plan_runs"
+		if [ "$bench_run_no" -gt 1 ]; then
+			# this section's own pace so far, for the runs it still has to make
+			left=$((sect * (bench_plan_runs - bench_run_no + 1) / (bench_run_no - 1)))
+		else
+			left=$((bench_plan_ds / 10))
+		fi
+	else
+		of=
+		left=$((${BENCH_SECTION_ESTIMATE:-0} - sect))
+	fi
+	[ "$left" -ge 0 ] || left=0
+	left=$((left + ${BENCH_LATER_SECS:-0}))
+	printf '  > [%s] %s%s: run %d%s  (%s elapsed, ~%s left)\n' "${BENCH_SECTION:-bench}" \
+		"${BENCH_STAGE:+$BENCH_STAGE, }" "$1" "$bench_run_no" "$of" \
+		"$(bench_mmss "$elapsed")" "$(bench_mmss "$left")"
+}
+
 # Seconds per run (shorter with --quick, for trying a section out).
-bench_seconds() { if [ "${BENCH_QUICK:-0}" = 1 ]; then echo 3; else echo "${1:-10}"; fi; }
+bench_seconds() {
+	local s=${1:-10}
+	if [ "${BENCH_QUICK:-0}" = 1 ] && [ "$s" -gt 3 ]; then echo 3; else echo "$s"; fi
+}
 bench_reps() { if [ "${BENCH_QUICK:-0}" = 1 ]; then echo 1; else echo "${1:-3}"; fi; }
 
 # pgbench_run SCRIPT CLIENTS SECONDS [pgbench args...]
@@ -40,6 +118,7 @@ pgbench_run() {
 	local threads=$((clients < 2 ? clients : 2))
 	local logdir
 	logdir=$(as_user mktemp -d "$WORK/pgbench-log.XXXXXX")
+	bench_progress "$(basename "$script" .sql), $clients client$([ "$clients" = 1 ] || echo s)" >&2
 	bench_sql 'CHECKPOINT' >/dev/null
 	local out
 	out=$(cd "$logdir" && as_user "$PG_BINDIR/pgbench" -h "$BENCH_DIR" -p "$BENCH_PORT" -n -M prepared \

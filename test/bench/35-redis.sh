@@ -1,0 +1,188 @@
+# Benchmark section: inventory reservation against the alternative users weigh, an in-memory
+# counter in Redis (issue 13).
+# Same run, same clients (64), one hot SKU: consistency.reserve() with 16 slots and
+# synchronous_commit on (pgbench) against a Redis Lua script doing what reserve() decides
+# (test/bench/redis/reserve.lua: replay a known reservation id, else check the stock, DECRBY
+# and record the id), driven by redis-benchmark with EVALSHA and random reservation ids, with
+# appendonly and appendfsync always (every write on disk before the reply, like a commit)
+# and everysec (up to a second of acknowledged writes lost in a crash).  The Redis server is
+# the benchmark's own: loopback, a free port, its own directory, no RDB snapshots, run as the
+# unprivileged user and stopped by its pid.  Then a profile (perf) of the backends during
+# one more reserve() run: where its CPU goes.
+# Sourced by test/bench/run.sh (lib.sh loaded, server running, BENCH_RESULT set).
+
+redis_dir=$WORK/test/bench/redis
+redis_clients=64
+redis_secs=$(bench_seconds 5)
+redis_reps=$(bench_reps 3)
+redis_modes=(always everysec)
+redis_profile_secs=$([ "${BENCH_QUICK:-0}" = 1 ] && echo 2 || echo 4)
+bench_plan $((redis_reps * (1 + ${#redis_modes[@]}))) "$redis_secs"
+bench_plan 1 $((redis_profile_secs + 3))	# the profile run
+bench_plan_extra 8	# Redis start and stop, perf report
+bench_plan_done
+
+if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/null; then
+	die "redis-server and redis-benchmark are needed (packages redis-server, redis-tools)"
+fi
+
+# A free loopback port for our Redis (nothing answers a connection to it).
+redis_port=
+for p in $(seq 6400 6499); do
+	if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then redis_port=$p; break; fi
+done
+[ -n "$redis_port" ] || die "no free port for Redis in 6400-6499"
+redis_home=$WORK/redis
+as_user mkdir -p "$redis_home"
+redis_cli() { as_user redis-cli -h 127.0.0.1 -p "$redis_port" "$@"; }
+
+# Started in its own directory (cwd too, so run.sh's CPU accounting counts it as ours).
+(cd "$redis_home" && as_user redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$redis_home" \
+	--save '' --appendonly yes --appendfsync always --auto-aof-rewrite-percentage 0 \
+	--daemonize yes --pidfile "$redis_home/redis.pid" --logfile "$redis_home/redis.log") ||
+	die "could not start redis-server"
+for i in $(seq 1 100); do
+	[ "$(redis_cli ping 2>/dev/null)" = PONG ] && [ -s "$redis_home/redis.pid" ] && break
+	sleep 0.1
+done
+[ "$(redis_cli ping 2>/dev/null)" = PONG ] || { tail -n 20 "$redis_home/redis.log" >&2; die "redis-server did not answer"; }
+redis_pid=$(cat "$redis_home/redis.pid")
+redis_stop() {
+	[ -n "$redis_pid" ] || return 0
+	kill -TERM "$redis_pid" 2>/dev/null || { redis_pid=; return 0; }
+	for i in $(seq 1 100); do
+		kill -0 "$redis_pid" 2>/dev/null || { redis_pid=; return 0; }
+		sleep 0.1
+	done
+	die "redis-server (pid $redis_pid) did not stop"
+}
+bench_at_exit redis_stop
+redis_version=$(redis_cli info server | sed -nE 's/^redis_version:([0-9.]+).*/\1/p')
+redis_sha=$(redis_cli script load "$(cat "$redis_dir/reserve.lua")")
+[[ $redis_sha =~ ^[0-9a-f]{40}$ ]] || die "could not load the Lua script: $redis_sha"
+
+# Correctness first: the script answers like reserve() (reserve, replay, insufficient).
+redis_cli set stock:check 1 >/dev/null
+redis_answers=$(for id in id-1 id-1 id-2; do redis_cli evalsha "$redis_sha" 2 stock:check res:check "$id" 1; done
+	redis_cli get stock:check)
+[ "$(tr '\n' ' ' <<<"$redis_answers")" = "reserved reserved insufficient 0 " ] ||
+	die "the Lua script does not answer like reserve(): $redis_answers"
+
+bench_sql_file "$redis_dir/setup.sql"
+
+# redis_run MODE: one redis-benchmark run; sets run_rate (reservations/s) and run_p99 (ms).
+# The request count aims at redis_secs seconds at the mode's last measured rate.
+declare -A redis_guess=([always]=20000 [everysec]=40000)
+redis_run() {
+	local mode=$1 n before after out
+	n=$((${redis_guess[$mode]} * redis_secs))
+	redis_cli config set appendfsync "$mode" >/dev/null
+	redis_cli set stock:hot 1000000000000 >/dev/null
+	redis_cli del res:hot >/dev/null
+	bench_progress "Redis appendfsync $mode, $redis_clients clients" >&2
+	before=$(redis_cli get stock:hot)
+	out=$(cd "$redis_home" && as_user redis-benchmark -h 127.0.0.1 -p "$redis_port" -c "$redis_clients" \
+		--threads 2 -n "$n" -r 1000000000 --csv \
+		evalsha "$redis_sha" 2 stock:hot res:hot __rand_int__ 1 2>&1) ||
+		{ printf '%s\n' "$out" >&2; die "redis-benchmark failed"; }
+	after=$(redis_cli get stock:hot)
+	# "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
+	read -r run_rate run_p99 < <(printf '%s\n' "$out" | awk -F, '/^"test"/ { next } NF >= 7 { gsub(/"/, ""); print $2, $7; exit }')
+	[ -n "$run_rate" ] || { printf '%s\n' "$out" >&2; die "no rate in redis-benchmark's output"; }
+	# every request reserved one unit (random ids over 10^9 seldom repeat; a repeat replays; -r above
+	# 2^31 does not work; redis-benchmark substitutes __rand_int__ only as a whole argument)
+	[ $((before - after)) -gt $((n * 99 / 100)) ] || die "Redis reserved $((before - after)) of $n"
+	redis_guess[$mode]=$(fmt0 "$run_rate")
+}
+
+# pg_run: one reserve() run; sets run_rate (rows written / seconds) and run_p99.
+pg_run() {
+	local rows
+	bench_sql "CALL redis_bench_reset(1000000000)" >/dev/null
+	read -r _tps _mean run_p99 _n < <(pgbench_run "$redis_dir/reserve16.sql" "$redis_clients" "$redis_secs")
+	rows=$(bench_sql "SELECT count(*) FROM consistency.reservations")
+	run_rate=$(awk -v r="$rows" -v s="$redis_secs" 'BEGIN { printf "%.1f", r / s }')
+}
+
+declare -A redis_rates redis_p99s redis_rate redis_p99
+redis_variants=(pg "${redis_modes[@]}")
+for rep in $(seq 1 "$redis_reps"); do
+	for i in "${!redis_variants[@]}"; do
+		v=${redis_variants[$(((i + rep) % ${#redis_variants[@]}))]}
+		if [ "$v" = pg ]; then pg_run; else redis_run "$v"; fi
+		info "run $rep, $v: $(fmt0 "$run_rate") reservations/s, p99 $run_p99 ms"
+		redis_rates[$v]="${redis_rates[$v]:-} $run_rate"
+		redis_p99s[$v]="${redis_p99s[$v]:-} $run_p99"
+	done
+done
+for v in "${redis_variants[@]}"; do
+	# shellcheck disable=SC2086
+	redis_rate[$v]=$(median ${redis_rates[$v]})
+	# shellcheck disable=SC2086
+	redis_p99[$v]=$(median ${redis_p99s[$v]})
+done
+redis_stop
+
+# Profile: one more reserve() run (not measured); once its 64 backends are connected, perf
+# samples them (and only them) for redis_profile_secs.  DWARF call graphs: frame pointers
+# stop at libc's sem_wait, and a PostgreSQL built from source may have none.
+redis_profile=
+if command -v perf >/dev/null && is_root; then
+	bench_sql "CALL redis_bench_reset(1000000000)" >/dev/null
+	as_user "$PG_BINDIR/pgbench" -h "$BENCH_DIR" -p "$BENCH_PORT" -n -M prepared -c "$redis_clients" -j 2 \
+		-T $((redis_profile_secs + 3)) -f "$redis_dir/reserve16.sql" bench >/dev/null 2>&1 &
+	prof_bench=$!
+	pids=
+	for i in $(seq 1 50); do
+		pids=$(bench_sql "SELECT string_agg(pid::text, ',') FROM pg_stat_activity
+			WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() AND datname = 'bench'")
+		[ "$(tr ',' '\n' <<<"$pids" | grep -c .)" -ge "$redis_clients" ] && break
+		sleep 0.1
+	done
+	bench_progress "perf profile of the reserve() backends" >&2
+	perf record -q --call-graph dwarf -F 499 -p "$pids" -o "$WORK/reserve.perf" -- sleep "$redis_profile_secs" >/dev/null 2>&1 || true
+	wait "$prof_bench" || true
+	if [ -s "$WORK/reserve.perf" ]; then
+		perf script -i "$WORK/reserve.perf" -F ip,sym,dso >"$WORK/reserve.stacks" 2>/dev/null || true
+		redis_profile=$(/usr/bin/python3 "$redis_dir/profile.py" <"$WORK/reserve.stacks")
+	fi
+fi
+[ -n "$redis_profile" ] || redis_profile="_No profile: perf is not installed or the benchmark did not run as root._"
+
+redis_goal() {	# ratio goal -> met / not met
+	awk -v m="$1" -v g="$2" 'BEGIN { if (m == "n/a") print "n/a"; else if (m + 0 >= g + 0) print "met"; else print "**not met**" }'
+}
+{
+	echo "## Inventory reservation against a Redis counter"
+	echo
+	bench_environment
+	echo
+	echo "The in-memory alternative: a Redis $redis_version Lua script doing what \`reserve()\` decides"
+	echo "(replay a known reservation id, else check the stock, \`DECRBY\` and record the id in a hash;"
+	echo "\`test/bench/redis/reserve.lua\`), driven by \`redis-benchmark\` (\`EVALSHA\`, a random id per"
+	echo "request, 2 threads) over loopback TCP, against \`consistency.reserve()\` on a 16-slot SKU with"
+	echo "\`synchronous_commit = on\` (pgbench \`-M prepared\`, 2 threads, Unix socket; reservations"
+	echo "counted as rows). $redis_clients clients each, one hot SKU, the same machine and run, ${redis_secs}s runs"
+	echo "(Redis: the request count that lasts about as long), median of ${redis_reps}, interleaved. Redis"
+	echo "keeps an append-only file: \`appendfsync always\` writes and fsyncs it before replying (a"
+	echo "group of concurrent requests shares one fsync, as PostgreSQL's commits share a WAL flush),"
+	echo "\`everysec\` fsyncs once a second, so a crash loses up to a second of reservations that were"
+	echo "confirmed to buyers."
+	echo
+	echo "| measure | ratio | goal | result | rates (reservations/s) | p99 (ms) |"
+	echo "|---|---:|---|---|---|---|"
+	r=$(ratio "${redis_rate[pg]}" "${redis_rate[always]}")
+	echo "| reserve() / Redis, appendfsync always | $r | ≥ 0.5 | $(redis_goal "$r" 0.5) | $(fmt0 "${redis_rate[pg]}") / $(fmt0 "${redis_rate[always]}") | ${redis_p99[pg]} / ${redis_p99[always]} |"
+	r=$(ratio "${redis_rate[pg]}" "${redis_rate[everysec]}")
+	echo "| reserve() / Redis, appendfsync everysec | $r | | | $(fmt0 "${redis_rate[pg]}") / $(fmt0 "${redis_rate[everysec]}") | ${redis_p99[pg]} / ${redis_p99[everysec]} |"
+	echo
+	echo "Where \`reserve()\`'s CPU goes: \`perf record --call-graph dwarf\` on the $redis_clients backends during"
+	echo "one more run (${redis_profile_secs}s, not measured above); each sample counts for the innermost PostgreSQL"
+	echo "function on its stack that names a part of the server (\`test/bench/redis/profile.py\`), so the"
+	echo "kernel's share lands where it was asked for: the fsync under \`XLogFlush\`, the sleep under"
+	echo "\`LockAcquire\`, the socket read under \`pq_getbyte\`:"
+	echo
+	printf '%s\n' "$redis_profile"
+	echo
+	echo "What the gap buys, and what closes it: README, \"Inventory vs an in-memory counter\"."
+} >"$BENCH_RESULT"
