@@ -159,10 +159,11 @@ COMMENT ON COLUMN @extschema@.inventory.adaptive IS
 COMMENT ON COLUMN @extschema@.inventory.resized_at IS
 	'on slot 0: when the number of slots of an adaptive SKU last changed';
 
--- stock_set's slots now defaults to NULL, "adaptive" (1.0: 1, a pinned slot).  A default can
--- be changed only by re-creating the function; 1.0's C entry point stays (it pins).
-DROP FUNCTION @extschema@.stock_set(pg_catalog.text, pg_catalog.int8, pg_catalog.int4);
-CREATE FUNCTION @extschema@.stock_set(
+-- stock_set's slots now defaults to NULL, "adaptive" (1.0: 1, a pinned slot), served by a new
+-- C entry point; 1.0's stays in the library (it pins).  CREATE OR REPLACE may change a
+-- default's value (not remove one), and keeps the function's oid: the grants a DBA made on it
+-- and the objects that depend on it survive the update.
+CREATE OR REPLACE FUNCTION @extschema@.stock_set(
 	sku pg_catalog.text,
 	on_hand pg_catalog.int8,
 	slots pg_catalog.int4 DEFAULT NULL)
@@ -172,8 +173,6 @@ LANGUAGE C VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION @extschema@.stock_set(pg_catalog.text, pg_catalog.int8, pg_catalog.int4) IS
 	'create a SKU or set its stock on hand; slots NULL (the default): adaptive, a new SKU starts with one slot and splits under contention; slots N: pinned at N lock rows; returns the available units';
-REVOKE ALL ON FUNCTION @extschema@.stock_set(pg_catalog.text, pg_catalog.int8, pg_catalog.int4) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION @extschema@.stock_set(pg_catalog.text, pg_catalog.int8, pg_catalog.int4) TO consistency_admin;
 
 -- Merging cool adaptive SKUs back into one slot, for maintenance() (consistency_admin).
 CREATE FUNCTION @extschema@.merge_slots(batch_size pg_catalog.int4 DEFAULT 1000)

@@ -62,6 +62,10 @@ $node->safe_psql($db, q{
 	ALTER TABLE upgrade_fill.notes OWNER TO upgrade_app;
 	CREATE TABLE upgrade_fill.ledger (gid text PRIMARY KEY, amount int NOT NULL);
 	GRANT SELECT, INSERT ON upgrade_fill.ledger TO upgrade_admin;
+	-- an application object that depends on stock_set (a SQL-standard body records it): the
+	-- update must keep the function, not drop and re-create it
+	CREATE FUNCTION upgrade_fill.restock(sku text) RETURNS bigint LANGUAGE sql
+	BEGIN ATOMIC SELECT consistency.stock_set(sku, 100, 1); END;
 });
 is($node->safe_psql($db, "SELECT extversion FROM pg_extension WHERE extname = 'consistency'"),
 	'1.0', 'installed at 1.0');
@@ -332,6 +336,12 @@ sub check_updated
 		SELECT bool_and(adaptive) FROM consistency.inventory WHERE sku = 'up-new';
 		ROLLBACK;}),
 		"5\nt", "$label: a new SKU without slots is adaptive");
+	is($node->safe_psql($dbname, q{
+		BEGIN;
+		SELECT upgrade_fill.restock('up-dep');
+		SELECT count(*) || ':' || bool_or(adaptive) FROM consistency.inventory WHERE sku = 'up-dep';
+		ROLLBACK;}),
+		"100\n1:false", "$label: a function depending on stock_set survived the update and pins");
 
 	is(sql_as($dbname, 'upgrade_app', q{
 		BEGIN;
