@@ -363,5 +363,43 @@ SELECT * FROM err($$ SELECT consistency.update_versioned('nullver', '{"id": 1}',
 SELECT * FROM err($$ SELECT consistency.try_update_versioned('nullver', '{"id": 1}', 1, '{"v": 1}') $$);
 DROP TABLE nullver;
 
+-- 16. The value returned is the version stored.  Without a BEFORE UPDATE trigger or a rule,
+--     nothing can store other than expected + 1 and the statement has no RETURNING; a
+--     trigger created later, under a kept statement, rebuilds it with RETURNING, so a trigger
+--     that moves the version on is reported; a rule keeps RETURNING too (a DO INSTEAD rule
+--     without one refuses it, 0A000, as it always has); dropping them goes back.
+--     A column named with a name longer than any column name is not one.
+CREATE TABLE retver (id int PRIMARY KEY, v int NOT NULL, version bigint NOT NULL DEFAULT 1);
+INSERT INTO retver VALUES (1, 0);
+SELECT consistency.update_versioned('retver', '{"id": 1}', 1, '{"v": 1}') AS returned;
+CREATE FUNCTION jump_version() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	NEW.version := NEW.version + 10;
+	RETURN NEW;
+END $$;
+CREATE TRIGGER jump BEFORE UPDATE ON retver FOR EACH ROW EXECUTE FUNCTION jump_version();
+SELECT consistency.update_versioned('retver', '{"id": 1}', 2, '{"v": 2}') AS returned;
+SELECT consistency.try_update_versioned('retver', '{"id": 1}', 13, '{"v": 3}') AS returned;
+SELECT id, v, version FROM retver;
+DROP TRIGGER jump ON retver;
+SELECT consistency.update_versioned('retver', '{"id": 1}', 24, '{"v": 4}') AS returned;
+CREATE TABLE retver_log (id int, version bigint);
+CREATE RULE logged AS ON UPDATE TO retver DO ALSO INSERT INTO retver_log VALUES (NEW.id, NEW.version);
+SELECT consistency.update_versioned('retver', '{"id": 1}', 25, '{"v": 5}') AS returned;
+SELECT * FROM retver_log;
+DROP RULE logged ON retver;
+DROP TABLE retver_log;
+CREATE RULE nothing AS ON UPDATE TO retver DO INSTEAD NOTHING;
+SELECT * FROM err($$ SELECT consistency.update_versioned('retver', '{"id": 1}', 26, '{"v": 6}') $$);
+DROP RULE nothing ON retver;
+SELECT id, v, version FROM retver;
+SELECT * FROM err(format($$ SELECT consistency.update_versioned('retver', '{"id": 1}', 26, '{"%s": 6}') $$,
+						 repeat('v', 70)));
+SELECT * FROM err($$ SELECT consistency.update_versioned('retver', '{"id": 1}', 26, '{"": 6}') $$);
+SELECT * FROM err($$ SELECT consistency.update_versioned('retver', '{"id": 1}', 26, '{"V": 6}') $$);
+SELECT * FROM err($$ SELECT consistency.update_versioned('retver', '{"id": 1}', 26, '{"xmin": 6}') $$);
+DROP TABLE retver;
+DROP FUNCTION jump_version();
+
 DROP FUNCTION err(text), count_update(), skip_row();
 DROP DOMAIN positive_money;
