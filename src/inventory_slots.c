@@ -995,14 +995,14 @@ typedef struct SlotRow
 } SlotRow;
 
 static int
-read_slots(const InvSku *s, SlotRow *rows, bool lock_rows)
+read_slots_by(const InvSku *s, InvStmt *stmt, SlotRow *rows)
 {
 	Datum		v[1];
 	uint64		n,
 				i;
 
 	v[0] = PointerGetDatum(s->sku);
-	n = inv_exec(lock_rows ? &inv_stmt_read_all : &stmt_read_all_plain, v, NULL, false);
+	n = inv_exec(stmt, v, NULL, false);
 	if (n > INV_MAX_SLOTS)
 		elog(ERROR, "SKU \"%s\" has %d slot rows, more than the %d allowed",
 			 text_to_cstring(s->sku), (int) n, INV_MAX_SLOTS);
@@ -1019,6 +1019,12 @@ read_slots(const InvSku *s, SlotRow *rows, bool lock_rows)
 		rows[i].new_reserved = rows[i].reserved;
 	}
 	return (int) n;
+}
+
+static int
+read_slots(const InvSku *s, SlotRow *rows, bool lock_rows)
+{
+	return read_slots_by(s, lock_rows ? &inv_stmt_read_all : &stmt_read_all_plain, rows);
 }
 
 static int
@@ -1317,11 +1323,6 @@ static InvStmt stmt_drop_slots = {
 	"DELETE FROM " INV_TABLE " WHERE sku = $1 AND slot >= 1",
 	1, {TEXTOID}
 };
-static InvStmt stmt_merged_row0 = {
-	"UPDATE " INV_TABLE " SET on_hand = $2, reserved = $3, resized_at = statement_timestamp()"
-	" WHERE sku = $1 AND slot = 0 AND on_hand = $4 AND reserved = $5",
-	5, {TEXTOID, INT8OID, INT8OID, INT8OID, INT8OID}
-};
 
 /*
  * Split an adaptive SKU in the buyer's own transaction and apply the
@@ -1413,10 +1414,8 @@ static bool
 merge_sku(const InvSku *s)
 {
 	SlotRow		rows[INV_MAX_SLOTS];
-	Datum		v[5];
+	Datum		v[1];
 	bool		adaptive;
-	int64		on_hand = 0,
-				reserved = 0;
 	int			n,
 				locked,
 				i;
@@ -1440,35 +1439,21 @@ merge_sku(const InvSku *s)
 		inv_unlock_slots(s, locked < 0 ? n : locked);
 		return false;
 	}
-	v[0] = PointerGetDatum(s->sku);
-	if ((int) inv_exec(&stmt_read_all_skip, v, NULL, false) != n)
+	if (read_slots_by(s, &stmt_read_all_skip, rows) != n)
 	{
 		/* a row is locked (a one-slot buyer with a stale count): not cool */
 		inv_unlock_slots(s, n);
 		return false;
 	}
-	for (i = 0; i < n; i++)
+	for (i = 1; i < n; i++)
 	{
-		HeapTuple	t = SPI_tuptable->vals[i];
-		TupleDesc	d = SPI_tuptable->tupdesc;
-		bool		isnull;
-
-		rows[i].on_hand = DatumGetInt64(SPI_getbinval(t, d, 2, &isnull));
-		rows[i].reserved = DatumGetInt64(SPI_getbinval(t, d, 3, &isnull));
-		on_hand += rows[i].on_hand;
-		reserved += rows[i].reserved;
+		rows[0].new_on_hand += rows[i].on_hand;
+		rows[0].new_reserved += rows[i].reserved;
 	}
+	v[0] = PointerGetDatum(s->sku);
 	inv_exec(&stmt_drop_slots, v, NULL, false);
-	v[1] = Int64GetDatum(on_hand);
-	v[2] = Int64GetDatum(reserved);
-	v[3] = Int64GetDatum(rows[0].on_hand);
-	v[4] = Int64GetDatum(rows[0].reserved);
-	if (inv_exec(&stmt_merged_row0, v, NULL, false) != 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-				 errmsg("slot 0 of SKU \"%s\" was changed concurrently", text_to_cstring(s->sku)),
-				 errdetail("A write that bypassed the consistency functions changed the slot while its lock was held."),
-				 errhint("Retry the transaction.")));
+	write_changed_slots(s, rows, 1);	/* the sums on row 0, over the values read */
+	inv_exec(&stmt_resized, v, NULL, false);
 	inv_forget_slots(s);
 	consistency_count(CSTAT_INV_MERGED);
 	return true;
