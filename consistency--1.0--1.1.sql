@@ -174,6 +174,22 @@ SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION @extschema@.stock_set(pg_catalog.text, pg_catalog.int8, pg_catalog.int4) IS
 	'create a SKU or set its stock on hand; slots NULL (the default): adaptive, a new SKU starts with one slot and splits under contention; slots N: pinned at N lock rows; returns the available units';
 
+-- reserve, reserve_all, confirm and release, the calls of every order, no longer pin
+-- search_path: the SET clause cost a GUC save, parse and restore on each call, about a tenth
+-- of a one-client reservation (see BENCHMARKS.md).  They resolve no names in C, and every
+-- statement they run (src/inventory.c, src/inventory_slots.c) qualifies every name and
+-- operator: the statements run as the tables' owner, so nothing in them may resolve through
+-- the caller's search_path.  sql/security.sql and test/specs/inventory_hostile.spec run
+-- every path under a hostile one; sql/security.sql lists them as exceptions.
+ALTER FUNCTION @extschema@.reserve(pg_catalog.text, pg_catalog.int8, pg_catalog.text, pg_catalog.interval, pg_catalog.bool)
+	RESET search_path;
+ALTER FUNCTION @extschema@.reserve_all(pg_catalog.text, pg_catalog.text[], pg_catalog.int8[], pg_catalog.interval)
+	RESET search_path;
+ALTER FUNCTION @extschema@.confirm(pg_catalog.text)
+	RESET search_path;
+ALTER FUNCTION @extschema@.release(pg_catalog.text)
+	RESET search_path;
+
 -- Merging cool adaptive SKUs back into one slot, for maintenance() (consistency_admin).
 CREATE FUNCTION @extschema@.merge_slots(batch_size pg_catalog.int4 DEFAULT 1000)
 RETURNS pg_catalog.int8

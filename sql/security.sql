@@ -15,6 +15,10 @@
 --   a GUC save, parse and restore on each call, 6% of an idempotent order's instructions.
 --   Their fast path resolves no names and their SPI statements qualify every name and
 --   operator (the hostile search_path below runs every path they have);
+-- * reserve(), reserve_all(), confirm() and release(), the calls of every order: the SET
+--   clause was about a tenth of a one-client reservation.  They resolve no names in C and
+--   every statement they run qualifies every name and operator (the hostile search_path
+--   below runs their single-session paths, test/specs/inventory_hostile.spec a split);
 -- * maintenance(), a procedure that commits between batches, which a procedure with a SET
 --   clause cannot do.  It qualifies every name and operator (sql/maintenance.sql runs it
 --   under a hostile search_path).
@@ -28,6 +32,10 @@ SELECT p.oid::regprocedure AS function_without_pinned_search_path
 		'consistency.idem_complete(text,jsonb,text,integer)',
 		'consistency.update_versioned(regclass,jsonb,bigint,jsonb,name)',
 		'consistency.try_update_versioned(regclass,jsonb,bigint,jsonb,name)',
+		'consistency.reserve(text,bigint,text,interval,boolean)',
+		'consistency.reserve_all(text,text[],bigint[],interval)',
+		'consistency.confirm(text)',
+		'consistency.release(text)',
 		'consistency.maintenance(integer,integer)')
  ORDER BY 1;
 
@@ -97,6 +105,48 @@ CREATE FUNCTION hostile.tideq_trap(tid, tid) RETURNS boolean LANGUAGE plpgsql AS
 	$$ BEGIN RAISE EXCEPTION 'hijacked: tid = tid'; END $$;
 CREATE OPERATOR hostile.= (LEFTARG = tid, RIGHTARG = tid, FUNCTION = hostile.tideq_trap);
 CREATE TABLE hostile.idempotency_keys (scope text, key text);
+-- and what the inventory statements use: int4 and int8 arithmetic and comparisons, the
+-- reservation status, aggregates and set-returning functions
+CREATE FUNCTION hostile.int4eq_trap(int, int) RETURNS boolean LANGUAGE plpgsql AS
+	$$ BEGIN RAISE EXCEPTION 'hijacked: int = int'; END $$;
+CREATE OPERATOR hostile.= (LEFTARG = int, RIGHTARG = int, FUNCTION = hostile.int4eq_trap);
+CREATE FUNCTION hostile.int4ge_trap(int, int) RETURNS boolean LANGUAGE plpgsql AS
+	$$ BEGIN RAISE EXCEPTION 'hijacked: int >= int'; END $$;
+CREATE OPERATOR hostile.>= (LEFTARG = int, RIGHTARG = int, FUNCTION = hostile.int4ge_trap);
+CREATE FUNCTION hostile.int4mi_trap(int, int) RETURNS int LANGUAGE plpgsql AS
+	$$ BEGIN RAISE EXCEPTION 'hijacked: int - int'; END $$;
+CREATE OPERATOR hostile.- (LEFTARG = int, RIGHTARG = int, FUNCTION = hostile.int4mi_trap);
+CREATE FUNCTION hostile.int8pl_trap(bigint, bigint) RETURNS bigint LANGUAGE plpgsql AS
+	$$ BEGIN RAISE EXCEPTION 'hijacked: bigint + bigint'; END $$;
+CREATE OPERATOR hostile.+ (LEFTARG = bigint, RIGHTARG = bigint, FUNCTION = hostile.int8pl_trap);
+CREATE FUNCTION hostile.int8mi_trap(bigint, bigint) RETURNS bigint LANGUAGE plpgsql AS
+	$$ BEGIN RAISE EXCEPTION 'hijacked: bigint - bigint'; END $$;
+CREATE OPERATOR hostile.- (LEFTARG = bigint, RIGHTARG = bigint, FUNCTION = hostile.int8mi_trap);
+CREATE FUNCTION hostile.int8ge_trap(bigint, bigint) RETURNS boolean LANGUAGE plpgsql AS
+	$$ BEGIN RAISE EXCEPTION 'hijacked: bigint >= bigint'; END $$;
+CREATE OPERATOR hostile.>= (LEFTARG = bigint, RIGHTARG = bigint, FUNCTION = hostile.int8ge_trap);
+CREATE FUNCTION hostile.int8eq_trap(bigint, bigint) RETURNS boolean LANGUAGE plpgsql AS
+	$$ BEGIN RAISE EXCEPTION 'hijacked: bigint = bigint'; END $$;
+CREATE OPERATOR hostile.= (LEFTARG = bigint, RIGHTARG = bigint, FUNCTION = hostile.int8eq_trap);
+CREATE FUNCTION hostile.reseq_trap(consistency.reservation_status, consistency.reservation_status)
+	RETURNS boolean LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'hijacked: reservation_status ='; END $$;
+CREATE OPERATOR hostile.= (LEFTARG = consistency.reservation_status,
+						   RIGHTARG = consistency.reservation_status, FUNCTION = hostile.reseq_trap);
+CREATE FUNCTION hostile.agg_trap(int, int) RETURNS int LANGUAGE plpgsql AS
+	$$ BEGIN RAISE EXCEPTION 'hijacked: an int aggregate'; END $$;
+CREATE AGGREGATE hostile.max(int) (SFUNC = hostile.agg_trap, STYPE = int);
+CREATE FUNCTION hostile.agg8_trap(numeric, bigint) RETURNS numeric LANGUAGE plpgsql AS
+	$$ BEGIN RAISE EXCEPTION 'hijacked: a bigint aggregate'; END $$;
+CREATE AGGREGATE hostile.sum(bigint) (SFUNC = hostile.agg8_trap, STYPE = numeric);
+CREATE FUNCTION hostile.aggb_trap(boolean, boolean) RETURNS boolean LANGUAGE plpgsql AS
+	$$ BEGIN RAISE EXCEPTION 'hijacked: bool_and()'; END $$;
+CREATE AGGREGATE hostile.bool_and(boolean) (SFUNC = hostile.aggb_trap, STYPE = boolean);
+CREATE FUNCTION hostile.statement_timestamp() RETURNS timestamptz LANGUAGE plpgsql AS
+	$$ BEGIN RAISE EXCEPTION 'hijacked: statement_timestamp()'; END $$;
+CREATE FUNCTION hostile.generate_series(int, int) RETURNS SETOF int LANGUAGE plpgsql AS
+	$$ BEGIN RAISE EXCEPTION 'hijacked: generate_series()'; END $$;
+CREATE FUNCTION hostile.unnest(anyarray) RETURNS SETOF anyelement LANGUAGE plpgsql AS
+	$$ BEGIN RAISE EXCEPTION 'hijacked: unnest()'; END $$;
 SET search_path = hostile, pg_catalog, public;
 
 -- every path of idem_begin and idem_complete: a fresh key (no SQL), its replay (the look-up),
@@ -122,7 +172,41 @@ SELECT consistency.idem_release('hostile-2');
 SELECT consistency.idem_purge() >= 0 AS purged;
 SELECT count(*) AS hostile_rows FROM hostile.idempotency_keys;
 
+-- every single-session path of reserve, reserve_all, confirm and release: on an adaptive
+-- one-slot SKU (the one-row statements) and on a pinned three-slot SKU (a slot's row, and
+-- the spread over every slot when no slot alone has enough); a reservation, its retry, a
+-- sell-out, and each way a reservation ends
+SELECT consistency.stock_set('hostile-one', 10) AS one_available,
+	   consistency.stock_set('hostile-three', 9, slots => 3) AS three_available;
+SELECT consistency.reserve('hostile-one', 4, 'hr-1') AS fresh,
+	   consistency.reserve('hostile-one', 4, 'hr-1') AS retried,
+	   consistency.reserve('hostile-one', 7, 'hr-2') AS short,
+	   consistency.confirm('hr-1') AS sold;
+SELECT consistency.reserve('hostile-one', 2, 'hr-3') AS fresh,
+	   consistency.release('hr-3') AS returned;
+SELECT consistency.reserve('hostile-three', 2, 'hr-4') AS one_slot,
+	   consistency.reserve('hostile-three', 5, 'hr-5') AS spread,
+	   consistency.reserve('hostile-three', 5, 'hr-6') AS short;
+SELECT consistency.confirm('hr-4') AS sold, consistency.release('hr-5') AS returned;
+SELECT consistency.reserve_all('hr-7', ARRAY['hostile-one', 'hostile-three'], ARRAY[1, 2]::bigint[])
+		 AS basket,
+	   consistency.reserve_all('hr-7', ARRAY['hostile-one', 'hostile-three'], ARRAY[1, 2]::bigint[])
+		 AS retried,
+	   consistency.reserve_all('hr-8', ARRAY['hostile-one', 'hostile-three'], ARRAY[100, 1]::bigint[])
+		 AS short,
+	   consistency.confirm('hr-7') AS sold;
+SELECT consistency.reserve('hostile-three', 1, 'hr-9', ttl => '1 microsecond') AS lapsing;
+SELECT pg_catalog.pg_sleep(0.01);
+SELECT consistency.expire_reservations() AS expired;
+
 RESET search_path;
+SELECT sku, pg_catalog.sum(on_hand) AS on_hand, pg_catalog.sum(reserved) AS reserved
+  FROM consistency.inventory WHERE sku LIKE 'hostile-%' GROUP BY sku ORDER BY sku;
+SELECT reservation_id, line, sku, qty, status FROM consistency.reservations
+ WHERE reservation_id LIKE 'hr-%' ORDER BY reservation_id, line;
+SELECT * FROM consistency.check_inventory();
+DELETE FROM consistency.reservations;
+DELETE FROM consistency.inventory;
 DELETE FROM consistency.idempotency_keys;
 DROP SCHEMA hostile CASCADE;
 

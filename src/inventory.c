@@ -73,36 +73,38 @@ static InvStmt stmt_insert_lines = {
 	"INSERT INTO " RES_TABLE
 	" (reservation_id, line, sku, qty, status, created_at, expires_at)"
 	" SELECT $1, u.line, u.sku, u.qty, 'active', $5, $6"
-	" FROM unnest($2, $3, $4) AS u(line, sku, qty)",
+	" FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4))"
+	" AS u(line, sku, qty)",
 	6, {TEXTOID, INT4ARRAYOID, TEXTARRAYOID, INT8ARRAYOID, TIMESTAMPTZOID, TIMESTAMPTZOID}
 };
 static InvStmt stmt_lookup_share = {
-	"SELECT line, sku, qty, status, expires_at <= $2 FROM " RES_TABLE
-	" WHERE reservation_id = $1 ORDER BY line FOR SHARE",
+	"SELECT line, sku, qty, status, expires_at OPERATOR(pg_catalog.<=) $2 FROM " RES_TABLE
+	" WHERE reservation_id OPERATOR(pg_catalog.=) $1 ORDER BY line FOR SHARE",
 	2, {TEXTOID, TIMESTAMPTZOID}
 };
 static InvStmt stmt_lookup_plain = {
-	"SELECT line, sku, qty, status, expires_at <= $2 FROM " RES_TABLE
-	" WHERE reservation_id = $1 ORDER BY line",
+	"SELECT line, sku, qty, status, expires_at OPERATOR(pg_catalog.<=) $2 FROM " RES_TABLE
+	" WHERE reservation_id OPERATOR(pg_catalog.=) $1 ORDER BY line",
 	2, {TEXTOID, TIMESTAMPTZOID}
 };
 static InvStmt stmt_lookup_update = {
-	"SELECT line, sku, qty, status, expires_at <= $2 FROM " RES_TABLE
-	" WHERE reservation_id = $1 ORDER BY line FOR NO KEY UPDATE",
+	"SELECT line, sku, qty, status, expires_at OPERATOR(pg_catalog.<=) $2 FROM " RES_TABLE
+	" WHERE reservation_id OPERATOR(pg_catalog.=) $1 ORDER BY line FOR NO KEY UPDATE",
 	2, {TEXTOID, TIMESTAMPTZOID}
 };
 static InvStmt stmt_delete = {
-	"DELETE FROM " RES_TABLE " WHERE reservation_id = $1",
+	"DELETE FROM " RES_TABLE " WHERE reservation_id OPERATOR(pg_catalog.=) $1",
 	1, {TEXTOID}
 };
 static InvStmt stmt_set_status = {
 	"UPDATE " RES_TABLE " SET status = $2::consistency.reservation_status"
-	" WHERE reservation_id = $1",
+	" WHERE reservation_id OPERATOR(pg_catalog.=) $1",
 	2, {TEXTOID, TEXTOID}
 };
 static InvStmt stmt_expire_pick = {
 	"SELECT reservation_id FROM " RES_TABLE
-	" WHERE status = 'active' AND line = 0 AND expires_at <= $1"
+	" WHERE status OPERATOR(pg_catalog.=) 'active' AND line OPERATOR(pg_catalog.=) 0"
+	" AND expires_at OPERATOR(pg_catalog.<=) $1"
 	" ORDER BY expires_at LIMIT $2 FOR NO KEY UPDATE SKIP LOCKED",
 	2, {TIMESTAMPTZOID, INT4OID}
 };
@@ -114,11 +116,13 @@ static InvStmt stmt_expire_pick = {
  */
 static InvStmt stmt_expire_mark = {
 	"WITH m AS (UPDATE " RES_TABLE " SET status = 'expired'"
-	"  WHERE reservation_id = ANY ($1) AND status = 'active' RETURNING sku, qty)"
-	" SELECT m.sku, sum(m.qty)::text,"
-	"  CASE WHEN NOT EXISTS (SELECT FROM " INV_TABLE " i WHERE i.sku = m.sku) THEN 1"
-	"   WHEN sum(m.qty) > 9223372036854775807"
-	"     OR sum(m.qty) > (SELECT sum(i.reserved) FROM " INV_TABLE " i WHERE i.sku = m.sku) THEN 2"
+	"  WHERE reservation_id OPERATOR(pg_catalog.=) ANY ($1) AND status OPERATOR(pg_catalog.=) 'active'"
+	"  RETURNING sku, qty)"
+	" SELECT m.sku, pg_catalog.sum(m.qty)::pg_catalog.text,"
+	"  CASE WHEN NOT EXISTS (SELECT FROM " INV_TABLE " i WHERE i.sku OPERATOR(pg_catalog.=) m.sku) THEN 1"
+	"   WHEN pg_catalog.sum(m.qty) OPERATOR(pg_catalog.>) 9223372036854775807"
+	"     OR pg_catalog.sum(m.qty) OPERATOR(pg_catalog.>) (SELECT pg_catalog.sum(i.reserved) FROM " INV_TABLE " i"
+	"                               WHERE i.sku OPERATOR(pg_catalog.=) m.sku) THEN 2"
 	"   ELSE 0 END"
 	" FROM m GROUP BY m.sku",
 	1, {TEXTARRAYOID}

@@ -239,18 +239,19 @@ inv_exec(InvStmt *stmt, Datum *values, const char *nulls, bool read_only)
 
 /* $1 = sku, $2 = slot, $3 = qty.  Conditions keep every CHECK true. */
 static InvStmt stmt_take = {
-	"UPDATE " INV_TABLE " SET reserved = reserved + $3"
-	" WHERE sku = $1 AND slot = $2 AND on_hand - reserved >= $3",
+	"UPDATE " INV_TABLE " SET reserved = reserved OPERATOR(pg_catalog.+) $3"
+	" WHERE sku OPERATOR(pg_catalog.=) $1 AND slot OPERATOR(pg_catalog.=) $2"
+	" AND (on_hand OPERATOR(pg_catalog.-) reserved) OPERATOR(pg_catalog.>=) $3",
 	3, {TEXTOID, INT4OID, INT8OID}
 };
 static InvStmt stmt_return = {
-	"UPDATE " INV_TABLE " SET reserved = reserved - $3"
-	" WHERE sku = $1 AND slot = $2 AND reserved >= $3",
+	"UPDATE " INV_TABLE " SET reserved = reserved OPERATOR(pg_catalog.-) $3"
+	" WHERE sku OPERATOR(pg_catalog.=) $1 AND slot OPERATOR(pg_catalog.=) $2 AND reserved OPERATOR(pg_catalog.>=) $3",
 	3, {TEXTOID, INT4OID, INT8OID}
 };
 static InvStmt stmt_sell = {
-	"UPDATE " INV_TABLE " SET reserved = reserved - $3, on_hand = on_hand - $3"
-	" WHERE sku = $1 AND slot = $2 AND reserved >= $3",
+	"UPDATE " INV_TABLE " SET reserved = reserved OPERATOR(pg_catalog.-) $3, on_hand = on_hand OPERATOR(pg_catalog.-) $3"
+	" WHERE sku OPERATOR(pg_catalog.=) $1 AND slot OPERATOR(pg_catalog.=) $2 AND reserved OPERATOR(pg_catalog.>=) $3",
 	3, {TEXTOID, INT4OID, INT8OID}
 };
 /*
@@ -260,39 +261,43 @@ static InvStmt stmt_sell = {
  * change row 0 without its slot lock.
  */
 #define ONLY_ONE_SLOT \
-	" AND NOT EXISTS (SELECT FROM " INV_TABLE " o WHERE o.sku = $1 AND o.slot = 1)"
+	" AND NOT EXISTS (SELECT FROM " INV_TABLE " o" \
+	" WHERE o.sku OPERATOR(pg_catalog.=) $1 AND o.slot OPERATOR(pg_catalog.=) 1)"
 static InvStmt stmt_take_one = {
-	"UPDATE " INV_TABLE " SET reserved = reserved + $2"
-	" WHERE sku = $1 AND slot = 0 AND on_hand - reserved >= $2" ONLY_ONE_SLOT,
+	"UPDATE " INV_TABLE " SET reserved = reserved OPERATOR(pg_catalog.+) $2"
+	" WHERE sku OPERATOR(pg_catalog.=) $1 AND slot OPERATOR(pg_catalog.=) 0"
+	" AND (on_hand OPERATOR(pg_catalog.-) reserved) OPERATOR(pg_catalog.>=) $2" ONLY_ONE_SLOT,
 	2, {TEXTOID, INT8OID}
 };
 static InvStmt stmt_return_one = {
-	"UPDATE " INV_TABLE " SET reserved = reserved - $2"
-	" WHERE sku = $1 AND slot = 0 AND reserved >= $2" ONLY_ONE_SLOT,
+	"UPDATE " INV_TABLE " SET reserved = reserved OPERATOR(pg_catalog.-) $2"
+	" WHERE sku OPERATOR(pg_catalog.=) $1 AND slot OPERATOR(pg_catalog.=) 0 AND reserved OPERATOR(pg_catalog.>=) $2" ONLY_ONE_SLOT,
 	2, {TEXTOID, INT8OID}
 };
 static InvStmt stmt_sell_one = {
-	"UPDATE " INV_TABLE " SET reserved = reserved - $2, on_hand = on_hand - $2"
-	" WHERE sku = $1 AND slot = 0 AND reserved >= $2" ONLY_ONE_SLOT,
+	"UPDATE " INV_TABLE " SET reserved = reserved OPERATOR(pg_catalog.-) $2, on_hand = on_hand OPERATOR(pg_catalog.-) $2"
+	" WHERE sku OPERATOR(pg_catalog.=) $1 AND slot OPERATOR(pg_catalog.=) 0 AND reserved OPERATOR(pg_catalog.>=) $2" ONLY_ONE_SLOT,
 	2, {TEXTOID, INT8OID}
 };
 static InvStmt stmt_try_row = {
-	"SELECT FROM " INV_TABLE " WHERE sku = $1 AND slot = $2 FOR NO KEY UPDATE SKIP LOCKED",
+	"SELECT FROM " INV_TABLE " WHERE sku OPERATOR(pg_catalog.=) $1 AND slot OPERATOR(pg_catalog.=) $2"
+	" FOR NO KEY UPDATE SKIP LOCKED",
 	2, {TEXTOID, INT4OID}
 };
 /* shared with inventory_stock.c (declared in inventory.h) */
 InvStmt		inv_stmt_nslots = {
-	"SELECT max(slot) + 1 FROM " INV_TABLE " WHERE sku = $1",
+	"SELECT pg_catalog.max(slot) OPERATOR(pg_catalog.+) 1 FROM " INV_TABLE " WHERE sku OPERATOR(pg_catalog.=) $1",
 	1, {TEXTOID}
 };
 /* the same with the adaptive flag (1.1; all rows of a SKU carry the same) */
 static InvStmt stmt_nslots_adaptive = {
-	"SELECT max(slot) + 1, bool_and(adaptive) FROM " INV_TABLE " WHERE sku = $1",
+	"SELECT pg_catalog.max(slot) OPERATOR(pg_catalog.+) 1, pg_catalog.bool_and(adaptive) FROM " INV_TABLE
+	" WHERE sku OPERATOR(pg_catalog.=) $1",
 	1, {TEXTOID}
 };
 InvStmt		inv_stmt_read_all = {
 	"SELECT slot, on_hand, reserved FROM " INV_TABLE
-	" WHERE sku = $1 ORDER BY slot FOR NO KEY UPDATE",
+	" WHERE sku OPERATOR(pg_catalog.=) $1 ORDER BY slot FOR NO KEY UPDATE",
 	1, {TEXTOID}
 };
 /*
@@ -303,17 +308,18 @@ InvStmt		inv_stmt_read_all = {
  */
 static InvStmt stmt_read_one = {
 	"SELECT slot, on_hand, reserved FROM " INV_TABLE
-	" WHERE sku = $1 AND slot = 0 FOR NO KEY UPDATE",
+	" WHERE sku OPERATOR(pg_catalog.=) $1 AND slot OPERATOR(pg_catalog.=) 0 FOR NO KEY UPDATE",
 	1, {TEXTOID}
 };
 static InvStmt stmt_read_all_plain = {
-	"SELECT slot, on_hand, reserved FROM " INV_TABLE " WHERE sku = $1 ORDER BY slot",
+	"SELECT slot, on_hand, reserved FROM " INV_TABLE " WHERE sku OPERATOR(pg_catalog.=) $1 ORDER BY slot",
 	1, {TEXTOID}
 };
 /* Absolute values, but only over the values read: a lost update is impossible. */
 static InvStmt stmt_set_slot = {
 	"UPDATE " INV_TABLE " SET on_hand = $3, reserved = $4"
-	" WHERE sku = $1 AND slot = $2 AND on_hand = $5 AND reserved = $6",
+	" WHERE sku OPERATOR(pg_catalog.=) $1 AND slot OPERATOR(pg_catalog.=) $2"
+	" AND on_hand OPERATOR(pg_catalog.=) $5 AND reserved OPERATOR(pg_catalog.=) $6",
 	6, {TEXTOID, INT4OID, INT8OID, INT8OID, INT8OID, INT8OID}
 };
 
@@ -1298,29 +1304,32 @@ inv_unlock_slots(const InvSku *s, int nlocked)
 /* $1 = sku, $2 = first new slot, $3 = new number of slots */
 static InvStmt stmt_add_slots = {
 	"INSERT INTO " INV_TABLE " (sku, slot, on_hand, reserved, adaptive)"
-	" SELECT $1, g, 0, 0, true FROM generate_series($2, $3 - 1) AS g",
+	" SELECT $1, g, 0, 0, true FROM pg_catalog.generate_series($2, $3 OPERATOR(pg_catalog.-) 1) AS g",
 	3, {TEXTOID, INT4OID, INT4OID}
 };
 static InvStmt stmt_resized = {
-	"UPDATE " INV_TABLE " SET resized_at = statement_timestamp() WHERE sku = $1 AND slot = 0",
+	"UPDATE " INV_TABLE " SET resized_at = pg_catalog.statement_timestamp()"
+	" WHERE sku OPERATOR(pg_catalog.=) $1 AND slot OPERATOR(pg_catalog.=) 0",
 	1, {TEXTOID}
 };
 /* the SKUs maintenance() may merge: adaptive, several slots, unsplit for $1 seconds */
 static InvStmt stmt_merge_candidates = {
 	"SELECT z.sku FROM " INV_TABLE " z"
-	" WHERE z.slot = 0 AND z.adaptive"
-	"   AND coalesce(z.resized_at, '-infinity') <= statement_timestamp() - make_interval(secs => $1)"
-	"   AND EXISTS (SELECT FROM " INV_TABLE " o WHERE o.sku = z.sku AND o.slot = 1)"
+	" WHERE z.slot OPERATOR(pg_catalog.=) 0 AND z.adaptive"
+	"   AND coalesce(z.resized_at, '-infinity') OPERATOR(pg_catalog.<=)"
+	"       (pg_catalog.statement_timestamp() OPERATOR(pg_catalog.-) pg_catalog.make_interval(secs => $1))"
+	"   AND EXISTS (SELECT FROM " INV_TABLE " o"
+	"               WHERE o.sku OPERATOR(pg_catalog.=) z.sku AND o.slot OPERATOR(pg_catalog.=) 1)"
 	" ORDER BY z.resized_at NULLS FIRST LIMIT $2",
 	2, {FLOAT8OID, INT4OID}
 };
 static InvStmt stmt_read_all_skip = {
 	"SELECT slot, on_hand, reserved FROM " INV_TABLE
-	" WHERE sku = $1 ORDER BY slot FOR NO KEY UPDATE SKIP LOCKED",
+	" WHERE sku OPERATOR(pg_catalog.=) $1 ORDER BY slot FOR NO KEY UPDATE SKIP LOCKED",
 	1, {TEXTOID}
 };
 static InvStmt stmt_drop_slots = {
-	"DELETE FROM " INV_TABLE " WHERE sku = $1 AND slot >= 1",
+	"DELETE FROM " INV_TABLE " WHERE sku OPERATOR(pg_catalog.=) $1 AND slot OPERATOR(pg_catalog.>=) 1",
 	1, {TEXTOID}
 };
 
