@@ -7,7 +7,9 @@
 # appendonly and appendfsync always (every write on disk before the reply, like a commit)
 # and everysec (up to a second of acknowledged writes lost in a crash).  The Redis server is
 # the benchmark's own: loopback, a free port, its own directory, no RDB snapshots, run as the
-# unprivileged user and stopped by its pid.  Then a profile (perf) of the backends during
+# unprivileged user and stopped by its pid.  A third variant, a round trip that does nothing
+# (test/bench/redis/roundtrip.sql, same clients), is the ceiling of any design that makes one
+# SQL call per reservation without sharing work between calls.  Then a profile (perf) of the backends during
 # one more reserve() run: where its CPU goes.
 # Sourced by test/bench/run.sh (lib.sh loaded, server running, BENCH_RESULT set).
 
@@ -17,7 +19,7 @@ redis_secs=$(bench_seconds 5)
 redis_reps=$(bench_reps 3)
 redis_modes=(always everysec)
 redis_profile_secs=$([ "${BENCH_QUICK:-0}" = 1 ] && echo 2 || echo 4)
-bench_plan $((redis_reps * (1 + ${#redis_modes[@]}))) "$redis_secs"
+bench_plan $((redis_reps * (2 + ${#redis_modes[@]}))) "$redis_secs"
 bench_plan 1 $((redis_profile_secs + 3))	# the profile run
 bench_plan_extra 8	# Redis start and stop, perf report
 bench_plan_done
@@ -104,12 +106,21 @@ pg_run() {
 	run_rate=$(awk -v r="$rows" -v s="$redis_secs" 'BEGIN { printf "%.1f", r / s }')
 }
 
+# trip_run: the round trip that does nothing; sets run_rate and run_p99.
+trip_run() {
+	read -r run_rate _mean run_p99 _n < <(pgbench_run "$redis_dir/roundtrip.sql" "$redis_clients" "$redis_secs")
+}
+
 declare -A redis_rates redis_p99s redis_rate redis_p99
-redis_variants=(pg "${redis_modes[@]}")
+redis_variants=(pg trip "${redis_modes[@]}")
 for rep in $(seq 1 "$redis_reps"); do
 	for i in "${!redis_variants[@]}"; do
 		v=${redis_variants[$(((i + rep) % ${#redis_variants[@]}))]}
-		if [ "$v" = pg ]; then pg_run; else redis_run "$v"; fi
+		case $v in
+		pg) pg_run ;;
+		trip) trip_run ;;
+		*) redis_run "$v" ;;
+		esac
 		info "run $rep, $v: $(fmt0 "$run_rate") reservations/s, p99 $run_p99 ms"
 		redis_rates[$v]="${redis_rates[$v]:-} $run_rate"
 		redis_p99s[$v]="${redis_p99s[$v]:-} $run_p99"
@@ -175,6 +186,14 @@ redis_goal() {	# ratio goal -> met / not met
 	echo "| reserve() / Redis, appendfsync always | $r | ≥ 0.5 | $(redis_goal "$r" 0.5) | $(fmt0 "${redis_rate[pg]}") / $(fmt0 "${redis_rate[always]}") | ${redis_p99[pg]} / ${redis_p99[always]} |"
 	r=$(ratio "${redis_rate[pg]}" "${redis_rate[everysec]}")
 	echo "| reserve() / Redis, appendfsync everysec | $r | | | $(fmt0 "${redis_rate[pg]}") / $(fmt0 "${redis_rate[everysec]}") | ${redis_p99[pg]} / ${redis_p99[everysec]} |"
+	r=$(ratio "${redis_rate[trip]}" "${redis_rate[always]}")
+	echo "| a round trip that does nothing / Redis, appendfsync always | $r | | | $(fmt0 "${redis_rate[trip]}") / $(fmt0 "${redis_rate[always]}") | ${redis_p99[trip]} / ${redis_p99[always]} |"
+	r=$(ratio "${redis_rate[pg]}" "${redis_rate[trip]}")
+	echo "| reserve() / a round trip that does nothing | $r | | | $(fmt0 "${redis_rate[pg]}") / $(fmt0 "${redis_rate[trip]}") | ${redis_p99[pg]} / ${redis_p99[trip]} |"
+	echo
+	echo "The round trip (\`test/bench/redis/roundtrip.sql\`: \`SELECT\` of the same random id, pgbench,"
+	echo "the same clients) is the ceiling of any design that makes one SQL call per reservation and"
+	echo "shares no work between calls: whatever \`reserve()\` does, it cannot be faster than that."
 	echo
 	echo "Where \`reserve()\`'s CPU goes: \`perf record --call-graph dwarf\` on the $redis_clients backends during"
 	echo "one more run (${redis_profile_secs}s, not measured above); each sample counts for the innermost PostgreSQL"
