@@ -105,7 +105,7 @@ dpkg_run() {
 			printf '%s\n' "$out"
 			return 0
 		fi
-		printf '%s\n' "$out" | grep -q 'lock' || { printf '%s\n' "$out"; return 1; }
+		grep -q 'lock' <<<"$out" || { printf '%s\n' "$out"; return 1; }
 		sleep 5
 	done
 	printf '%s\n' "$out"

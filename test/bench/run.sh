@@ -55,7 +55,7 @@ for section in "$REPO"/test/bench/[0-9]*-*.sh; do
 	if [ $rerun_flagged = 1 ]; then
 		grep -qF "$busy_mark" "$REPO/test/bench/results/$name.md" 2>/dev/null || continue
 	fi
-	if [ ${#wanted[@]} -gt 0 ] && ! printf '%s\n' "${wanted[@]}" | grep -qx "${name#*-}"; then
+	if [ ${#wanted[@]} -gt 0 ] && ! grep -qx "${name#*-}" <<<"$(printf '%s\n' "${wanted[@]}")"; then
 		continue
 	fi
 	sections+=("$section")
