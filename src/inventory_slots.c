@@ -665,7 +665,7 @@ error_slots_changed(const InvSku *s)
 			(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
 			 errmsg("the slots of SKU \"%s\" changed during the operation",
 					text_to_cstring(s->sku)),
-			 errdetail("consistency.stock_set() changed the number of slots concurrently."),
+			 errdetail("consistency.stock_set(), or a split or merge of an adaptive SKU, changed the number of slots concurrently."),
 			 errhint("Retry the transaction.")));
 }
 

@@ -191,9 +191,11 @@ redis_goal() {	# ratio goal -> met / not met
 	r=$(ratio "${redis_rate[pg]}" "${redis_rate[trip]}")
 	echo "| reserve() / a round trip that does nothing | $r | | | $(fmt0 "${redis_rate[pg]}") / $(fmt0 "${redis_rate[trip]}") | ${redis_p99[pg]} / ${redis_p99[trip]} |"
 	echo
-	echo "The round trip (\`test/bench/redis/roundtrip.sql\`: \`SELECT\` of the same random id, pgbench,"
-	echo "the same clients) is the ceiling of any design that makes one SQL call per reservation and"
-	echo "shares no work between calls: whatever \`reserve()\` does, it cannot be faster than that."
+	echo "The round trip (\`test/bench/redis/roundtrip.sql\`: a \`SELECT\` of the same random id, pgbench,"
+	echo "the same clients) is the ceiling of any design that makes one SQL call per reservation: it"
+	echo "tells how much of the gap to Redis is the protocol and the clients (the round trip's own"
+	echo "ratio to Redis) and how much is the work each reservation does (the last row): its commit,"
+	echo "its lock waits and its executor work, which is what sharing work between calls removes."
 	echo
 	echo "Where \`reserve()\`'s CPU goes: \`perf record --call-graph dwarf\` on the $redis_clients backends during"
 	echo "one more run (${redis_profile_secs}s, not measured above); each sample counts for the innermost PostgreSQL"

@@ -126,7 +126,8 @@ pgbench_run() {
 		{ printf '%s\n' "$out" >&2; die "pgbench failed: $script"; }
 	local tps mean n p99
 	tps=$(printf '%s\n' "$out" | sed -nE 's/^tps = ([0-9.]+) .*/\1/p' | head -n 1)
-	mean=$(printf '%s\n' "$out" | sed -nE 's/^latency average = ([0-9.]+) ms/\1/p')
+	# (" (including failures)" follows when a transaction failed: keep the number only)
+	mean=$(printf '%s\n' "$out" | sed -nE 's/^latency average = ([0-9.]+) ms.*/\1/p')
 	n=$(printf '%s\n' "$out" | sed -nE 's/^number of transactions actually processed: ([0-9]+).*/\1/p')
 	# per-transaction log: client_id transaction_no time(us) script_no time_epoch time_us
 	p99=$(cat "$logdir"/tx.* | awk '{print $3}' | sort -n |
