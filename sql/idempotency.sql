@@ -575,6 +575,12 @@ SELECT consistency.idem_complete('read-only', '{}');
 \echo :LAST_ERROR_SQLSTATE
 ROLLBACK;
 SELECT count(*) AS read_only_keys FROM consistency.idempotency_keys WHERE key = 'read-only';
+-- every row written directly is in every index (amcheck)
+CREATE EXTENSION amcheck;
+SELECT c.relname, bt_index_parent_check(c.oid, true) AS checked
+  FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+ WHERE i.indrelid = 'consistency.idempotency_keys'::regclass ORDER BY 1;
+DROP EXTENSION amcheck;
 DROP TABLE keys_audit;
 DROP FUNCTION keys_audit();
 

@@ -55,6 +55,12 @@
  */
 #define CONSISTENCY_LOCKTAG_INVENTORY		0x4956	/* 'IV' */
 
+/*
+ * Reservation ids (inventory.c): field 4 = 'IR', fields 2 and 3 a 64-bit hash
+ * of the id; held only while an attempt looks for and writes its line 0.
+ */
+#define CONSISTENCY_LOCKTAG_RESERVATION		0x4952	/* 'IR' */
+
 /* YC2xx: inventory reservations */
 #define ERRCODE_CONSISTENCY_INV_UNKNOWN_SKU		MAKE_SQLSTATE('Y','C','2','0','1')
 #define ERRCODE_CONSISTENCY_INV_ID_REUSED		MAKE_SQLSTATE('Y','C','2','0','2')
@@ -136,6 +142,12 @@ typedef enum ConsistencyTable
 
 extern Oid	consistency_table_oid(ConsistencyTable t);
 extern void consistency_become_owner(Oid relid, ConsistencySavedUser *saved);
+
+/* direct_insert.c: one row into an extension table without the executor */
+struct ResultRelInfo;
+extern struct ResultRelInfo *consistency_direct_open(Oid relid, int natts, const Oid *types,
+													 const bool *isnull);
+extern void consistency_direct_insert(struct ResultRelInfo *rri, Datum *values, bool *isnull);
 extern void consistency_restore_user(const ConsistencySavedUser *saved);
 
 /* args.c: argument checks shared by every SQL-callable function. */

@@ -720,90 +720,33 @@ static Oid	state_type = InvalidOid;
 static Datum state_completed;
 
 /*
- * Could the table take our row without the executor?  Only as created by the
- * extension: a heap of exactly the columns above, no triggers, CHECK
- * constraints, generated columns, row-level security or NOT NULL beyond
- * ours, our INSERT privilege (the caller is the table's owner), and indexes
- * on plain columns only, immediate, without predicates or exclusion
- * constraints.  Anything else (a DBA's audit trigger, say) takes the SPI
- * statement, which honours it.  state_type must be the state column's type.
- */
-static bool
-keys_insert_is_plain(Relation rel, ResultRelInfo *rri, const bool *isnull)
-{
-	TupleDesc	desc = RelationGetDescr(rel);
-	int			i;
-
-	if (rel->rd_rel->relkind != RELKIND_RELATION ||
-		rel->rd_rel->relam != HEAP_TABLE_AM_OID ||
-		rel->trigdesc != NULL ||
-		desc->natts != KEYS_NATTS ||
-		(desc->constr != NULL && desc->constr->num_check > 0) ||
-		TupleConstrHasGenerated(desc->constr) ||
-		pg_class_aclcheck(RelationGetRelid(rel), GetUserId(), ACL_INSERT) != ACLCHECK_OK ||
-		check_enable_rls(RelationGetRelid(rel), InvalidOid, true) == RLS_ENABLED)
-		return false;
-	for (i = 0; i < KEYS_NATTS; i++)
-	{
-		Form_pg_attribute att = TupleDescAttr(desc, i);
-
-		if (att->attisdropped || (isnull[i] && att->attnotnull))
-			return false;
-		if (att->atttypid != (OidIsValid(keys_column_types[i]) ? keys_column_types[i] : state_type))
-			return false;
-	}
-	for (i = 0; i < rri->ri_NumIndices; i++)
-	{
-		IndexInfo  *ii = rri->ri_IndexRelationInfo[i];
-
-		if (ii->ii_Expressions != NIL || ii->ii_Predicate != NIL ||
-			ii->ii_ExclusionOps != NULL ||
-			!rri->ri_IndexRelationDescs[i]->rd_index->indimmediate)
-			return false;
-	}
-	return true;
-}
-
-/*
  * The row of a fresh transactional claim, completed with its response,
- * written the way PostgreSQL writes its own catalogs (CatalogTupleInsert):
- * one heap_insert and one index_insert per index, unique indexes checked as
- * an INSERT checks them (a committed duplicate is 23505; an uncommitted one
- * is waited for), no executor.  Through SPI the same INSERT cost three times
- * as much: plan revalidation, ExecutorStart building a ModifyTable node and
- * its projection, and ExecutorEnd (measured: see the file's header).  Returns false, having written nothing, when the
- * table is not as the extension created it: the caller then runs the SPI
- * statement.  Caller is the table's owner (keys_connect()).
+ * written without the executor (direct_insert.c): through SPI the same INSERT
+ * cost three times as much (measured: see the file's header).  Returns false,
+ * having written nothing, when the table is not as the extension created it:
+ * the caller then runs the SPI statement, which honours what a DBA added.
+ * Caller is the table's owner (keys_connect()).
  */
 static bool
 insert_completed_row(const IdemArgs *a, const IdemClaimInfo *claim, Jsonb *response,
 					 TimestampTz now)
 {
-	Relation	rel;
-	ResultRelInfo *rri;
+	Oid			relid = get_keys_relid();
+	Oid			typid = get_atttype(relid, 4);
+	Oid			types[KEYS_NATTS];
 	Datum		values[KEYS_NATTS];
 	bool		isnull[KEYS_NATTS];
-	HeapTuple	tup;
-	TupleTableSlot *slot;
+	struct ResultRelInfo *rri;
 	int			i;
 
-	/* what the executor checks before any INSERT */
-	if (XactReadOnly)
-		PreventCommandIfReadOnly("INSERT");
-	PreventCommandIfParallelMode("INSERT");
-
-	rel = table_open(get_keys_relid(), RowExclusiveLock);
-	if (RelationGetDescr(rel)->natts == KEYS_NATTS)
+	if (typid != state_type && type_is_enum(typid))
 	{
-		Oid			typid = TupleDescAttr(RelationGetDescr(rel), 3)->atttypid;
-
-		if (typid != state_type && type_is_enum(typid))
-		{
-			state_completed = DirectFunctionCall2(enum_in, CStringGetDatum("completed"),
-												  ObjectIdGetDatum(typid));
-			state_type = typid;
-		}
+		state_completed = DirectFunctionCall2(enum_in, CStringGetDatum("completed"),
+											  ObjectIdGetDatum(typid));
+		state_type = typid;
 	}
+	for (i = 0; i < KEYS_NATTS; i++)
+		types[i] = OidIsValid(keys_column_types[i]) ? keys_column_types[i] : state_type;
 
 	memset(isnull, false, sizeof(isnull));
 	values[0] = PointerGetDatum(a->scope);
@@ -823,44 +766,10 @@ insert_completed_row(const IdemArgs *a, const IdemClaimInfo *claim, Jsonb *respo
 	values[10] = TimestampTzGetDatum(now);
 	values[11] = TimestampTzGetDatum(claim->expires_at);
 
-	rri = makeNode(ResultRelInfo);
-	rri->ri_RangeTableIndex = 1;	/* dummy */
-	rri->ri_RelationDesc = rel;
-	ExecOpenIndices(rri, false);
-	if (!keys_insert_is_plain(rel, rri, isnull))
-	{
-		ExecCloseIndices(rri);
-		table_close(rel, RowExclusiveLock);
+	rri = consistency_direct_open(relid, KEYS_NATTS, types, isnull);
+	if (rri == NULL)
 		return false;
-	}
-
-	tup = heap_form_tuple(RelationGetDescr(rel), values, isnull);
-	simple_heap_insert(rel, tup);
-
-	slot = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsHeapTuple);
-	ExecStoreHeapTuple(tup, slot, false);
-	for (i = 0; i < rri->ri_NumIndices; i++)
-	{
-		IndexInfo  *ii = rri->ri_IndexRelationInfo[i];
-		Relation	idx = rri->ri_IndexRelationDescs[i];
-		Datum		ivalues[INDEX_MAX_KEYS];
-		bool		iisnull[INDEX_MAX_KEYS];
-
-		if (!ii->ii_ReadyForInserts)
-			continue;
-		FormIndexDatum(ii, slot, NULL, ivalues, iisnull);
-		index_insert(idx, ivalues, iisnull, &tup->t_self, rel,
-					 idx->rd_index->indisunique ? UNIQUE_CHECK_YES : UNIQUE_CHECK_NO,
-					 false, ii);
-	}
-	ExecDropSingleTupleTableSlot(slot);
-	heap_freetuple(tup);
-	ExecCloseIndices(rri);
-	pfree(rri);
-	table_close(rel, RowExclusiveLock);
-
-	/* as SPI does after a statement: the row is visible to what follows */
-	CommandCounterIncrement();
+	consistency_direct_insert(rri, values, isnull);
 	return true;
 }
 

@@ -1,0 +1,166 @@
+/*-------------------------------------------------------------------------
+ *
+ * direct_insert.c
+ *	  Insert one row into an extension table without the executor, the way
+ *	  PostgreSQL writes its own catalogs (CatalogTupleInsert).
+ *
+ * The hot writes of the extension (idem_complete's completed key, reserve's
+ * line 0) are one row into a table the extension created.  Through SPI
+ * each costs plan revalidation, ExecutorStart building a ModifyTable node
+ * and its projection, and ExecutorEnd, several times the cost of the heap
+ * and index inserts themselves.  A direct write is only correct for the
+ * table as the extension made it: consistency_direct_open() refuses (and
+ * the caller runs its SQL statement instead, which honours whatever a DBA
+ * added) a table with triggers, CHECK constraints, generated columns,
+ * row-level security, other columns or NOT NULL beyond the row's, or an
+ * index on expressions, deferred or with exclusion constraints.  Partial
+ * indexes are fine: their predicate is evaluated, as ExecInsertIndexTuples
+ * does.  Unique indexes are checked as an INSERT checks them: a committed
+ * duplicate is 23505, an uncommitted one is waited for.
+ *
+ * The caller runs as the table's owner (table_owner.c) and is connected to
+ * SPI or not, as it likes: nothing here uses SPI.
+ *
+ * IDENTIFICATION
+ *	  src/direct_insert.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/index.h"
+#include "catalog/pg_am.h"
+#include "executor/executor.h"
+#include "executor/tuptable.h"
+#include "miscadmin.h"
+#include "tcop/utility.h"
+#include "utils/acl.h"
+#include "utils/rel.h"
+#include "utils/rls.h"
+
+#include "consistency.h"
+
+/*
+ * Open relid for a direct insert of a row of natts columns of the given
+ * types (isnull: which of them are NULL).  NULL, with nothing held, when the
+ * table is not as the extension made it (see the file's header): the caller
+ * then runs its SQL statement.  Checks first what the executor checks
+ * before any INSERT (read-only transaction, parallel mode).
+ */
+ResultRelInfo *
+consistency_direct_open(Oid relid, int natts, const Oid *types, const bool *isnull)
+{
+	Relation	rel;
+	ResultRelInfo *rri;
+	TupleDesc	desc;
+	int			i;
+
+	if (XactReadOnly)
+		PreventCommandIfReadOnly("INSERT");
+	PreventCommandIfParallelMode("INSERT");
+
+	rel = table_open(relid, RowExclusiveLock);
+	desc = RelationGetDescr(rel);
+	if (rel->rd_rel->relkind != RELKIND_RELATION ||
+		rel->rd_rel->relam != HEAP_TABLE_AM_OID ||
+		rel->trigdesc != NULL ||
+		desc->natts != natts ||
+		(desc->constr != NULL && desc->constr->num_check > 0) ||
+		TupleConstrHasGenerated(desc->constr) ||
+		pg_class_aclcheck(relid, GetUserId(), ACL_INSERT) != ACLCHECK_OK ||
+		check_enable_rls(relid, InvalidOid, true) == RLS_ENABLED)
+	{
+		table_close(rel, RowExclusiveLock);
+		return NULL;
+	}
+	for (i = 0; i < natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (att->attisdropped || att->atttypid != types[i] ||
+			(isnull[i] && att->attnotnull))
+		{
+			table_close(rel, RowExclusiveLock);
+			return NULL;
+		}
+	}
+
+	rri = makeNode(ResultRelInfo);
+	rri->ri_RangeTableIndex = 1;	/* dummy */
+	rri->ri_RelationDesc = rel;
+	ExecOpenIndices(rri, false);
+	for (i = 0; i < rri->ri_NumIndices; i++)
+	{
+		IndexInfo  *ii = rri->ri_IndexRelationInfo[i];
+
+		if (ii->ii_Expressions != NIL || ii->ii_ExclusionOps != NULL ||
+			!rri->ri_IndexRelationDescs[i]->rd_index->indimmediate)
+		{
+			ExecCloseIndices(rri);
+			pfree(rri);
+			table_close(rel, RowExclusiveLock);
+			return NULL;
+		}
+	}
+	return rri;
+}
+
+/*
+ * Insert the row (values/isnull, natts as opened) and its index entries,
+ * then close what consistency_direct_open() opened.  The row is visible to
+ * the transaction's next command, as after an SPI statement.
+ */
+void
+consistency_direct_insert(ResultRelInfo *rri, Datum *values, bool *isnull)
+{
+	Relation	rel = rri->ri_RelationDesc;
+	HeapTuple	tup;
+	TupleTableSlot *slot;
+	EState	   *estate = NULL;
+	ExprContext *econtext = NULL;
+	int			i;
+
+	tup = heap_form_tuple(RelationGetDescr(rel), values, isnull);
+	simple_heap_insert(rel, tup);
+
+	slot = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsHeapTuple);
+	ExecStoreHeapTuple(tup, slot, false);
+	for (i = 0; i < rri->ri_NumIndices; i++)
+	{
+		IndexInfo  *ii = rri->ri_IndexRelationInfo[i];
+		Relation	idx = rri->ri_IndexRelationDescs[i];
+		Datum		ivalues[INDEX_MAX_KEYS];
+		bool		iisnull[INDEX_MAX_KEYS];
+
+		if (!ii->ii_ReadyForInserts)
+			continue;
+		if (ii->ii_Predicate != NIL)
+		{
+			if (estate == NULL)
+			{
+				estate = CreateExecutorState();
+				econtext = GetPerTupleExprContext(estate);
+				econtext->ecxt_scantuple = slot;
+			}
+			if (!ExecQual(ExecPrepareQual(ii->ii_Predicate, estate), econtext))
+				continue;
+		}
+		FormIndexDatum(ii, slot, NULL, ivalues, iisnull);
+		index_insert(idx, ivalues, iisnull, &tup->t_self, rel,
+					 idx->rd_index->indisunique ? UNIQUE_CHECK_YES : UNIQUE_CHECK_NO,
+					 false, ii);
+	}
+	if (estate != NULL)
+		FreeExecutorState(estate);
+	ExecDropSingleTupleTableSlot(slot);
+	heap_freetuple(tup);
+	ExecCloseIndices(rri);
+	pfree(rri);
+	table_close(rel, RowExclusiveLock);
+
+	CommandCounterIncrement();
+}
