@@ -511,6 +511,10 @@ insert_line0_direct(text *id, const ResLine *line, TimestampTz now, TimestampTz 
 												ObjectIdGetDatum(status_type));
 		res_status_type = status_type;
 	}
+	if (qty_type != INT8OID)
+		domain_check(Int64GetDatum(line->qty), false, qty_type, &res_qty_domain_extra,
+					 TopMemoryContext);
+
 	values[0] = PointerGetDatum(id);
 	values[1] = Int32GetDatum(0);
 	values[2] = PointerGetDatum(line->s.sku);
@@ -519,11 +523,7 @@ insert_line0_direct(text *id, const ResLine *line, TimestampTz now, TimestampTz 
 	values[5] = TimestampTzGetDatum(now);
 	values[6] = TimestampTzGetDatum(expires);
 
-	/* as the owner, like the SQL statement: a DBA's domain CHECK may call anything */
 	consistency_become_owner(relid, &saved);
-	if (qty_type != INT8OID)
-		domain_check(Int64GetDatum(line->qty), false, qty_type, &res_qty_domain_extra,
-					 TopMemoryContext);
 	rri = consistency_direct_open(relid, RES_NATTS, types, isnull);
 	if (rri != NULL)
 		consistency_direct_insert(rri, values, isnull);
