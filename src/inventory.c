@@ -13,19 +13,12 @@
  *
  * Idempotency: line 0's primary key is the claim on the reservation id.  A
  * retry (same id, same SKUs and quantities) finds it and answers 'reserved'
- * without taking stock; a concurrent retry finds the first attempt's line 0
- * and waits for that attempt to end (also on the sell-out path, which
- * writes nothing: before answering 'insufficient' it looks for a line 0 it
- * cannot see, and if there is one takes the path that waits).  The same id
- * with other SKUs or quantities is refused (YC202).  An attempt that answers 'insufficient'
+ * without taking stock; a concurrent retry waits on the primary key for the
+ * first attempt to end (also on the sell-out path, which writes nothing:
+ * before answering 'insufficient' it looks for a line 0 it cannot see, and
+ * if there is one takes the path that waits).  The same id with other SKUs
+ * or quantities is refused (YC202).  An attempt that answers 'insufficient'
  * or 'busy' leaves no row, so its retry tries again.
- *
- * Line 0 is looked for and written under the id's lock, held for just
- * those two steps (insert_line0()): under READ COMMITTED it is written with
- * heap_insert and index_insert (direct_insert.c), not by the SQL INSERT ...
- * ON CONFLICT DO NOTHING, whose executor set-up and speculative insertion
- * cost more than the write itself; the SQL statement remains for
- * REPEATABLE READ and SERIALIZABLE and for a table a DBA changed.
  *
  * The reservation rows are written (and every check made) before any slot
  * is locked, so that the slot UPDATE is the last statement before commit:
@@ -45,20 +38,15 @@
 #include "access/tableam.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
-#include "common/hashfn.h"
 #include "common/int.h"
 #include "executor/spi.h"
 #include "executor/tuptable.h"
 #include "fmgr.h"
-#include "miscadmin.h"
-#include "storage/lmgr.h"
-#include "storage/lock.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/fmgrprotos.h"
 #include "utils/lsyscache.h"
-#include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/relcache.h"
 #include "utils/snapmgr.h"
@@ -463,153 +451,6 @@ answer_retry(text *id, const StoredRes *r, const ResLine *lines, int nlines)
 		error_expired(id);
 }
 
-static bool line0_probe(text *id, TransactionId *xwait);
-
-/*
- * Line 0 of a reservation, as the direct insert writes it: the columns of
- * consistency.reservations, in order (InvalidOid: the qty domain and the
- * status enum, whatever their oids in this database).
- */
-#define RES_NATTS 7
-
-/* The status enum's type and its 'active' label, looked up once per type. */
-static Oid	res_status_type = InvalidOid;
-static Datum res_status_active;
-
-/* domain_check()'s cache for the qty domain */
-static void *res_qty_domain_extra = NULL;
-
-/*
- * Write line 0 with heap_insert and index_insert (direct_insert.c) instead
- * of the SPI INSERT ... ON CONFLICT DO NOTHING: its executor start and end
- * and the speculative insertion cost more than the write itself.  The
- * caller holds the id's lock and has seen no line 0 of the id.  False,
- * having written nothing, when the table is not as the extension made it
- * (a DBA's trigger, say): the caller runs the SQL statement, which honours
- * it.  The qty domain is checked as an INSERT would check it.
- */
-static bool
-insert_line0_direct(text *id, const ResLine *line, TimestampTz now, TimestampTz expires)
-{
-	Oid			relid = consistency_table_oid(CONSISTENCY_TABLE_RESERVATIONS);
-	Oid			qty_type = get_atttype(relid, 4);
-	Oid			status_type = get_atttype(relid, 5);
-	Oid			types[RES_NATTS] = {TEXTOID, INT4OID, TEXTOID, qty_type, status_type,
-	TIMESTAMPTZOID, TIMESTAMPTZOID};
-	Datum		values[RES_NATTS];
-	bool		isnull[RES_NATTS] = {false};
-	ConsistencySavedUser saved;
-	struct ResultRelInfo *rri;
-
-	if (getBaseType(qty_type) != INT8OID)
-		return false;
-	if (status_type != res_status_type)
-	{
-		if (!type_is_enum(status_type))
-			return false;
-		res_status_active = DirectFunctionCall2(enum_in, CStringGetDatum("active"),
-												ObjectIdGetDatum(status_type));
-		res_status_type = status_type;
-	}
-	if (qty_type != INT8OID)
-		domain_check(Int64GetDatum(line->qty), false, qty_type, &res_qty_domain_extra,
-					 TopMemoryContext);
-
-	values[0] = PointerGetDatum(id);
-	values[1] = Int32GetDatum(0);
-	values[2] = PointerGetDatum(line->s.sku);
-	values[3] = Int64GetDatum(line->qty);
-	values[4] = res_status_active;
-	values[5] = TimestampTzGetDatum(now);
-	values[6] = TimestampTzGetDatum(expires);
-
-	consistency_become_owner(relid, &saved);
-	rri = consistency_direct_open(relid, RES_NATTS, types, isnull);
-	if (rri != NULL)
-		consistency_direct_insert(rri, values, isnull);
-	consistency_restore_user(&saved);
-	return rri != NULL;
-}
-
-/*
- * The lock of a reservation id (a 64-bit hash of it), taken by every attempt
- * to store line 0 around its look-up and its write, and given back right
- * after: attempts of the same id store one after the other, so that an
- * attempt that found no line 0 can write it without the speculative
- * insertion of ON CONFLICT.  The next attempt then finds that row with its
- * dirty snapshot, and lookup_res() waits for its transaction.  Held for two
- * statements, never to the end of the transaction: a transaction storing
- * many reservations does not fill the lock table.
- */
-static void
-reservation_id_tag(LOCKTAG *tag, text *id)
-{
-	uint64		h = hash_bytes_extended((const unsigned char *) VARDATA_ANY(id),
-										VARSIZE_ANY_EXHDR(id), 0);
-
-	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, (uint32) (h >> 32), (uint32) h,
-						 CONSISTENCY_LOCKTAG_RESERVATION);
-}
-
-/*
- * Store line 0 unless the id has one (false).  Under READ COMMITTED a line 0
- * is looked for with a dirty snapshot, a transaction in progress that writes
- * one is waited for (and the look-up made again), as an INSERT's unique
- * check waits, and the row is written directly; under REPEATABLE READ or SERIALIZABLE, and for a table a
- * DBA changed, the SQL statement does both, its ON CONFLICT raising 40001
- * for a line 0 committed after the snapshot.
- */
-static bool
-insert_line0(text *id, const ResLine *line, TimestampTz now, TimestampTz expires)
-{
-	LOCKTAG		tag;
-	bool		stored;
-
-	reservation_id_tag(&tag, id);
-	if (!IsolationUsesXactSnapshot())
-	{
-		for (;;)
-		{
-			TransactionId xwait;
-
-			(void) LockAcquire(&tag, ExclusiveLock, false, false);
-			if (!line0_probe(id, &xwait))
-			{
-				stored = insert_line0_direct(id, line, now, expires);
-				if (stored)
-				{
-					LockRelease(&tag, ExclusiveLock, false);
-					return true;
-				}
-				break;			/* the table is not plain: the SQL statement */
-			}
-			/*
-			 * Not while holding the id's lock: the transaction waited for may
-			 * want it again (another call with this id).
-			 */
-			LockRelease(&tag, ExclusiveLock, false);
-			if (!TransactionIdIsValid(xwait))
-				return false;	/* a line 0 committed, or this transaction's */
-			XactLockTableWait(xwait, NULL, NULL, XLTW_None);
-		}
-	}
-	else
-		(void) LockAcquire(&tag, ExclusiveLock, false, false);
-
-	{
-		Datum		v[5];
-
-		v[0] = PointerGetDatum(id);
-		v[1] = PointerGetDatum(line->s.sku);
-		v[2] = Int64GetDatum(line->qty);
-		v[3] = TimestampTzGetDatum(now);
-		v[4] = TimestampTzGetDatum(expires);
-		stored = inv_exec(&stmt_insert_line0, v, NULL, false) == 1;
-	}
-	LockRelease(&tag, ExclusiveLock, false);
-	return stored;
-}
-
 /*
  * Store the reservation's lines, or find it already stored (false: the
  * caller answers the retry from *stored).
@@ -620,12 +461,17 @@ insert_reservation(text *id, ResLine *lines, int nlines, TimestampTz now,
 {
 	Datum		v[6];
 
-	if (!insert_line0(id, &lines[0], now, expires))
+	v[0] = PointerGetDatum(id);
+	v[1] = PointerGetDatum(lines[0].s.sku);
+	v[2] = Int64GetDatum(lines[0].qty);
+	v[3] = TimestampTzGetDatum(now);
+	v[4] = TimestampTzGetDatum(expires);
+	if (inv_exec(&stmt_insert_line0, v, NULL, false) == 0)
 	{
 		if (lookup_res(id, now, RES_SHARE, stored))
 			return false;
 		/* a conflicting row vanished between the two statements: try once more */
-		if (!insert_line0(id, &lines[0], now, expires))
+		if (inv_exec(&stmt_insert_line0, v, NULL, false) == 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
 					 errmsg("could not store reservation \"%s\" because it kept changing",
@@ -645,7 +491,6 @@ insert_reservation(text *id, ResLine *lines, int nlines, TimestampTz now,
 			sk[i - 1] = PointerGetDatum(lines[i].s.sku);
 			qt[i - 1] = Int64GetDatum(lines[i].qty);
 		}
-		v[0] = PointerGetDatum(id);
 		v[1] = PointerGetDatum(construct_array_builtin(ln, nlines - 1, INT4OID));
 		v[2] = PointerGetDatum(construct_array_builtin(sk, nlines - 1, TEXTOID));
 		v[3] = PointerGetDatum(construct_array_builtin(qt, nlines - 1, INT8OID));
@@ -661,12 +506,10 @@ insert_reservation(text *id, ResLine *lines, int nlines, TimestampTz now,
  * another transaction is inserting (or deleting), or one committed since
  * this statement's snapshot?  Read through the primary key with a dirty
  * snapshot, which shows rows of transactions in progress; writes nothing and
- * waits for nothing.  With xwait, also the transaction in progress that
- * inserts or deletes the row found, if any (else InvalidTransactionId), for
- * the caller to wait for, as an INSERT's unique check does.
+ * waits for nothing.
  */
 static bool
-line0_probe(text *id, TransactionId *xwait)
+line0_exists(text *id)
 {
 	Oid			relid;
 	Relation	heap;
@@ -688,20 +531,11 @@ line0_probe(text *id, TransactionId *xwait)
 	index_rescan(scan, key, 2, NULL, 0);
 	slot = table_slot_create(heap, NULL);
 	found = index_getnext_slot(scan, ForwardScanDirection, slot);
-	if (xwait != NULL)
-		*xwait = !found ? InvalidTransactionId :
-			TransactionIdIsValid(dirty.xmin) ? dirty.xmin : dirty.xmax;
 	ExecDropSingleTupleTableSlot(slot);
 	index_endscan(scan);
 	index_close(index, AccessShareLock);
 	table_close(heap, AccessShareLock);
 	return found;
-}
-
-static bool
-line0_exists(text *id)
-{
-	return line0_probe(id, NULL);
 }
 
 static void
