@@ -55,12 +55,6 @@
  */
 #define CONSISTENCY_LOCKTAG_INVENTORY		0x4956	/* 'IV' */
 
-/*
- * Reservation ids (inventory.c): field 4 = 'IR', fields 2 and 3 a 64-bit hash
- * of the id; held only while an attempt looks for and writes its line 0.
- */
-#define CONSISTENCY_LOCKTAG_RESERVATION		0x4952	/* 'IR' */
-
 /* YC2xx: inventory reservations */
 #define ERRCODE_CONSISTENCY_INV_UNKNOWN_SKU		MAKE_SQLSTATE('Y','C','2','0','1')
 #define ERRCODE_CONSISTENCY_INV_ID_REUSED		MAKE_SQLSTATE('Y','C','2','0','2')
