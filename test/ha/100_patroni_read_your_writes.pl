@@ -14,7 +14,9 @@
 #   every write that survived is primary / ready;
 # - synchronous: the same freeze makes the next commit wait for the synchronous standby, so it
 #   is never acknowledged; every acknowledged write is primary on the new leader and ready on
-#   every replica, the old leader rejoined included, and no write is reported lost.
+#   every replica, the old leader rejoined included, and no write is reported lost.  A
+#   checkpoint on the frozen leader makes its WAL diverge even when the waiting commit's WAL
+#   got out before the freeze, so the old leader always rejoins through pg_rewind.
 # The times from the switchover / the kill to the first write acknowledged by the new leader
 # are printed (diag), not asserted.
 use strict;
@@ -135,6 +137,11 @@ for my $mode ('async', 'sync')
 		PatroniCluster::wait_until('a commit waiting for the synchronous standby', 60, sub {
 			$ha->sql($leader, q{SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'}) > 0;
 		});
+		# The waiting commit's WAL may have reached the standby just before the freeze
+		# (only its acknowledgement is held up); then the old leader would have nothing the
+		# new timeline lacks, and would rejoin without pg_rewind.  A checkpoint record,
+		# flushed locally and never sent, makes it diverge every time, as in async mode.
+		$ha->sql($leader, 'CHECKPOINT');
 	}
 	else
 	{
