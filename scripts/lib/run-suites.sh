@@ -95,7 +95,12 @@ count_prove() {	# name logfile status seconds
 		extra="$extra; skipped: $(sed -nE 's#^([^ ]+/)?([^ /]+\.(pl|sql)) \.+ skipped: (.*)#\2 (\4)#p' "$2" | awk 'NR > 1 { printf "; " } { printf "%s", $0 }')"
 	fi
 	report "$1" "$pass" "$fail" "$4" "$extra"
-	if [ "$fail" -ne 0 ]; then tail -n 60 "$2"; fi
+	if [ "$fail" -ne 0 ]; then
+		# why, first: failed assertions and a test's own death (a timeout, say), which the
+		# servers' log lines a test prints can push out of the tail
+		grep -E '^(not ok|Dubious|# +Failed test)|timed out after|BAIL OUT| at [^ ]+ line [0-9]+\.$' "$2" | head -n 40
+		tail -n 60 "$2"
+	fi
 }
 
 for cfg in "${configs[@]}"; do
