@@ -499,6 +499,64 @@ SELECT consistency.merge_slots(0);
 SELECT * FROM shape('hot');
 DROP FUNCTION shape(text);
 
+-- 25. Under READ COMMITTED reserve() writes line 0 without the executor (the speculative
+--     insertion ON CONFLICT DO NOTHING makes) while the table is as the extension made it: the
+--     same row as the SQL statement writes, visible at once to the same transaction, in both
+--     indexes (amcheck: every heap row is in each index that should have it, the partial
+--     expiry index included).  A trigger a DBA added still fires (the SQL statement is used);
+--     a constraint a DBA added to the qty domain still holds (23514, nothing written), checked
+--     as the tables' owner; REPEATABLE READ uses the SQL statement; a read-only transaction is
+--     refused as an INSERT is (25006).
+CREATE EXTENSION amcheck;
+SELECT consistency.stock_set('direct', 100);
+BEGIN;
+SELECT consistency.reserve('direct', 2, 'd-1') AS fresh, consistency.reserve('direct', 2, 'd-1') AS retried;
+SELECT reservation_id, line, sku, qty, status, expires_at > created_at AS expires_later
+  FROM consistency.reservations WHERE reservation_id = 'd-1';
+COMMIT;
+SELECT consistency.reserve('direct', 3, 'd-1') AS other_qty;
+\echo :LAST_ERROR_SQLSTATE
+CREATE TABLE res_audit (reservation_id text, qty bigint);
+CREATE FUNCTION res_audit() RETURNS trigger LANGUAGE plpgsql
+	AS $$ BEGIN INSERT INTO public.res_audit VALUES (NEW.reservation_id, NEW.qty); RETURN NEW; END $$;
+CREATE TRIGGER res_audit AFTER INSERT ON consistency.reservations
+	FOR EACH ROW EXECUTE FUNCTION res_audit();
+SELECT consistency.reserve('direct', 1, 'd-audited') AS audited;
+DROP TRIGGER res_audit ON consistency.reservations;
+SELECT * FROM res_audit;
+ALTER DOMAIN consistency.reservation_qty ADD CONSTRAINT qty_at_most_50 CHECK (VALUE <= 50);
+SELECT consistency.reserve('direct', 51, 'd-big') AS too_big;
+\echo :LAST_ERROR_SQLSTATE
+ALTER DOMAIN consistency.reservation_qty DROP CONSTRAINT qty_at_most_50;
+-- the domain is checked as the tables' owner, as inside the SQL statement: a CHECK calling a
+-- function the buyer may not execute still lets the buyer reserve
+CREATE FUNCTION qty_ok(bigint) RETURNS boolean LANGUAGE sql AS 'SELECT $1 <= 50';
+REVOKE EXECUTE ON FUNCTION qty_ok(bigint) FROM PUBLIC;
+ALTER DOMAIN consistency.reservation_qty ADD CONSTRAINT qty_ok CHECK (public.qty_ok(VALUE));
+CREATE ROLE inv_buyer LOGIN IN ROLE consistency_user;
+SET ROLE inv_buyer;
+SELECT consistency.reserve('direct', 1, 'd-owner-check') AS checked_as_owner;
+RESET ROLE;
+DROP ROLE inv_buyer;
+ALTER DOMAIN consistency.reservation_qty DROP CONSTRAINT qty_ok;
+DROP FUNCTION qty_ok(bigint);
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT consistency.reserve('direct', 1, 'd-rr') AS repeatable_read;
+COMMIT;
+BEGIN READ ONLY;
+SELECT consistency.reserve('direct', 1, 'd-ro') AS read_only;
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK;
+SELECT reservation_id, qty, status FROM consistency.reservations
+ WHERE reservation_id LIKE 'd-%' ORDER BY reservation_id;
+SELECT * FROM stock('direct');
+SELECT c.relname, bt_index_parent_check(c.oid, true) AS checked
+  FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+ WHERE i.indrelid = 'consistency.reservations'::regclass ORDER BY 1;
+DROP TABLE res_audit;
+DROP FUNCTION res_audit();
+DROP EXTENSION amcheck;
+
 DELETE FROM consistency.reservations;
 DELETE FROM consistency.inventory;
 DROP FUNCTION stock(text), totals(), res();

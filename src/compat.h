@@ -90,6 +90,28 @@ typedef BackendId ProcNumber;
 	(AssertMacro(!(deferrable_ok)), RelationGetPrimaryKeyIndex(rel))
 #endif
 
+/*
+ * 16 added ExecInsertIndexTuples()'s onlySummarizing (false: every index);
+ * 18 added ExecCheckIndexConstraints()'s tupleid (NULL: an INSERT, no row to
+ * skip).
+ */
+#if PG_VERSION_NUM >= 160000
+#define ExecInsertIndexTuples_compat(rri, slot, estate, update, noDupErr, specConflict, arbiters) \
+	ExecInsertIndexTuples((rri), (slot), (estate), (update), (noDupErr), (specConflict), \
+						  (arbiters), false)
+#else
+#define ExecInsertIndexTuples_compat(rri, slot, estate, update, noDupErr, specConflict, arbiters) \
+	ExecInsertIndexTuples((rri), (slot), (estate), (update), (noDupErr), (specConflict), \
+						  (arbiters))
+#endif
+#if PG_VERSION_NUM >= 180000
+#define ExecCheckIndexConstraints_compat(rri, slot, estate, conflictTid, arbiters) \
+	ExecCheckIndexConstraints((rri), (slot), (estate), (conflictTid), NULL, (arbiters))
+#else
+#define ExecCheckIndexConstraints_compat(rri, slot, estate, conflictTid, arbiters) \
+	ExecCheckIndexConstraints((rri), (slot), (estate), (conflictTid), (arbiters))
+#endif
+
 /* 18 added index_beginscan()'s instrument (NULL: no instrumentation). */
 #if PG_VERSION_NUM >= 180000
 #define index_beginscan_compat(heap, index, snapshot, instrument, nkeys, norderbys) \

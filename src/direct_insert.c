@@ -18,6 +18,14 @@
  * does.  Unique indexes are checked as an INSERT checks them: a committed
  * duplicate is 23505, an uncommitted one is waited for.
  *
+ * consistency_direct_insert_new() is INSERT ... ON CONFLICT (primary key)
+ * DO NOTHING under READ COMMITTED, done as ExecInsert() does it: look for a
+ * row with the key under a dirty snapshot, waiting for its writer if that is
+ * in progress; if there is none, insert speculatively and let the primary
+ * key's insertion report, rather than raise, a duplicate that a concurrent
+ * insert of the same key slipped in meanwhile; then confirm the row, or kill
+ * it and look again.  Never 23505 for the primary key, whatever the race.
+ *
  * The caller runs as the table's owner (table_owner.c) and is connected to
  * SPI or not, as it likes: nothing here uses SPI.
  *
@@ -31,12 +39,14 @@
 #include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
+#include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/index.h"
 #include "catalog/pg_am.h"
 #include "executor/executor.h"
 #include "executor/tuptable.h"
 #include "miscadmin.h"
+#include "storage/lmgr.h"
 #include "tcop/utility.h"
 #include "utils/acl.h"
 #include "utils/rel.h"
@@ -163,4 +173,89 @@ consistency_direct_insert(ResultRelInfo *rri, Datum *values, bool *isnull)
 	table_close(rel, RowExclusiveLock);
 
 	CommandCounterIncrement();
+}
+
+/*
+ * INSERT ... ON CONFLICT (primary key) DO NOTHING of the row (values/isnull,
+ * natts as opened), for a transaction that does not use a transaction
+ * snapshot (READ COMMITTED: a conflicting row committed after the statement
+ * began is skipped, not an error).  The steps are ExecInsert()'s for
+ * ON CONFLICT DO NOTHING; see the file's header.  Closes what
+ * consistency_direct_open() opened.  Returns 1 if the row was written (it
+ * is visible to the transaction's next command), 0 if a row with its
+ * primary key exists (this transaction's or a committed one), -1, having
+ * done nothing, if the table has no primary key (the caller's SQL statement
+ * then reports that).
+ */
+int
+consistency_direct_insert_new(ResultRelInfo *rri, Datum *values, bool *isnull)
+{
+	Relation	rel = rri->ri_RelationDesc;
+	TupleDesc	desc = RelationGetDescr(rel);
+	Oid			pkey = RelationGetPrimaryKeyIndex_compat(rel, false);
+	List	   *arbiters;
+	EState	   *estate;
+	TupleTableSlot *slot;
+	int			result = -1;
+	int			i;
+
+	Assert(!IsolationUsesXactSnapshot());
+	if (!OidIsValid(pkey))
+		goto done;
+
+	/* the unique check's operators, as ExecOpenIndices(..., speculative) gives them */
+	for (i = 0; i < rri->ri_NumIndices; i++)
+	{
+		if (RelationGetRelid(rri->ri_IndexRelationDescs[i]) == pkey &&
+			rri->ri_IndexRelationInfo[i]->ii_UniqueOps == NULL)
+			BuildSpeculativeIndexInfo(rri->ri_IndexRelationDescs[i],
+									  rri->ri_IndexRelationInfo[i]);
+	}
+	arbiters = list_make1_oid(pkey);
+	estate = CreateExecutorState();
+	slot = table_slot_create(rel, NULL);
+	memcpy(slot->tts_values, values, sizeof(Datum) * desc->natts);
+	memcpy(slot->tts_isnull, isnull, sizeof(bool) * desc->natts);
+	ExecStoreVirtualTuple(slot);
+
+	for (;;)
+	{
+		ItemPointerData conflictTid;
+		uint32		token;
+		bool		conflict = false;
+		List	   *recheck;
+
+		/* waits for a writer in progress of the key, as ON CONFLICT does */
+		if (!ExecCheckIndexConstraints_compat(rri, slot, estate, &conflictTid, arbiters))
+		{
+			result = 0;
+			break;
+		}
+		token = SpeculativeInsertionLockAcquire(GetCurrentTransactionId());
+		table_tuple_insert_speculative(rel, slot, GetCurrentCommandId(true), 0, NULL, token);
+		recheck = ExecInsertIndexTuples_compat(rri, slot, estate, false, true, &conflict,
+											   arbiters);
+		table_tuple_complete_speculative(rel, slot, token, !conflict);
+		/* whoever waits for the token now sees a plain row, or a dead one */
+		SpeculativeInsertionLockRelease(GetCurrentTransactionId());
+		list_free(recheck);
+		ResetPerTupleExprContext(estate);
+		if (!conflict)
+		{
+			result = 1;
+			break;
+		}
+		/* a concurrent insert of the key got in first: look again */
+	}
+
+	ExecDropSingleTupleTableSlot(slot);
+	FreeExecutorState(estate);
+	list_free(arbiters);
+done:
+	ExecCloseIndices(rri);
+	pfree(rri);
+	table_close(rel, RowExclusiveLock);
+	if (result == 1)
+		CommandCounterIncrement();
+	return result;
 }

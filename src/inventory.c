@@ -20,6 +20,12 @@
  * or quantities is refused (YC202).  An attempt that answers 'insufficient'
  * or 'busy' leaves no row, so its retry tries again.
  *
+ * Line 0 is INSERT ... ON CONFLICT (reservation_id, line) DO NOTHING.  Under
+ * READ COMMITTED it is done without the executor (insert_line0_direct(),
+ * direct_insert.c), with the same speculative insertion, so the same waits
+ * and no 23505 whatever the race; the SQL statement remains for REPEATABLE
+ * READ and SERIALIZABLE (its 40001) and for a table a DBA changed.
+ *
  * The reservation rows are written (and every check made) before any slot
  * is locked, so that the slot UPDATE is the last statement before commit:
  * the hot lock is held only for that UPDATE and the commit.
@@ -36,6 +42,7 @@
 #include "access/stratnum.h"
 #include "access/table.h"
 #include "access/tableam.h"
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "common/int.h"
@@ -47,6 +54,7 @@
 #include "utils/fmgroids.h"
 #include "utils/fmgrprotos.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/relcache.h"
 #include "utils/snapmgr.h"
@@ -452,6 +460,97 @@ answer_retry(text *id, const StoredRes *r, const ResLine *lines, int nlines)
 }
 
 /*
+ * Line 0 of a reservation as the direct insert writes it: the columns of
+ * consistency.reservations, in order.
+ */
+#define RES_NATTS 7
+
+/* The status enum's type and its 'active' label, looked up once per type. */
+static Oid	res_status_type = InvalidOid;
+static Datum res_status_active;
+
+/* domain_check()'s cache for the qty domain */
+static void *res_qty_domain_extra = NULL;
+
+/*
+ * Line 0 by consistency_direct_insert_new() (direct_insert.c), which is
+ * stmt_insert_line0 without the executor: its start and end cost more than
+ * the write.  1 written, 0 the id has a line 0, -1 (nothing done) the table
+ * is not as the extension made it (a DBA's trigger, say), so the caller
+ * runs the SQL statement, which honours it.  The qty domain is checked as
+ * the INSERT checks it, as the tables' owner.
+ */
+static int
+insert_line0_direct(text *id, const ResLine *line, TimestampTz now, TimestampTz expires)
+{
+	Oid			relid = consistency_table_oid(CONSISTENCY_TABLE_RESERVATIONS);
+	Oid			qty_type = get_atttype(relid, 4);
+	Oid			status_type = get_atttype(relid, 5);
+	Oid			types[RES_NATTS] = {TEXTOID, INT4OID, TEXTOID, qty_type, status_type,
+	TIMESTAMPTZOID, TIMESTAMPTZOID};
+	Datum		values[RES_NATTS];
+	bool		isnull[RES_NATTS] = {false};
+	ConsistencySavedUser saved;
+	struct ResultRelInfo *rri;
+	int			written = -1;
+
+	if (getBaseType(qty_type) != INT8OID)
+		return -1;
+	if (status_type != res_status_type)
+	{
+		if (!type_is_enum(status_type))
+			return -1;
+		res_status_active = DirectFunctionCall2(enum_in, CStringGetDatum("active"),
+												ObjectIdGetDatum(status_type));
+		res_status_type = status_type;
+	}
+	values[0] = PointerGetDatum(id);
+	values[1] = Int32GetDatum(0);
+	values[2] = PointerGetDatum(line->s.sku);
+	values[3] = Int64GetDatum(line->qty);
+	values[4] = res_status_active;
+	values[5] = TimestampTzGetDatum(now);
+	values[6] = TimestampTzGetDatum(expires);
+
+	/* as the owner, like the SQL statement: a DBA's domain CHECK may call anything */
+	consistency_become_owner(relid, &saved);
+	if (qty_type != INT8OID)
+		domain_check(Int64GetDatum(line->qty), false, qty_type, &res_qty_domain_extra,
+					 TopMemoryContext);
+	rri = consistency_direct_open(relid, RES_NATTS, types, isnull);
+	if (rri != NULL)
+		written = consistency_direct_insert_new(rri, values, isnull);
+	consistency_restore_user(&saved);
+	return written;
+}
+
+/*
+ * Store line 0 unless the id has one (false).  Under READ COMMITTED
+ * directly; under REPEATABLE READ or SERIALIZABLE, and for a table a DBA
+ * changed, by the SQL statement, whose ON CONFLICT raises 40001 for a line 0
+ * committed after the transaction's snapshot.
+ */
+static bool
+insert_line0(text *id, const ResLine *line, TimestampTz now, TimestampTz expires)
+{
+	Datum		v[5];
+
+	if (!IsolationUsesXactSnapshot())
+	{
+		int			written = insert_line0_direct(id, line, now, expires);
+
+		if (written >= 0)
+			return written == 1;
+	}
+	v[0] = PointerGetDatum(id);
+	v[1] = PointerGetDatum(line->s.sku);
+	v[2] = Int64GetDatum(line->qty);
+	v[3] = TimestampTzGetDatum(now);
+	v[4] = TimestampTzGetDatum(expires);
+	return inv_exec(&stmt_insert_line0, v, NULL, false) == 1;
+}
+
+/*
  * Store the reservation's lines, or find it already stored (false: the
  * caller answers the retry from *stored).
  */
@@ -461,17 +560,12 @@ insert_reservation(text *id, ResLine *lines, int nlines, TimestampTz now,
 {
 	Datum		v[6];
 
-	v[0] = PointerGetDatum(id);
-	v[1] = PointerGetDatum(lines[0].s.sku);
-	v[2] = Int64GetDatum(lines[0].qty);
-	v[3] = TimestampTzGetDatum(now);
-	v[4] = TimestampTzGetDatum(expires);
-	if (inv_exec(&stmt_insert_line0, v, NULL, false) == 0)
+	if (!insert_line0(id, &lines[0], now, expires))
 	{
 		if (lookup_res(id, now, RES_SHARE, stored))
 			return false;
 		/* a conflicting row vanished between the two statements: try once more */
-		if (inv_exec(&stmt_insert_line0, v, NULL, false) == 0)
+		if (!insert_line0(id, &lines[0], now, expires))
 			ereport(ERROR,
 					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
 					 errmsg("could not store reservation \"%s\" because it kept changing",
@@ -491,6 +585,7 @@ insert_reservation(text *id, ResLine *lines, int nlines, TimestampTz now,
 			sk[i - 1] = PointerGetDatum(lines[i].s.sku);
 			qt[i - 1] = Int64GetDatum(lines[i].qty);
 		}
+		v[0] = PointerGetDatum(id);
 		v[1] = PointerGetDatum(construct_array_builtin(ln, nlines - 1, INT4OID));
 		v[2] = PointerGetDatum(construct_array_builtin(sk, nlines - 1, TEXTOID));
 		v[3] = PointerGetDatum(construct_array_builtin(qt, nlines - 1, INT8OID));
