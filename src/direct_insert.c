@@ -225,6 +225,8 @@ consistency_direct_insert_new(ResultRelInfo *rri, Datum *values, bool *isnull)
 		bool		conflict = false;
 		List	   *recheck;
 
+		/* as ExecInsert() allows, in case a bug made this loop forever */
+		CHECK_FOR_INTERRUPTS();
 		/* waits for a writer in progress of the key, as ON CONFLICT does */
 		if (!ExecCheckIndexConstraints_compat(rri, slot, estate, &conflictTid, arbiters))
 		{
