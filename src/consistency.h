@@ -144,6 +144,7 @@ extern struct ResultRelInfo *consistency_direct_open(Oid relid, int natts, const
 extern void consistency_direct_insert(struct ResultRelInfo *rri, Datum *values, bool *isnull);
 extern int	consistency_direct_insert_new(struct ResultRelInfo *rri, Datum *values,
 										  bool *isnull);
+extern void consistency_direct_close(struct ResultRelInfo *rri);
 extern void consistency_restore_user(const ConsistencySavedUser *saved);
 
 /* args.c: argument checks shared by every SQL-callable function. */

@@ -56,7 +56,8 @@
 
 /*
  * Open relid for a direct insert of a row of natts columns of the given
- * types (isnull: which of them are NULL).  NULL, with nothing held, when the
+ * types (InvalidOid: any type, which the caller checks in the relation's
+ * descriptor; isnull: which of them are NULL).  NULL, with nothing held, when the
  * table is not as the extension made it (see the file's header): the caller
  * then runs its SQL statement.  Checks first what the executor checks
  * before any INSERT (read-only transaction, parallel mode).
@@ -91,7 +92,7 @@ consistency_direct_open(Oid relid, int natts, const Oid *types, const bool *isnu
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, i);
 
-		if (att->attisdropped || att->atttypid != types[i] ||
+		if (att->attisdropped || (OidIsValid(types[i]) && att->atttypid != types[i]) ||
 			(isnull[i] && att->attnotnull))
 		{
 			table_close(rel, RowExclusiveLock);
@@ -110,13 +111,22 @@ consistency_direct_open(Oid relid, int natts, const Oid *types, const bool *isnu
 		if (ii->ii_Expressions != NIL || ii->ii_ExclusionOps != NULL ||
 			!rri->ri_IndexRelationDescs[i]->rd_index->indimmediate)
 		{
-			ExecCloseIndices(rri);
-			pfree(rri);
-			table_close(rel, RowExclusiveLock);
+			consistency_direct_close(rri);
 			return NULL;
 		}
 	}
 	return rri;
+}
+
+/* Close what consistency_direct_open() opened, having written nothing or done. */
+void
+consistency_direct_close(ResultRelInfo *rri)
+{
+	Relation	rel = rri->ri_RelationDesc;
+
+	ExecCloseIndices(rri);
+	pfree(rri);
+	table_close(rel, RowExclusiveLock);
 }
 
 /*
@@ -168,9 +178,7 @@ consistency_direct_insert(ResultRelInfo *rri, Datum *values, bool *isnull)
 		FreeExecutorState(estate);
 	ExecDropSingleTupleTableSlot(slot);
 	heap_freetuple(tup);
-	ExecCloseIndices(rri);
-	pfree(rri);
-	table_close(rel, RowExclusiveLock);
+	consistency_direct_close(rri);
 
 	CommandCounterIncrement();
 }
@@ -254,9 +262,7 @@ consistency_direct_insert_new(ResultRelInfo *rri, Datum *values, bool *isnull)
 	FreeExecutorState(estate);
 	list_free(arbiters);
 done:
-	ExecCloseIndices(rri);
-	pfree(rri);
-	table_close(rel, RowExclusiveLock);
+	consistency_direct_close(rri);
 	if (result == 1)
 		CommandCounterIncrement();
 	return result;

@@ -465,7 +465,11 @@ answer_retry(text *id, const StoredRes *r, const ResLine *lines, int nlines)
  */
 #define RES_NATTS 7
 
-/* The status enum's type and its 'active' label, looked up once per type. */
+/*
+ * The qty column's type once found to be bigint or a domain over it; the
+ * status enum's type and its 'active' label.  Checked once per type.
+ */
+static Oid	res_qty_type = InvalidOid;
 static Oid	res_status_type = InvalidOid;
 static Datum res_status_active;
 
@@ -477,16 +481,15 @@ static void *res_qty_domain_extra = NULL;
  * stmt_insert_line0 without the executor: its start and end cost more than
  * the write.  1 written, 0 the id has a line 0, -1 (nothing done) the table
  * is not as the extension made it (a DBA's trigger, say), so the caller
- * runs the SQL statement, which honours it.  The qty domain is checked as
- * the INSERT checks it, as the tables' owner.
+ * runs the SQL statement, which honours it.  The qty and status columns'
+ * types are read from the open relation; the qty domain is checked as the
+ * INSERT checks it, as the tables' owner.
  */
 static int
 insert_line0_direct(text *id, const ResLine *line, TimestampTz now, TimestampTz expires)
 {
 	Oid			relid = consistency_table_oid(CONSISTENCY_TABLE_RESERVATIONS);
-	Oid			qty_type = get_atttype(relid, 4);
-	Oid			status_type = get_atttype(relid, 5);
-	Oid			types[RES_NATTS] = {TEXTOID, INT4OID, TEXTOID, qty_type, status_type,
+	Oid			types[RES_NATTS] = {TEXTOID, INT4OID, TEXTOID, InvalidOid, InvalidOid,
 	TIMESTAMPTZOID, TIMESTAMPTZOID};
 	Datum		values[RES_NATTS];
 	bool		isnull[RES_NATTS] = {false};
@@ -494,32 +497,40 @@ insert_line0_direct(text *id, const ResLine *line, TimestampTz now, TimestampTz 
 	struct ResultRelInfo *rri;
 	int			written = -1;
 
-	if (getBaseType(qty_type) != INT8OID)
-		return -1;
-	if (status_type != res_status_type)
-	{
-		if (!type_is_enum(status_type))
-			return -1;
-		res_status_active = DirectFunctionCall2(enum_in, CStringGetDatum("active"),
-												ObjectIdGetDatum(status_type));
-		res_status_type = status_type;
-	}
-	values[0] = PointerGetDatum(id);
-	values[1] = Int32GetDatum(0);
-	values[2] = PointerGetDatum(line->s.sku);
-	values[3] = Int64GetDatum(line->qty);
-	values[4] = res_status_active;
-	values[5] = TimestampTzGetDatum(now);
-	values[6] = TimestampTzGetDatum(expires);
-
 	/* as the owner, like the SQL statement: a DBA's domain CHECK may call anything */
 	consistency_become_owner(relid, &saved);
-	if (qty_type != INT8OID)
-		domain_check(Int64GetDatum(line->qty), false, qty_type, &res_qty_domain_extra,
-					 TopMemoryContext);
 	rri = consistency_direct_open(relid, RES_NATTS, types, isnull);
 	if (rri != NULL)
-		written = consistency_direct_insert_new(rri, values, isnull);
+	{
+		TupleDesc	desc = RelationGetDescr(rri->ri_RelationDesc);
+		Oid			qty_type = TupleDescAttr(desc, 3)->atttypid;
+		Oid			status_type = TupleDescAttr(desc, 4)->atttypid;
+
+		if (qty_type != res_qty_type && getBaseType(qty_type) == INT8OID)
+			res_qty_type = qty_type;
+		if (status_type != res_status_type && type_is_enum(status_type))
+		{
+			res_status_active = DirectFunctionCall2(enum_in, CStringGetDatum("active"),
+													ObjectIdGetDatum(status_type));
+			res_status_type = status_type;
+		}
+		if (qty_type == res_qty_type && status_type == res_status_type)
+		{
+			if (qty_type != INT8OID)
+				domain_check(Int64GetDatum(line->qty), false, qty_type,
+							 &res_qty_domain_extra, TopMemoryContext);
+			values[0] = PointerGetDatum(id);
+			values[1] = Int32GetDatum(0);
+			values[2] = PointerGetDatum(line->s.sku);
+			values[3] = Int64GetDatum(line->qty);
+			values[4] = res_status_active;
+			values[5] = TimestampTzGetDatum(now);
+			values[6] = TimestampTzGetDatum(expires);
+			written = consistency_direct_insert_new(rri, values, isnull);
+		}
+		else
+			consistency_direct_close(rri);
+	}
 	consistency_restore_user(&saved);
 	return written;
 }
