@@ -112,6 +112,16 @@ typedef BackendId ProcNumber;
 	ExecCheckIndexConstraints((rri), (slot), (estate), (conflictTid), (arbiters))
 #endif
 
+/*
+ * 17 added index_insert_cleanup(), which ExecCloseIndices() calls before
+ * closing each index (an AM's end-of-statement work after index_insert()).
+ */
+#if PG_VERSION_NUM >= 170000
+#define index_insert_cleanup_compat(index, indexInfo) index_insert_cleanup((index), (indexInfo))
+#else
+#define index_insert_cleanup_compat(index, indexInfo) ((void) 0)
+#endif
+
 /* 18 added index_beginscan()'s instrument (NULL: no instrumentation). */
 #if PG_VERSION_NUM >= 180000
 #define index_beginscan_compat(heap, index, snapshot, instrument, nkeys, norderbys) \

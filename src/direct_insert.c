@@ -85,7 +85,7 @@ consistency_direct_open(Oid relid, int natts, const Oid *types, const bool *isnu
 		pg_class_aclcheck(relid, GetUserId(), ACL_INSERT) != ACLCHECK_OK ||
 		check_enable_rls(relid, InvalidOid, true) == RLS_ENABLED)
 	{
-		table_close(rel, RowExclusiveLock);
+		table_close(rel, NoLock);	/* the caller's statement takes it anyway */
 		return NULL;
 	}
 	for (i = 0; i < natts; i++)
@@ -95,7 +95,7 @@ consistency_direct_open(Oid relid, int natts, const Oid *types, const bool *isnu
 		if (att->attisdropped || (OidIsValid(types[i]) && att->atttypid != types[i]) ||
 			(isnull[i] && att->attnotnull))
 		{
-			table_close(rel, RowExclusiveLock);
+			table_close(rel, NoLock);
 			return NULL;
 		}
 	}
@@ -118,15 +118,27 @@ consistency_direct_open(Oid relid, int natts, const Oid *types, const bool *isnu
 	return rri;
 }
 
-/* Close what consistency_direct_open() opened, having written nothing or done. */
+/*
+ * Close what consistency_direct_open() opened, having written nothing or done.
+ * The locks stay to the end of the transaction, as an INSERT statement's lock
+ * on its table does (ExecCloseIndices() would release the indexes' locks): a
+ * caller that writes again in the same transaction then finds them held,
+ * instead of releasing and taking them again (measured: see idempotency.c).
+ */
 void
 consistency_direct_close(ResultRelInfo *rri)
 {
 	Relation	rel = rri->ri_RelationDesc;
+	int			i;
 
-	ExecCloseIndices(rri);
+	for (i = 0; i < rri->ri_NumIndices; i++)
+	{
+		index_insert_cleanup_compat(rri->ri_IndexRelationDescs[i],
+									rri->ri_IndexRelationInfo[i]);
+		index_close(rri->ri_IndexRelationDescs[i], NoLock);
+	}
 	pfree(rri);
-	table_close(rel, RowExclusiveLock);
+	table_close(rel, NoLock);
 }
 
 /*

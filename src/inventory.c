@@ -639,8 +639,9 @@ line0_exists(text *id)
 	found = index_getnext_slot(scan, ForwardScanDirection, slot);
 	ExecDropSingleTupleTableSlot(slot);
 	index_endscan(scan);
-	index_close(index, AccessShareLock);
-	table_close(heap, AccessShareLock);
+	/* Locks are kept to the end of the transaction, as a scan's are. */
+	index_close(index, NoLock);
+	table_close(heap, NoLock);
 	return found;
 }
 

@@ -5,7 +5,8 @@ SELECT plan(31);
 
 SELECT has_schema('consistency');
 SELECT has_table('consistency', 'idempotency_keys', 'idempotency_keys exists');
-SELECT col_is_pk('consistency', 'idempotency_keys', ARRAY['scope', 'key'], 'primary key is (scope, key)');
+SELECT col_is_pk('consistency', 'idempotency_keys', ARRAY['key', 'scope'],
+	'primary key is (key, scope): key first, see consistency--1.0--1.1.sql');
 SELECT columns_are('consistency', 'idempotency_keys', ARRAY[
 	'scope', 'key', 'fingerprint', 'state', 'response', 'recovery_point', 'attempt',
 	'lease_duration', 'lease_expires_at', 'created_at', 'completed_at', 'expires_at']);
