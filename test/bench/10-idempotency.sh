@@ -108,7 +108,8 @@ goal_row() {	# clients label numerator denominator goal -> with "met" / "not met
 	echo "completions update; a transactional claim writes its row once)."
 	echo
 	echo "Why it is cheap: a fresh claim takes the key's lock (in memory) and probes the primary key"
-	echo "directly, without the executor; the row is written once, by \`idem_complete\`, with its"
+	echo "directly, without the executor (since 1.1 the key is the index's first column, so a"
+	echo "comparison is decided by the key, not by the shared scope); the row is written once, by \`idem_complete\`, with its"
 	echo "response, by \`heap_insert\` and one \`index_insert\` per index (no executor either): one"
 	echo "heap tuple and two index entries, where the hand-written layer writes a tuple at claim and"
 	echo "a second version at completion. A replay writes nothing and assigns no transaction id, so"
