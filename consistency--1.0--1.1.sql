@@ -199,6 +199,25 @@ ALTER FUNCTION @extschema@.confirm(pg_catalog.text)
 ALTER FUNCTION @extschema@.release(pg_catalog.text)
 	RESET search_path;
 
+-- reserve_now(): reserve() made outside any transaction block and committed before it returns;
+-- concurrent calls by one role in one database share one transaction and one commit, applied
+-- by one of them (src/inventory_combine.c; only with shared_preload_libraries, else it is
+-- reserve() in the caller's own transaction).  No SET search_path, as for reserve() (see
+-- sql/security.sql).
+CREATE FUNCTION @extschema@.reserve_now(
+	sku pg_catalog.text,
+	qty pg_catalog.int8,
+	reservation_id pg_catalog.text,
+	ttl pg_catalog.interval DEFAULT '15 minutes',
+	wait pg_catalog.bool DEFAULT true)
+RETURNS pg_catalog.text
+AS 'MODULE_PATHNAME', 'consistency_reserve_now'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.reserve_now(pg_catalog.text, pg_catalog.int8, pg_catalog.text, pg_catalog.interval, pg_catalog.bool) IS
+	'reserve() outside a transaction block, committed before it returns; concurrent calls share one commit: reserved, insufficient or busy';
+REVOKE ALL ON FUNCTION @extschema@.reserve_now(pg_catalog.text, pg_catalog.int8, pg_catalog.text, pg_catalog.interval, pg_catalog.bool) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.reserve_now(pg_catalog.text, pg_catalog.int8, pg_catalog.text, pg_catalog.interval, pg_catalog.bool) TO consistency_user;
+
 -- Merging cool adaptive SKUs back into one slot, for maintenance() (consistency_admin).
 CREATE FUNCTION @extschema@.merge_slots(batch_size pg_catalog.int4 DEFAULT 1000)
 RETURNS pg_catalog.int8

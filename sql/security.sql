@@ -15,7 +15,7 @@
 --   a GUC save, parse and restore on each call, 6% of an idempotent order's instructions.
 --   Their fast path resolves no names and their SPI statements qualify every name and
 --   operator (the hostile search_path below runs every path they have);
--- * reserve(), reserve_all(), confirm() and release(), the calls of every order: the SET
+-- * reserve(), reserve_now(), reserve_all(), confirm() and release(), the calls of every order: the SET
 --   clause was about a tenth of a one-client reservation.  They resolve no names in C and
 --   every statement they run qualifies every name and operator (the hostile search_path
 --   below runs their single-session paths, test/specs/inventory_hostile.spec a split);
@@ -34,6 +34,7 @@ SELECT p.oid::regprocedure AS function_without_pinned_search_path
 		'consistency.try_update_versioned(regclass,jsonb,bigint,jsonb,name)',
 		'consistency.reserve(text,bigint,text,interval,boolean)',
 		'consistency.reserve_all(text,text[],bigint[],interval)',
+		'consistency.reserve_now(text,bigint,text,interval,boolean)',
 		'consistency.confirm(text)',
 		'consistency.release(text)',
 		'consistency.maintenance(integer,integer)')
@@ -172,7 +173,7 @@ SELECT consistency.idem_release('hostile-2');
 SELECT consistency.idem_purge() >= 0 AS purged;
 SELECT count(*) AS hostile_rows FROM hostile.idempotency_keys;
 
--- every single-session path of reserve, reserve_all, confirm and release: on an adaptive
+-- every single-session path of reserve, reserve_now, reserve_all, confirm and release: on an adaptive
 -- one-slot SKU (the one-row statements) and on a pinned three-slot SKU (a slot's row, and
 -- the spread over every slot when no slot alone has enough); a reservation, its retry, a
 -- sell-out, and each way a reservation ends
@@ -196,6 +197,7 @@ SELECT consistency.reserve_all('hr-7', ARRAY['hostile-one', 'hostile-three'], AR
 		 AS short,
 	   consistency.confirm('hr-7') AS sold;
 SELECT consistency.reserve('hostile-three', 1, 'hr-9', ttl => '1 microsecond') AS lapsing;
+SELECT consistency.reserve_now('hostile-one', 1, 'hr-10') AS reserved_now;
 SELECT pg_catalog.pg_sleep(0.01);
 SELECT consistency.expire_reservations() AS expired;
 

@@ -43,6 +43,7 @@ _PG_init(void)
 	consistency_stats_init();
 	consistency_maintenance_init();
 	consistency_inventory_init();
+	consistency_inventory_combine_init();
 
 	MarkGUCPrefixReserved("consistency");
 }

@@ -81,6 +81,7 @@ extern void consistency_table_owner_init(void);		/* table_owner.c */
 extern void consistency_stats_init(void);			/* stats.c (stats.h bumps the counters) */
 extern void consistency_maintenance_init(void);		/* maintenance.c */
 extern void consistency_inventory_init(void);		/* inventory_slots.c */
+extern void consistency_inventory_combine_init(void);	/* inventory_combine.c */
 
 /* YC3xx: session LSN tokens */
 #define ERRCODE_CONSISTENCY_TOKEN_MALFORMED		MAKE_SQLSTATE('Y','C','3','0','1')

@@ -65,6 +65,7 @@
 #include "inventory.h"
 
 PG_FUNCTION_INFO_V1(consistency_reserve);
+PG_FUNCTION_INFO_V1(consistency_reserve_now);
 PG_FUNCTION_INFO_V1(consistency_reserve_all);
 PG_FUNCTION_INFO_V1(consistency_confirm);
 PG_FUNCTION_INFO_V1(consistency_release);
@@ -742,30 +743,79 @@ count_answer(const char *answer)
 }
 
 /*
+ * One reservation of one SKU, as reserve() makes it; the arguments are
+ * checked.  The answer is counted in consistency.stats if count.
+ */
+const char *
+inv_reserve_one(const InvSku *s, int64 qty, text *id, Interval *ttl, bool wait, bool count)
+{
+	ResLine		line;
+	const char *answer;
+
+	line.s = *s;
+	line.qty = qty;
+	line.slot = -1;
+	SPI_connect();
+	answer = reserve_lines(id, &line, 1, ttl, wait);
+	SPI_finish();
+	if (count)
+		count_answer(answer);
+	return answer;
+}
+
+/* Count an answer of reserve_now() that a leader made (inventory_combine.c). */
+void
+inv_count_answer(const char *answer)
+{
+	count_answer(answer);
+}
+
+/*
  * reserve(sku, qty, reservation_id, ttl, wait) -> reserved | insufficient | busy
  */
 Datum
 consistency_reserve(PG_FUNCTION_ARGS)
 {
-	ResLine		line;
+	InvSku		s;
+	int64		qty;
 	text	   *id;
 	Interval   *ttl;
-	bool		wait;
-	const char *answer;
 
-	inv_sku_init(&line.s, consistency_text_arg(fcinfo, 0, "sku", INV_MAX_SKU_BYTES, false));
-	line.qty = get_qty(fcinfo, 1);
-	line.slot = -1;
+	inv_sku_init(&s, consistency_text_arg(fcinfo, 0, "sku", INV_MAX_SKU_BYTES, false));
+	qty = get_qty(fcinfo, 1);
 	id = get_id(fcinfo, 2);
 	ttl = get_ttl(fcinfo, 3);
 	consistency_arg_not_null(fcinfo, 4, "wait");
-	wait = PG_GETARG_BOOL(4);
+	PG_RETURN_TEXT_P(cstring_to_text(inv_reserve_one(&s, qty, id, ttl, PG_GETARG_BOOL(4), true)));
+}
 
-	SPI_connect();
-	answer = reserve_lines(id, &line, 1, ttl, wait);
-	SPI_finish();
-	count_answer(answer);
-	PG_RETURN_TEXT_P(cstring_to_text(answer));
+/*
+ * reserve_now(sku, qty, reservation_id, ttl, wait) -> reserved | insufficient | busy
+ *
+ * reserve(), committed before it returns, outside any transaction block;
+ * concurrent calls share a transaction (inventory_combine.c).
+ */
+Datum
+consistency_reserve_now(PG_FUNCTION_ARGS)
+{
+	InvSku		s;
+	int64		qty;
+	text	   *id;
+	Interval   *ttl;
+
+	inv_sku_init(&s, consistency_text_arg(fcinfo, 0, "sku", INV_MAX_SKU_BYTES, false));
+	qty = get_qty(fcinfo, 1);
+	id = get_id(fcinfo, 2);
+	ttl = get_ttl(fcinfo, 3);
+	consistency_arg_not_null(fcinfo, 4, "wait");
+	/* (a subtransaction, e.g. a PL/pgSQL block with EXCEPTION, counts as a block) */
+	if (IsTransactionBlock())
+		ereport(ERROR,
+				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+				 errmsg("consistency.reserve_now() cannot run inside a transaction block or a subtransaction"),
+				 errdetail("reserve_now() commits the reservation before it returns, whatever the transaction does next."),
+				 errhint("Call consistency.reserve() in the transaction, or reserve_now() in autocommit, alone in its statement.")));
+	PG_RETURN_TEXT_P(cstring_to_text(inv_reserve_now(&s, qty, id, ttl, PG_GETARG_BOOL(4))));
 }
 
 /*

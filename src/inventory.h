@@ -13,6 +13,7 @@
 #ifndef CONSISTENCY_INVENTORY_H
 #define CONSISTENCY_INVENTORY_H
 
+#include "datatype/timestamp.h"
 #include "executor/spi.h"
 
 /* Limits; README.md documents them. */
@@ -77,5 +78,12 @@ extern void inv_slot_undo_take(const InvSku *s, int slot, int64 qty);
 extern void inv_lock_all_slots(const InvSku *s, int nslots);
 extern void inv_forget_slots(const InvSku *s);
 extern void inv_error_unknown_sku(text *sku);
+
+/* inventory.c: one reservation, as reserve() makes it (arguments checked). */
+extern const char *inv_reserve_one(const InvSku *s, int64 qty, text *id, Interval *ttl,
+								   bool wait, bool count);
+extern void inv_count_answer(const char *answer);
+/* inventory_combine.c: the same, combined with concurrent reserve_now() calls. */
+extern const char *inv_reserve_now(InvSku *s, int64 qty, text *id, Interval *ttl, bool wait);
 
 #endif							/* CONSISTENCY_INVENTORY_H */

@@ -45,6 +45,7 @@ INSERT INTO fn_expected VALUES
 	-- inventory reservation
 	('consistency.reserve(text,bigint,text,interval,boolean)', 'user'),
 	('consistency.reserve_all(text,text[],bigint[],interval)', 'user'),
+	('consistency.reserve_now(text,bigint,text,interval,boolean)', 'user'),
 	('consistency.confirm(text)', 'user'),
 	('consistency.release(text)', 'user'),
 	('consistency.available(text)', 'user'),

@@ -1,0 +1,142 @@
+# reserve_now() under load: 32 buyers (pgbench, autocommit) on a pinned 16-slot SKU with 3000
+# units, 6400 calls (about twice the stock), while another client keeps sending a reused
+# reservation id (YC202), so that batches keep failing and their callers keep reserving
+# alone; and 8 buyers on a one-slot SKU.  Every call answers for itself: no failure, every
+# YC202 reaches its own caller and no other, the SKUs sell out exactly,
+# every 'reserved' answer has its row and every row a 'reserved' answer, check_inventory() is
+# empty.  With the library preloaded, calls shared transactions (a batch's rows share its
+# transaction id: far fewer ids than rows); without it every call is its own.  Then a lock
+# held for long on one SKU holds up only that SKU's buyers.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $node = PostgreSQL::Test::Cluster->new('reserve_now');
+$node->init;
+$node->append_conf('postgresql.conf', "max_connections = 100\n");
+$node->start;
+my $preloaded = $node->safe_psql('postgres', 'SHOW shared_preload_libraries') =~ /consistency/;
+diag('shared_preload_libraries ' . ($preloaded ? 'includes' : 'does not include') . ' consistency');
+
+$node->safe_psql('postgres', q{
+	CREATE EXTENSION consistency;
+	SELECT consistency.stock_set('now', 3000, slots => 16);
+	SELECT consistency.stock_set('now-one', 500, slots => 1);
+	SELECT consistency.stock_set('side', 1000000, slots => 4);
+	SELECT consistency.reserve('side', 1, 'dup');
+	CREATE TABLE answers (id text NOT NULL, sku text NOT NULL, answer text NOT NULL);
+});
+
+my $dir = PostgreSQL::Test::Utils::tempdir();
+PostgreSQL::Test::Utils::append_to_file("$dir/buy.sql", q{
+\set r random(1, 1000000000000)
+SELECT consistency.reserve_now('now', 1, 'b' || :client_id || '-' || :r) AS a \gset
+INSERT INTO answers VALUES ('b' || :client_id || '-' || :r, 'now', :a);
+});
+PostgreSQL::Test::Utils::append_to_file("$dir/buy_one.sql", q{
+\set r random(1, 1000000000000)
+SELECT consistency.reserve_now('now-one', 1, 'o' || :client_id || '-' || :r) AS a \gset
+INSERT INTO answers VALUES ('o' || :client_id || '-' || :r, 'now-one', :a);
+});
+sub pgbench
+{
+	my ($script, $clients, $calls) = @_;
+	my %h = (out => '', err => '');
+	$h{run} = IPC::Run::start([ 'pgbench', '-n', '-M', 'prepared', '-c', $clients, '-j', '2',
+			'-t', $calls, '--failures-detailed', '--verbose-errors', '-f', "$dir/$script",
+			'-h', $node->host, '-p', $node->port, 'postgres' ], '>', \$h{out}, '2>', \$h{err});
+	return \%h;
+}
+
+# The reused id: 200 calls, one connection each, meanwhile (a statement of its own each:
+# reserve_now() refuses a PL/pgSQL EXCEPTION block, a subtransaction).
+my ($reuse_out, $reuse_err) = ('', '');
+my $reuse = IPC::Run::start([ 'bash', '-c', q{
+	for i in $(seq 1 200); do
+		psql -X -At -v VERBOSITY=verbose -h "$1" -p "$2" -d postgres \
+			-c "SELECT consistency.reserve_now('side', 2, 'dup')" 2>&1
+	done }, 'reuse', $node->host, $node->port ], '>', \$reuse_out, '2>', \$reuse_err);
+my @runs = (pgbench('buy.sql', 32, 200), pgbench('buy_one.sql', 8, 100));
+for my $r (@runs)
+{
+	ok($r->{run}->finish, 'pgbench ran every call to completion') or diag($r->{err});
+	like($r->{out}, qr/number of failed transactions: 0 \(/, 'no call failed') or diag($r->{err});
+}
+$reuse->finish;
+is(scalar(() = $reuse_out =~ /ERROR:  YC202: reservation id "dup" was already used/g), 200,
+	'each of the 200 calls with the reused id got its own YC202')
+  or diag($reuse_out . $reuse_err);
+
+is($node->safe_psql('postgres', q{SELECT count(*) FROM answers}), '7200', 'every call recorded its answer');
+is($node->safe_psql('postgres', q{
+	SELECT string_agg(answer || '=' || n, ',' ORDER BY answer)
+	  FROM (SELECT answer, count(*) AS n FROM answers WHERE sku = 'now' GROUP BY answer) a}),
+	'insufficient=3400,reserved=3000', 'the 16-slot SKU sold out exactly: 3000 reserved, the rest insufficient');
+is($node->safe_psql('postgres', q{
+	SELECT string_agg(answer || '=' || n, ',' ORDER BY answer)
+	  FROM (SELECT answer, count(*) AS n FROM answers WHERE sku = 'now-one' GROUP BY answer) a}),
+	'insufficient=300,reserved=500', 'the one-slot SKU sold out exactly: 500 reserved, the rest insufficient');
+is($node->safe_psql('postgres', q{
+	SELECT count(*) FROM answers a
+	 WHERE a.answer = 'reserved' AND NOT EXISTS
+		(SELECT 1 FROM consistency.reservations r WHERE r.reservation_id = a.id AND r.sku = a.sku)}),
+	'0', "every 'reserved' answer has its row");
+is($node->safe_psql('postgres', q{
+	SELECT count(*) FROM consistency.reservations r
+	 WHERE r.sku <> 'side' AND NOT EXISTS
+		(SELECT 1 FROM answers a WHERE a.id = r.reservation_id AND a.answer = 'reserved')}),
+	'0', "every row was answered 'reserved'");
+is($node->safe_psql('postgres', q{
+	SELECT string_agg(sku || ':' || reserved || '/' || on_hand, ',' ORDER BY sku)
+	  FROM (SELECT sku, sum(reserved) AS reserved, sum(on_hand) AS on_hand
+			  FROM consistency.inventory GROUP BY sku) i}),
+	'now:3000/3000,now-one:500/500,side:1/1000000', 'reserved stock: all of it, and one unit of the side SKU');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM consistency.check_inventory()}),
+	'0', 'check_inventory() finds nothing');
+
+my ($rows, $xids) = split /\|/, $node->safe_psql('postgres', q{
+	SELECT count(*), count(DISTINCT xmin::text) FROM consistency.reservations WHERE sku LIKE 'now%'});
+diag("$rows reservations written by $xids transactions");
+if ($preloaded)
+{
+	cmp_ok($xids, '<', $rows * 3 / 4, 'preloaded: calls shared transactions (a batch per transaction)');
+}
+else
+{
+	is($xids, $rows, 'not preloaded: every call is its own transaction');
+}
+
+# A DBA's transaction holds every slot of one SKU (stock_add); a buyer of that SKU waits
+# (as with reserve()), and a buyer of another SKU is answered at once: a leader waits at
+# most 50 ms for a lock, then the batch is made call by call.
+$node->safe_psql('postgres', q{
+	SELECT consistency.stock_set('held', 10, slots => 4);
+	SELECT consistency.stock_set('free', 10);
+});
+my $holder = $node->background_psql('postgres');
+$holder->query_safe(q{BEGIN});
+$holder->query_safe(q{SELECT consistency.stock_add('held', 1)});
+my ($w_out, $w_err) = ('', '');
+my $waiter = IPC::Run::start([ 'psql', '-X', '-At', '-h', $node->host, '-p', $node->port,
+		'-d', 'postgres', '-c', q{SELECT consistency.reserve_now('held', 1, 'w-1')} ],
+	'>', \$w_out, '2>', \$w_err);
+$node->poll_query_until('postgres', q{
+	SELECT count(*) > 0 FROM pg_stat_activity
+	 WHERE query LIKE '%reserve_now(''held''%' AND wait_event_type = 'Lock'})
+  or die 'the buyer of the held SKU did not wait for its lock';
+is($node->safe_psql('postgres', q{
+	SET statement_timeout = '20s';
+	SELECT consistency.reserve_now('free', 1, 'f-1')}),
+	'reserved', 'a buyer of another SKU is answered while the held SKU is still locked');
+$holder->query_safe(q{COMMIT});
+$holder->quit;
+$waiter->finish;
+is($w_out, "reserved\n", 'the buyer of the held SKU is answered once the lock is released')
+  or diag($w_err);
+is($node->safe_psql('postgres', q{SELECT count(*) FROM consistency.check_inventory()}),
+	'0', 'check_inventory() finds nothing');
+
+$node->stop;
+done_testing();
