@@ -10,20 +10,23 @@
 # unprivileged user and stopped by its pid.  A third variant, a round trip that does nothing
 # (test/bench/redis/roundtrip.sql, same clients), is the ceiling of any design that makes one
 # SQL call per reservation without sharing work between calls.  A fourth, reserve() on a
-# 64-slot SKU (test/bench/redis/reserve64.sql), is what README's first lever, more slots, buys.
+# 64-slot SKU (test/bench/redis/reserve64.sql), is what README's first lever, more slots, buys;
+# a fifth, reserve_now() on the 16-slot SKU (test/bench/redis/reserve_now16.sql), what sharing
+# commits between concurrent autocommit calls buys (the server has the library preloaded).
 # Then a profile (perf) of the backends during one more reserve() run: where its CPU goes.
 # Sourced by test/bench/run.sh (lib.sh loaded, server running, BENCH_RESULT set).
 
 redis_dir=$WORK/test/bench/redis
 redis_clients=64
-# 4 s runs (5 s before the 64-slot variant): the whole benchmark set has a 20-minute budget.
-redis_secs=$(bench_seconds 4)
+# 3 s runs (5 s before the 64-slot and reserve_now() variants): the whole benchmark set has a
+# 20-minute budget.
+redis_secs=$(bench_seconds 3)
 redis_reps=$(bench_reps 3)
 redis_modes=(always everysec)
 redis_profile_secs=$([ "${BENCH_QUICK:-0}" = 1 ] && echo 2 || echo 4)
-bench_plan $((redis_reps * (3 + ${#redis_modes[@]}))) "$redis_secs"
+bench_plan $((redis_reps * (4 + ${#redis_modes[@]}))) "$redis_secs"
 bench_plan 1 $((redis_profile_secs + 3))	# the profile run
-bench_plan_extra 8	# Redis start and stop, perf report
+bench_plan_extra 11	# the preloaded server, Redis start and stop, perf report
 bench_plan_done
 
 if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/null; then
@@ -72,6 +75,9 @@ redis_answers=$(for id in id-1 id-1 id-2; do redis_cli evalsha "$redis_sha" 2 st
 [ "$(tr '\n' ' ' <<<"$redis_answers")" = "reserved reserved insufficient 0 " ] ||
 	die "the Lua script does not answer like reserve(): $redis_answers"
 
+# reserve_now() shares commits only with the library preloaded
+bench_server_stop
+bench_server_start "shared_preload_libraries = 'consistency'"
 bench_sql_file "$redis_dir/setup.sql"
 
 # redis_run MODE: one redis-benchmark run; sets run_rate (reservations/s) and run_p99 (ms).
@@ -114,13 +120,14 @@ trip_run() {
 }
 
 declare -A redis_rates redis_p99s redis_rate redis_p99
-redis_variants=(pg pg64 trip "${redis_modes[@]}")
+redis_variants=(pg pgnow pg64 trip "${redis_modes[@]}")
 for rep in $(seq 1 "$redis_reps"); do
 	for i in "${!redis_variants[@]}"; do
 		v=${redis_variants[$(((i + rep) % ${#redis_variants[@]}))]}
 		case $v in
 		pg) pg_run reserve16 ;;
 		pg64) pg_run reserve64 ;;
+		pgnow) pg_run reserve_now16 ;;
 		trip) trip_run ;;
 		*) redis_run "$v" ;;
 		esac
@@ -174,7 +181,7 @@ redis_goal() {	# ratio goal -> met / not met
 	echo "The in-memory alternative: a Redis $redis_version Lua script doing what \`reserve()\` decides"
 	echo "(replay a known reservation id, else check the stock, \`DECRBY\` and record the id in a hash;"
 	echo "\`test/bench/redis/reserve.lua\`), driven by \`redis-benchmark\` (\`EVALSHA\`, a random id per"
-	echo "request, 2 threads) over loopback TCP, against \`consistency.reserve()\` on a 16-slot SKU with"
+	echo "request, 2 threads) over loopback TCP, against \`consistency.reserve()\` and \`consistency.reserve_now()\` on a 16-slot SKU with"
 	echo "\`synchronous_commit = on\` (pgbench \`-M prepared\`, 2 threads, Unix socket; reservations"
 	echo "counted as rows). $redis_clients clients each, one hot SKU, the same machine and run, ${redis_secs}s runs"
 	echo "(Redis: the request count that lasts about as long), median of ${redis_reps}, interleaved. Redis"
@@ -185,8 +192,12 @@ redis_goal() {	# ratio goal -> met / not met
 	echo
 	echo "| measure | ratio | goal | result | rates (reservations/s) | p99 (ms) |"
 	echo "|---|---:|---|---|---|---|"
+	r=$(ratio "${redis_rate[pgnow]}" "${redis_rate[always]}")
+	echo "| reserve_now() / Redis, appendfsync always | $r | ≥ 0.5 | $(redis_goal "$r" 0.5) | $(fmt0 "${redis_rate[pgnow]}") / $(fmt0 "${redis_rate[always]}") | ${redis_p99[pgnow]} / ${redis_p99[always]} |"
+	r=$(ratio "${redis_rate[pgnow]}" "${redis_rate[pg]}")
+	echo "| reserve_now() / reserve() | $r | | | $(fmt0 "${redis_rate[pgnow]}") / $(fmt0 "${redis_rate[pg]}") | ${redis_p99[pgnow]} / ${redis_p99[pg]} |"
 	r=$(ratio "${redis_rate[pg]}" "${redis_rate[always]}")
-	echo "| reserve() / Redis, appendfsync always | $r | ≥ 0.5 | $(redis_goal "$r" 0.5) | $(fmt0 "${redis_rate[pg]}") / $(fmt0 "${redis_rate[always]}") | ${redis_p99[pg]} / ${redis_p99[always]} |"
+	echo "| reserve() / Redis, appendfsync always | $r | | | $(fmt0 "${redis_rate[pg]}") / $(fmt0 "${redis_rate[always]}") | ${redis_p99[pg]} / ${redis_p99[always]} |"
 	r=$(ratio "${redis_rate[pg]}" "${redis_rate[everysec]}")
 	echo "| reserve() / Redis, appendfsync everysec | $r | | | $(fmt0 "${redis_rate[pg]}") / $(fmt0 "${redis_rate[everysec]}") | ${redis_p99[pg]} / ${redis_p99[everysec]} |"
 	r=$(ratio "${redis_rate[pg64]}" "${redis_rate[always]}")
@@ -205,6 +216,9 @@ redis_goal() {	# ratio goal -> met / not met
 	echo "its lock waits and its executor work, which is what sharing work between calls removes."
 	echo "The 64-slot rows (\`test/bench/redis/reserve64.sql\`) show what more slots buy: with 16 slots"
 	echo "most of the $redis_clients buyers queue for a slot, whose holder keeps it until its commit is flushed."
+	echo "\`reserve_now()\` (\`test/bench/redis/reserve_now16.sql\`, library preloaded) is the same reservation"
+	echo "in autocommit with concurrent calls applied together by one of them, in one transaction and"
+	echo "one commit (\`src/inventory_combine.c\`): the sharing of work the round trip's row leaves room for."
 	echo
 	echo "Where \`reserve()\`'s CPU goes: \`perf record --call-graph dwarf\` on the $redis_clients backends during"
 	echo "one more run (${redis_profile_secs}s, not measured above); each sample counts for the innermost PostgreSQL"
