@@ -763,6 +763,84 @@ inv_reserve_one(const InvSku *s, int64 qty, text *id, Interval *ttl, bool wait, 
 	return answer;
 }
 
+/*
+ * Several reservations of one SKU, each of one line, made together in this
+ * transaction (a batch of reserve_now(), inventory_combine.c): the answers
+ * are those of the same reserve() calls made one after another, in order.
+ * Each id's line 0 is stored (or found: a retry answers from it) as
+ * reserve() stores it; then the units of all the fresh ones are taken with
+ * one slot operation (one slot row update instead of one each), or, if the
+ * SKU cannot give them all, one by one in order, a reservation that gets
+ * nothing being deleted again.  The ids must differ (the caller checks), and
+ * every caller waits for locks (wait = true).  Answers are not counted.
+ */
+void
+inv_reserve_group(const InvSku *s, int n, const int64 *qty, text *const *ids,
+				  Interval *const *ttls, const char **answers)
+{
+	TimestampTz now;
+	ResLine		line;
+	StoredRes	stored;
+	bool	   *fresh = palloc0(sizeof(bool) * n);
+	int64		total = 0;
+	int			nfresh = 0;
+	bool		overflow = false;
+	int			i;
+
+	if (inv_sku_looks_short(s))
+	{
+		/* after a sell-out: reserve()'s check that writes nothing */
+		for (i = 0; i < n; i++)
+			answers[i] = inv_reserve_one(s, qty[i], ids[i], ttls[i], true, false);
+		return;
+	}
+
+	SPI_connect();
+	now = GetCurrentTimestamp();
+	for (i = 0; i < n; i++)
+	{
+		line.s = *s;
+		line.qty = qty[i];
+		line.slot = -1;
+		if (!insert_reservation(ids[i], &line, 1, now, expiry(now, ttls[i]), &stored))
+		{
+			answer_retry(ids[i], &stored, &line, 1);
+			answers[i] = "reserved";
+			continue;
+		}
+		fresh[i] = true;
+		nfresh++;
+		overflow |= pg_add_s64_overflow(total, qty[i], &total);
+	}
+	if (nfresh > 1 && !overflow &&
+		inv_slots_apply(s, total, INV_TAKE, true, &line.slot) == INV_DONE)
+	{
+		for (i = 0; i < n; i++)
+			if (fresh[i])
+				answers[i] = "reserved";
+	}
+	else
+	{
+		for (i = 0; i < n; i++)
+		{
+			InvSlotResult res;
+
+			if (!fresh[i])
+				continue;
+			res = inv_slots_apply(s, qty[i], INV_TAKE, true, &line.slot);
+			if (res == INV_DONE)
+				answers[i] = "reserved";
+			else
+			{
+				delete_reservation(ids[i]);
+				answers[i] = res == INV_BUSY ? "busy" : "insufficient";
+			}
+		}
+	}
+	SPI_finish();
+	pfree(fresh);
+}
+
 /* Count an answer of reserve_now() that a leader made (inventory_combine.c). */
 void
 inv_count_answer(const char *answer)

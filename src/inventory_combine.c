@@ -34,7 +34,8 @@
  *	 (then it leads);
  * - a leader takes up to COMBINE_MAX_BATCH pending entries of its database
  *	 and role (its own first; compare-and-swap PENDING -> TAKEN), applies
- *	 them in SKU lock order in one subtransaction, waiting at most
+ *	 them in SKU lock order in one subtransaction (the fresh reservations
+ *	 of one SKU with one slot operation: apply_batch), waiting at most
  *	 COMBINE_LOCK_TIMEOUT_MS for any lock, and marks them APPLIED with their
  *	 answers (its own DONE).  If the subtransaction failed it marks them
  *	 FAILED and wakes their owners.  Then it leaves the leaders table and
@@ -405,6 +406,58 @@ req_cmp(const void *a, const void *b)
 }
 
 /*
+ * Apply the batch, sorted by SKU.  Consecutive requests for one SKU that
+ * wait for locks and name different reservation ids are made together
+ * (inv_reserve_group: one slot operation for all of them); any other
+ * request alone, as reserve() makes it.
+ */
+static void
+apply_batch(CombineReq *reqs, int n)
+{
+	int			i = 0;
+
+	while (i < n)
+	{
+		int			j = i + 1;
+		int			k;
+
+		while (j < n && reqs[j].wait && reqs[i].wait &&
+			   inv_sku_cmp(&reqs[i].s, &reqs[j].s) == 0)
+		{
+			for (k = i; k < j; k++)
+				if (VARSIZE_ANY_EXHDR(reqs[k].id) == VARSIZE_ANY_EXHDR(reqs[j].id) &&
+					memcmp(VARDATA_ANY(reqs[k].id), VARDATA_ANY(reqs[j].id),
+						   VARSIZE_ANY_EXHDR(reqs[j].id)) == 0)
+					break;
+			if (k < j)
+				break;			/* the same id twice: the second sees the first's outcome */
+			j++;
+		}
+		if (j - i > 1)
+		{
+			int64		qty[COMBINE_MAX_BATCH];
+			text	   *ids[COMBINE_MAX_BATCH];
+			Interval   *ttls[COMBINE_MAX_BATCH];
+			const char *answers[COMBINE_MAX_BATCH];
+
+			for (k = i; k < j; k++)
+			{
+				qty[k - i] = reqs[k].qty;
+				ids[k - i] = reqs[k].id;
+				ttls[k - i] = &reqs[k].ttl;
+			}
+			inv_reserve_group(&reqs[i].s, j - i, qty, ids, ttls, answers);
+			for (k = i; k < j; k++)
+				reqs[k].answer = answers[k - i];
+		}
+		else
+			reqs[i].answer = inv_reserve_one(&reqs[i].s, reqs[i].qty, reqs[i].id,
+											 &reqs[i].ttl, reqs[i].wait, false);
+		i = j;
+	}
+}
+
+/*
  * Take a pending request of (db, role) into the batch; false if it is not
  * one or was taken or withdrawn meanwhile.
  */
@@ -487,9 +540,7 @@ lead_batch(void)
 			(void) set_config_option("lock_timeout", CppAsString2(COMBINE_LOCK_TIMEOUT_MS),
 									 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
 									 true, 0, false);
-		for (i = 0; i < n; i++)
-			reqs[i].answer = inv_reserve_one(&reqs[i].s, reqs[i].qty, reqs[i].id,
-											 &reqs[i].ttl, reqs[i].wait, false);
+		apply_batch(reqs, n);
 		AtEOXact_GUC(false, save_nestlevel);	/* lock_timeout as it was */
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcxt);

@@ -1,7 +1,9 @@
 # reserve_now() under load: 32 buyers (pgbench, autocommit) on a pinned 16-slot SKU with 3000
 # units, 6400 calls (about twice the stock), while another client keeps sending a reused
 # reservation id (YC202), so that batches keep failing and their callers keep reserving
-# alone; and 8 buyers on a one-slot SKU.  Every call answers for itself: no failure, every
+# alone; 8 buyers on a one-slot SKU; and 8 callers sending ids that several send at once (a
+# batch may hold one id twice) for a SKU a restocker keeps near empty.  Every call answers for
+# itself: no failure, every
 # YC202 reaches its own caller and no other, the SKUs sell out exactly,
 # every 'reserved' answer has its row and every row a 'reserved' answer, check_inventory() is
 # empty.  With the library preloaded, calls shared transactions (a batch's rows share its
@@ -25,6 +27,7 @@ $node->safe_psql('postgres', q{
 	SELECT consistency.stock_set('now', 3000, slots => 16);
 	SELECT consistency.stock_set('now-one', 500, slots => 1);
 	SELECT consistency.stock_set('side', 1000000, slots => 4);
+	SELECT consistency.stock_set('race-now', 20, slots => 16);
 	SELECT consistency.reserve('side', 1, 'dup');
 	CREATE TABLE answers (id text NOT NULL, sku text NOT NULL, answer text NOT NULL);
 });
@@ -34,6 +37,18 @@ PostgreSQL::Test::Utils::append_to_file("$dir/buy.sql", q{
 \set r random(1, 1000000000000)
 SELECT consistency.reserve_now('now', 1, 'b' || :client_id || '-' || :r) AS a \gset
 INSERT INTO answers VALUES ('b' || :client_id || '-' || :r, 'now', :a);
+});
+# ids that several callers send at once (a retry racing its original): 3 ids per 20 ms
+PostgreSQL::Test::Utils::append_to_file("$dir/same_id.sql", q{
+\set n random(1, 3)
+SELECT 's' || (extract(epoch FROM clock_timestamp()) * 50)::bigint || '-' || :n AS id \gset
+SELECT consistency.reserve_now('race-now', 1, :id) AS a \gset
+INSERT INTO answers VALUES (:id, 'race-now', :a);
+});
+# a restocker keeps the raced SKU near empty, so that batches keep selling it out
+PostgreSQL::Test::Utils::append_to_file("$dir/restock.sql", q{
+SELECT consistency.stock_add('race-now', 1);
+\sleep 20 ms
 });
 PostgreSQL::Test::Utils::append_to_file("$dir/buy_one.sql", q{
 \set r random(1, 1000000000000)
@@ -58,7 +73,8 @@ my $reuse = IPC::Run::start([ 'bash', '-c', q{
 		psql -X -At -v VERBOSITY=verbose -h "$1" -p "$2" -d postgres \
 			-c "SELECT consistency.reserve_now('side', 2, 'dup')" 2>&1
 	done }, 'reuse', $node->host, $node->port ], '>', \$reuse_out, '2>', \$reuse_err);
-my @runs = (pgbench('buy.sql', 32, 200), pgbench('buy_one.sql', 8, 100));
+my @runs = (pgbench('buy.sql', 32, 200), pgbench('buy_one.sql', 8, 100),
+	pgbench('same_id.sql', 8, 200), pgbench('restock.sql', 1, 300));
 for my $r (@runs)
 {
 	ok($r->{run}->finish, 'pgbench ran every call to completion') or diag($r->{err});
@@ -69,7 +85,7 @@ is(scalar(() = $reuse_out =~ /ERROR:  YC202: reservation id "dup" was already us
 	'each of the 200 calls with the reused id got its own YC202')
   or diag($reuse_out . $reuse_err);
 
-is($node->safe_psql('postgres', q{SELECT count(*) FROM answers}), '7200', 'every call recorded its answer');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM answers}), '8800', 'every call recorded its answer');
 is($node->safe_psql('postgres', q{
 	SELECT string_agg(answer || '=' || n, ',' ORDER BY answer)
 	  FROM (SELECT answer, count(*) AS n FROM answers WHERE sku = 'now' GROUP BY answer) a}),
@@ -78,6 +94,13 @@ is($node->safe_psql('postgres', q{
 	SELECT string_agg(answer || '=' || n, ',' ORDER BY answer)
 	  FROM (SELECT answer, count(*) AS n FROM answers WHERE sku = 'now-one' GROUP BY answer) a}),
 	'insufficient=300,reserved=500', 'the one-slot SKU sold out exactly: 500 reserved, the rest insufficient');
+is($node->safe_psql('postgres', q{
+	SELECT string_agg(DISTINCT answer, ',' ORDER BY answer) FROM answers WHERE sku = 'race-now'}),
+	'insufficient,reserved', 'the raced SKU ran out and was restocked: both answers');
+is($node->safe_psql('postgres', q{
+	SELECT count(*) FROM (SELECT id FROM answers WHERE sku = 'race-now' AND answer = 'reserved'
+						  GROUP BY id HAVING count(*) > 1) m}) > 0 ? 'yes' : 'no',
+	'yes', "some ids were answered 'reserved' to several callers");
 is($node->safe_psql('postgres', q{
 	SELECT count(*) FROM answers a
 	 WHERE a.answer = 'reserved' AND NOT EXISTS
@@ -91,13 +114,18 @@ is($node->safe_psql('postgres', q{
 is($node->safe_psql('postgres', q{
 	SELECT string_agg(sku || ':' || reserved || '/' || on_hand, ',' ORDER BY sku)
 	  FROM (SELECT sku, sum(reserved) AS reserved, sum(on_hand) AS on_hand
-			  FROM consistency.inventory GROUP BY sku) i}),
+			  FROM consistency.inventory WHERE sku <> 'race-now' GROUP BY sku) i}),
 	'now:3000/3000,now-one:500/500,side:1/1000000', 'reserved stock: all of it, and one unit of the side SKU');
+is($node->safe_psql('postgres', q{
+	SELECT (SELECT sum(reserved) FROM consistency.inventory WHERE sku = 'race-now')
+		 = (SELECT count(*) FROM consistency.reservations WHERE sku = 'race-now')}),
+	't', 'the raced SKU reserved one unit per stored id');
 is($node->safe_psql('postgres', q{SELECT count(*) FROM consistency.check_inventory()}),
 	'0', 'check_inventory() finds nothing');
 
 my ($rows, $xids) = split /\|/, $node->safe_psql('postgres', q{
-	SELECT count(*), count(DISTINCT xmin::text) FROM consistency.reservations WHERE sku LIKE 'now%'});
+	SELECT count(*), count(DISTINCT xmin::text) FROM consistency.reservations
+	 WHERE sku IN ('now', 'now-one')});
 diag("$rows reservations written by $xids transactions");
 if ($preloaded)
 {
