@@ -595,7 +595,7 @@ inv_reserve_now(InvSku *s, int64 qty, text *id, Interval *ttl, bool wait)
 	me = &combine->entries[MyProcNumber];
 	w = pg_atomic_read_u32(&me->word);
 	if (CE_STATE(w) == CE_PENDING || CE_STATE(w) == CE_TAKEN || CE_STATE(w) == CE_APPLIED)
-		return inv_reserve_one(s, qty, id, ttl, wait, true);	/* a request we gave up on is still out */	/* a request we gave up on is still out */
+		return inv_reserve_one(s, qty, id, ttl, wait, true);	/* a request we gave up on is still out */
 	if (!callbacks_registered)
 	{
 		before_shmem_exit(combine_exit, (Datum) 0);
