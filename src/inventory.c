@@ -730,9 +730,9 @@ reserve_lines(text *id, ResLine *lines, int nlines, Interval *ttl, bool wait)
  * ----------------------------------------------------------------
  */
 
-/* Count the answer of reserve() or reserve_all(). */
-static void
-count_answer(const char *answer)
+/* Count an answer of reserve(), reserve_all() or reserve_now() (a leader counts its batch's). */
+void
+inv_count_answer(const char *answer)
 {
 	if (strcmp(answer, "reserved") == 0)
 		consistency_count(CSTAT_INV_RESERVED);
@@ -759,7 +759,7 @@ inv_reserve_one(const InvSku *s, int64 qty, text *id, Interval *ttl, bool wait, 
 	answer = reserve_lines(id, &line, 1, ttl, wait);
 	SPI_finish();
 	if (count)
-		count_answer(answer);
+		inv_count_answer(answer);
 	return answer;
 }
 
@@ -841,11 +841,25 @@ inv_reserve_group(const InvSku *s, int n, const int64 *qty, text *const *ids,
 	pfree(fresh);
 }
 
-/* Count an answer of reserve_now() that a leader made (inventory_combine.c). */
-void
-inv_count_answer(const char *answer)
+/* The arguments of reserve() and reserve_now(): sku, qty, reservation_id, ttl, wait. */
+typedef struct ReserveArgs
 {
-	count_answer(answer);
+	InvSku		s;
+	int64		qty;
+	text	   *id;
+	Interval   *ttl;
+	bool		wait;
+} ReserveArgs;
+
+static void
+get_reserve_args(FunctionCallInfo fcinfo, ReserveArgs *a)
+{
+	inv_sku_init(&a->s, consistency_text_arg(fcinfo, 0, "sku", INV_MAX_SKU_BYTES, false));
+	a->qty = get_qty(fcinfo, 1);
+	a->id = get_id(fcinfo, 2);
+	a->ttl = get_ttl(fcinfo, 3);
+	consistency_arg_not_null(fcinfo, 4, "wait");
+	a->wait = PG_GETARG_BOOL(4);
 }
 
 /*
@@ -854,17 +868,10 @@ inv_count_answer(const char *answer)
 Datum
 consistency_reserve(PG_FUNCTION_ARGS)
 {
-	InvSku		s;
-	int64		qty;
-	text	   *id;
-	Interval   *ttl;
+	ReserveArgs a;
 
-	inv_sku_init(&s, consistency_text_arg(fcinfo, 0, "sku", INV_MAX_SKU_BYTES, false));
-	qty = get_qty(fcinfo, 1);
-	id = get_id(fcinfo, 2);
-	ttl = get_ttl(fcinfo, 3);
-	consistency_arg_not_null(fcinfo, 4, "wait");
-	PG_RETURN_TEXT_P(cstring_to_text(inv_reserve_one(&s, qty, id, ttl, PG_GETARG_BOOL(4), true)));
+	get_reserve_args(fcinfo, &a);
+	PG_RETURN_TEXT_P(cstring_to_text(inv_reserve_one(&a.s, a.qty, a.id, a.ttl, a.wait, true)));
 }
 
 /*
@@ -876,16 +883,9 @@ consistency_reserve(PG_FUNCTION_ARGS)
 Datum
 consistency_reserve_now(PG_FUNCTION_ARGS)
 {
-	InvSku		s;
-	int64		qty;
-	text	   *id;
-	Interval   *ttl;
+	ReserveArgs a;
 
-	inv_sku_init(&s, consistency_text_arg(fcinfo, 0, "sku", INV_MAX_SKU_BYTES, false));
-	qty = get_qty(fcinfo, 1);
-	id = get_id(fcinfo, 2);
-	ttl = get_ttl(fcinfo, 3);
-	consistency_arg_not_null(fcinfo, 4, "wait");
+	get_reserve_args(fcinfo, &a);
 	/* (a subtransaction, e.g. a PL/pgSQL block with EXCEPTION, counts as a block) */
 	if (IsTransactionBlock())
 		ereport(ERROR,
@@ -893,7 +893,7 @@ consistency_reserve_now(PG_FUNCTION_ARGS)
 				 errmsg("consistency.reserve_now() cannot run inside a transaction block or a subtransaction"),
 				 errdetail("reserve_now() commits the reservation before it returns, whatever the transaction does next."),
 				 errhint("Call consistency.reserve() in the transaction, or reserve_now() in autocommit, alone in its statement.")));
-	PG_RETURN_TEXT_P(cstring_to_text(inv_reserve_now(&s, qty, id, ttl, PG_GETARG_BOOL(4))));
+	PG_RETURN_TEXT_P(cstring_to_text(inv_reserve_now(&a.s, a.qty, a.id, a.ttl, a.wait)));
 }
 
 /*
@@ -945,7 +945,7 @@ consistency_reserve_all(PG_FUNCTION_ARGS)
 	check_slot_locks(lines, nlines);
 	answer = reserve_lines(id, lines, nlines, ttl, true);
 	SPI_finish();
-	count_answer(answer);
+	inv_count_answer(answer);
 	PG_RETURN_TEXT_P(cstring_to_text(answer));
 }
 

@@ -84,7 +84,7 @@ extern const char *inv_reserve_one(const InvSku *s, int64 qty, text *id, Interva
 								   bool wait, bool count);
 extern void inv_reserve_group(const InvSku *s, int n, const int64 *qty, text *const *ids,
 							  Interval *const *ttls, const char **answers);
-extern void inv_count_answer(const char *answer);
+extern void inv_count_answer(const char *answer);	/* consistency.stats */
 /* inventory_combine.c: the same, combined with concurrent reserve_now() calls. */
 extern const char *inv_reserve_now(InvSku *s, int64 qty, text *id, Interval *ttl, bool wait);
 
