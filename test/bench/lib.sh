@@ -1,7 +1,8 @@
 # test/bench/lib.sh: what the benchmark sections share.
 #
 # Owns: the throwaway benchmark server (fresh per section, fsync and synchronous_commit on),
-# running pgbench and reading its results (rate, mean and p99 latency), medians over
+# running pgbench and reading its results (rate, mean and p99 latency, and on request the
+# machine's CPU and context switches over the run), medians over
 # interleaved repetitions, ratios, the environment line every section prints, and each
 # section's time plan and progress line.
 # Sourced by test/bench/run.sh.
@@ -112,8 +113,25 @@ bench_seconds() {
 }
 bench_reps() { if [ "${BENCH_QUICK:-0}" = 1 ]; then echo 1; else echo "${1:-3}"; fi; }
 
+# machine_counters: "busy_jiffies context_switches uptime" of the whole machine so far
+# (/proc/stat: user, nice, system, irq, softirq and steal time, as cpuwatch.py counts busy;
+# ctxt; /proc/uptime).  Read before and after a run, they give its CPU and context switches
+# per unit of work and how many cores it kept busy: counts and shares, never a lone time.
+machine_counters() {
+	awk '/^cpu / { b = $2 + $3 + $4 + $7 + $8 + $9 } /^ctxt / { c = $2 } END { printf "%d %d ", b, c }' /proc/stat
+	cut -d' ' -f1 /proc/uptime
+}
+# machine_usage BEFORE... AFTER... (two machine_counters): prints "cpu_seconds context_switches
+# elapsed_seconds".
+machine_usage() {
+	awk -v b0="$1" -v c0="$2" -v t0="$3" -v b1="$4" -v c1="$5" -v t1="$6" -v hz="$(getconf CLK_TCK)" \
+		'BEGIN { printf "%.2f %d %.2f\n", (b1 - b0) / hz, c1 - c0, t1 - t0 }'
+}
+
 # pgbench_run SCRIPT CLIENTS SECONDS [pgbench args...]
-# Prints "tps mean_ms p99_ms transactions" (p99 from the per-transaction log).
+# Prints "tps mean_ms p99_ms transactions" (p99 from the per-transaction log).  If
+# BENCH_USAGE names a file, the machine's CPU seconds and context switches over the pgbench
+# run itself (not the CHECKPOINT before it) are written there (machine_usage).
 pgbench_run() {
 	local script=$1 clients=$2 secs=$3
 	shift 3
@@ -122,10 +140,13 @@ pgbench_run() {
 	logdir=$(as_user mktemp -d "$WORK/pgbench-log.XXXXXX")
 	bench_progress "$(basename "$script" .sql), $clients client$([ "$clients" = 1 ] || echo s)" >&2
 	bench_sql 'CHECKPOINT' >/dev/null
-	local out
+	local out before
+	before=$(machine_counters)
 	out=$(cd "$logdir" && as_user "$PG_BINDIR/pgbench" -h "$BENCH_DIR" -p "$BENCH_PORT" -n -M prepared \
 		-c "$clients" -j "$threads" -T "$secs" -l --log-prefix=tx -f "$script" "$@" bench 2>&1) ||
 		{ printf '%s\n' "$out" >&2; die "pgbench failed: $script"; }
+	# shellcheck disable=SC2046,SC2086
+	[ -z "${BENCH_USAGE:-}" ] || machine_usage $before $(machine_counters) >"$BENCH_USAGE"
 	local tps mean n p99
 	tps=$(printf '%s\n' "$out" | sed -nE 's/^tps = ([0-9.]+) .*/\1/p' | head -n 1)
 	# (" (including failures)" follows when a transaction failed: keep the number only)
