@@ -13,7 +13,9 @@
 # 64-slot SKU (test/bench/redis/reserve64.sql), is what README's first lever, more slots, buys;
 # a fifth, reserve_now() on the 16-slot SKU (test/bench/redis/reserve_now16.sql), what sharing
 # commits between concurrent autocommit calls buys (the server has the library preloaded).
-# Then a profile (perf) of the backends during one more reserve() run: where its CPU goes.
+# Every run also records the machine's CPU and context switches (lib.sh, machine_counters): CPU
+# per reservation against Redis's, same run.  Then a profile (perf) of the backends during one
+# more reserve() run and one more reserve_now() run: where their CPU goes.
 # Sourced by test/bench/run.sh (lib.sh loaded, server running, BENCH_RESULT set).
 
 redis_dir=$WORK/test/bench/redis
@@ -23,10 +25,10 @@ redis_clients=64
 redis_secs=$(bench_seconds 3)
 redis_reps=$(bench_reps 3)
 redis_modes=(always everysec)
-redis_profile_secs=$([ "${BENCH_QUICK:-0}" = 1 ] && echo 2 || echo 4)
+redis_profile_secs=$([ "${BENCH_QUICK:-0}" = 1 ] && echo 2 || echo 3)
 bench_plan $((redis_reps * (4 + ${#redis_modes[@]}))) "$redis_secs"
-bench_plan 1 $((redis_profile_secs + 3))	# the profile run
-bench_plan_extra 11	# the preloaded server, Redis start and stop, perf report
+bench_plan 2 $((redis_profile_secs + 3))	# the profile runs, reserve() and reserve_now()
+bench_plan_extra 15	# the preloaded server, Redis start and stop, two perf reports
 bench_plan_done
 
 if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/null; then
@@ -84,18 +86,22 @@ bench_sql_file "$redis_dir/setup.sql"
 # The request count aims at redis_secs seconds at the mode's last measured rate.
 declare -A redis_guess=([always]=20000 [everysec]=40000)
 redis_run() {
-	local mode=$1 n before after out
+	local mode=$1 n before after out u0
 	n=$((${redis_guess[$mode]} * redis_secs))
 	redis_cli config set appendfsync "$mode" >/dev/null
 	redis_cli set stock:hot 1000000000000 >/dev/null
 	redis_cli del res:hot >/dev/null
 	bench_progress "Redis appendfsync $mode, $redis_clients clients" >&2
 	before=$(redis_cli get stock:hot)
+	u0=$(machine_counters)
 	out=$(cd "$redis_home" && as_user redis-benchmark -h 127.0.0.1 -p "$redis_port" -c "$redis_clients" \
 		--threads 2 -n "$n" -r 1000000000 --csv \
 		evalsha "$redis_sha" 2 stock:hot res:hot __rand_int__ 1 2>&1) ||
 		{ printf '%s\n' "$out" >&2; die "redis-benchmark failed"; }
+	# shellcheck disable=SC2046,SC2086
+	run_usage=$(machine_usage $u0 $(machine_counters))
 	after=$(redis_cli get stock:hot)
+	run_made=$((before - after))
 	# "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
 	read -r run_rate run_p99 < <(printf '%s\n' "$out" | awk -F, '/^"test"/ { next } NF >= 7 { gsub(/"/, ""); print $2, $7; exit }')
 	[ -n "$run_rate" ] || { printf '%s\n' "$out" >&2; die "no rate in redis-benchmark's output"; }
@@ -105,21 +111,26 @@ redis_run() {
 	redis_guess[$mode]=$(fmt0 "$run_rate")
 }
 
+# Each run below also sets run_usage (machine_usage over the run) and run_made (reservations,
+# or round trips, it made).
+redis_usage_file=$WORK/redis.usage
+
 # pg_run SCRIPT: one reserve() run; sets run_rate (rows written / seconds) and run_p99.
 pg_run() {
-	local rows
 	bench_sql "CALL redis_bench_reset(1000000000)" >/dev/null
-	read -r _tps _mean run_p99 _n < <(pgbench_run "$redis_dir/$1.sql" "$redis_clients" "$redis_secs")
-	rows=$(bench_sql "SELECT count(*) FROM consistency.reservations")
-	run_rate=$(awk -v r="$rows" -v s="$redis_secs" 'BEGIN { printf "%.1f", r / s }')
+	read -r _tps _mean run_p99 _n < <(BENCH_USAGE=$redis_usage_file pgbench_run "$redis_dir/$1.sql" "$redis_clients" "$redis_secs")
+	run_usage=$(cat "$redis_usage_file")
+	run_made=$(bench_sql "SELECT count(*) FROM consistency.reservations")
+	run_rate=$(awk -v r="$run_made" -v s="$redis_secs" 'BEGIN { printf "%.1f", r / s }')
 }
 
 # trip_run: the round trip that does nothing; sets run_rate and run_p99.
 trip_run() {
-	read -r run_rate _mean run_p99 _n < <(pgbench_run "$redis_dir/roundtrip.sql" "$redis_clients" "$redis_secs")
+	read -r run_rate _mean run_p99 run_made < <(BENCH_USAGE=$redis_usage_file pgbench_run "$redis_dir/roundtrip.sql" "$redis_clients" "$redis_secs")
+	run_usage=$(cat "$redis_usage_file")
 }
 
-declare -A redis_rates redis_p99s redis_rate redis_p99
+declare -A redis_rates redis_p99s redis_rate redis_p99 redis_cpu redis_ctxt redis_time redis_made
 redis_variants=(pg pgnow pg64 trip "${redis_modes[@]}")
 for rep in $(seq 1 "$redis_reps"); do
 	for i in "${!redis_variants[@]}"; do
@@ -134,6 +145,11 @@ for rep in $(seq 1 "$redis_reps"); do
 		info "run $rep, $v: $(fmt0 "$run_rate") reservations/s, p99 $run_p99 ms"
 		redis_rates[$v]="${redis_rates[$v]:-} $run_rate"
 		redis_p99s[$v]="${redis_p99s[$v]:-} $run_p99"
+		read -r cpu ctxt elapsed <<<"$run_usage"
+		redis_cpu[$v]=$(awk -v a="${redis_cpu[$v]:-0}" -v b="$cpu" 'BEGIN { print a + b }')
+		redis_time[$v]=$(awk -v a="${redis_time[$v]:-0}" -v b="$elapsed" 'BEGIN { print a + b }')
+		redis_ctxt[$v]=$((${redis_ctxt[$v]:-0} + ctxt))
+		redis_made[$v]=$((${redis_made[$v]:-0} + run_made))
 	done
 done
 for v in "${redis_variants[@]}"; do
@@ -144,15 +160,17 @@ for v in "${redis_variants[@]}"; do
 done
 redis_stop
 
-# Profile: one more reserve() run (not measured); once its 64 backends are connected, perf
-# samples them (and only them) for redis_profile_secs.  DWARF call graphs: frame pointers
-# stop at libc's sem_wait, and a PostgreSQL built from source may have none.
-redis_profile=
-if command -v perf >/dev/null && is_root; then
+# Profiles: one more run of each of reserve() and reserve_now() (not measured); once its 64
+# backends are connected, perf samples them (and only them) for redis_profile_secs.  DWARF
+# call graphs: frame pointers stop at libc's sem_wait, and a PostgreSQL built from source may
+# have none.  redis_profile_run SCRIPT [profile.py options]: prints profile.py's tables.
+redis_profile_run() {
+	local script=$1 pids i bench_pid
+	shift
 	bench_sql "CALL redis_bench_reset(1000000000)" >/dev/null
 	as_user "$PG_BINDIR/pgbench" -h "$BENCH_DIR" -p "$BENCH_PORT" -n -M prepared -c "$redis_clients" -j 2 \
-		-T $((redis_profile_secs + 3)) -f "$redis_dir/reserve16.sql" bench >/dev/null 2>&1 &
-	prof_bench=$!
+		-T $((redis_profile_secs + 3)) -f "$redis_dir/$script.sql" bench >/dev/null 2>&1 &
+	bench_pid=$!
 	pids=
 	for i in $(seq 1 50); do
 		pids=$(bench_sql "SELECT string_agg(pid::text, ',') FROM pg_stat_activity
@@ -160,15 +178,24 @@ if command -v perf >/dev/null && is_root; then
 		[ "$(tr ',' '\n' <<<"$pids" | grep -c .)" -ge "$redis_clients" ] && break
 		sleep 0.1
 	done
-	bench_progress "perf profile of the reserve() backends" >&2
-	perf record -q --call-graph dwarf -F 499 -p "$pids" -o "$WORK/reserve.perf" -- sleep "$redis_profile_secs" >/dev/null 2>&1 || true
-	wait "$prof_bench" || true
-	if [ -s "$WORK/reserve.perf" ]; then
-		perf script -i "$WORK/reserve.perf" -F ip,sym,dso >"$WORK/reserve.stacks" 2>/dev/null || true
-		redis_profile=$(/usr/bin/python3 "$redis_dir/profile.py" <"$WORK/reserve.stacks")
+	bench_progress "perf profile of the $script backends" >&2
+	rm -f "$WORK/$script.perf"
+	perf record -q --call-graph dwarf -F 499 -p "$pids" -o "$WORK/$script.perf" -- sleep "$redis_profile_secs" >/dev/null 2>&1 || true
+	wait "$bench_pid" || true
+	if [ -s "$WORK/$script.perf" ]; then
+		perf script -i "$WORK/$script.perf" -F ip,sym,dso 2>/dev/null |
+			/usr/bin/python3 "$redis_dir/profile.py" "$@"
+		rm -f "$WORK/$script.perf"
 	fi
+}
+redis_profile="" redis_profile_now=""
+if command -v perf >/dev/null && is_root; then
+	redis_profile=$(redis_profile_run reserve16)
+	redis_profile_now=$(redis_profile_run reserve_now16 --batches)
 fi
-[ -n "$redis_profile" ] || redis_profile="_No profile: perf is not installed or the benchmark did not run as root._"
+no_profile="_No profile: perf is not installed or the benchmark did not run as root._"
+[ -n "$redis_profile" ] || redis_profile=$no_profile
+[ -n "$redis_profile_now" ] || redis_profile_now=$no_profile
 
 redis_goal() {	# ratio goal -> met / not met
 	awk -v m="$1" -v g="$2" 'BEGIN { if (m == "n/a") print "n/a"; else if (m + 0 >= g + 0) print "met"; else print "**not met**" }'
@@ -220,13 +247,46 @@ redis_goal() {	# ratio goal -> met / not met
 	echo "in autocommit with concurrent calls applied together by one of them, in one transaction and"
 	echo "one commit (\`src/inventory_combine.c\`): the sharing of work the round trip's row leaves room for."
 	echo
-	echo "Where \`reserve()\`'s CPU goes: \`perf record --call-graph dwarf\` on the $redis_clients backends during"
-	echo "one more run (${redis_profile_secs}s, not measured above); each sample counts for the innermost PostgreSQL"
+	echo "### CPU per reservation"
+	echo
+	echo "Every run above, machine-wide (\`/proc/stat\`: the servers, the clients and the kernel, summed"
+	echo "over the repetitions). A variant that keeps the cores busy makes about as many reservations"
+	echo "a second as the cores divided by its CPU per reservation; one that leaves them idle waits for"
+	echo "something else (Redis \`always\`: its fsyncs)."
+	echo
+	echo "| variant | cores busy (of $(nproc)) | CPU per reservation / Redis \`always\`'s | context switches per reservation |"
+	echo "|---|---:|---:|---:|"
+	for v in always everysec pgnow pg pg64 trip; do
+		case $v in
+		always | everysec) l="Redis, appendfsync $v" ;;
+		pgnow) l="reserve_now(), 16 slots" ;;
+		pg) l="reserve(), 16 slots" ;;
+		pg64) l="reserve(), 64 slots" ;;
+		trip) l="a round trip that does nothing (per round trip)" ;;
+		esac
+		[ "${redis_made[$v]:-0}" -gt 0 ] || continue
+		awk -v l="$l" -v c="${redis_cpu[$v]}" -v t="${redis_time[$v]}" -v x="${redis_ctxt[$v]}" \
+			-v n="${redis_made[$v]}" -v bc="${redis_cpu[always]:-0}" -v bn="${redis_made[always]:-0}" 'BEGIN {
+				printf "| %s | %.2f | %s | %.2f |\n", l, (t > 0 ? c / t : 0),
+					(bc > 0 && bn > 0 ? sprintf("%.2f", (c / n) / (bc / bn)) : "n/a"), x / n }'
+	done
+	echo
+	echo "### Where the CPU goes"
+	echo
+	echo "\`perf record --call-graph dwarf\` on the $redis_clients backends during one more run of each"
+	echo "(${redis_profile_secs}s, not measured above); each sample counts for the innermost PostgreSQL"
 	echo "function on its stack that names a part of the server (\`test/bench/redis/profile.py\`), so the"
 	echo "kernel's share lands where it was asked for: the fsync under \`XLogFlush\`, the sleep under"
-	echo "\`LockAcquire\`, the socket read under \`pq_getbyte\`:"
+	echo "\`LockAcquire\`, the socket read under \`pq_getbyte\`."
+	echo
+	echo "\`reserve()\`, 16 slots:"
 	echo
 	printf '%s\n' "$redis_profile"
+	echo
+	echo "\`reserve_now()\`, 16 slots; the first table splits the samples by what the backend was doing"
+	echo "for the batches (the function named on the stack):"
+	echo
+	printf '%s\n' "$redis_profile_now"
 	echo
 	echo "What the gap buys, and what closes it: README, \"Inventory vs an in-memory counter\"."
 } >"$BENCH_RESULT"

@@ -8,6 +8,12 @@ PostgreSQL (XLogFlush, LockAcquireExtended, heap_insert, SPI_execute_plan, ...),
 time lands where it was asked for: the fsync under XLogFlush is "WAL insert/flush", the
 semaphore sleep under LockAcquireExtended is "lock manager", the socket read under
 pq_getbyte is "client protocol".  The groups sum to 100% of the samples.
+
+--batches (for reserve_now()) first prints what the backends were doing for the batches that
+share commits (src/inventory_combine.c), by the function named anywhere on the stack: a
+leader applying a batch (lead_batch), a committing leader settling one (settle_batch: waking
+its callers), a caller waiting for its batch (WaitLatch called by inv_reserve_now), or
+none of these: each call's own statement, transaction and protocol.
 """
 import re
 import sys
@@ -56,10 +62,21 @@ SEMA = 'sleeping on an LWLock (semaphore wait; which lock is not on the stack)'
 FRAME = re.compile(r'^\s*([0-9a-f]+)\s+(.+?)\s+\((.*)\)\s*$')
 
 
+# A latch wait or wake-up called by the extension itself (reserve_now()'s callers waiting for
+# their batch, a leader waking them): named for what it is, not as the extension's own code.
+LATCH = "latch sleep and wake-up called by the extension (reserve_now()'s batches)"
+
+
 def classify(frames):
     """frames: [(sym, dso)], innermost first."""
-    for sym, dso in frames:
+    for i, (sym, dso) in enumerate(frames):
         name = re.sub(r'(\.isra|\.constprop|\.part|\.cold)[.0-9]*$', '', sym)
+        if name in ('WaitLatch', 'SetLatch', 'kill', '__GI_kill', '__GI___kill'):
+            # SetLatch wakes a sleeping backend with kill(); unwinding may lose SetLatch.
+            # The caller is the next frame with a file (inlined frames have none).
+            callers = [d for f, d in frames[i + 1:] if f != '[unknown]' and d != 'inlined']
+            if callers and callers[0].endswith('consistency.so'):
+                return LATCH
         for group, rx in GROUPS:
             if rx.search(name):
                 return group
@@ -83,10 +100,34 @@ def samples(stream):
         yield block
 
 
+BATCH_ROLES = [
+    ('applying a batch as its leader (`lead_batch`)', 'lead_batch'),
+    ('settling a batch at its commit, waking its callers (`settle_batch`)', 'settle_batch'),
+    ('waiting for its batch (`WaitLatch` in `inv_reserve_now`)', 'wait'),
+]
+OWN_CALL = "the call's own statement, transaction and protocol (none of these)"
+
+
+def batch_role(frames):
+    names = [re.sub(r'(\.isra|\.constprop|\.part|\.cold)[.0-9]*$', '', sym) for sym, _ in frames]
+    for label, fn in BATCH_ROLES:
+        if fn == 'wait':
+            for i, name in enumerate(names[:-1]):
+                if name == 'WaitLatch' and names[i + 1] == 'inv_reserve_now':
+                    return label
+        elif fn in names:
+            return label
+    return OWN_CALL
+
+
 def main():
-    groups, kernel, leaves, n = {}, {}, {}, 0
+    batches = '--batches' in sys.argv[1:]
+    groups, kernel, leaves, roles, n = {}, {}, {}, {}, 0
     for frames in samples(sys.stdin):
         n += 1
+        if batches:
+            r = batch_role(frames)
+            roles[r] = roles.get(r, 0) + 1
         g = classify(frames)
         groups[g] = groups.get(g, 0) + 1
         if frames[0][1].startswith('[kernel'):
@@ -97,6 +138,12 @@ def main():
         print('_No samples (perf could not profile the backends)._')
         return
     in_kernel = sum(kernel.values())
+    if batches:
+        print('| what the backend was doing | share of backend CPU |')
+        print('|---|---:|')
+        for label in [lbl for lbl, _ in BATCH_ROLES] + [OWN_CALL]:
+            print('| %s | %.1f%% |' % (label, 100 * roles.get(label, 0) / n))
+        print()
     print('%d samples; %.0f%% of them in the kernel (system calls, sleeping and waking).' % (n, 100 * in_kernel / n))
     print()
     print('| where (innermost PostgreSQL function on the stack) | share of backend CPU | of which in the kernel |')
