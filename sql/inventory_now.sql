@@ -74,6 +74,14 @@ RESET default_transaction_isolation;
 SELECT * FROM now_stock('now-lamp');
 SELECT * FROM consistency.check_inventory();
 
+-- 6. In a read-only transaction it is never batched: 25006, as from reserve(), and no row
+--    (test/t/023_inventory_reserve_now_settings.pl runs such calls among writers).
+SET default_transaction_read_only = on;
+SELECT consistency.reserve_now('now-lamp', 1, 'n-10');
+\echo :LAST_ERROR_SQLSTATE
+RESET default_transaction_read_only;
+SELECT count(*) AS read_only_rows FROM now_res() WHERE reservation_id = 'n-10';
+
 DELETE FROM consistency.reservations;
 DELETE FROM consistency.inventory;
 DROP FUNCTION now_stock(text), now_res();

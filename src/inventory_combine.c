@@ -41,6 +41,11 @@
  *	 FAILED and wakes their owners.  Then it leaves the leaders table and
  *	 wakes the first pending caller of its database and role, which leads the
  *	 next batch while this one's commit is flushed;
+ * - the leader's commit waits as the most demanding synchronous_commit of
+ *	 its batch's callers asks (note_strongest, commit_as_strongest); the
+ *	 rest of a batch's settings are the leader's session's (statement_timeout,
+ *	 lock_timeout capped as above), which can only make the batch fail,
+ *	 never change an answer; a read-only caller is never batched;
  * - at the end of the leader's transaction (an XactCallback: after a
  *	 commit's WAL flush) its APPLIED entries become DONE if it committed,
  *	 FAILED if not, and their owners are woken: a DONE answer is returned,
@@ -121,6 +126,7 @@ typedef struct CombineEntry
 	pg_atomic_uint32 word;		/* CE_WORD(generation, state) */
 	PGPROC	   *proc;			/* the owner (its latch is set to wake it) */
 	bool		wait;
+	int			sync_commit;	/* the caller's synchronous_commit (SyncCommitLevel) */
 	Oid			dboid;
 	Oid			userid;
 	int64		qty;
@@ -159,6 +165,8 @@ static bool callbacks_registered = false;
 static int	batch_n = 0;
 static int	batch_procno[COMBINE_MAX_BATCH];
 static uint32 batch_gen[COMBINE_MAX_BATCH];
+/* the strongest synchronous_commit of the applied batch's callers, or -1 */
+static int	batch_sync_commit = -1;
 
 
 static Size
@@ -312,12 +320,42 @@ settle_batch(CombineState outcome)
 			wake(batch_procno[i]);
 	}
 	batch_n = 0;
+	batch_sync_commit = -1;
+}
+
+/*
+ * At PRE_COMMIT of a transaction that applied a batch: make its commit wait
+ * as the most demanding caller of the batch asked (a flush, a standby's
+ * write, flush or apply), as SET LOCAL synchronous_commit would, so that each
+ * caller is answered only after its reservation is as durable as its own
+ * commit would have made it.  Done here, not while applying: a function
+ * with its own SET synchronous_commit clause around the leader's call would
+ * restore the value it found at its exit.  It lasts until the end of the
+ * commit.
+ */
+static void
+commit_as_strongest(void)
+{
+	/* SyncCommitLevel's names, as synchronous_commit accepts them */
+	static const char *const level_names[] = {
+		[SYNCHRONOUS_COMMIT_OFF] = "off",
+		[SYNCHRONOUS_COMMIT_LOCAL_FLUSH] = "local",
+		[SYNCHRONOUS_COMMIT_REMOTE_WRITE] = "remote_write",
+		[SYNCHRONOUS_COMMIT_REMOTE_FLUSH] = "on",
+		[SYNCHRONOUS_COMMIT_REMOTE_APPLY] = "remote_apply",
+	};
+
+	if (batch_sync_commit > synchronous_commit && batch_sync_commit < lengthof(level_names))
+		(void) set_config_option("synchronous_commit", level_names[batch_sync_commit],
+								 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_LOCAL,
+								 true, 0, false);
 }
 
 /*
  * At the end of a transaction that led a batch: its requests' answers stand
- * if it committed (the commit record is flushed, as synchronous_commit
- * asks, before XACT_EVENT_COMMIT), else their owners reserve inline.
+ * if it committed (the commit record is flushed, as the strongest
+ * synchronous_commit of its callers asks, set at PRE_COMMIT, before
+ * XACT_EVENT_COMMIT), else their owners reserve inline.
  */
 static void
 combine_xact_callback(XactEvent event, void *arg)
@@ -326,6 +364,9 @@ combine_xact_callback(XactEvent event, void *arg)
 		return;
 	switch (event)
 	{
+		case XACT_EVENT_PRE_COMMIT:
+			commit_as_strongest();
+			break;
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
 			settle_batch(CE_DONE);
@@ -369,8 +410,9 @@ combine_exit(int code, Datum arg)
  * Can this call be combined?  Not without the shared queue, not in a
  * transaction that already has a transaction id (it may hold locks a leader
  * would wait for, and a leader's batch would commit with what it wrote) or
- * led a batch, and only under READ COMMITTED (a batch runs under the
- * leader's level).
+ * led a batch, only under READ COMMITTED (a batch runs under the leader's
+ * level), and not in a read-only transaction (a leader would write for it;
+ * inline, the write is refused, 25006, as reserve()'s is).
  */
 static bool
 combine_possible(void)
@@ -378,7 +420,7 @@ combine_possible(void)
 	return combine != NULL && batch_n == 0 &&
 		MyProcNumber >= 0 && MyProcNumber < combine->nentries &&
 		!TransactionIdIsValid(GetTopTransactionIdIfAny()) &&
-		XactIsoLevel == XACT_READ_COMMITTED;
+		XactIsoLevel == XACT_READ_COMMITTED && !XactReadOnly;
 }
 
 /* A request of the batch, copied out of its entry. */
@@ -391,6 +433,7 @@ typedef struct CombineReq
 	text	   *id;
 	Interval	ttl;
 	bool		wait;
+	int			sync_commit;
 	const char *answer;
 } CombineReq;
 
@@ -478,10 +521,25 @@ take(int procno, Oid dboid, Oid userid, CombineReq *r)
 	r->qty = e->qty;
 	r->ttl = e->ttl;
 	r->wait = e->wait;
+	r->sync_commit = e->sync_commit;
 	r->answer = NULL;
 	inv_sku_init(&r->s, cstring_to_text_with_len(e->sku, e->skulen));
 	r->id = cstring_to_text_with_len(e->id, e->idlen);
 	return true;
+}
+
+/*
+ * Remember the most demanding synchronous_commit among the batch's callers;
+ * commit_as_strongest() applies it just before the commit.
+ */
+static void
+note_strongest(const CombineReq *reqs, int n)
+{
+	int			i;
+
+	batch_sync_commit = -1;
+	for (i = 0; i < n; i++)
+		batch_sync_commit = Max(batch_sync_commit, reqs[i].sync_commit);
 }
 
 /*
@@ -563,6 +621,7 @@ lead_batch(void)
 			ReThrowError(edata);
 		return;
 	}
+	note_strongest(reqs, n);
 	for (i = 0; i < n; i++)
 	{
 		CombineEntry *e = &combine->entries[reqs[i].procno];
@@ -610,6 +669,7 @@ inv_reserve_now(InvSku *s, int64 qty, text *id, Interval *ttl, bool wait)
 	me->qty = qty;
 	me->ttl = *ttl;
 	me->wait = wait;
+	me->sync_commit = synchronous_commit;
 	me->skulen = VARSIZE_ANY_EXHDR(s->sku);
 	memcpy(me->sku, VARDATA_ANY(s->sku), me->skulen);
 	me->idlen = VARSIZE_ANY_EXHDR(id);

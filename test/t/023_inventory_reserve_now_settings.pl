@@ -1,0 +1,137 @@
+# reserve_now() batches honour each caller's own settings, where they decide what an answer
+# means:
+# - synchronous_commit: the primary has one synchronous standby whose replay is paused.
+#   Writers with synchronous_commit = local keep calling (through a function with its own
+#   SET synchronous_commit = local, whose exit restores the value it found, so a leader
+#   cannot set the batch's level while applying it); meanwhile 8 callers with
+#   remote_apply call once each.  A remote_apply caller must not be answered before the
+#   standby has applied its reservation, whoever led its batch: none answers while replay is
+#   paused, and all do once it resumes.  With the library preloaded, a local writer that led
+#   a batch holding a remote_apply request waits for the standby (wait event SyncRep), which
+#   shows that the batches mixed both kinds of caller; without it no local writer ever waits.
+# - a read-only transaction: callers with default_transaction_read_only on, among writers,
+#   get 25006 on every call and no row, as from reserve(), however the calls were batched.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(usleep);
+
+my $node = PostgreSQL::Test::Cluster->new('primary');
+$node->init(allows_streaming => 1);
+$node->append_conf('postgresql.conf', "max_connections = 100\n");
+$node->start;
+my $preloaded = $node->safe_psql('postgres', 'SHOW shared_preload_libraries') =~ /consistency/;
+diag('shared_preload_libraries ' . ($preloaded ? 'includes' : 'does not include') . ' consistency');
+$node->safe_psql('postgres', q{
+	CREATE EXTENSION consistency;
+	SELECT consistency.stock_set('sync', 1000000, slots => 16);
+	-- the writers call through a function with its own synchronous_commit, whose exit
+	-- restores the value it found: a leader's batch must still commit as its callers asked
+	CREATE FUNCTION hold_now(p_sku text, p_id text) RETURNS text LANGUAGE sql
+		SET synchronous_commit = local SET search_path = pg_catalog, pg_temp
+		AS $$ SELECT consistency.reserve_now(p_sku, 1, p_id) $$;
+});
+$node->backup('base');
+my $standby = PostgreSQL::Test::Cluster->new('standby');
+$standby->init_from_backup($node, 'base', has_streaming => 1);
+$standby->start;
+# the standby's walreceiver connects with application_name = its node name
+$node->safe_psql('postgres', q{ALTER SYSTEM SET synchronous_standby_names = 'standby'});
+$node->reload;
+$node->poll_query_until('postgres',
+	q{SELECT sync_state = 'sync' FROM pg_stat_replication WHERE application_name = 'standby'})
+  or die 'the standby did not become synchronous';
+$node->wait_for_catchup($standby, 'replay');
+$standby->safe_psql('postgres', 'SELECT pg_wal_replay_pause()');
+$standby->poll_query_until('postgres', q{SELECT pg_get_wal_replay_pause_state() = 'paused'})
+  or die 'replay did not pause';
+
+my $dir = PostgreSQL::Test::Utils::tempdir();
+PostgreSQL::Test::Utils::append_to_file("$dir/buy.sql", q{
+\set r random(1, 1000000000000)
+SELECT public.hold_now('sync', 'w' || :client_id || '-' || :r);
+});
+sub pgbench
+{
+	my ($script, $clients, $options, $appname, @limit) = @_;
+	my %h = (out => '', err => '');
+	local $ENV{PGOPTIONS} = $options;
+	local $ENV{PGAPPNAME} = $appname;
+	$h{run} = IPC::Run::start([ 'pgbench', '-n', '-M', 'prepared', '-c', $clients, '-j', '2',
+			@limit, '-f', "$dir/$script", '-h', $node->host, '-p', $node->port,
+			'postgres' ], '>', \$h{out}, '2>', \$h{err});
+	return \%h;
+}
+
+# local writers for 5 s; the remote_apply callers start once the writers are going
+my $writers = pgbench('buy.sql', 8, '-c synchronous_commit=local', 'local', '-T', '5');
+$node->poll_query_until('postgres', q{SELECT count(*) > 100 FROM consistency.reservations})
+  or die 'the writers did not start';
+my ($apply_out, $apply_err) = ('', '');
+my $apply = IPC::Run::start([ 'bash', '-c', q{
+	for i in $(seq 1 8); do
+		PGOPTIONS='-c synchronous_commit=remote_apply' PGAPPNAME=apply \
+			psql -X -At -h "$1" -p "$2" -d postgres \
+			-c "SELECT 'a' || $i || ' ' || consistency.reserve_now('sync', 1, 'a' || $i)" &
+		sleep 0.2
+	done
+	wait }, 'apply', $node->host, $node->port ], '>', \$apply_out, '2>', \$apply_err);
+# While replay stays paused: who waits for the standby (sampled over 4 s).  The callers
+# arrive one by one among the busy writers, so that most of them find a writer leading and
+# are taken into a writer's batch (a caller that finds no leader leads its own).
+my %syncrep;
+for (1 .. 40)
+{
+	$syncrep{$_}++ for split /\n/, $node->safe_psql('postgres', q{
+		SELECT application_name FROM pg_stat_activity WHERE wait_event = 'SyncRep'});
+	usleep(100_000);
+	$apply->pump_nb;	# collects any answer printed so far
+}
+diag('waiting for the standby (samples, by application): '
+	  . join(', ', map { "$_ $syncrep{$_}" } sort keys %syncrep));
+is($apply_out, '', 'no remote_apply caller was answered while the standby\'s replay was paused');
+if ($preloaded)
+{
+	ok($syncrep{local}, 'a local writer led a batch with a remote_apply request and waited for the standby')
+	  or diag(explain \%syncrep);
+}
+else
+{
+	ok($syncrep{apply}, 'each remote_apply caller waited for the standby itself')
+	  or diag(explain \%syncrep);
+	ok(!$syncrep{local}, 'without the library preloaded no local writer waited for the standby')
+	  or diag(explain \%syncrep);
+}
+$standby->safe_psql('postgres', 'SELECT pg_wal_replay_resume()');
+ok($apply->finish, 'the remote_apply callers finished once replay resumed') or diag($apply_err);
+is(join(' ', sort split /\n/, $apply_out), join(' ', map { "a$_ reserved" } sort 1 .. 8),
+	'each remote_apply caller reserved');
+ok($writers->{run}->finish, 'the local writers ran to completion') or diag($writers->{err});
+$node->safe_psql('postgres', q{ALTER SYSTEM RESET synchronous_standby_names});
+$node->reload;
+
+# Read-only callers among writers: 100 calls, one connection each, while 8 writers keep
+# leading and joining batches.
+my ($ro_out, $ro_err) = ('', '');
+my $ro = IPC::Run::start([ 'bash', '-c', q{
+	for i in $(seq 1 100); do
+		PGOPTIONS='-c default_transaction_read_only=on' psql -X -At -v VERBOSITY=verbose \
+			-h "$1" -p "$2" -d postgres \
+			-c "SELECT consistency.reserve_now('sync', 1, 'ro-' || $i)" 2>&1
+	done
+	exit 0 }, 'ro', $node->host, $node->port ], '>', \$ro_out, '2>', \$ro_err);
+$writers = pgbench('buy.sql', 8, '', 'writer', '-t', '300');
+ok($ro->finish, 'the read-only calls ran') or diag($ro_err);
+ok($writers->{run}->finish, 'the writers ran every call to completion') or diag($writers->{err});
+my @refused = $ro_out =~ /^ERROR:\s+25006:/mg;
+is(scalar(@refused), 100, 'every read-only call was refused with 25006') or diag($ro_out);
+unlike($ro_out, qr/^reserved$/m, 'no read-only call answered reserved');
+is($node->safe_psql('postgres', q{
+	SELECT count(*) FROM consistency.reservations WHERE reservation_id LIKE 'ro-%'}),
+	'0', 'no read-only call left a reservation');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM consistency.check_inventory()}),
+	'0', 'check_inventory() finds nothing wrong');
+
+done_testing();
