@@ -18,6 +18,7 @@
 #ifndef CONSISTENCY_H
 #define CONSISTENCY_H
 
+#include "access/xlogdefs.h"
 #include "fmgr.h"
 #include "utils/elog.h"
 
@@ -147,6 +148,12 @@ extern int	consistency_direct_insert_new(struct ResultRelInfo *rri, Datum *value
 										  bool *isnull);
 extern void consistency_direct_close(struct ResultRelInfo *rri);
 extern void consistency_restore_user(const ConsistencySavedUser *saved);
+
+/*
+ * token_report.c: a write another backend committed for this session (a
+ * reserve_now() batch's leader) becomes the session's last committed write.
+ */
+extern void consistency_token_note_commit(XLogRecPtr lsn);
 
 /* args.c: argument checks shared by every SQL-callable function. */
 extern void consistency_arg_not_null(FunctionCallInfo fcinfo, int argno,

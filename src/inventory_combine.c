@@ -48,8 +48,10 @@
  *	 never change an answer; a read-only caller is never batched;
  * - at the end of the leader's transaction (an XactCallback: after a
  *	 commit's WAL flush) its APPLIED entries become DONE if it committed,
- *	 FAILED if not, and their owners are woken: a DONE answer is returned,
- *	 a FAILED request is reserved inline.
+ *	 with the end of its commit, FAILED if not, and their owners are woken:
+ *	 a DONE answer is returned, and the commit becomes the owner's session's
+ *	 last committed write (its token, for read-your-writes); a FAILED
+ *	 request is reserved inline.
  * A caller that errors out while waiting withdraws its request if it is
  * still PENDING (a taken one is left to its leader; until it is settled the
  * caller's later calls are made inline); one that exits while leading fails
@@ -127,6 +129,7 @@ typedef struct CombineEntry
 	PGPROC	   *proc;			/* the owner (its latch is set to wake it) */
 	bool		wait;
 	int			sync_commit;	/* the caller's synchronous_commit (SyncCommitLevel) */
+	XLogRecPtr	commit_lsn;		/* DONE by another backend: the end of its commit */
 	Oid			dboid;
 	Oid			userid;
 	int64		qty;
@@ -167,6 +170,8 @@ static int	batch_procno[COMBINE_MAX_BATCH];
 static uint32 batch_gen[COMBINE_MAX_BATCH];
 /* the strongest synchronous_commit of the applied batch's callers, or -1 */
 static int	batch_sync_commit = -1;
+/* XactLastCommitEnd at PRE_COMMIT of a transaction that applied a batch */
+static XLogRecPtr batch_commit_end_before = InvalidXLogRecPtr;
 
 
 static Size
@@ -301,7 +306,7 @@ stop_leading(void)
  * FAILED); their owners are woken.
  */
 static void
-settle_batch(CombineState outcome)
+settle_batch(CombineState outcome, XLogRecPtr commit_lsn)
 {
 	int			i;
 
@@ -313,7 +318,11 @@ settle_batch(CombineState outcome)
 		if (w == CE_WORD(batch_gen[i], CE_TAKEN))
 			pg_atomic_write_u32(&e->word, CE_WORD(batch_gen[i], CE_FAILED));
 		else if (w == CE_WORD(batch_gen[i], CE_APPLIED))
+		{
+			e->commit_lsn = commit_lsn;
+			pg_write_barrier();	/* the owner reads it after the state */
 			pg_atomic_write_u32(&e->word, CE_WORD(batch_gen[i], outcome));
+		}
 		else
 			continue;
 		if (batch_procno[i] != MyProcNumber)
@@ -366,15 +375,18 @@ combine_xact_callback(XactEvent event, void *arg)
 	{
 		case XACT_EVENT_PRE_COMMIT:
 			commit_as_strongest();
+			batch_commit_end_before = XactLastCommitEnd;
 			break;
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
-			settle_batch(CE_DONE);
+			/* the callers' session tokens take this commit if it wrote */
+			settle_batch(CE_DONE, XactLastCommitEnd != batch_commit_end_before ?
+						 XactLastCommitEnd : InvalidXLogRecPtr);
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
 		case XACT_EVENT_PREPARE:
-			settle_batch(CE_FAILED);
+			settle_batch(CE_FAILED, InvalidXLogRecPtr);
 			break;
 		default:
 			break;
@@ -401,7 +413,7 @@ combine_exit(int code, Datum arg)
 {
 	if (combine == NULL || MyProcNumber < 0 || MyProcNumber >= combine->nentries)
 		return;
-	settle_batch(CE_FAILED);
+	settle_batch(CE_FAILED, InvalidXLogRecPtr);
 	withdraw();
 	stop_leading();
 }
@@ -615,7 +627,7 @@ lead_batch(void)
 
 	if (edata != NULL)
 	{
-		settle_batch(CE_FAILED);
+		settle_batch(CE_FAILED, InvalidXLogRecPtr);
 		stop_leading();
 		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
 			ReThrowError(edata);
@@ -648,11 +660,18 @@ inv_reserve_now(InvSku *s, int64 qty, text *id, Interval *ttl, bool wait)
 	volatile bool lead = false;
 	volatile CombineState state = CE_FREE;
 	char		answer[16];
+	volatile XLogRecPtr commit_lsn = InvalidXLogRecPtr;
 
 	if (!combine_possible())
 		return inv_reserve_one(s, qty, id, ttl, wait, true);
 	me = &combine->entries[MyProcNumber];
 	w = pg_atomic_read_u32(&me->word);
+	if (CE_STATE(w) == CE_DONE)
+	{
+		/* a request given up on (an error while waiting) that was committed after all */
+		pg_read_barrier();
+		consistency_token_note_commit(me->commit_lsn);
+	}
 	if (CE_STATE(w) == CE_PENDING || CE_STATE(w) == CE_TAKEN || CE_STATE(w) == CE_APPLIED)
 		return inv_reserve_one(s, qty, id, ttl, wait, true);	/* a request we gave up on is still out */
 	if (!callbacks_registered)
@@ -670,6 +689,7 @@ inv_reserve_now(InvSku *s, int64 qty, text *id, Interval *ttl, bool wait)
 	me->ttl = *ttl;
 	me->wait = wait;
 	me->sync_commit = synchronous_commit;
+	me->commit_lsn = InvalidXLogRecPtr;
 	me->skulen = VARSIZE_ANY_EXHDR(s->sku);
 	memcpy(me->sku, VARDATA_ANY(s->sku), me->skulen);
 	me->idlen = VARSIZE_ANY_EXHDR(id);
@@ -711,7 +731,10 @@ inv_reserve_now(InvSku *s, int64 qty, text *id, Interval *ttl, bool wait)
 		}
 		pg_read_barrier();
 		if (state == CE_DONE)
+		{
 			strlcpy(answer, me->answer, sizeof(answer));
+			commit_lsn = me->commit_lsn;
+		}
 	}
 	PG_CATCH();
 	{
@@ -723,6 +746,8 @@ inv_reserve_now(InvSku *s, int64 qty, text *id, Interval *ttl, bool wait)
 
 	if (state != CE_DONE)
 		return inv_reserve_one(s, qty, id, ttl, wait, true);
+	/* committed by its leader: the session's last committed write, for read-your-writes */
+	consistency_token_note_commit(commit_lsn);
 	return pstrdup(answer);
 }
 

@@ -21,6 +21,8 @@
  * sends a ParameterStatus message just before the next ReadyForQuery, with
  * no extra round trip.  This only happens in sessions that loaded the
  * library before they wrote: see README ("session_preload_libraries").
+ * A write committed for the session by another backend (a reserve_now()
+ * batch, consistency_token_note_commit) is reported at its next commit.
  * write_token() needs no preloading: XactLastCommitEnd is kept by xact.c.
  *
  * IDENTIFICATION
@@ -50,11 +52,27 @@ static ConsistencyToken last_commit;
 /* XactLastCommitEnd as it was when the current transaction began to commit. */
 static XLogRecPtr commit_end_before = InvalidXLogRecPtr;
 
+/* last_commit moved outside a commit of this session's (see consistency_token_note_commit) */
+static bool report_pending = false;
+
 static void
-token_report_xact_callback(XactEvent event, void *arg)
+report_last_commit(void)
 {
 	char		buf[CONSISTENCY_TOKEN_MAXLEN + 1];
 
+	report_pending = false;
+	/* Only client backends talk to a client. */
+	if (MyBackendType != B_BACKEND)
+		return;
+	consistency_token_format_buf(&last_commit, buf, sizeof(buf));
+	(void) set_config_option(LAST_COMMIT_TOKEN_GUC, buf,
+							 PGC_INTERNAL, PGC_S_OVERRIDE,
+							 GUC_ACTION_SET, true, WARNING, false);
+}
+
+static void
+token_report_xact_callback(XactEvent event, void *arg)
+{
 	switch (event)
 	{
 		case XACT_EVENT_PRE_COMMIT:
@@ -62,27 +80,47 @@ token_report_xact_callback(XactEvent event, void *arg)
 			break;
 
 		case XACT_EVENT_COMMIT:
-			if (XactLastCommitEnd == commit_end_before ||
-				XLogRecPtrIsInvalid(XactLastCommitEnd))
-				break;
-			last_commit.sysid = GetSystemIdentifier();
-			last_commit.tli = GetWALInsertionTimeLine();
-			last_commit.lsn = XactLastCommitEnd;
-			have_last_commit = true;
+			if (XactLastCommitEnd != commit_end_before &&
+				!XLogRecPtrIsInvalid(XactLastCommitEnd) &&
+				(!have_last_commit || XactLastCommitEnd > last_commit.lsn))
+			{
+				last_commit.sysid = GetSystemIdentifier();
+				last_commit.tli = GetWALInsertionTimeLine();
+				last_commit.lsn = XactLastCommitEnd;
+				have_last_commit = true;
+				report_pending = true;
+			}
 			commit_end_before = XactLastCommitEnd;
-
-			/* Only client backends talk to a client. */
-			if (MyBackendType != B_BACKEND)
-				break;
-			consistency_token_format_buf(&last_commit, buf, sizeof(buf));
-			(void) set_config_option(LAST_COMMIT_TOKEN_GUC, buf,
-									 PGC_INTERNAL, PGC_S_OVERRIDE,
-									 GUC_ACTION_SET, true, WARNING, false);
+			if (report_pending)
+				report_last_commit();
 			break;
 
 		default:
 			break;
 	}
+}
+
+/*
+ * Another backend committed a write made for this session: a reserve_now()
+ * batch's leader, whose commit ended at lsn (inventory_combine.c).  It
+ * becomes the session's last committed write if it is later, at once for
+ * write_token(), and in the reported parameter at this session's next
+ * commit (a SET now would be undone if the caller's statement then failed,
+ * though the write stays committed).
+ */
+void
+consistency_token_note_commit(XLogRecPtr lsn)
+{
+	ConsistencyToken tok;
+
+	if (XLogRecPtrIsInvalid(lsn) ||
+		(consistency_token_last_commit(&tok) && lsn <= tok.lsn))
+		return;
+	last_commit.sysid = GetSystemIdentifier();
+	last_commit.tli = GetWALInsertionTimeLine();
+	last_commit.lsn = lsn;
+	have_last_commit = true;
+	report_pending = true;
 }
 
 /*

@@ -9,6 +9,9 @@
 #   paused, and all do once it resumes.  With the library preloaded, a local writer that led
 #   a batch holding a remote_apply request waits for the standby (wait event SyncRep), which
 #   shows that the batches mixed both kinds of caller; without it no local writer ever waits.
+# - read-your-writes: a caller's session token (write_token(), the reported
+#   consistency.last_commit_token) covers its reservation, whoever committed it: the standby
+#   shows it once it has replayed the token.
 # - a read-only transaction: callers with default_transaction_read_only on, among writers,
 #   get 25006 on every call and no row, as from reserve(), however the calls were batched.
 use strict;
@@ -111,6 +114,45 @@ is(join(' ', sort split /\n/, $apply_out), join(' ', map { "a$_ reserved" } sort
 ok($writers->{run}->finish, 'the local writers ran to completion') or diag($writers->{err});
 $node->safe_psql('postgres', q{ALTER SYSTEM RESET synchronous_standby_names});
 $node->reload;
+
+# Read-your-writes: 40 callers, one session each, among busy writers.  Each session's token
+# (write_token(), and the consistency.last_commit_token parameter it reports) must cover its
+# reservation, whoever committed it: both are past the WAL position taken before the call
+# (the parameter may be later still: a statement that pruned a page wrote WAL too), and the
+# standby shows the reservation once it has replayed the token.
+PostgreSQL::Test::Utils::append_to_file("$dir/token.sql", q{
+SELECT pg_current_wal_lsn() AS before \gset
+SELECT consistency.reserve_now('sync', 1, :'id') AS answer \gset
+SELECT consistency.write_token() AS tok \gset
+SELECT :'id', :'answer', :'tok', split_part(:'tok', ':', 4)::pg_lsn > :'before'::pg_lsn,
+	   split_part(current_setting('consistency.last_commit_token'), ':', 4)::pg_lsn > :'before'::pg_lsn;
+});
+$writers = pgbench('buy.sql', 8, '', 'writer', '-T', '4');
+$node->poll_query_until('postgres', q{SELECT count(*) > 100 FROM consistency.reservations
+	WHERE reservation_id LIKE 'w%' AND created_at > now() - interval '1 s'})
+  or die 'the writers did not start';
+my ($tok_out, $tok_err) = ('', '');
+IPC::Run::run([ 'bash', '-c', q{
+	for i in $(seq 1 40); do
+		psql -X -At -v ON_ERROR_STOP=1 -v id=tk-$i -h "$1" -p "$2" -d postgres -f "$3" || exit 1
+	done }, 'token', $node->host, $node->port, "$dir/token.sql" ], '>', \$tok_out, '2>', \$tok_err)
+  or diag($tok_err);
+ok($writers->{run}->finish, 'the writers ran to completion') or diag($writers->{err});
+my @tokens = map { [ split /\|/ ] } grep { /^tk-/ } split /\n/, $tok_out;
+is(scalar(@tokens), 40, 'every caller got its token');
+is(scalar(grep { $_->[1] eq 'reserved' && $_->[3] eq 't' && $_->[4] eq 't' } @tokens), 40,
+	'every caller reserved, and its token (write_token() and the reported parameter) is past its call')
+  or diag($tok_out);
+my $missing = 0;
+for my $t (@tokens)
+{
+	my ($id, $answer, $tok) = @$t;
+	my $seen = $standby->safe_psql('postgres', qq{
+		SELECT consistency.wait_for_token('$tok', '60s');
+		SELECT count(*) FROM consistency.reservations WHERE reservation_id = '$id';});
+	$missing++ unless $seen eq "t\n1";
+}
+is($missing, 0, 'the standby shows every reservation once it has replayed its caller\'s token');
 
 # Read-only callers among writers: 100 calls, one connection each, while 8 writers keep
 # leading and joining batches.
