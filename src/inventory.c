@@ -207,8 +207,12 @@ get_id(FunctionCallInfo fcinfo, int argno)
 	return consistency_text_arg(fcinfo, argno, "reservation_id", INV_MAX_ID_BYTES, false);
 }
 
-static TimestampTz
-expiry(TimestampTz now, Interval *ttl)
+/*
+ * When a reservation made at now with this ttl expires, computed in the
+ * session's TimeZone (a day or a month of ttl is a calendar one there).
+ */
+TimestampTz
+inv_expiry(TimestampTz now, Interval *ttl)
 {
 	return DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval,
 												   TimestampTzGetDatum(now),
@@ -660,9 +664,9 @@ delete_reservation(text *id)
  * locks stay held to the end of the transaction.
  */
 static const char *
-reserve_lines(text *id, ResLine *lines, int nlines, Interval *ttl, bool wait)
+reserve_lines(text *id, ResLine *lines, int nlines, TimestampTz now, TimestampTz expires,
+			  bool wait)
 {
-	TimestampTz now = GetCurrentTimestamp();
 	StoredRes	stored;
 	InvSlotResult res = INV_DONE;
 	int			i;
@@ -701,7 +705,7 @@ reserve_lines(text *id, ResLine *lines, int nlines, Interval *ttl, bool wait)
 		}
 	}
 
-	if (!insert_reservation(id, lines, nlines, now, expiry(now, ttl), &stored))
+	if (!insert_reservation(id, lines, nlines, now, expires, &stored))
 	{
 		answer_retry(id, &stored, lines, nlines);
 		return "reserved";
@@ -743,11 +747,13 @@ inv_count_answer(const char *answer)
 }
 
 /*
- * One reservation of one SKU, as reserve() makes it; the arguments are
- * checked.  The answer is counted in consistency.stats if count.
+ * One reservation of one SKU, as reserve() makes it, made at now and
+ * expiring at expires (inv_expiry); the arguments are checked.  The answer
+ * is counted in consistency.stats if count.
  */
 const char *
-inv_reserve_one(const InvSku *s, int64 qty, text *id, Interval *ttl, bool wait, bool count)
+inv_reserve_one(const InvSku *s, int64 qty, text *id, TimestampTz now, TimestampTz expires,
+				bool wait, bool count)
 {
 	ResLine		line;
 	const char *answer;
@@ -756,7 +762,7 @@ inv_reserve_one(const InvSku *s, int64 qty, text *id, Interval *ttl, bool wait, 
 	line.qty = qty;
 	line.slot = -1;
 	SPI_connect();
-	answer = reserve_lines(id, &line, 1, ttl, wait);
+	answer = reserve_lines(id, &line, 1, now, expires, wait);
 	SPI_finish();
 	if (count)
 		inv_count_answer(answer);
@@ -772,13 +778,14 @@ inv_reserve_one(const InvSku *s, int64 qty, text *id, Interval *ttl, bool wait, 
  * one slot operation (one slot row update instead of one each), or, if the
  * SKU cannot give them all, one by one in order, a reservation that gets
  * nothing being deleted again.  The ids must differ (the caller checks), and
- * every caller waits for locks (wait = true).  Answers are not counted.
+ * every caller waits for locks (wait = true).  Each reservation is made at
+ * nows[i] and expires at expires[i], as its caller computed them (its ttl in
+ * its own TimeZone).  Answers are not counted.
  */
 void
 inv_reserve_group(const InvSku *s, int n, const int64 *qty, text *const *ids,
-				  Interval *const *ttls, const char **answers)
+				  const TimestampTz *nows, const TimestampTz *expires, const char **answers)
 {
-	TimestampTz now;
 	ResLine		line;
 	StoredRes	stored;
 	bool	   *fresh = palloc0(sizeof(bool) * n);
@@ -791,18 +798,17 @@ inv_reserve_group(const InvSku *s, int n, const int64 *qty, text *const *ids,
 	{
 		/* after a sell-out: reserve()'s check that writes nothing */
 		for (i = 0; i < n; i++)
-			answers[i] = inv_reserve_one(s, qty[i], ids[i], ttls[i], true, false);
+			answers[i] = inv_reserve_one(s, qty[i], ids[i], nows[i], expires[i], true, false);
 		return;
 	}
 
 	SPI_connect();
-	now = GetCurrentTimestamp();
 	for (i = 0; i < n; i++)
 	{
 		line.s = *s;
 		line.qty = qty[i];
 		line.slot = -1;
-		if (!insert_reservation(ids[i], &line, 1, now, expiry(now, ttls[i]), &stored))
+		if (!insert_reservation(ids[i], &line, 1, nows[i], expires[i], &stored))
 		{
 			answer_retry(ids[i], &stored, &line, 1);
 			answers[i] = "reserved";
@@ -869,9 +875,12 @@ Datum
 consistency_reserve(PG_FUNCTION_ARGS)
 {
 	ReserveArgs a;
+	TimestampTz now;
 
 	get_reserve_args(fcinfo, &a);
-	PG_RETURN_TEXT_P(cstring_to_text(inv_reserve_one(&a.s, a.qty, a.id, a.ttl, a.wait, true)));
+	now = GetCurrentTimestamp();
+	PG_RETURN_TEXT_P(cstring_to_text(inv_reserve_one(&a.s, a.qty, a.id, now,
+													 inv_expiry(now, a.ttl), a.wait, true)));
 }
 
 /*
@@ -935,6 +944,7 @@ consistency_reserve_all(PG_FUNCTION_ARGS)
 	ResLine    *lines;
 	int			nlines;
 	Interval   *ttl;
+	TimestampTz now;
 	const char *answer;
 
 	id = get_id(fcinfo, 0);
@@ -943,7 +953,8 @@ consistency_reserve_all(PG_FUNCTION_ARGS)
 
 	SPI_connect();
 	check_slot_locks(lines, nlines);
-	answer = reserve_lines(id, lines, nlines, ttl, true);
+	now = GetCurrentTimestamp();
+	answer = reserve_lines(id, lines, nlines, now, inv_expiry(now, ttl), true);
 	SPI_finish();
 	inv_count_answer(answer);
 	PG_RETURN_TEXT_P(cstring_to_text(answer));

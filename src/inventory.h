@@ -80,10 +80,12 @@ extern void inv_forget_slots(const InvSku *s);
 extern void inv_error_unknown_sku(text *sku);
 
 /* inventory.c: one reservation, as reserve() makes it (arguments checked). */
-extern const char *inv_reserve_one(const InvSku *s, int64 qty, text *id, Interval *ttl,
-								   bool wait, bool count);
+extern TimestampTz inv_expiry(TimestampTz now, Interval *ttl);
+extern const char *inv_reserve_one(const InvSku *s, int64 qty, text *id, TimestampTz now,
+								   TimestampTz expires, bool wait, bool count);
 extern void inv_reserve_group(const InvSku *s, int n, const int64 *qty, text *const *ids,
-							  Interval *const *ttls, const char **answers);
+							  const TimestampTz *nows, const TimestampTz *expires,
+							  const char **answers);
 extern void inv_count_answer(const char *answer);	/* consistency.stats */
 /* inventory_combine.c: the same, combined with concurrent reserve_now() calls. */
 extern const char *inv_reserve_now(InvSku *s, int64 qty, text *id, Interval *ttl, bool wait);

@@ -42,10 +42,12 @@
  *	 wakes the first pending caller of its database and role, which leads the
  *	 next batch while this one's commit is flushed;
  * - the leader's commit waits as the most demanding synchronous_commit of
- *	 its batch's callers asks (note_strongest, commit_as_strongest); the
- *	 rest of a batch's settings are the leader's session's (statement_timeout,
- *	 lock_timeout capped as above), which can only make the batch fail,
- *	 never change an answer; a read-only caller is never batched;
+ *	 its batch's callers asks (note_strongest, commit_as_strongest); each
+ *	 request's time and expiry are its caller's, computed in the caller's
+ *	 TimeZone; the rest of a batch's settings are the leader's session's
+ *	 (statement_timeout, lock_timeout capped as above), which can only make
+ *	 the batch fail, never change an answer; a read-only caller is never
+ *	 batched;
  * - at the end of the leader's transaction (an XactCallback: after a
  *	 commit's WAL flush) its APPLIED entries become DONE if it committed,
  *	 with the end of its commit, FAILED if not, and their owners are woken:
@@ -133,7 +135,8 @@ typedef struct CombineEntry
 	Oid			dboid;
 	Oid			userid;
 	int64		qty;
-	Interval	ttl;
+	TimestampTz created_at;		/* made at, and expires at: computed by the caller, */
+	TimestampTz expires_at;		/* its ttl in its own TimeZone */
 	int16		skulen;
 	int16		idlen;
 	char		answer[16];
@@ -443,7 +446,8 @@ typedef struct CombineReq
 	InvSku		s;
 	int64		qty;
 	text	   *id;
-	Interval	ttl;
+	TimestampTz created_at;
+	TimestampTz expires_at;
 	bool		wait;
 	int			sync_commit;
 	const char *answer;
@@ -490,22 +494,25 @@ apply_batch(CombineReq *reqs, int n)
 		{
 			int64		qty[COMBINE_MAX_BATCH];
 			text	   *ids[COMBINE_MAX_BATCH];
-			Interval   *ttls[COMBINE_MAX_BATCH];
+			TimestampTz nows[COMBINE_MAX_BATCH];
+			TimestampTz expires[COMBINE_MAX_BATCH];
 			const char *answers[COMBINE_MAX_BATCH];
 
 			for (k = i; k < j; k++)
 			{
 				qty[k - i] = reqs[k].qty;
 				ids[k - i] = reqs[k].id;
-				ttls[k - i] = &reqs[k].ttl;
+				nows[k - i] = reqs[k].created_at;
+				expires[k - i] = reqs[k].expires_at;
 			}
-			inv_reserve_group(&reqs[i].s, j - i, qty, ids, ttls, answers);
+			inv_reserve_group(&reqs[i].s, j - i, qty, ids, nows, expires, answers);
 			for (k = i; k < j; k++)
 				reqs[k].answer = answers[k - i];
 		}
 		else
 			reqs[i].answer = inv_reserve_one(&reqs[i].s, reqs[i].qty, reqs[i].id,
-											 &reqs[i].ttl, reqs[i].wait, false);
+											 reqs[i].created_at, reqs[i].expires_at,
+											 reqs[i].wait, false);
 		i = j;
 	}
 }
@@ -531,7 +538,8 @@ take(int procno, Oid dboid, Oid userid, CombineReq *r)
 	r->procno = procno;
 	r->gen = CE_GEN(w);
 	r->qty = e->qty;
-	r->ttl = e->ttl;
+	r->created_at = e->created_at;
+	r->expires_at = e->expires_at;
 	r->wait = e->wait;
 	r->sync_commit = e->sync_commit;
 	r->answer = NULL;
@@ -647,6 +655,15 @@ lead_batch(void)
 	stop_leading();
 }
 
+/* A reservation made alone, as reserve() makes it, in this backend's transaction. */
+static const char *
+reserve_alone(InvSku *s, int64 qty, text *id, Interval *ttl, bool wait)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	return inv_reserve_one(s, qty, id, now, inv_expiry(now, ttl), wait, true);
+}
+
 /*
  * reserve_now()'s reservation, combined with concurrent ones when possible
  * (see the file's header).  The arguments were checked by the caller.
@@ -663,7 +680,7 @@ inv_reserve_now(InvSku *s, int64 qty, text *id, Interval *ttl, bool wait)
 	volatile XLogRecPtr commit_lsn = InvalidXLogRecPtr;
 
 	if (!combine_possible())
-		return inv_reserve_one(s, qty, id, ttl, wait, true);
+		return reserve_alone(s, qty, id, ttl, wait);
 	me = &combine->entries[MyProcNumber];
 	w = pg_atomic_read_u32(&me->word);
 	if (CE_STATE(w) == CE_DONE)
@@ -673,7 +690,7 @@ inv_reserve_now(InvSku *s, int64 qty, text *id, Interval *ttl, bool wait)
 		consistency_token_note_commit(me->commit_lsn);
 	}
 	if (CE_STATE(w) == CE_PENDING || CE_STATE(w) == CE_TAKEN || CE_STATE(w) == CE_APPLIED)
-		return inv_reserve_one(s, qty, id, ttl, wait, true);	/* a request we gave up on is still out */
+		return reserve_alone(s, qty, id, ttl, wait);	/* a request we gave up on is still out */
 	if (!callbacks_registered)
 	{
 		before_shmem_exit(combine_exit, (Datum) 0);
@@ -686,7 +703,9 @@ inv_reserve_now(InvSku *s, int64 qty, text *id, Interval *ttl, bool wait)
 	me->dboid = MyDatabaseId;
 	me->userid = GetUserId();
 	me->qty = qty;
-	me->ttl = *ttl;
+	/* computed here: a leader's TimeZone may count a day of ttl otherwise */
+	me->created_at = GetCurrentTimestamp();
+	me->expires_at = inv_expiry(me->created_at, ttl);
 	me->wait = wait;
 	me->sync_commit = synchronous_commit;
 	me->commit_lsn = InvalidXLogRecPtr;
@@ -745,7 +764,7 @@ inv_reserve_now(InvSku *s, int64 qty, text *id, Interval *ttl, bool wait)
 	PG_END_TRY();
 
 	if (state != CE_DONE)
-		return inv_reserve_one(s, qty, id, ttl, wait, true);
+		return reserve_alone(s, qty, id, ttl, wait);
 	/* committed by its leader: the session's last committed write, for read-your-writes */
 	consistency_token_note_commit(commit_lsn);
 	return pstrdup(answer);

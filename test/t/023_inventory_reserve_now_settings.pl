@@ -9,6 +9,7 @@
 #   paused, and all do once it resumes.  With the library preloaded, a local writer that led
 #   a batch holding a remote_apply request waits for the standby (wait event SyncRep), which
 #   shows that the batches mixed both kinds of caller; without it no local writer ever waits.
+# - TimeZone: a ttl in months is counted in the caller's TimeZone, whoever led its batch.
 # - read-your-writes: a caller's session token (write_token(), the reported
 #   consistency.last_commit_token) covers its reservation, whoever committed it: the standby
 #   shows it once it has replayed the token.
@@ -153,6 +154,38 @@ for my $t (@tokens)
 	$missing++ unless $seen eq "t\n1";
 }
 is($missing, 0, 'the standby shows every reservation once it has replayed its caller\'s token');
+
+# TimeZone: a ttl of months or days is calendar time in the caller's TimeZone, as for
+# reserve(), whoever led the batch.  Writers run with TimeZone UTC; 40 callers, one session
+# each, run in a zone where "now + 6 months" differs from UTC's by the DST change in between
+# (Sydney's or New York's: each has a change within any 6 months the other has none in).
+my $zone = $node->safe_psql('postgres', q{
+	SELECT z FROM (VALUES ('Australia/Sydney'), ('America/New_York')) v(z)
+	 WHERE timezone(z, timezone(z, now()) + interval '6 months')
+		   <> timezone('UTC', timezone('UTC', now()) + interval '6 months')
+	 LIMIT 1});
+isnt($zone, '', "a zone where 6 months from now is not UTC's 6 months ($zone)");
+PostgreSQL::Test::Utils::append_to_file("$dir/zone.sql", q{
+SELECT consistency.reserve_now('sync', 1, :'id', interval '6 months') AS answer \gset
+SELECT :'id', :'answer', expires_at = created_at + interval '6 months'
+  FROM consistency.reservations WHERE reservation_id = :'id';
+});
+$writers = pgbench('buy.sql', 8, '-c TimeZone=UTC', 'writer', '-T', '4');
+$node->poll_query_until('postgres', q{SELECT count(*) > 100 FROM consistency.reservations
+	WHERE reservation_id LIKE 'w%' AND created_at > now() - interval '1 s'})
+  or die 'the writers did not start';
+my ($zone_out, $zone_err) = ('', '');
+IPC::Run::run([ 'bash', '-c', q{
+	for i in $(seq 1 40); do
+		PGOPTIONS="-c TimeZone=$4" psql -X -At -v ON_ERROR_STOP=1 -v id=tz-$i \
+			-h "$1" -p "$2" -d postgres -f "$3" || exit 1
+	done }, 'zone', $node->host, $node->port, "$dir/zone.sql", $zone ], '>', \$zone_out,
+	'2>', \$zone_err)
+  or diag($zone_err);
+ok($writers->{run}->finish, 'the writers ran to completion') or diag($writers->{err});
+is(scalar(grep { /^tz-\d+\|reserved\|t$/ } split /\n/, $zone_out), 40,
+	"every caller in $zone reserved, expiring 6 months later in its own zone")
+  or diag($zone_out);
 
 # Read-only callers among writers: 100 calls, one connection each, while 8 writers keep
 # leading and joining batches.
