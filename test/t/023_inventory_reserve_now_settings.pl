@@ -157,17 +157,22 @@ is($missing, 0, 'the standby shows every reservation once it has replayed its ca
 
 # TimeZone: a ttl of months or days is calendar time in the caller's TimeZone, as for
 # reserve(), whoever led the batch.  Writers run with TimeZone UTC; 40 callers, one session
-# each, run in a zone where "now + 6 months" differs from UTC's by the DST change in between
-# (Sydney's or New York's: each has a change within any 6 months the other has none in).
-my $zone = $node->safe_psql('postgres', q{
-	SELECT z FROM (VALUES ('Australia/Sydney'), ('America/New_York')) v(z)
-	 WHERE timezone(z, timezone(z, now()) + interval '6 months')
-		   <> timezone('UTC', timezone('UTC', now()) + interval '6 months')
+# each, run in a zone and with a ttl for which "now + ttl" differs from UTC's by a DST change
+# in between.  Four zones (both hemispheres) and ttls of 5, 6 and 7 months: every hour of
+# 2026 to 2045 has such a pair (checked when the test was written).
+my ($zone, $ttl) = split /\|/, $node->safe_psql('postgres', q{
+	SELECT z, ttl FROM (VALUES ('Australia/Sydney'), ('America/New_York'), ('Europe/London'),
+							   ('Pacific/Auckland')) v(z),
+		   (VALUES ('6 months'), ('5 months'), ('7 months')) t(ttl)
+	 WHERE timezone(z, timezone(z, now()) + ttl::interval)
+		   <> timezone('UTC', timezone('UTC', now()) + ttl::interval)
 	 LIMIT 1});
-isnt($zone, '', "a zone where 6 months from now is not UTC's 6 months ($zone)");
+ok(defined $ttl,
+	'a zone and a ttl whose calendar arithmetic is not UTC\'s: ' . ($zone || 'none') . ', '
+	  . ($ttl // 'none'));
 PostgreSQL::Test::Utils::append_to_file("$dir/zone.sql", q{
-SELECT consistency.reserve_now('sync', 1, :'id', interval '6 months') AS answer \gset
-SELECT :'id', :'answer', expires_at = created_at + interval '6 months'
+SELECT consistency.reserve_now('sync', 1, :'id', :'ttl'::interval) AS answer \gset
+SELECT :'id', :'answer', expires_at = created_at + :'ttl'::interval
   FROM consistency.reservations WHERE reservation_id = :'id';
 });
 $writers = pgbench('buy.sql', 8, '-c TimeZone=UTC', 'writer', '-T', '4');
@@ -177,14 +182,14 @@ $node->poll_query_until('postgres', q{SELECT count(*) > 100 FROM consistency.res
 my ($zone_out, $zone_err) = ('', '');
 IPC::Run::run([ 'bash', '-c', q{
 	for i in $(seq 1 40); do
-		PGOPTIONS="-c TimeZone=$4" psql -X -At -v ON_ERROR_STOP=1 -v id=tz-$i \
+		PGOPTIONS="-c TimeZone=$4" psql -X -At -v ON_ERROR_STOP=1 -v id=tz-$i -v "ttl=$5" \
 			-h "$1" -p "$2" -d postgres -f "$3" || exit 1
-	done }, 'zone', $node->host, $node->port, "$dir/zone.sql", $zone ], '>', \$zone_out,
+	done }, 'zone', $node->host, $node->port, "$dir/zone.sql", $zone, $ttl ], '>', \$zone_out,
 	'2>', \$zone_err)
   or diag($zone_err);
 ok($writers->{run}->finish, 'the writers ran to completion') or diag($writers->{err});
 is(scalar(grep { /^tz-\d+\|reserved\|t$/ } split /\n/, $zone_out), 40,
-	"every caller in $zone reserved, expiring 6 months later in its own zone")
+	"every caller in $zone reserved, expiring $ttl later in its own zone")
   or diag($zone_out);
 
 # Read-only callers among writers: 100 calls, one connection each, while 8 writers keep
