@@ -69,6 +69,33 @@ sub pgbench
 	return \%h;
 }
 
+# Writers for 4 s, once they are going; then 40 callers of SCRIPT, one fresh session each, with
+# -v id=PREFIX-i, the given PGOPTIONS and psql variables: their output.
+sub busy_writers
+{
+	my ($options) = @_;
+	my $w = pgbench('buy.sql', 8, $options, 'writer', '-T', '4');
+	$node->poll_query_until('postgres', q{SELECT count(*) > 100 FROM consistency.reservations
+		WHERE reservation_id LIKE 'w%' AND created_at > now() - interval '1 s'})
+	  or die 'the writers did not start';
+	return $w;
+}
+sub sessions
+{
+	my ($script, $prefix, $options, @vars) = @_;
+	my ($out, $err) = ('', '');
+	local $ENV{PGOPTIONS} = $options;
+	IPC::Run::run([ 'bash', '-c', q{
+		script=$1 prefix=$2 host=$3 port=$4; shift 4
+		for i in $(seq 1 40); do
+			psql -X -At -v ON_ERROR_STOP=1 -v "id=$prefix-$i" "$@" -h "$host" -p "$port" \
+				-d postgres -f "$script" || exit 1
+		done }, 'sessions', "$dir/$script", $prefix, $node->host, $node->port,
+		map { ('-v', $_) } @vars ], '>', \$out, '2>', \$err)
+	  or diag($err);
+	return $out;
+}
+
 # local writers for 5 s; the remote_apply callers start once the writers are going
 my $writers = pgbench('buy.sql', 8, '-c synchronous_commit=local', 'local', '-T', '5');
 $node->poll_query_until('postgres', q{SELECT count(*) > 100 FROM consistency.reservations})
@@ -128,16 +155,8 @@ SELECT consistency.write_token() AS tok \gset
 SELECT :'id', :'answer', :'tok', split_part(:'tok', ':', 4)::pg_lsn > :'before'::pg_lsn,
 	   split_part(current_setting('consistency.last_commit_token'), ':', 4)::pg_lsn > :'before'::pg_lsn;
 });
-$writers = pgbench('buy.sql', 8, '', 'writer', '-T', '4');
-$node->poll_query_until('postgres', q{SELECT count(*) > 100 FROM consistency.reservations
-	WHERE reservation_id LIKE 'w%' AND created_at > now() - interval '1 s'})
-  or die 'the writers did not start';
-my ($tok_out, $tok_err) = ('', '');
-IPC::Run::run([ 'bash', '-c', q{
-	for i in $(seq 1 40); do
-		psql -X -At -v ON_ERROR_STOP=1 -v id=tk-$i -h "$1" -p "$2" -d postgres -f "$3" || exit 1
-	done }, 'token', $node->host, $node->port, "$dir/token.sql" ], '>', \$tok_out, '2>', \$tok_err)
-  or diag($tok_err);
+$writers = busy_writers('');
+my $tok_out = sessions('token.sql', 'tk', '');
 ok($writers->{run}->finish, 'the writers ran to completion') or diag($writers->{err});
 my @tokens = map { [ split /\|/ ] } grep { /^tk-/ } split /\n/, $tok_out;
 is(scalar(@tokens), 40, 'every caller got its token');
@@ -175,18 +194,8 @@ SELECT consistency.reserve_now('sync', 1, :'id', :'ttl'::interval) AS answer \gs
 SELECT :'id', :'answer', expires_at = created_at + :'ttl'::interval
   FROM consistency.reservations WHERE reservation_id = :'id';
 });
-$writers = pgbench('buy.sql', 8, '-c TimeZone=UTC', 'writer', '-T', '4');
-$node->poll_query_until('postgres', q{SELECT count(*) > 100 FROM consistency.reservations
-	WHERE reservation_id LIKE 'w%' AND created_at > now() - interval '1 s'})
-  or die 'the writers did not start';
-my ($zone_out, $zone_err) = ('', '');
-IPC::Run::run([ 'bash', '-c', q{
-	for i in $(seq 1 40); do
-		PGOPTIONS="-c TimeZone=$4" psql -X -At -v ON_ERROR_STOP=1 -v id=tz-$i -v "ttl=$5" \
-			-h "$1" -p "$2" -d postgres -f "$3" || exit 1
-	done }, 'zone', $node->host, $node->port, "$dir/zone.sql", $zone, $ttl ], '>', \$zone_out,
-	'2>', \$zone_err)
-  or diag($zone_err);
+$writers = busy_writers('-c TimeZone=UTC');
+my $zone_out = sessions('zone.sql', 'tz', "-c TimeZone=$zone", "ttl=$ttl");
 ok($writers->{run}->finish, 'the writers ran to completion') or diag($writers->{err});
 is(scalar(grep { /^tz-\d+\|reserved\|t$/ } split /\n/, $zone_out), 40,
 	"every caller in $zone reserved, expiring $ttl later in its own zone")
