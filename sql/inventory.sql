@@ -557,6 +557,61 @@ DROP TABLE res_audit;
 DROP FUNCTION res_audit();
 DROP EXTENSION amcheck;
 
+-- 26. On a SKU with several slots, the fast path's UPDATE of one slot row is made without the
+--     executor (src/inventory_direct.c) while the table is as the extension made it: visible
+--     at once to the same transaction, and in every index, a DBA's index on reserved included
+--     (the updates are then not heap-only; amcheck: every heap row is in each index).  What a
+--     DBA adds to the table is honoured through the SQL statement, also in a session that has
+--     used the direct path before: a trigger fires; a CHECK constraint of their own holds
+--     (23514, nothing written); so does inventory_stock_check replaced by a stricter one of the
+--     same name; with the original constraint back, reserve() takes those units again.
+CREATE EXTENSION amcheck;
+SELECT consistency.stock_set('dslots', 200, 4);
+BEGIN;
+SELECT consistency.reserve('dslots', 5, 'ds-1') AS fresh;
+SELECT sum(reserved) AS reserved_in_transaction FROM consistency.inventory WHERE sku = 'dslots';
+COMMIT;
+SELECT consistency.release('ds-1') AS released;
+SELECT consistency.reserve('dslots', 4, 'ds-2') AS reserved;
+SELECT consistency.confirm('ds-2') AS confirmed;
+SELECT sum(on_hand) AS on_hand, sum(reserved) AS reserved FROM consistency.inventory WHERE sku = 'dslots';
+CREATE INDEX inventory_reserved_dba ON consistency.inventory (reserved);
+SELECT consistency.reserve('dslots', 6, 'ds-3') AS not_heap_only;
+SELECT consistency.release('ds-3') AS released;
+SELECT c.relname, bt_index_parent_check(c.oid, true) AS checked
+  FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+ WHERE i.indrelid = 'consistency.inventory'::regclass ORDER BY 1;
+DROP INDEX consistency.inventory_reserved_dba;
+CREATE TABLE inv_audit (sku text, reserved bigint);
+CREATE FUNCTION inv_audit() RETURNS trigger LANGUAGE plpgsql
+	AS $$ BEGIN INSERT INTO public.inv_audit VALUES (NEW.sku, NEW.reserved); RETURN NEW; END $$;
+CREATE TRIGGER inv_audit AFTER UPDATE ON consistency.inventory
+	FOR EACH ROW EXECUTE FUNCTION inv_audit();
+SELECT consistency.reserve('dslots', 7, 'ds-4') AS audited;
+DROP TRIGGER inv_audit ON consistency.inventory;
+SELECT * FROM inv_audit;
+\set VERBOSITY terse
+ALTER TABLE consistency.inventory
+	ADD CONSTRAINT reserved_at_most_10 CHECK (reserved <= 10) NOT VALID;
+SELECT consistency.reserve('dslots', 11, 'ds-5') AS over_ten;
+\echo :LAST_ERROR_SQLSTATE
+ALTER TABLE consistency.inventory DROP CONSTRAINT reserved_at_most_10;
+ALTER TABLE consistency.inventory DROP CONSTRAINT inventory_stock_check,
+	ADD CONSTRAINT inventory_stock_check CHECK (reserved >= 0 AND reserved <= on_hand - 40) NOT VALID;
+SELECT consistency.reserve('dslots', 20, 'ds-6') AS over_stricter;
+\echo :LAST_ERROR_SQLSTATE
+\set VERBOSITY default
+ALTER TABLE consistency.inventory DROP CONSTRAINT inventory_stock_check,
+	ADD CONSTRAINT inventory_stock_check
+		CHECK (reserved OPERATOR(pg_catalog.>=) 0 AND reserved OPERATOR(pg_catalog.<=) on_hand);
+SELECT consistency.reserve('dslots', 20, 'ds-7') AS restored;
+SELECT reservation_id, qty, status FROM consistency.reservations
+ WHERE reservation_id LIKE 'ds-%' ORDER BY reservation_id;
+SELECT sum(on_hand) AS on_hand, sum(reserved) AS reserved FROM consistency.inventory WHERE sku = 'dslots';
+DROP TABLE inv_audit;
+DROP FUNCTION inv_audit();
+DROP EXTENSION amcheck;
+
 DELETE FROM consistency.reservations;
 DELETE FROM consistency.inventory;
 DROP FUNCTION stock(text), totals(), res();

@@ -24,6 +24,8 @@
 #define CONSISTENCY_COMPAT_H
 
 #include "access/genam.h"
+#include "access/heapam.h"
+#include "access/htup_details.h"
 #include "access/xlog.h"
 #include "catalog/pg_class.h"
 #include "replication/message.h"
@@ -139,6 +141,44 @@ typedef BackendId ProcNumber;
 #else
 #define TupleConstrHasGenerated(constr) \
 	((constr) != NULL && (constr)->has_generated_stored)
+#endif
+
+/*
+ * 16 made heap_update() tell which indexes need entries for the new version
+ * (TU_UpdateIndexes: none, all, or only the summarizing ones).  Before, a
+ * heap-only new tuple needed none and any other needed all.  No crosscheck
+ * snapshot: the extension's callers use none.
+ */
+#if PG_VERSION_NUM >= 160000
+#define heap_update_compat(rel, otid, newtup, cid, wait, tmfd, lockmode, update_indexes) \
+	heap_update((rel), (otid), (newtup), (cid), InvalidSnapshot, (wait), (tmfd), (lockmode), \
+				(update_indexes))
+#else
+typedef enum TU_UpdateIndexes
+{
+	TU_None,
+	TU_All,
+	TU_Summarizing
+} TU_UpdateIndexes;
+
+static inline TM_Result
+heap_update_compat(Relation rel, ItemPointer otid, HeapTuple newtup, CommandId cid, bool wait,
+				   TM_FailureData *tmfd, LockTupleMode *lockmode,
+				   TU_UpdateIndexes *update_indexes)
+{
+	TM_Result	result = heap_update(rel, otid, newtup, cid, InvalidSnapshot, wait, tmfd,
+									 lockmode);
+
+	*update_indexes = result == TM_Ok && !HeapTupleIsHeapOnly(newtup) ? TU_All : TU_None;
+	return result;
+}
+#endif
+
+/* 18 added NOT ENFORCED CHECK constraints, which no write evaluates. */
+#if PG_VERSION_NUM >= 180000
+#define CheckConstraintIsEnforced(check)	((check)->ccenforced)
+#else
+#define CheckConstraintIsEnforced(check)	(AssertMacro((check) != NULL), true)
 #endif
 
 /* 17 added LogLogicalMessage()'s flush: flush WAL up to the record. */

@@ -26,7 +26,9 @@
  *
  * The fast path tries the slots one by one without waiting, starting at a
  * per-backend pseudo-random slot, and applies the change with one
- * conditional UPDATE on the first free slot that can take it.  If none
+ * conditional UPDATE on the first free slot that can take it (made without
+ * the executor while the table is as the extension made it:
+ * inventory_direct.c).  If none
  * could, and some were busy, it waits for one busy slot (unless !wait).
  * It stops trying after INV_PROBES (4) busy slots and queues on the first
  * of them: a failed try is not free (LockAcquire inserts the lock and
@@ -672,9 +674,12 @@ error_slots_changed(const InvSku *s)
 static bool
 apply_on_slot(const InvSku *s, int slot, int64 qty, InvSlotOp op)
 {
+	int			direct = inv_direct_apply(s, slot, qty, op);
 	Datum		v[3];
 	InvStmt    *stmt;
 
+	if (direct >= 0)
+		return direct == 1;
 	v[0] = PointerGetDatum(s->sku);
 	v[1] = Int32GetDatum(slot);
 	v[2] = Int64GetDatum(qty);
