@@ -15,7 +15,10 @@
  * snapshot, test the statement's WHERE condition, form the new row, check
  * inventory_stock_check in C, heap_update() it (waiting for a concurrent
  * writer as the statement would), and insert index entries when the update
- * was not heap-only.
+ * was not heap-only.  Measured against the SQL statement, 5 alternating
+ * rounds of 64 clients on a 16-slot SKU (2 cores, synchronous_commit on):
+ * 1.11-1.17x the reservations per second, 0.86-0.89x the machine's CPU per
+ * reservation.
  *
  * That is only correct for the table as the extension made it, so the
  * table's shape is checked (once, and again after every relcache

@@ -287,7 +287,9 @@ inv_best() {	# the best rate of a variant at 8 to 32 clients, synchronous_commit
 	echo "only for one HOT \`UPDATE\` of two integers and the commit (its WAL flush). A one-slot buyer"
 	echo "waits inside that \`UPDATE\`, with its plan started and the row found; with 16 slots, buyers"
 	echo "try the slots' locks without waiting and queue only when all are busy, so up to 16 commits"
-	echo "(and their WAL flushes) proceed at once. What limits it: with one slot every reservation"
+	echo "(and their WAL flushes) proceed at once; a buyer's \`UPDATE\` of its slot is made without the executor"
+	echo "(\`src/inventory_direct.c\`), which through SPI parsed and planned the table's CHECK constraint"
+	echo "again for every statement. What limits it: with one slot every reservation"
 	echo "still commits one after another (one WAL flush each), so with synchronous_commit on one hot"
 	echo "row can never beat the disk's flush latency; slots lift that ceiling up to the slot count."
 	echo
