@@ -562,9 +562,11 @@ DROP EXTENSION amcheck;
 --     at once to the same transaction, and in every index, a DBA's index on reserved included
 --     (the updates are then not heap-only; amcheck: every heap row is in each index).  What a
 --     DBA adds to the table is honoured through the SQL statement, also in a session that has
---     used the direct path before: a trigger fires; a CHECK constraint of their own holds
---     (23514, nothing written); so does inventory_stock_check replaced by a stricter one of the
---     same name; with the original constraint back, reserve() takes those units again.
+--     used the direct path before: a trigger fires; a rule runs; a CHECK constraint of their
+--     own holds (23514, nothing written); so does inventory_stock_check replaced by a stricter
+--     one of the same name; with the original constraint back, reserve() takes those units
+--     again.  A rule on INSERT to reservations makes the line-0 INSERT of case 25 keep its
+--     SQL statement too, which PostgreSQL refuses: ON CONFLICT with rules (0A000).
 CREATE EXTENSION amcheck;
 SELECT consistency.stock_set('dslots', 200, 4);
 BEGIN;
@@ -590,6 +592,19 @@ CREATE TRIGGER inv_audit AFTER UPDATE ON consistency.inventory
 SELECT consistency.reserve('dslots', 7, 'ds-4') AS audited;
 DROP TRIGGER inv_audit ON consistency.inventory;
 SELECT * FROM inv_audit;
+TRUNCATE inv_audit;
+CREATE RULE inv_rule AS ON UPDATE TO consistency.inventory
+	DO ALSO INSERT INTO public.inv_audit VALUES (NEW.sku, NEW.reserved - OLD.reserved);
+SELECT consistency.reserve('dslots', 1, 'ds-r') AS ruled;
+DROP RULE inv_rule ON consistency.inventory;
+SELECT * FROM inv_audit;
+CREATE RULE res_rule AS ON INSERT TO consistency.reservations
+	DO ALSO INSERT INTO public.inv_audit VALUES (NEW.reservation_id, NEW.qty);
+\set VERBOSITY terse
+SELECT consistency.reserve('dslots', 1, 'ds-rr') AS insert_rule;
+\echo :LAST_ERROR_SQLSTATE
+\set VERBOSITY default
+DROP RULE res_rule ON consistency.reservations;
 \set VERBOSITY terse
 ALTER TABLE consistency.inventory
 	ADD CONSTRAINT reserved_at_most_10 CHECK (reserved <= 10) NOT VALID;

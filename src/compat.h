@@ -174,6 +174,13 @@ heap_update_compat(Relation rel, ItemPointer otid, HeapTuple newtup, CommandId c
 }
 #endif
 
+/* 16 added summarizing indexes (BRIN), which a heap-only update still maintains. */
+#if PG_VERSION_NUM >= 160000
+#define IndexInfoIsSummarizing(ii)	((ii)->ii_Summarizing)
+#else
+#define IndexInfoIsSummarizing(ii)	(AssertMacro((ii) != NULL), false)
+#endif
+
 /* 18 added NOT ENFORCED CHECK constraints, which no write evaluates. */
 #if PG_VERSION_NUM >= 180000
 #define CheckConstraintIsEnforced(check)	((check)->ccenforced)

@@ -11,9 +11,10 @@
  * and index inserts themselves.  A direct write is only correct for the
  * table as the extension made it: consistency_direct_open() refuses (and
  * the caller runs its SQL statement instead, which honours whatever a DBA
- * added) a table with triggers, CHECK constraints, generated columns,
+ * added) a table with triggers, rules, CHECK constraints, generated columns,
  * row-level security, other columns or NOT NULL beyond the row's, or an
- * index on expressions, deferred or with exclusion constraints.  Partial
+ * index on expressions, deferred or with exclusion constraints, a partition,
+ * and any table while an ExecutorCheckPerms_hook (sepgsql) is installed.  Partial
  * indexes are fine: their predicate is evaluated, as ExecInsertIndexTuples
  * does.  Unique indexes are checked as an INSERT checks them: a committed
  * duplicate is 23505, an uncommitted one is waited for.
@@ -79,6 +80,9 @@ consistency_direct_open(Oid relid, int natts, const Oid *types, const bool *isnu
 	if (rel->rd_rel->relkind != RELKIND_RELATION ||
 		rel->rd_rel->relam != HEAP_TABLE_AM_OID ||
 		rel->trigdesc != NULL ||
+		rel->rd_rules != NULL ||
+		rel->rd_rel->relispartition ||
+		ExecutorCheckPerms_hook != NULL ||
 		desc->natts != natts ||
 		(desc->constr != NULL && desc->constr->num_check > 0) ||
 		TupleConstrHasGenerated(desc->constr) ||

@@ -23,12 +23,15 @@
  * That is only correct for the table as the extension made it, so the
  * table's shape is checked (once, and again after every relcache
  * invalidation of it): a heap table without triggers (foreign keys would
- * add some), row-level security, inheritance children or generated columns;
- * the columns sku, slot, on_hand and reserved first, of their types; its
- * one CHECK constraint inventory_stock_check, node for node
- * (reserved >= 0 AND reserved <= on_hand); only plain, immediate btree
- * indexes, the first being the primary key (sku, slot); and the owner
- * (whom the caller runs as) holding SELECT and UPDATE on it.  Anything else,
+ * add some), rules, row-level security, inheritance children, generated
+ * columns, and not a partition; the columns sku, slot, on_hand and reserved
+ * first, of their types; its one CHECK constraint inventory_stock_check,
+ * valid, node for node (reserved >= 0 AND reserved <= on_hand); only btree
+ * indexes on columns, without predicates, immediate and not for exclusion
+ * constraints, one of them the primary key (sku, slot).  On every call: the
+ * owner (whom the caller runs as) holds SELECT and UPDATE on it, no
+ * ExecutorCheckPerms_hook (sepgsql) is installed, and the new row has no
+ * NULL in a NOT NULL column (18's NOT VALID ones).  Anything else,
  * and any transaction that uses a transaction snapshot (REPEATABLE READ,
  * SERIALIZABLE: the statement raises 40001 on a row changed since, with
  * its own messages), a read-only transaction or parallel mode, and a row
@@ -51,6 +54,7 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "common/int.h"
 #include "catalog/index.h"
 #include "catalog/pg_am.h"
 #include "catalog/pg_index.h"
@@ -158,7 +162,6 @@ shape_is_ours(Relation rel)
 {
 	TupleDesc	desc = RelationGetDescr(rel);
 	TupleConstr *constr = desc->constr;
-	Oid			relid = RelationGetRelid(rel);
 	List	   *indexes;
 	ListCell   *lc;
 	bool		ok = true;
@@ -166,8 +169,10 @@ shape_is_ours(Relation rel)
 	if (rel->rd_rel->relkind != RELKIND_RELATION ||
 		rel->rd_rel->relam != HEAP_TABLE_AM_OID ||
 		rel->trigdesc != NULL ||
+		rel->rd_rules != NULL ||
 		rel->rd_rel->relrowsecurity ||
 		rel->rd_rel->relhassubclass ||
+		rel->rd_rel->relispartition ||
 		TupleConstrHasGenerated(constr) ||
 		!column_is(desc, ATT_SKU, "sku", TEXTOID) ||
 		!column_is(desc, ATT_SLOT, "slot", INT4OID) ||
@@ -175,10 +180,9 @@ shape_is_ours(Relation rel)
 		!column_is(desc, ATT_RESERVED, "reserved", INT8OID) ||
 		constr == NULL || constr->num_check != 1 ||
 		strcmp(constr->check[0].ccname, STOCK_CHECK_NAME) != 0 ||
+		!constr->check[0].ccvalid ||
 		!CheckConstraintIsEnforced(&constr->check[0]) ||
-		!stock_check_is_ours(constr->check[0].ccbin) ||
-		pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK ||
-		pg_class_aclcheck(relid, GetUserId(), ACL_UPDATE) != ACLCHECK_OK)
+		!stock_check_is_ours(constr->check[0].ccbin))
 		return false;
 
 	shape_pkey = RelationGetPrimaryKeyIndex_compat(rel, false);
@@ -194,6 +198,7 @@ shape_is_ours(Relation rel)
 			!heap_attisnull(idx->rd_indextuple, Anum_pg_index_indexprs, NULL) ||
 			!heap_attisnull(idx->rd_indextuple, Anum_pg_index_indpred, NULL) ||
 			!index->indimmediate ||
+			index->indisexclusion ||
 			(lfirst_oid(lc) == shape_pkey &&
 			 (IndexRelationGetNumberOfKeyAttributes(idx) != 2 ||
 			  index->indkey.values[0] != ATT_SKU || index->indkey.values[1] != ATT_SLOT)))
@@ -208,16 +213,21 @@ shape_is_ours(Relation rel)
 
 /*
  * New index entries for the new version newtup of a row whose update was
- * not heap-only, into every index (all btree, no expressions, no
- * predicates), as ExecInsertIndexTuples() makes them for an UPDATE.  The
- * indexes are locked as the statement locks them, to the end of the
- * transaction.
+ * not heap-only, into every index (16+: only the summarizing ones, if only
+ * columns of those changed), as ExecInsertIndexTuples() makes them for an
+ * UPDATE.  The shape check admitted only indexes on columns without
+ * predicates, but an index that CREATE INDEX CONCURRENTLY built meanwhile
+ * (its lock does not conflict with ours) gets here unchecked: expressions and
+ * predicates are evaluated as the executor does; CREATE INDEX CONCURRENTLY
+ * makes neither exclusion constraints nor deferrable ones.  The indexes are
+ * locked as the statement locks them, to the end of the transaction.
  */
 static void
-insert_index_entries(Relation rel, HeapTuple newtup)
+insert_index_entries(Relation rel, HeapTuple newtup, bool only_summarizing)
 {
 	List	   *indexes = RelationGetIndexList(rel);
 	TupleTableSlot *slot = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsHeapTuple);
+	EState	   *estate = NULL;
 	ListCell   *lc;
 
 	ExecStoreHeapTuple(newtup, slot, false);
@@ -228,9 +238,20 @@ insert_index_entries(Relation rel, HeapTuple newtup)
 		Datum		values[INDEX_MAX_KEYS];
 		bool		isnull[INDEX_MAX_KEYS];
 
-		if (ii->ii_ReadyForInserts)
+		if (ii->ii_ExclusionOps != NULL || !idx->rd_index->indimmediate)
+			elog(ERROR, "index \"%s\" appeared during a direct update of \"%s\"",
+				 RelationGetRelationName(idx), RelationGetRelationName(rel));
+		if (estate == NULL && (ii->ii_Expressions != NIL || ii->ii_Predicate != NIL))
 		{
-			FormIndexDatum(ii, slot, NULL, values, isnull);
+			estate = CreateExecutorState();
+			GetPerTupleExprContext(estate)->ecxt_scantuple = slot;
+		}
+		if (ii->ii_ReadyForInserts &&
+			(!only_summarizing || IndexInfoIsSummarizing(ii)) &&
+			(ii->ii_Predicate == NIL ||
+			 ExecQual(ExecPrepareQual(ii->ii_Predicate, estate), GetPerTupleExprContext(estate))))
+		{
+			FormIndexDatum(ii, slot, estate, values, isnull);
 			index_insert(idx, values, isnull, &newtup->t_self, rel,
 						 idx->rd_index->indisunique ? UNIQUE_CHECK_YES : UNIQUE_CHECK_NO,
 						 false, ii);
@@ -238,8 +259,101 @@ insert_index_entries(Relation rel, HeapTuple newtup)
 		}
 		index_close(idx, NoLock);
 	}
+	if (estate != NULL)
+		FreeExecutorState(estate);
 	ExecDropSingleTupleTableSlot(slot);
 	list_free(indexes);
+}
+
+/* Does newtup have a NULL in a NOT NULL column?  (18: NOT VALID ones, unchecked on old rows) */
+static bool
+null_in_not_null(Relation rel, HeapTuple newtup)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	int			i;
+
+	for (i = 0; i < desc->natts; i++)
+		if (TupleDescAttr(desc, i)->attnotnull && heap_attisnull(newtup, i + 1, desc))
+			return true;
+	return false;
+}
+
+/*
+ * The statement's work on the row found: its WHERE condition, the new row,
+ * inventory_stock_check, heap_update() and the index entries.  Returns as
+ * inv_direct_apply() does.
+ */
+static int
+update_found_row(Relation rel, TupleTableSlot *found, int64 qty, InvSlotOp op)
+{
+	bool		isnull;
+	int64		on_hand = DatumGetInt64(slot_getattr(found, ATT_ON_HAND, &isnull));
+	int64		reserved = DatumGetInt64(slot_getattr(found, ATT_RESERVED, &isnull));
+	int64		available;
+	int			cols[2] = {ATT_RESERVED, ATT_ON_HAND};
+	Datum		values[2];
+	bool		nulls[2] = {false, false};
+	bool		should_free;
+	HeapTuple	oldtup;
+	HeapTuple	newtup;
+	TM_FailureData tmfd;
+	LockTupleMode lockmode;
+	TU_UpdateIndexes update_indexes;
+	TM_Result	tm;
+	int			result = -1;
+
+	/*
+	 * The statements' WHERE conditions and SET lists.  With the CHECK valid
+	 * none of this overflows; if it would, the statement raises 22003.
+	 */
+	Assert(qty > 0);
+	if (op == INV_TAKE)
+	{
+		if (pg_sub_s64_overflow(on_hand, reserved, &available))
+			return -1;
+		if (available < qty)
+			return 0;
+		if (pg_add_s64_overflow(reserved, qty, &reserved))
+			return -1;
+	}
+	else
+	{
+		if (reserved < qty)
+			return 0;
+		reserved -= qty;		/* reserved >= qty > 0: no overflow */
+		if (op == INV_SELL && pg_sub_s64_overflow(on_hand, qty, &on_hand))
+			return -1;
+	}
+	/* inventory_stock_check, as ExecConstraints() would report it */
+	if (reserved < 0 || reserved > on_hand)
+		ereport(ERROR,
+				(errcode(ERRCODE_CHECK_VIOLATION),
+				 errmsg("new row for relation \"%s\" violates check constraint \"%s\"",
+						RelationGetRelationName(rel), STOCK_CHECK_NAME),
+				 errtableconstraint(rel, STOCK_CHECK_NAME)));
+
+	values[0] = Int64GetDatum(reserved);
+	values[1] = Int64GetDatum(on_hand);
+	oldtup = ExecFetchSlotHeapTuple(found, false, &should_free);
+	newtup = heap_modify_tuple_by_cols(oldtup, RelationGetDescr(rel), op == INV_SELL ? 2 : 1,
+									   cols, values, nulls);
+	/* the statement would report 23502 */
+	if (!null_in_not_null(rel, newtup))
+	{
+		tm = heap_update_compat(rel, &oldtup->t_self, newtup, GetCurrentCommandId(true),
+								true, &tmfd, &lockmode, &update_indexes);
+		if (tm == TM_Ok)
+		{
+			if (update_indexes != TU_None)
+				insert_index_entries(rel, newtup, update_indexes == TU_Summarizing);
+			result = 1;
+		}
+		/* else a writer without the slot lock got there: the statement re-checks */
+	}
+	heap_freetuple(newtup);
+	if (should_free)
+		heap_freetuple(oldtup);
+	return result;
 }
 
 /*
@@ -256,14 +370,15 @@ inv_direct_apply(const InvSku *s, int slot, int64 qty, InvSlotOp op)
 	Oid			relid;
 	ConsistencySavedUser saved;
 	Relation	rel;
-	Relation	pkey;
-	Snapshot	snapshot;
+	Relation	pkey = NULL;
+	Snapshot	snapshot = NULL;
 	ScanKeyData skey[2];
 	IndexScanDesc scan;
 	TupleTableSlot *found;
 	int			result = -1;
 
-	if (IsolationUsesXactSnapshot() || XactReadOnly || IsInParallelMode())
+	if (IsolationUsesXactSnapshot() || XactReadOnly || IsInParallelMode() ||
+		ExecutorCheckPerms_hook != NULL)
 		return -1;
 
 	if (!callback_registered)
@@ -278,23 +393,28 @@ inv_direct_apply(const InvSku *s, int slot, int64 qty, InvSlotOp op)
 	rel = table_open(relid, RowExclusiveLock);
 	if (shape_relid != relid)
 	{
-		shape_ok = shape_is_ours(rel);
+		/*
+		 * The look takes new locks, which process invalidations: if one of
+		 * the table's arrives meanwhile, shape_relid is reset and the next
+		 * call looks again.
+		 */
 		shape_relid = relid;
+		shape_ok = shape_is_ours(rel) && shape_relid == relid;
 	}
-	if (!shape_ok)
-	{
-		table_close(rel, NoLock);
-		consistency_restore_user(&saved);
-		return -1;
-	}
+	if (!shape_ok ||
+		pg_class_aclmask(relid, GetUserId(), ACL_SELECT | ACL_UPDATE, ACLMASK_ALL) !=
+		(ACL_SELECT | ACL_UPDATE))
+		goto done;
 	/* a table in a publication of updates needs its replica identity (55000) */
 	CheckCmdReplicaIdentity(rel, CMD_UPDATE);
+
+	pkey = index_open(shape_pkey, RowExclusiveLock);
+	if (shape_relid != relid)	/* an invalidation at that lock */
+		goto done;
 
 	/* what an SPI statement does first: see this transaction's own changes */
 	CommandCounterIncrement();
 	snapshot = RegisterSnapshot(GetTransactionSnapshot());
-
-	pkey = index_open(shape_pkey, RowExclusiveLock);
 	ScanKeyEntryInitialize(&skey[0], 0, 1, BTEqualStrategyNumber, InvalidOid,
 						   pkey->rd_indcollation[0], F_TEXTEQ, PointerGetDatum(s->sku));
 	ScanKeyEntryInitialize(&skey[1], 0, 2, BTEqualStrategyNumber, InvalidOid,
@@ -302,67 +422,18 @@ inv_direct_apply(const InvSku *s, int slot, int64 qty, InvSlotOp op)
 	found = table_slot_create(rel, NULL);
 	scan = index_beginscan_compat(rel, pkey, snapshot, NULL, 2, 0);
 	index_rescan(scan, skey, 2, NULL, 0);
-	if (!index_getnext_slot(scan, ForwardScanDirection, found))
-		result = 0;
+	if (index_getnext_slot(scan, ForwardScanDirection, found))
+		result = update_found_row(rel, found, qty, op);
 	else
-	{
-		bool		isnull;
-		int64		on_hand = DatumGetInt64(slot_getattr(found, ATT_ON_HAND, &isnull));
-		int64		reserved = DatumGetInt64(slot_getattr(found, ATT_RESERVED, &isnull));
-		int			cols[2] = {ATT_RESERVED, ATT_ON_HAND};
-		Datum		values[2];
-		bool		nulls[2] = {false, false};
-		int			ncols;
-		bool		should_free;
-		HeapTuple	oldtup;
-		HeapTuple	newtup;
-		TM_FailureData tmfd;
-		LockTupleMode lockmode;
-		TU_UpdateIndexes update_indexes;
-		TM_Result	tm;
-
-		/* the statements' WHERE conditions; they keep the CHECK true */
-		Assert(qty > 0);
-		if (op == INV_TAKE ? on_hand - reserved < qty : reserved < qty)
-			result = 0;
-		else
-		{
-			reserved = op == INV_TAKE ? reserved + qty : reserved - qty;
-			if (op == INV_SELL)
-				on_hand -= qty;
-			ncols = op == INV_SELL ? 2 : 1;
-			values[0] = Int64GetDatum(reserved);
-			values[1] = Int64GetDatum(on_hand);
-			/* inventory_stock_check, as ExecConstraints() would report it */
-			if (reserved < 0 || reserved > on_hand)
-				ereport(ERROR,
-						(errcode(ERRCODE_CHECK_VIOLATION),
-						 errmsg("new row for relation \"%s\" violates check constraint \"%s\"",
-								RelationGetRelationName(rel), STOCK_CHECK_NAME),
-						 errtableconstraint(rel, STOCK_CHECK_NAME)));
-
-			oldtup = ExecFetchSlotHeapTuple(found, false, &should_free);
-			newtup = heap_modify_tuple_by_cols(oldtup, RelationGetDescr(rel), ncols, cols,
-											   values, nulls);
-			tm = heap_update_compat(rel, &oldtup->t_self, newtup, GetCurrentCommandId(true),
-									true, &tmfd, &lockmode, &update_indexes);
-			if (tm == TM_Ok)
-			{
-				Assert(update_indexes != TU_Summarizing);	/* btree only */
-				if (update_indexes == TU_All)
-					insert_index_entries(rel, newtup);
-				result = 1;
-			}
-			/* else a writer without the slot lock got there: the statement re-checks */
-			heap_freetuple(newtup);
-			if (should_free)
-				heap_freetuple(oldtup);
-		}
-	}
+		result = 0;
 	index_endscan(scan);
 	ExecDropSingleTupleTableSlot(found);
-	UnregisterSnapshot(snapshot);
-	index_close(pkey, NoLock);
+
+done:
+	if (snapshot != NULL)
+		UnregisterSnapshot(snapshot);
+	if (pkey != NULL)
+		index_close(pkey, NoLock);
 	table_close(rel, NoLock);
 	consistency_restore_user(&saved);
 	if (result == 1)
