@@ -139,7 +139,7 @@ typedef enum ConsistencyTable
 extern Oid	consistency_table_oid(ConsistencyTable t);
 extern void consistency_become_owner(Oid relid, ConsistencySavedUser *saved);
 
-/* direct_insert.c: one row into an extension table without the executor */
+/* direct_insert.c: one row into an extension table, or one index entry, without the executor */
 struct ResultRelInfo;
 extern struct ResultRelInfo *consistency_direct_open(Oid relid, int natts, const Oid *types,
 													 const bool *isnull);
@@ -147,6 +147,12 @@ extern void consistency_direct_insert(struct ResultRelInfo *rri, Datum *values, 
 extern int	consistency_direct_insert_new(struct ResultRelInfo *rri, Datum *values,
 										  bool *isnull);
 extern void consistency_direct_close(struct ResultRelInfo *rri);
+struct EState;
+struct IndexInfo;
+struct TupleTableSlot;
+extern void consistency_index_entry(Relation rel, Relation idx, struct IndexInfo *ii,
+									struct TupleTableSlot *slot, ItemPointer tid,
+									struct EState **estate);
 extern void consistency_restore_user(const ConsistencySavedUser *saved);
 
 /*

@@ -146,6 +146,36 @@ consistency_direct_close(ResultRelInfo *rri)
 }
 
 /*
+ * The entry of the row in slot, stored at tid, in one index of rel, as
+ * ExecInsertIndexTuples() makes it: none if the index is not ready for
+ * inserts or its predicate excludes the row.  Expressions and predicates are
+ * evaluated in *estate, created on first need (the caller frees it).  A
+ * unique index is checked as an immediate constraint.
+ */
+void
+consistency_index_entry(Relation rel, Relation idx, IndexInfo *ii, TupleTableSlot *slot,
+						ItemPointer tid, EState **estate)
+{
+	Datum		values[INDEX_MAX_KEYS];
+	bool		isnull[INDEX_MAX_KEYS];
+
+	if (!ii->ii_ReadyForInserts)
+		return;
+	if (*estate == NULL && (ii->ii_Expressions != NIL || ii->ii_Predicate != NIL))
+	{
+		*estate = CreateExecutorState();
+		GetPerTupleExprContext(*estate)->ecxt_scantuple = slot;
+	}
+	if (ii->ii_Predicate != NIL &&
+		!ExecQual(ExecPrepareQual(ii->ii_Predicate, *estate), GetPerTupleExprContext(*estate)))
+		return;
+	FormIndexDatum(ii, slot, *estate, values, isnull);
+	index_insert(idx, values, isnull, tid, rel,
+				 idx->rd_index->indisunique ? UNIQUE_CHECK_YES : UNIQUE_CHECK_NO,
+				 false, ii);
+}
+
+/*
  * Insert the row (values/isnull, natts as opened) and its index entries,
  * then close what consistency_direct_open() opened.  The row is visible to
  * the transaction's next command, as after an SPI statement.
@@ -157,7 +187,6 @@ consistency_direct_insert(ResultRelInfo *rri, Datum *values, bool *isnull)
 	HeapTuple	tup;
 	TupleTableSlot *slot;
 	EState	   *estate = NULL;
-	ExprContext *econtext = NULL;
 	int			i;
 
 	tup = heap_form_tuple(RelationGetDescr(rel), values, isnull);
@@ -166,30 +195,8 @@ consistency_direct_insert(ResultRelInfo *rri, Datum *values, bool *isnull)
 	slot = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsHeapTuple);
 	ExecStoreHeapTuple(tup, slot, false);
 	for (i = 0; i < rri->ri_NumIndices; i++)
-	{
-		IndexInfo  *ii = rri->ri_IndexRelationInfo[i];
-		Relation	idx = rri->ri_IndexRelationDescs[i];
-		Datum		ivalues[INDEX_MAX_KEYS];
-		bool		iisnull[INDEX_MAX_KEYS];
-
-		if (!ii->ii_ReadyForInserts)
-			continue;
-		if (ii->ii_Predicate != NIL)
-		{
-			if (estate == NULL)
-			{
-				estate = CreateExecutorState();
-				econtext = GetPerTupleExprContext(estate);
-				econtext->ecxt_scantuple = slot;
-			}
-			if (!ExecQual(ExecPrepareQual(ii->ii_Predicate, estate), econtext))
-				continue;
-		}
-		FormIndexDatum(ii, slot, NULL, ivalues, iisnull);
-		index_insert(idx, ivalues, iisnull, &tup->t_self, rel,
-					 idx->rd_index->indisunique ? UNIQUE_CHECK_YES : UNIQUE_CHECK_NO,
-					 false, ii);
-	}
+		consistency_index_entry(rel, rri->ri_IndexRelationDescs[i], rri->ri_IndexRelationInfo[i],
+								slot, &tup->t_self, &estate);
 	if (estate != NULL)
 		FreeExecutorState(estate);
 	ExecDropSingleTupleTableSlot(slot);

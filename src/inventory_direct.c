@@ -235,26 +235,13 @@ insert_index_entries(Relation rel, HeapTuple newtup, bool only_summarizing)
 	{
 		Relation	idx = index_open(lfirst_oid(lc), RowExclusiveLock);
 		IndexInfo  *ii = BuildIndexInfo(idx);
-		Datum		values[INDEX_MAX_KEYS];
-		bool		isnull[INDEX_MAX_KEYS];
 
 		if (ii->ii_ExclusionOps != NULL || !idx->rd_index->indimmediate)
 			elog(ERROR, "index \"%s\" appeared during a direct update of \"%s\"",
 				 RelationGetRelationName(idx), RelationGetRelationName(rel));
-		if (estate == NULL && (ii->ii_Expressions != NIL || ii->ii_Predicate != NIL))
+		if (!only_summarizing || IndexInfoIsSummarizing(ii))
 		{
-			estate = CreateExecutorState();
-			GetPerTupleExprContext(estate)->ecxt_scantuple = slot;
-		}
-		if (ii->ii_ReadyForInserts &&
-			(!only_summarizing || IndexInfoIsSummarizing(ii)) &&
-			(ii->ii_Predicate == NIL ||
-			 ExecQual(ExecPrepareQual(ii->ii_Predicate, estate), GetPerTupleExprContext(estate))))
-		{
-			FormIndexDatum(ii, slot, estate, values, isnull);
-			index_insert(idx, values, isnull, &newtup->t_self, rel,
-						 idx->rd_index->indisunique ? UNIQUE_CHECK_YES : UNIQUE_CHECK_NO,
-						 false, ii);
+			consistency_index_entry(rel, idx, ii, slot, &newtup->t_self, &estate);
 			index_insert_cleanup_compat(idx, ii);
 		}
 		index_close(idx, NoLock);
