@@ -18,6 +18,7 @@
 #ifndef CONSISTENCY_H
 #define CONSISTENCY_H
 
+#include "access/htup.h"
 #include "access/xlogdefs.h"
 #include "fmgr.h"
 #include "utils/elog.h"
@@ -139,7 +140,7 @@ typedef enum ConsistencyTable
 extern Oid	consistency_table_oid(ConsistencyTable t);
 extern void consistency_become_owner(Oid relid, ConsistencySavedUser *saved);
 
-/* direct_insert.c: one row into an extension table, or one index entry, without the executor */
+/* direct_insert.c: one row into an extension table, or index entries, without the executor */
 struct ResultRelInfo;
 extern struct ResultRelInfo *consistency_direct_open(Oid relid, int natts, const Oid *types,
 													 const bool *isnull);
@@ -153,6 +154,8 @@ struct TupleTableSlot;
 extern void consistency_index_entry(Relation rel, Relation idx, struct IndexInfo *ii,
 									struct TupleTableSlot *slot, ItemPointer tid,
 									struct EState **estate);
+extern void consistency_update_index_entries(Relation rel, HeapTuple newtup,
+											 bool only_summarizing);
 extern void consistency_restore_user(const ConsistencySavedUser *saved);
 
 /*

@@ -176,6 +176,48 @@ consistency_index_entry(Relation rel, Relation idx, IndexInfo *ii, TupleTableSlo
 }
 
 /*
+ * New index entries for the new version newtup of a row whose update was
+ * not heap-only, into every index (16+: only the summarizing ones, if only
+ * columns of those changed), as ExecInsertIndexTuples() makes them for an
+ * UPDATE, after a heap_update() of rel done without the executor
+ * (inventory_direct.c).  Their callers admit no table
+ * with an exclusion constraint or a deferrable index, and an index that
+ * CREATE INDEX CONCURRENTLY built meanwhile (its lock does not conflict with
+ * the statement's) has neither; expressions and predicates are evaluated as
+ * the executor does.  The indexes are locked as the statement locks them, to
+ * the end of the transaction.
+ */
+void
+consistency_update_index_entries(Relation rel, HeapTuple newtup, bool only_summarizing)
+{
+	List	   *indexes = RelationGetIndexList(rel);
+	TupleTableSlot *slot = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsHeapTuple);
+	EState	   *estate = NULL;
+	ListCell   *lc;
+
+	ExecStoreHeapTuple(newtup, slot, false);
+	foreach(lc, indexes)
+	{
+		Relation	idx = index_open(lfirst_oid(lc), RowExclusiveLock);
+		IndexInfo  *ii = BuildIndexInfo(idx);
+
+		if (ii->ii_ExclusionOps != NULL || !idx->rd_index->indimmediate)
+			elog(ERROR, "index \"%s\" appeared during a direct update of \"%s\"",
+				 RelationGetRelationName(idx), RelationGetRelationName(rel));
+		if (!only_summarizing || IndexInfoIsSummarizing(ii))
+		{
+			consistency_index_entry(rel, idx, ii, slot, &newtup->t_self, &estate);
+			index_insert_cleanup_compat(idx, ii);
+		}
+		index_close(idx, NoLock);
+	}
+	if (estate != NULL)
+		FreeExecutorState(estate);
+	ExecDropSingleTupleTableSlot(slot);
+	list_free(indexes);
+}
+
+/*
  * Insert the row (values/isnull, natts as opened) and its index entries,
  * then close what consistency_direct_open() opened.  The row is visible to
  * the transaction's next command, as after an SPI statement.

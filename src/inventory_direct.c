@@ -211,47 +211,6 @@ shape_is_ours(Relation rel)
 	return ok;
 }
 
-/*
- * New index entries for the new version newtup of a row whose update was
- * not heap-only, into every index (16+: only the summarizing ones, if only
- * columns of those changed), as ExecInsertIndexTuples() makes them for an
- * UPDATE.  The shape check admitted only indexes on columns without
- * predicates, but an index that CREATE INDEX CONCURRENTLY built meanwhile
- * (its lock does not conflict with ours) gets here unchecked: expressions and
- * predicates are evaluated as the executor does; CREATE INDEX CONCURRENTLY
- * makes neither exclusion constraints nor deferrable ones.  The indexes are
- * locked as the statement locks them, to the end of the transaction.
- */
-static void
-insert_index_entries(Relation rel, HeapTuple newtup, bool only_summarizing)
-{
-	List	   *indexes = RelationGetIndexList(rel);
-	TupleTableSlot *slot = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsHeapTuple);
-	EState	   *estate = NULL;
-	ListCell   *lc;
-
-	ExecStoreHeapTuple(newtup, slot, false);
-	foreach(lc, indexes)
-	{
-		Relation	idx = index_open(lfirst_oid(lc), RowExclusiveLock);
-		IndexInfo  *ii = BuildIndexInfo(idx);
-
-		if (ii->ii_ExclusionOps != NULL || !idx->rd_index->indimmediate)
-			elog(ERROR, "index \"%s\" appeared during a direct update of \"%s\"",
-				 RelationGetRelationName(idx), RelationGetRelationName(rel));
-		if (!only_summarizing || IndexInfoIsSummarizing(ii))
-		{
-			consistency_index_entry(rel, idx, ii, slot, &newtup->t_self, &estate);
-			index_insert_cleanup_compat(idx, ii);
-		}
-		index_close(idx, NoLock);
-	}
-	if (estate != NULL)
-		FreeExecutorState(estate);
-	ExecDropSingleTupleTableSlot(slot);
-	list_free(indexes);
-}
-
 /* Does newtup have a NULL in a NOT NULL column?  (18: NOT VALID ones, unchecked on old rows) */
 static bool
 null_in_not_null(Relation rel, HeapTuple newtup)
@@ -332,7 +291,7 @@ update_found_row(Relation rel, TupleTableSlot *found, int64 qty, InvSlotOp op)
 		if (tm == TM_Ok)
 		{
 			if (update_indexes != TU_None)
-				insert_index_entries(rel, newtup, update_indexes == TU_Summarizing);
+				consistency_update_index_entries(rel, newtup, update_indexes == TU_Summarizing);
 			result = 1;
 		}
 		/* else a writer without the slot lock got there: the statement re-checks */
