@@ -232,7 +232,9 @@ SELECT consistency.update_versioned('accounts', '{"id": 2, "code": "X"}', 11, '{
 SELECT pg_typeof(version), version FROM accounts WHERE id = 2;
 
 -- The cache holds one kept statement per column set, with one generic plan: however often
--- it is called, an update is never planned again; a stale entry is rebuilt or dropped.
+-- it is called, an update is never planned again; a stale entry is rebuilt or dropped.  On
+-- a table without triggers the update is made without the executor (case 17), so the
+-- UPDATE is prepared but never planned; with a trigger the statement runs, on one plan.
 CREATE TABLE cache_probe (id int PRIMARY KEY, a int, b int, version bigint NOT NULL DEFAULT 1);
 INSERT INTO cache_probe VALUES (1, 0, 0);
 CREATE VIEW cached_statements AS
@@ -242,8 +244,13 @@ CREATE VIEW cached_statements AS
 SELECT max(consistency.update_versioned('cache_probe', '{"id": 1}', g, jsonb_build_object('a', g)))
   FROM generate_series(1, 20) g;
 SELECT * FROM cached_statements;
+CREATE TRIGGER probe_seen BEFORE UPDATE ON cache_probe
+	FOR EACH ROW EXECUTE FUNCTION suppress_redundant_updates_trigger();
+SELECT max(consistency.update_versioned('cache_probe', '{"id": 1}', g, jsonb_build_object('a', g)))
+  FROM generate_series(21, 40) g;
+SELECT * FROM cached_statements;
 ALTER TABLE cache_probe ADD COLUMN c int;
-SELECT consistency.update_versioned('cache_probe', '{"id": 1}', 21, '{"b": 1}');
+SELECT consistency.update_versioned('cache_probe', '{"id": 1}', 41, '{"b": 1}');
 SELECT * FROM cached_statements;
 DROP VIEW cached_statements;
 DROP TABLE cache_probe;
@@ -400,6 +407,75 @@ SELECT * FROM err($$ SELECT consistency.update_versioned('retver', '{"id": 1}', 
 SELECT * FROM err($$ SELECT consistency.update_versioned('retver', '{"id": 1}', 26, '{"xmin": 6}') $$);
 DROP TABLE retver;
 DROP FUNCTION jump_version();
+
+-- 17. On an ordinary table without triggers, rules, row-level security, CHECK constraints
+--     or generated columns, the UPDATE is made without the executor (src/versioning_direct.c):
+--     the same results as the statement.  Visible at once to the same transaction and gone
+--     with it; a changed indexed column gets new entries in every index (expression and
+--     partial ones included; amcheck: every heap row is in each index, and an index scan
+--     finds the new value, not the old); a unique index refuses a duplicate (23505), a NOT
+--     NULL column a null (23502), nothing written; a TOASTed value is stored whole; an
+--     identity column cannot be set (428C9); what a DBA adds is honoured through the
+--     statement, also in a session that used the direct path before: a CHECK constraint
+--     (23514), a foreign key (23503); dropped again, the direct path resumes (a stale
+--     version is the same conflict on either path).  consistency.update_versioned_direct
+--     = off makes every call run the statement.
+CREATE EXTENSION amcheck;
+CREATE TABLE direct (id int PRIMARY KEY, sku text NOT NULL, qty int NOT NULL, note text,
+					 ident int GENERATED ALWAYS AS IDENTITY, version bigint NOT NULL DEFAULT 1);
+CREATE UNIQUE INDEX direct_sku ON direct (sku);
+CREATE INDEX direct_lower_sku ON direct (lower(sku));
+CREATE INDEX direct_big_qty ON direct (qty) WHERE qty > 100;
+INSERT INTO direct (id, sku, qty) VALUES (1, 'A-1', 5), (2, 'B-2', 7);
+BEGIN;
+SELECT consistency.update_versioned('direct', '{"id": 1}', 1, '{"qty": 6}') AS v2,
+	   consistency.update_versioned('direct', '{"id": 1}', 2, '{"qty": 8}') AS v3;
+SELECT qty, version FROM direct WHERE id = 1;
+ROLLBACK;
+SELECT qty, version FROM direct WHERE id = 1;
+SELECT consistency.update_versioned('direct', '{"id": 1}', 1, '{"sku": "C-3", "qty": 150}') AS not_heap_only;
+SET enable_seqscan = off;
+SELECT id, version FROM direct WHERE sku = 'C-3';
+SELECT count(*) AS old_sku_found FROM direct WHERE sku = 'A-1';
+SELECT id FROM direct WHERE lower(sku) = 'c-3';
+SELECT id FROM direct WHERE qty > 100;
+RESET enable_seqscan;
+SELECT c.relname, bt_index_parent_check(c.oid, true) AS checked
+  FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+ WHERE i.indrelid = 'direct'::regclass ORDER BY 1;
+SELECT * FROM err($$ SELECT consistency.update_versioned('direct', '{"id": 2}', 1, '{"sku": "C-3"}') $$);
+-- so far no UPDATE statement has run (it would have a plan), the 23505 included
+SELECT count(*) AS statements_run FROM pg_backend_memory_contexts
+ WHERE name = 'CachedPlan' AND ident LIKE 'UPDATE ONLY public.direct %';
+-- consistency.update_versioned_direct = off: the statement runs (a plan appears)
+SET consistency.update_versioned_direct = off;
+SELECT consistency.update_versioned('direct', '{"id": 1}', 2, '{"qty": 151}') AS by_statement;
+RESET consistency.update_versioned_direct;
+SELECT count(*) AS statements_run FROM pg_backend_memory_contexts
+ WHERE name = 'CachedPlan' AND ident LIKE 'UPDATE ONLY public.direct %';
+SELECT * FROM err($$ SELECT consistency.update_versioned('direct', '{"id": 2}', 1, '{"qty": null}') $$);
+SELECT * FROM err($$ SELECT consistency.update_versioned('direct', '{"id": 2}', 1, '{"ident": 9}') $$);
+SELECT consistency.update_versioned('direct', '{"id": 2}', 1,
+									jsonb_build_object('note', repeat('toast ', 50000))) AS toasted;
+SELECT length(note), md5(note) = md5(repeat('toast ', 50000)) AS whole,
+	   pg_column_size(note) < length(note) AS compressed
+  FROM direct WHERE id = 2;
+ALTER TABLE direct ADD CONSTRAINT small_qty CHECK (qty < 1000);
+SELECT * FROM err($$ SELECT consistency.update_versioned('direct', '{"id": 2}', 2, '{"qty": 1000}') $$);
+ALTER TABLE direct DROP CONSTRAINT small_qty;
+CREATE TABLE direct_parent (sku text PRIMARY KEY);
+INSERT INTO direct_parent VALUES ('B-2'), ('C-3');
+ALTER TABLE direct ADD CONSTRAINT direct_sku_fkey FOREIGN KEY (sku) REFERENCES direct_parent;
+SELECT * FROM err($$ SELECT consistency.update_versioned('direct', '{"id": 2}', 2, '{"sku": "Z-9"}') $$);
+ALTER TABLE direct DROP CONSTRAINT direct_sku_fkey;
+SELECT consistency.update_versioned('direct', '{"id": 2}', 2, '{"sku": "Z-9"}') AS unchecked_again;
+SELECT consistency.try_update_versioned('direct', '{"id": 2}', 2, '{"qty": 9}') AS stale;
+SELECT id, sku, qty, ident, version FROM direct ORDER BY id;
+SELECT c.relname, bt_index_parent_check(c.oid, true) AS checked
+  FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+ WHERE i.indrelid = 'direct'::regclass ORDER BY 1;
+DROP TABLE direct, direct_parent;
+DROP EXTENSION amcheck;
 
 DROP FUNCTION err(text), count_update(), skip_row();
 DROP DOMAIN positive_money;

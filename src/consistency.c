@@ -34,6 +34,7 @@ _PG_init(void)
 	consistency_idem_claims_init();
 	consistency_versioning_init();
 	consistency_versioning_update_init();
+	consistency_versioning_direct_init();
 	consistency_token_report_init();
 	consistency_token_wait_init();
 	consistency_token_watcher_init();

@@ -74,6 +74,7 @@ extern void consistency_idempotency_init(void);		/* idempotency.c */
 extern void consistency_idem_claims_init(void);		/* idempotency_claims.c */
 extern void consistency_versioning_init(void);		/* versioning.c */
 extern void consistency_versioning_update_init(void);	/* versioning_update.c */
+extern void consistency_versioning_direct_init(void);	/* versioning_direct.c */
 extern void consistency_token_report_init(void);	/* token_report.c */
 extern void consistency_token_wait_init(void);		/* token_wait.c */
 extern void consistency_token_watcher_init(void);	/* token_watcher.c */

@@ -180,7 +180,7 @@ consistency_index_entry(Relation rel, Relation idx, IndexInfo *ii, TupleTableSlo
  * not heap-only, into every index (16+: only the summarizing ones, if only
  * columns of those changed), as ExecInsertIndexTuples() makes them for an
  * UPDATE, after a heap_update() of rel done without the executor
- * (inventory_direct.c).  Their callers admit no table
+ * (inventory_direct.c, versioning_direct.c).  Their callers admit no table
  * with an exclusion constraint or a deferrable index, and an index that
  * CREATE INDEX CONCURRENTLY built meanwhile (its lock does not conflict with
  * the statement's) has neither; expressions and predicates are evaluated as

@@ -68,6 +68,35 @@ extern void versioning_expect_update(Oid relid, const char *column, int64 expect
 									 VersioningExpectation *saved);
 extern void versioning_expect_restore(const VersioningExpectation *saved);
 
-/* versioning_update.c */
+/*
+ * versioning_direct.c: update_versioned's UPDATE without the executor, where
+ * the table allows it (versioning_direct_plan decides, once per statement).
+ */
+typedef struct VersioningDirectPlan
+{
+	bool		usable;
+	Oid			pkey;			/* the primary key index */
+	int			nkeys;
+	RegProcedure keyproc[INDEX_MAX_KEYS];	/* its equality functions */
+	Oid			keycoll[INDEX_MAX_KEYS];
+} VersioningDirectPlan;
+
+/* One call's row: key values in index order, changes in attnum order. */
+typedef struct VersioningDirectRow
+{
+	const Datum *keys;
+	int			nchanges;
+	const AttrNumber *changed;
+	const Datum *values;
+	const bool *nulls;
+	AttrNumber	vattnum;
+	Oid			vtypid;
+	int64		expected;		/* < versioning_max(vtypid) */
+} VersioningDirectRow;
+
+extern void versioning_direct_plan(Relation rel, Oid pkoid, const AttrNumber *changed,
+								   int nchanged, VersioningDirectPlan *plan);
+extern int	versioning_direct_update(Relation rel, const VersioningDirectPlan *plan,
+									 const VersioningDirectRow *row);
 
 #endif							/* CONSISTENCY_VERSIONING_H */

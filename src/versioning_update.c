@@ -17,10 +17,13 @@
  * re-checks "v = $n" on the newest row version, so the loser updates nothing
  * and the re-read, with a fresh snapshot, finds the winner's version.
  *
- * The statements are prepared once per (table, version column, set of
- * changed columns) and kept for the backend's life in a hash table; a
- * relcache callback marks a table's entries stale when the table changes
- * (ALTER TABLE, a new primary key, ...), and they are rebuilt on next use.
+ * On a plain table the UPDATE is made without the executor instead
+ * (versioning_direct.c; see below).  The statements are prepared once per
+ * (table, version column, set of changed columns) and kept for the
+ * backend's life in a hash table; a relcache callback marks a table's
+ * entries stale when the table changes (ALTER TABLE, a new primary key,
+ * CREATE TRIGGER, ...), and they are rebuilt on next use, with whether the
+ * direct update may be used.
  *
  * Values arrive as jsonb and are converted with the column type's input
  * function (with its typmod, so domains, varchar(n) and numeric(p,s) check
@@ -47,6 +50,12 @@
  * Removed: a syscache lookup per JSON key (names are now found in the
  * relation's descriptor; -0.9k) and the UPDATE's RETURNING when nothing can
  * store other than v + 1 (-3.2k; see plan_entry_build).
+ *
+ * Then (1.1) the UPDATE itself, on a table where the statement could do
+ * nothing else, is made without the executor (versioning_direct.c), the
+ * statement remaining for every other table and every second attempt.  Same
+ * measure, PostgreSQL 15: hand-written 87.8k, update_versioned 87.4k (1.00x);
+ * with consistency.update_versioned_direct = off 115.8k (1.32x).
  *
  * IDENTIFICATION
  *	  src/versioning_update.c
@@ -131,6 +140,7 @@ typedef struct PlanEntry
 	bool		returning;		/* update_plan has RETURNING v (see below) */
 	SPIPlanPtr	update_plan;	/* params: changes, keys, expected version */
 	SPIPlanPtr	reread_plan;	/* params: keys */
+	VersioningDirectPlan direct;	/* update_plan without the executor? */
 } PlanEntry;
 
 static HTAB *plan_cache = NULL;
@@ -370,6 +380,15 @@ plan_entry_build(PlanEntry *e, Request *r)
 		eqops[i] = eq_operator(idx->rd_opfamily[i], idx->rd_opcintype[i]);
 	}
 	index_close(idx, AccessShareLock);
+
+	{
+		AttrNumber *changed = palloc(sizeof(AttrNumber) * e->nchanges);
+
+		for (i = 0; i < e->nchanges; i++)
+			changed[i] = e->changes[i].attnum;
+		versioning_direct_plan(rel, pkoid, changed, e->nchanges, &e->direct);
+		pfree(changed);
+	}
 
 	/* Parameters: changes $1..$c, keys $c+1..$c+k, expected version $c+k+1. */
 	nargs = e->nchanges + e->nkeys + 1;
@@ -696,6 +715,8 @@ update_versioned(FunctionCallInfo fcinfo, bool raise_conflict, int64 *result)
 	SPIPlanPtr	update_plan;
 	SPIPlanPtr	reread_plan;
 	bool		returning;
+	VersioningDirectPlan direct;
+	AttrNumber *changed;
 	int			attempt;
 	bool		isnull;
 
@@ -735,6 +756,7 @@ update_versioned(FunctionCallInfo fcinfo, bool raise_conflict, int64 *result)
 	update_plan = e->update_plan;
 	reread_plan = e->reread_plan;
 	returning = e->returning;
+	direct = e->direct;
 
 	/*
 	 * From here on the entry is in use: a call nested in this one (from a
@@ -771,11 +793,15 @@ update_versioned(FunctionCallInfo fcinfo, bool raise_conflict, int64 *result)
 		values[nargs - 1] = Int64GetDatum(r.expected);
 		nulls[nargs - 1] = ' ';
 		nulls[nargs] = '\0';
+		changed = palloc(sizeof(AttrNumber) * e->nchanges);
+		for (i = 0; i < e->nchanges; i++)
+			changed[i] = e->changes[i].attnum;
 
 		for (attempt = 1;; attempt++)
 		{
 			int			rc;
 			int64		found;
+			int			direct_result;
 
 			/* At the type's maximum the update could only overflow: just look. */
 			if (r.expected < versioning_max(r.vtypid))
@@ -791,12 +817,45 @@ update_versioned(FunctionCallInfo fcinfo, bool raise_conflict, int64 *result)
 
 					versioning_expect_update(relid, r.vname, r.expected, &outer_unused);
 				}
-				rc = SPI_execute_plan(update_plan, values, nulls, false, 0);
-				if (rc != (returning ? SPI_OK_UPDATE_RETURNING : SPI_OK_UPDATE))
-					elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
-				if (SPI_processed > 1)
-					elog(ERROR, "update_versioned updated " UINT64_FORMAT " rows", SPI_processed);
-				if (SPI_processed == 1)
+				/*
+				 * First without the executor, where the table allows it
+				 * (versioning_direct.c): 1 updated, 0 no row matched, -1
+				 * not done, nothing changed.  A second attempt is always
+				 * the statement.
+				 */
+				direct_result = -1;
+				if (direct.usable && attempt == 1)
+				{
+					VersioningDirectRow row;
+					bool	   *isnulls = palloc(sizeof(bool) * e->nchanges);
+
+					for (i = 0; i < e->nchanges; i++)
+						isnulls[i] = (nulls[i] == 'n');
+					row.keys = values + e->nchanges;
+					row.nchanges = e->nchanges;
+					row.changed = changed;
+					row.values = values;
+					row.nulls = isnulls;
+					row.vattnum = r.vattnum;
+					row.vtypid = r.vtypid;
+					row.expected = r.expected;
+					direct_result = versioning_direct_update(r.rel, &direct, &row);
+					pfree(isnulls);
+				}
+				if (direct_result == 1)
+				{
+					*result = r.expected + 1;
+					break;
+				}
+				if (direct_result == -1)
+				{
+					rc = SPI_execute_plan(update_plan, values, nulls, false, 0);
+					if (rc != (returning ? SPI_OK_UPDATE_RETURNING : SPI_OK_UPDATE))
+						elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
+					if (SPI_processed > 1)
+						elog(ERROR, "update_versioned updated " UINT64_FORMAT " rows", SPI_processed);
+				}
+				if (direct_result == -1 && SPI_processed == 1)
 				{
 					/* No RETURNING: nothing could store other than v + 1. */
 					*result = returning ?
