@@ -141,6 +141,7 @@ typedef struct PlanEntry
 	SPIPlanPtr	update_plan;	/* params: changes, keys, expected version */
 	SPIPlanPtr	reread_plan;	/* params: keys */
 	VersioningDirectPlan direct;	/* update_plan without the executor? */
+	AttrNumber *changed;		/* changes' attnums, for the direct update */
 } PlanEntry;
 
 static HTAB *plan_cache = NULL;
@@ -381,14 +382,10 @@ plan_entry_build(PlanEntry *e, Request *r)
 	}
 	index_close(idx, AccessShareLock);
 
-	{
-		AttrNumber *changed = palloc(sizeof(AttrNumber) * e->nchanges);
-
-		for (i = 0; i < e->nchanges; i++)
-			changed[i] = e->changes[i].attnum;
-		versioning_direct_plan(rel, pkoid, changed, e->nchanges, &e->direct);
-		pfree(changed);
-	}
+	e->changed = MemoryContextAlloc(e->cxt, sizeof(AttrNumber) * e->nchanges);
+	for (i = 0; i < e->nchanges; i++)
+		e->changed[i] = e->changes[i].attnum;
+	versioning_direct_plan(rel, pkoid, e->changed, e->nchanges, &e->direct);
 
 	/* Parameters: changes $1..$c, keys $c+1..$c+k, expected version $c+k+1. */
 	nargs = e->nchanges + e->nkeys + 1;
@@ -716,7 +713,7 @@ update_versioned(FunctionCallInfo fcinfo, bool raise_conflict, int64 *result)
 	SPIPlanPtr	reread_plan;
 	bool		returning;
 	VersioningDirectPlan direct;
-	AttrNumber *changed;
+	const AttrNumber *changed;
 	int			attempt;
 	bool		isnull;
 
@@ -757,6 +754,7 @@ update_versioned(FunctionCallInfo fcinfo, bool raise_conflict, int64 *result)
 	reread_plan = e->reread_plan;
 	returning = e->returning;
 	direct = e->direct;
+	changed = e->changed;
 
 	/*
 	 * From here on the entry is in use: a call nested in this one (from a
@@ -793,9 +791,6 @@ update_versioned(FunctionCallInfo fcinfo, bool raise_conflict, int64 *result)
 		values[nargs - 1] = Int64GetDatum(r.expected);
 		nulls[nargs - 1] = ' ';
 		nulls[nargs] = '\0';
-		changed = palloc(sizeof(AttrNumber) * e->nchanges);
-		for (i = 0; i < e->nchanges; i++)
-			changed[i] = e->changes[i].attnum;
 
 		for (attempt = 1;; attempt++)
 		{
