@@ -141,7 +141,7 @@ typedef enum ConsistencyTable
 extern Oid	consistency_table_oid(ConsistencyTable t);
 extern void consistency_become_owner(Oid relid, ConsistencySavedUser *saved);
 
-/* direct_insert.c: one row into an extension table, or index entries, without the executor */
+/* direct_insert.c: one row into an extension table, or one index entry, without the executor */
 struct ResultRelInfo;
 extern struct ResultRelInfo *consistency_direct_open(Oid relid, int natts, const Oid *types,
 													 const bool *isnull);
@@ -155,9 +155,11 @@ struct TupleTableSlot;
 extern void consistency_index_entry(Relation rel, Relation idx, struct IndexInfo *ii,
 									struct TupleTableSlot *slot, ItemPointer tid,
 									struct EState **estate);
-extern void consistency_update_index_entries(Relation rel, HeapTuple newtup,
-											 bool only_summarizing);
 extern void consistency_restore_user(const ConsistencySavedUser *saved);
+
+/* direct_update.c: one row's new version and its index entries, without the executor */
+extern int	consistency_direct_update_row(Relation rel, struct TupleTableSlot *found, int ncols,
+										  int *cols, Datum *values, bool *nulls);
 
 /*
  * token_report.c: a write another backend committed for this session (a

@@ -2,7 +2,8 @@
  *
  * direct_insert.c
  *	  Insert one row into an extension table without the executor, the way
- *	  PostgreSQL writes its own catalogs (CatalogTupleInsert).
+ *	  PostgreSQL writes its own catalogs (CatalogTupleInsert).  (Updates:
+ *	  direct_update.c.)
  *
  * The hot writes of the extension (idem_complete's completed key, reserve's
  * line 0) are one row into a table the extension created.  Through SPI
@@ -173,48 +174,6 @@ consistency_index_entry(Relation rel, Relation idx, IndexInfo *ii, TupleTableSlo
 	index_insert(idx, values, isnull, tid, rel,
 				 idx->rd_index->indisunique ? UNIQUE_CHECK_YES : UNIQUE_CHECK_NO,
 				 false, ii);
-}
-
-/*
- * New index entries for the new version newtup of a row whose update was
- * not heap-only, into every index (16+: only the summarizing ones, if only
- * columns of those changed), as ExecInsertIndexTuples() makes them for an
- * UPDATE, after a heap_update() of rel done without the executor
- * (inventory_direct.c, versioning_direct.c).  Their callers admit no table
- * with an exclusion constraint or a deferrable index, and an index that
- * CREATE INDEX CONCURRENTLY built meanwhile (its lock does not conflict with
- * the statement's) has neither; expressions and predicates are evaluated as
- * the executor does.  The indexes are locked as the statement locks them, to
- * the end of the transaction.
- */
-void
-consistency_update_index_entries(Relation rel, HeapTuple newtup, bool only_summarizing)
-{
-	List	   *indexes = RelationGetIndexList(rel);
-	TupleTableSlot *slot = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsHeapTuple);
-	EState	   *estate = NULL;
-	ListCell   *lc;
-
-	ExecStoreHeapTuple(newtup, slot, false);
-	foreach(lc, indexes)
-	{
-		Relation	idx = index_open(lfirst_oid(lc), RowExclusiveLock);
-		IndexInfo  *ii = BuildIndexInfo(idx);
-
-		if (ii->ii_ExclusionOps != NULL || !idx->rd_index->indimmediate)
-			elog(ERROR, "index \"%s\" appeared during a direct update of \"%s\"",
-				 RelationGetRelationName(idx), RelationGetRelationName(rel));
-		if (!only_summarizing || IndexInfoIsSummarizing(ii))
-		{
-			consistency_index_entry(rel, idx, ii, slot, &newtup->t_self, &estate);
-			index_insert_cleanup_compat(idx, ii);
-		}
-		index_close(idx, NoLock);
-	}
-	if (estate != NULL)
-		FreeExecutorState(estate);
-	ExecDropSingleTupleTableSlot(slot);
-	list_free(indexes);
 }
 
 /*

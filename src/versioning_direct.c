@@ -14,7 +14,8 @@
  * does what the executor does for it, and no more: find the row by its
  * primary key under a new snapshot, test the version, form the new row,
  * heap_update() it (waiting for a concurrent writer as the statement would)
- * and insert index entries when the update was not heap-only.
+ * and insert index entries when the update was not heap-only (those two
+ * steps: direct_update.c, shared with inventory_direct.c).
  *
  * "Could do nothing else" is decided once per prepared statement (again
  * after every relcache invalidation of the table, which marks the statement
@@ -164,18 +165,6 @@ versioning_direct_plan(Relation rel, Oid pkoid, const AttrNumber *changed, int n
 	plan->usable = ok;
 }
 
-/* Does tup have a NULL in a NOT NULL column?  (The statement reports 23502.) */
-static bool
-null_in_not_null(TupleDesc desc, HeapTuple tup)
-{
-	int			i;
-
-	for (i = 0; i < desc->natts; i++)
-		if (TupleDescAttr(desc, i)->attnotnull && heap_attisnull(tup, i + 1, desc))
-			return true;
-	return false;
-}
-
 /*
  * The statement's work on the row found: its version test, the new row,
  * heap_update() and the index entries.  Returns as versioning_direct_update().
@@ -183,21 +172,12 @@ null_in_not_null(TupleDesc desc, HeapTuple tup)
 static int
 update_found_row(Relation rel, TupleTableSlot *found, const VersioningDirectRow *row)
 {
-	TupleDesc	desc = RelationGetDescr(rel);
 	int			ncols = row->nchanges + 1;
 	int		   *cols = palloc(sizeof(int) * ncols);
 	Datum	   *values = palloc(sizeof(Datum) * ncols);
 	bool	   *nulls = palloc(sizeof(bool) * ncols);
 	bool		isnull;
 	Datum		d;
-	bool		should_free;
-	HeapTuple	oldtup;
-	HeapTuple	newtup;
-	TM_FailureData tmfd;
-	LockTupleMode lockmode;
-	TU_UpdateIndexes update_indexes;
-	TM_Result	tm;
-	int			result = -1;
 	int			i;
 
 	/* "AND v = $n": a NULL or another version matches no row */
@@ -216,25 +196,8 @@ update_found_row(Relation rel, TupleTableSlot *found, const VersioningDirectRow 
 	values[ncols - 1] = versioning_datum_make(row->expected + 1, row->vtypid);
 	nulls[ncols - 1] = false;
 
-	oldtup = ExecFetchSlotHeapTuple(found, false, &should_free);
-	newtup = heap_modify_tuple_by_cols(oldtup, desc, ncols, cols, values, nulls);
-	if (!null_in_not_null(desc, newtup))
-	{
-		tm = heap_update_compat(rel, &oldtup->t_self, newtup, GetCurrentCommandId(true),
-								true, &tmfd, &lockmode, &update_indexes);
-		if (tm == TM_Ok)
-		{
-			if (update_indexes != TU_None)
-				consistency_update_index_entries(rel, newtup,
-												 update_indexes == TU_Summarizing);
-			result = 1;
-		}
-		/* else a concurrent writer committed: the statement re-checks its row */
-	}
-	heap_freetuple(newtup);
-	if (should_free)
-		heap_freetuple(oldtup);
-	return result;
+	/* -1: a NULL in a NOT NULL column, or a concurrent writer committed */
+	return consistency_direct_update_row(rel, found, ncols, cols, values, nulls);
 }
 
 /*

@@ -1,0 +1,125 @@
+/*-------------------------------------------------------------------------
+ *
+ * direct_update.c
+ *	  Update one row found by its primary key without the executor: the
+ *	  heap_update() and the index entries an UPDATE statement would make.
+ *
+ * Two callers update one row where the statement could do nothing more than
+ * this: the slot engine's slot UPDATE (inventory_direct.c) and
+ * update_versioned's UPDATE of a plain table (versioning_direct.c).  Each
+ * decides whether the table allows it, finds the row and forms the new
+ * version; what is left is the same for both: refuse a NULL in a NOT NULL
+ * column (the statement reports 23502), heap_update() waiting for a
+ * concurrent writer as the statement waits, and, when the update was not
+ * heap-only, the new index entries as ExecInsertIndexTuples() makes them,
+ * unique indexes checked (23505).
+ *
+ * IDENTIFICATION
+ *	  src/direct_update.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/index.h"
+#include "executor/executor.h"
+#include "executor/tuptable.h"
+#include "nodes/execnodes.h"
+#include "utils/rel.h"
+
+#include "consistency.h"
+
+/*
+ * New index entries for the new version newtup of a row whose update was
+ * not heap-only, into every index (16+: only the summarizing ones, if only
+ * columns of those changed), as ExecInsertIndexTuples() makes them for an
+ * UPDATE.  The callers admit no table with an exclusion constraint or a
+ * deferrable index, and an index that
+ * CREATE INDEX CONCURRENTLY built meanwhile (its lock does not conflict with
+ * the statement's) has neither; expressions and predicates are evaluated as
+ * the executor does.  The indexes are locked as the statement locks them, to
+ * the end of the transaction.
+ */
+static void
+update_index_entries(Relation rel, HeapTuple newtup, bool only_summarizing)
+{
+	List	   *indexes = RelationGetIndexList(rel);
+	TupleTableSlot *slot = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsHeapTuple);
+	EState	   *estate = NULL;
+	ListCell   *lc;
+
+	ExecStoreHeapTuple(newtup, slot, false);
+	foreach(lc, indexes)
+	{
+		Relation	idx = index_open(lfirst_oid(lc), RowExclusiveLock);
+		IndexInfo  *ii = BuildIndexInfo(idx);
+
+		if (ii->ii_ExclusionOps != NULL || !idx->rd_index->indimmediate)
+			elog(ERROR, "index \"%s\" appeared during a direct update of \"%s\"",
+				 RelationGetRelationName(idx), RelationGetRelationName(rel));
+		if (!only_summarizing || IndexInfoIsSummarizing(ii))
+		{
+			consistency_index_entry(rel, idx, ii, slot, &newtup->t_self, &estate);
+			index_insert_cleanup_compat(idx, ii);
+		}
+		index_close(idx, NoLock);
+	}
+	if (estate != NULL)
+		FreeExecutorState(estate);
+	ExecDropSingleTupleTableSlot(slot);
+	list_free(indexes);
+}
+
+/* Does newtup have a NULL in a NOT NULL column?  (18: NOT VALID ones, unchecked on old rows) */
+static bool
+null_in_not_null(Relation rel, HeapTuple newtup)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	int			i;
+
+	for (i = 0; i < desc->natts; i++)
+		if (TupleDescAttr(desc, i)->attnotnull && heap_attisnull(newtup, i + 1, desc))
+			return true;
+	return false;
+}
+
+/*
+ * Set columns cols[] (ncols attnums) to values/nulls in the row in slot
+ * found, which the caller found visible to a snapshot taken after
+ * CommandCounterIncrement(), as the UPDATE statement would, in rel (open,
+ * RowExclusiveLock): 1 if done, -1 if left to the statement, nothing
+ * changed: the new row has a NULL in a NOT NULL column (the statement
+ * reports 23502), or a concurrent writer updated or deleted the row and
+ * committed while this waited for it (the statement re-checks the newest
+ * version, EvalPlanQual).
+ */
+int
+consistency_direct_update_row(Relation rel, TupleTableSlot *found, int ncols, int *cols,
+							  Datum *values, bool *nulls)
+{
+	bool		should_free;
+	HeapTuple	oldtup = ExecFetchSlotHeapTuple(found, false, &should_free);
+	HeapTuple	newtup = heap_modify_tuple_by_cols(oldtup, RelationGetDescr(rel), ncols, cols,
+												   values, nulls);
+	TM_FailureData tmfd;
+	LockTupleMode lockmode;
+	TU_UpdateIndexes update_indexes;
+	int			result = -1;
+
+	if (!null_in_not_null(rel, newtup) &&
+		heap_update_compat(rel, &oldtup->t_self, newtup, GetCurrentCommandId(true), true,
+						   &tmfd, &lockmode, &update_indexes) == TM_Ok)
+	{
+		if (update_indexes != TU_None)
+			update_index_entries(rel, newtup, update_indexes == TU_Summarizing);
+		result = 1;
+	}
+	heap_freetuple(newtup);
+	if (should_free)
+		heap_freetuple(oldtup);
+	return result;
+}
