@@ -417,9 +417,10 @@ DROP FUNCTION jump_version();
 --     NULL column a null (23502), nothing written; a TOASTed value is stored whole; an
 --     identity column cannot be set (428C9); what a DBA adds is honoured through the
 --     statement, also in a session that used the direct path before: a CHECK constraint
---     (23514), a foreign key (23503); dropped again, the direct path resumes (a stale
---     version is the same conflict on either path).  consistency.update_versioned_direct
---     = off makes every call run the statement.
+--     (23514), a foreign key (23503), row-level security, column privileges; a row changed
+--     earlier in the same statement is seen; dropped again, the direct path
+--     resumes (a stale version is the same conflict on either path).
+--     consistency.update_versioned_direct = off makes every call run the statement.
 CREATE EXTENSION amcheck;
 CREATE TABLE direct (id int PRIMARY KEY, sku text NOT NULL, qty int NOT NULL, note text,
 					 ident int GENERATED ALWAYS AS IDENTITY, version bigint NOT NULL DEFAULT 1);
@@ -470,6 +471,34 @@ SELECT * FROM err($$ SELECT consistency.update_versioned('direct', '{"id": 2}', 
 ALTER TABLE direct DROP CONSTRAINT direct_sku_fkey;
 SELECT consistency.update_versioned('direct', '{"id": 2}', 2, '{"sku": "Z-9"}') AS unchecked_again;
 SELECT consistency.try_update_versioned('direct', '{"id": 2}', 2, '{"qty": 9}') AS stale;
+-- a row changed earlier in the same statement is seen, as by the statement
+WITH bumped AS (UPDATE direct SET qty = qty + 1 WHERE id = 2 RETURNING version)
+SELECT consistency.update_versioned('direct', '{"id": 2}', version, '{"qty": 70}') AS same_statement
+  FROM bumped;
+-- column privileges: the statement checks them
+CREATE ROLE versioned_direct_cols;
+GRANT consistency_user TO versioned_direct_cols;
+GRANT SELECT, UPDATE (qty, version) ON direct TO versioned_direct_cols;
+SET ROLE versioned_direct_cols;
+SELECT consistency.update_versioned('direct', '{"id": 2}', 4, '{"qty": 71}') AS own_column;
+SELECT * FROM err($$ SELECT consistency.update_versioned('direct', '{"id": 2}', 5, '{"sku": "Q-1"}') $$);
+RESET ROLE;
+REVOKE ALL ON direct FROM versioned_direct_cols;
+DROP ROLE versioned_direct_cols;
+-- row-level security, for a role with every table privilege: a hidden row is missing
+CREATE ROLE versioned_direct_app;
+GRANT consistency_user TO versioned_direct_app;
+GRANT SELECT, UPDATE ON direct TO versioned_direct_app;
+ALTER TABLE direct ENABLE ROW LEVEL SECURITY;
+CREATE POLICY only_first ON direct USING (id = 1);
+SET ROLE versioned_direct_app;
+SELECT * FROM err($$ SELECT consistency.update_versioned('direct', '{"id": 2}', 5, '{"qty": 8}') $$);
+SELECT consistency.update_versioned('direct', '{"id": 1}', 3, '{"qty": 152}') AS visible;
+RESET ROLE;
+DROP POLICY only_first ON direct;
+ALTER TABLE direct DISABLE ROW LEVEL SECURITY;
+REVOKE ALL ON direct FROM versioned_direct_app;
+DROP ROLE versioned_direct_app;
 SELECT id, sku, qty, ident, version FROM direct ORDER BY id;
 SELECT c.relname, bt_index_parent_check(c.oid, true) AS checked
   FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid

@@ -22,8 +22,8 @@
  * stale): an ordinary heap table, not a partition nor another session's
  * temporary table, without triggers (which include foreign keys, either
  * side), rules, row-level security, CHECK constraints or generated columns,
- * whose indexes are all immediate and none for an exclusion constraint; no
- * changed column an identity column;
+ * whose indexes are all immediate and none for an exclusion constraint (an
+ * identity column cannot be set: preparing the statement fails first, 428C9);
  * and primary-key columns whose type is the index's operator class type or
  * binary-coercible to it, so that the index's own equality function compares
  * them, as the statement's operator does.  Unique indexes are checked as the
@@ -120,10 +120,6 @@ versioning_direct_plan(Relation rel, Oid pkoid, const AttrNumber *changed, int n
 		TupleConstrHasGenerated(constr) ||
 		(constr != NULL && constr->num_check > 0))
 		return;
-	for (i = 0; i < nchanged; i++)
-		if (TupleDescAttr(desc, changed[i] - 1)->attidentity != '\0')
-			return;
-
 	indexes = RelationGetIndexList(rel);
 	ok = true;
 	foreach(lc, indexes)

@@ -231,6 +231,7 @@ INSERT INTO bi_rows (fn, what, want, call) VALUES
 ('update_versioned', 'changes value out of the int4 range', '22003', $$SELECT consistency.update_versioned('public.bi_items', '{"id": 1}', 1, '{"qty": 9223372036854775808}')$$),
 ('update_versioned', 'changes value an object for an integer column', '22P02', $$SELECT consistency.update_versioned('public.bi_items', '{"id": 1}', 1, '{"qty": {"a": 1}}')$$),
 ('update_versioned', 'changes setting a NOT NULL primary key to null', '23502', $$SELECT consistency.update_versioned('public.bi_items', '{"id": 1}', 1, '{"id": null}')$$),
+('update_versioned', 'changes setting the primary key to another row''s', '23505', $$SELECT consistency.update_versioned('public.bi_items', '{"id": 1}', 1, '{"id": 2}')$$),
 ('update_versioned', 'version_column NULL', '22004', $$SELECT consistency.update_versioned('public.bi_items', '{"id": 1}', 1, '{"qty": 5}', NULL)$$),
 ('update_versioned', 'version_column empty', '42703', $$SELECT consistency.update_versioned('public.bi_items', '{"id": 1}', 1, '{"qty": 5}', '')$$),
 ('update_versioned', 'version_column that does not exist', '42703', $$SELECT consistency.update_versioned('public.bi_items', '{"id": 1}', 1, '{"qty": 5}', 'a"b')$$),
