@@ -94,8 +94,7 @@ typedef struct VersioningDirectRow
 	int64		expected;		/* < versioning_max(vtypid) */
 } VersioningDirectRow;
 
-extern void versioning_direct_plan(Relation rel, Oid pkoid, const AttrNumber *changed,
-								   int nchanged, VersioningDirectPlan *plan);
+extern void versioning_direct_plan(Relation rel, Oid pkoid, VersioningDirectPlan *plan);
 extern int	versioning_direct_update(Relation rel, const VersioningDirectPlan *plan,
 									 const VersioningDirectRow *row);
 

@@ -93,13 +93,11 @@ consistency_versioning_direct_init(void)
 }
 
 /*
- * May update_versioned's statement on rel, setting the columns changed[]
- * (nchanged) and finding the row by its primary key pkoid, be done here?
- * Fills *plan; plan->usable says.  rel is open.
+ * May update_versioned's statement on rel, finding the row by its primary
+ * key pkoid, be done here?  Fills *plan; plan->usable says.  rel is open.
  */
 void
-versioning_direct_plan(Relation rel, Oid pkoid, const AttrNumber *changed, int nchanged,
-					   VersioningDirectPlan *plan)
+versioning_direct_plan(Relation rel, Oid pkoid, VersioningDirectPlan *plan)
 {
 	TupleDesc	desc = RelationGetDescr(rel);
 	TupleConstr *constr = desc->constr;

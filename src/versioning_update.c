@@ -385,7 +385,7 @@ plan_entry_build(PlanEntry *e, Request *r)
 	e->changed = MemoryContextAlloc(e->cxt, sizeof(AttrNumber) * e->nchanges);
 	for (i = 0; i < e->nchanges; i++)
 		e->changed[i] = e->changes[i].attnum;
-	versioning_direct_plan(rel, pkoid, e->changed, e->nchanges, &e->direct);
+	versioning_direct_plan(rel, pkoid, &e->direct);
 
 	/* Parameters: changes $1..$c, keys $c+1..$c+k, expected version $c+k+1. */
 	nargs = e->nchanges + e->nkeys + 1;
