@@ -169,6 +169,17 @@ like(slurp_file($node->logfile), qr/resolved 0 in-doubt transactions older than 
 	'the run says it resolved none older than 1h');
 
 # --- on, and they are older than tpc_auto_resolve_after -------------------------------------
+# The workload is to run across the resolutions: one of its 3 s runs finishes before they can
+# happen, two more after them (below).  On a fast machine everything up to here takes less
+# than one run, so wait for it rather than count on the time the steps above take.
+{
+	my $deadline = time + $PostgreSQL::Test::Utils::timeout_default;
+	while (workload_runs($dir) < 1)
+	{
+		die 'the workload never finished a run' if time > $deadline;
+		usleep(100_000);
+	}
+}
 my $lowered = $node->safe_psql('postgres', q{
 	ALTER ROLE maint SET consistency.tpc_auto_resolve_after = '2s';
 	SELECT clock_timestamp();});
@@ -191,8 +202,8 @@ like(slurp_file($node->logfile), qr/resolved [12] in-doubt transactions older th
 
 # --- the workload ends; its lapsed keys and holds are cleaned up on schedule -----------------
 ok(scalar(grep { $_ eq 'ok' } runs()) >= 6, 'the scheduler ran maintenance() repeatedly');
-# The workload ran before the first scheduled run; it runs on until two of its pgbench runs
-# have finished since the last resolution.
+# The workload ran before the first scheduled run, finished a run before the resolutions, and
+# runs on until two of its pgbench runs have finished since the last resolution.
 my $workload_total = workload_stop($dir, $workload, 2);
 ok($workload_total >= 3, "the workload ran throughout: $workload_total pgbench runs");
 $scheduler->finish;
