@@ -18,7 +18,6 @@
 #ifndef CONSISTENCY_H
 #define CONSISTENCY_H
 
-#include "access/htup.h"
 #include "access/xlogdefs.h"
 #include "fmgr.h"
 #include "utils/elog.h"
@@ -160,6 +159,11 @@ extern void consistency_restore_user(const ConsistencySavedUser *saved);
 /* direct_update.c: one row's new version and its index entries, without the executor */
 extern int	consistency_direct_update_row(Relation rel, struct TupleTableSlot *found, int ncols,
 										  int *cols, Datum *values, bool *nulls);
+struct ScanKeyData;
+typedef int (*ConsistencyRowUpdate) (Relation rel, struct TupleTableSlot *found, void *arg);
+extern int	consistency_direct_update_by_key(Relation rel, Relation pkey, int nkeys,
+											 struct ScanKeyData *skey,
+											 ConsistencyRowUpdate update, void *arg);
 
 /*
  * token_report.c: a write another backend committed for this session (a

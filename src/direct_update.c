@@ -12,7 +12,8 @@
  * column (the statement reports 23502), heap_update() waiting for a
  * concurrent writer as the statement waits, and, when the update was not
  * heap-only, the new index entries as ExecInsertIndexTuples() makes them,
- * unique indexes checked (23505).
+ * unique indexes checked (23505).  Finding the row by its primary key, as
+ * the statement finds it, is shared too (consistency_direct_update_by_key).
  *
  * IDENTIFICATION
  *	  src/direct_update.c
@@ -21,6 +22,7 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/tableam.h"
@@ -30,6 +32,7 @@
 #include "executor/tuptable.h"
 #include "nodes/execnodes.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
 
 #include "consistency.h"
 
@@ -121,5 +124,41 @@ consistency_direct_update_row(Relation rel, TupleTableSlot *found, int ncols, in
 	heap_freetuple(newtup);
 	if (should_free)
 		heap_freetuple(oldtup);
+	return result;
+}
+
+/*
+ * Find the row of rel whose primary key pkey (both open, locked as the
+ * statement locks them) equals the nkeys scan keys skey, as an SPI statement
+ * would find it: after CommandCounterIncrement(), so that it sees this
+ * transaction's own changes, under a new snapshot.  update is called on the
+ * row found (if any) with arg and returns 1 (updated), 0 (the statement's
+ * condition failed) or -1 (left to the statement, nothing changed), which is
+ * returned; 0 if there is no such row.  After an update the change is made
+ * visible to the transaction's next command, as the statement's would be.
+ */
+int
+consistency_direct_update_by_key(Relation rel, Relation pkey, int nkeys, ScanKey skey,
+								 ConsistencyRowUpdate update, void *arg)
+{
+	Snapshot	snapshot;
+	TupleTableSlot *found;
+	IndexScanDesc scan;
+	int			result;
+
+	CommandCounterIncrement();
+	snapshot = RegisterSnapshot(GetTransactionSnapshot());
+	found = table_slot_create(rel, NULL);
+	scan = index_beginscan_compat(rel, pkey, snapshot, NULL, nkeys, 0);
+	index_rescan(scan, skey, nkeys, NULL, 0);
+	if (index_getnext_slot(scan, ForwardScanDirection, found))
+		result = update(rel, found, arg);
+	else
+		result = 0;
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(found);
+	UnregisterSnapshot(snapshot);
+	if (result == 1)
+		CommandCounterIncrement();
 	return result;
 }

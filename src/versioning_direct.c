@@ -54,10 +54,8 @@
 #include "access/genam.h"
 #include "access/heapam.h"
 #include "access/htup_details.h"
-#include "access/relscan.h"
 #include "access/skey.h"
 #include "access/stratnum.h"
-#include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/pg_am.h"
 #include "catalog/pg_attribute.h"
@@ -70,7 +68,6 @@
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
-#include "utils/snapmgr.h"
 
 #include "consistency.h"
 #include "versioning.h"
@@ -164,8 +161,9 @@ versioning_direct_plan(Relation rel, Oid pkoid, VersioningDirectPlan *plan)
  * heap_update() and the index entries.  Returns as versioning_direct_update().
  */
 static int
-update_found_row(Relation rel, TupleTableSlot *found, const VersioningDirectRow *row)
+update_found_row(Relation rel, TupleTableSlot *found, void *arg)
 {
+	const VersioningDirectRow *row = arg;
 	int			ncols = row->nchanges + 1;
 	int		   *cols = palloc(sizeof(int) * ncols);
 	Datum	   *values = palloc(sizeof(Datum) * ncols);
@@ -206,10 +204,7 @@ versioning_direct_update(Relation rel, const VersioningDirectPlan *plan,
 						 const VersioningDirectRow *row)
 {
 	Relation	pk;
-	Snapshot	snapshot;
 	ScanKeyData skey[INDEX_MAX_KEYS];
-	IndexScanDesc scan;
-	TupleTableSlot *found;
 	int			result;
 	int			i;
 
@@ -225,24 +220,11 @@ versioning_direct_update(Relation rel, const VersioningDirectPlan *plan,
 	/* as the statement locks it */
 	pk = index_open(plan->pkey, RowExclusiveLock);
 
-	/* what an SPI statement does first: see this transaction's own changes */
-	CommandCounterIncrement();
-	snapshot = RegisterSnapshot(GetTransactionSnapshot());
 	for (i = 0; i < plan->nkeys; i++)
 		ScanKeyEntryInitialize(&skey[i], 0, i + 1, BTEqualStrategyNumber, InvalidOid,
 							   plan->keycoll[i], plan->keyproc[i], row->keys[i]);
-	found = table_slot_create(rel, NULL);
-	scan = index_beginscan_compat(rel, pk, snapshot, NULL, plan->nkeys, 0);
-	index_rescan(scan, skey, plan->nkeys, NULL, 0);
-	if (index_getnext_slot(scan, ForwardScanDirection, found))
-		result = update_found_row(rel, found, row);
-	else
-		result = 0;
-	index_endscan(scan);
-	ExecDropSingleTupleTableSlot(found);
-	UnregisterSnapshot(snapshot);
+	result = consistency_direct_update_by_key(rel, pk, plan->nkeys, skey, update_found_row,
+											  unconstify(VersioningDirectRow *, row));
 	index_close(pk, NoLock);
-	if (result == 1)
-		CommandCounterIncrement();
 	return result;
 }
