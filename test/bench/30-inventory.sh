@@ -294,8 +294,8 @@ inv_best() {	# the best rate of a variant at 8 to 32 clients, synchronous_commit
 	echo "row can never beat the disk's flush latency; slots lift that ceiling up to the slot count."
 	echo
 	echo "Adaptive: the untuned SKU starts every run with one slot. A buyer that finds slot 0's lock"
-	echo "busy (one slot) or every slot busy (several) twice in a row doubles the slots in its own"
+	echo "busy (one slot) or every slot busy (several) twice in a row quadruples the slots in its own"
 	echo "transaction, up to consistency.inventory_max_slots (16), so a crowd of 64 reaches 16 slots"
-	echo "after four splits, within the first moments of the run; one client never finds anything"
+	echo "after two splits, within the first moments of the run; one client never finds anything"
 	echo "busy and never splits. maintenance() merges it back once cool (not during these runs)."
 } >"$BENCH_RESULT"
