@@ -208,17 +208,18 @@ shape_is_ours(Relation rel)
 	return ok;
 }
 
-/*
- * The statement's work on the row found: its WHERE condition, the new row,
- * inventory_stock_check, heap_update() and the index entries.  Returns as
- * inv_direct_apply() does.
- */
+/* What inv_direct_apply() asks of the slot's row. */
 typedef struct SlotChange
 {
 	int64		qty;
 	InvSlotOp	op;
 } SlotChange;
 
+/*
+ * The statement's work on the row found: its WHERE condition, the new row,
+ * inventory_stock_check, heap_update() and the index entries.  Returns as
+ * inv_direct_apply() does.
+ */
 static int
 update_found_row(Relation rel, TupleTableSlot *found, void *arg)
 {

@@ -121,11 +121,11 @@
  * which the whole SKU waits for one transaction (measured: selling out 500
  * units to 64 buyers from one slot, 1.07x the time of a pinned 16-slot SKU
  * against 1.19x when doubling, medians of 8 alternating rounds); yet two
- * contending clients make 4 slots, not 16.  A backend never splits a SKU whose row 0 its
- * transaction has already touched on the one-slot path (touched_row0():
- * it may hold the row lock, and must not then wait for slot 0's lock).
- * One client never finds anything busy, so it never splits.  At the ceiling
- * nothing is re-read.  Splits and merges happen only under READ COMMITTED:
+ * contending clients make 4 slots, not 16.  A backend never splits a SKU
+ * whose row 0 its transaction has already touched on the one-slot path
+ * (touched_row0(): it may hold the row lock, and must not then wait for
+ * slot 0's lock).  One client never finds anything busy, so it never
+ * splits.  At the ceiling nothing is re-read.  Splits and merges happen only under READ COMMITTED:
  * they read the count and the rows as they are now, which a transaction
  * snapshot would not show.  A backend learns a changed flag (stock_set
  * making a SKU adaptive or pinned) only with the count, i.e. when the count
@@ -1356,8 +1356,8 @@ static InvStmt stmt_drop_slots = {
  * SKU that was pinned, reached the ceiling or was split by another backend
  * meanwhile is only served, as the slow path would.  The new slots
  * (INV_SPLIT_FACTOR times as many, up to consistency.inventory_max_slots)
- * are inserted empty, and
- * decide() spreads what stays available evenly over all of them.
+ * are inserted empty, and decide() spreads what stays available evenly over
+ * all of them.
  */
 static InvSlotResult
 split_and_apply(const InvSku *s, int64 qty, InvSlotOp op, int *slot_used)
