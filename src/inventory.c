@@ -712,7 +712,8 @@ reserve_lines(text *id, ResLine *lines, int nlines, TimestampTz now, TimestampTz
 	}
 	for (i = 0; i < nlines; i++)
 	{
-		res = inv_slots_apply(&lines[i].s, lines[i].qty, INV_TAKE, wait, &lines[i].slot);
+		res = inv_slots_apply(&lines[i].s, lines[i].qty, INV_TAKE, wait, nlines == 1,
+							  &lines[i].slot);
 		if (res != INV_DONE)
 			break;
 	}
@@ -721,7 +722,7 @@ reserve_lines(text *id, ResLine *lines, int nlines, TimestampTz now, TimestampTz
 	while (--i >= 0)
 	{
 		if (lines[i].slot < 0)
-			inv_slots_apply(&lines[i].s, lines[i].qty, INV_RETURN, true, &lines[i].slot);
+			inv_slots_apply(&lines[i].s, lines[i].qty, INV_RETURN, true, false, &lines[i].slot);
 		else
 			inv_slot_undo_take(&lines[i].s, lines[i].slot, lines[i].qty);
 	}
@@ -819,7 +820,7 @@ inv_reserve_group(const InvSku *s, int n, const int64 *qty, text *const *ids,
 		overflow |= pg_add_s64_overflow(total, qty[i], &total);
 	}
 	if (nfresh > 1 && !overflow &&
-		inv_slots_apply(s, total, INV_TAKE, true, &line.slot) == INV_DONE)
+		inv_slots_apply(s, total, INV_TAKE, true, true, &line.slot) == INV_DONE)
 	{
 		for (i = 0; i < n; i++)
 			if (fresh[i])
@@ -833,7 +834,7 @@ inv_reserve_group(const InvSku *s, int n, const int64 *qty, text *const *ids,
 
 			if (!fresh[i])
 				continue;
-			res = inv_slots_apply(s, qty[i], INV_TAKE, true, &line.slot);
+			res = inv_slots_apply(s, qty[i], INV_TAKE, true, true, &line.slot);
 			if (res == INV_DONE)
 				answers[i] = "reserved";
 			else
@@ -910,7 +911,8 @@ consistency_reserve_now(PG_FUNCTION_ARGS)
  * the transaction; a multi-slot SKU may need all of its slots (the slow
  * path).  Refuse a basket that could hold more than INV_MAX_SLOT_LOCKS of
  * them, so that one call cannot fill the table for every session (53200).
- * One-slot SKUs take row locks only, which use no lock table entry.
+ * One-slot SKUs in a basket take row locks only, which use no lock table
+ * entry (a lone pinned one's buyer queues on its slot 0 lock: one entry).
  */
 static void
 check_slot_locks(const ResLine *lines, int nlines)
@@ -996,7 +998,7 @@ finish_reservation(text *id, const StoredRes *r, const char *status, InvSlotOp o
 	{
 		int			slot;
 
-		inv_slots_apply(&r->lines[i].s, r->lines[i].qty, op, true, &slot);
+		inv_slots_apply(&r->lines[i].s, r->lines[i].qty, op, true, false, &slot);
 	}
 	return total;
 }
@@ -1155,7 +1157,8 @@ consistency_expire_reservations(PG_FUNCTION_ARGS)
 								   skus[i].units),
 						 errhint("Run consistency.check_inventory().")));
 			else
-				inv_slots_apply(&skus[i].line.s, skus[i].line.qty, INV_RETURN, true, &slot);
+				inv_slots_apply(&skus[i].line.s, skus[i].line.qty, INV_RETURN, true, false,
+								&slot);
 		}
 	}
 	SPI_finish();

@@ -68,7 +68,7 @@ typedef struct InvSku
 extern void inv_sku_init(InvSku *s, text *sku);
 extern int	inv_sku_cmp(const InvSku *a, const InvSku *b);
 extern InvSlotResult inv_slots_apply(const InvSku *s, int64 qty, InvSlotOp op,
-									 bool wait, int *slot_used);
+									 bool wait, bool queue, int *slot_used);
 extern bool inv_sku_looks_short(const InvSku *s);
 extern int	inv_nslots(const InvSku *s);
 extern InvSlotResult inv_slots_check(const InvSku *s, int64 qty, bool wait,

@@ -284,8 +284,10 @@ inv_best() {	# the best rate of a variant at 8 to 32 clients, synchronous_commit
 	echo
 	echo "Why: \`reserve()\` is one round trip (\`SELECT consistency.reserve(...)\` in autocommit). It"
 	echo "writes the reservation row first and touches the hot stock row last, so the row lock is held"
-	echo "only for one HOT \`UPDATE\` of two integers and the commit (its WAL flush). A one-slot buyer"
-	echo "waits inside that \`UPDATE\`, with its plan started and the row found; with 16 slots, buyers"
+	echo "only for one HOT \`UPDATE\` of two integers and the commit (its WAL flush). A buyer of the"
+	echo "pinned one-slot SKU queues on its slot lock, which the lock manager hands from one committed"
+	echo "buyer to the next (the PL/pgSQL baseline's buyers queue on the row: each commit wakes them,"
+	echo "and the first re-checks the new row version and queues again); with 16 slots, buyers"
 	echo "try the slots' locks without waiting and queue only when all are busy, so up to 16 commits"
 	echo "(and their WAL flushes) proceed at once; a buyer's \`UPDATE\` of its slot is made without the executor"
 	echo "(\`src/inventory_direct.c\`), which through SPI parsed and planned the table's CHECK constraint"

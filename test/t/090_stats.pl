@@ -1,6 +1,7 @@
 # consistency.stats with the library preloaded, on a primary and a streaming standby:
-# - counters of concurrent sessions: an inventory buyer turned away as busy, a buyer that
-#   waited for a slot lock, counted once each session's transaction ended;
+# - counters of concurrent sessions: an inventory buyer turned away as busy, buyers that
+#   waited for a slot lock (of a multi-slot SKU, of a pinned one-slot SKU), counted once each
+#   session's transaction ended;
 # - on a paused standby: token waits (count, total and maximum time, at least the timeout),
 #   timeouts (YC304) and a stale statement refused, in the standby's own counters;
 # - counters are per database, and stats_reset() resets only the caller's;
@@ -59,6 +60,28 @@ $waiter->quit;
 is(counter($primary, 'postgres', 'inventory', 'busy'), '1', 'busy: 1');
 is(counter($primary, 'postgres', 'inventory', 'lock_wait'), '1', 'lock_wait: 1, once its transaction ended');
 is(counter($primary, 'postgres', 'inventory', 'reserved'), '1', 'reserved: 1 (the waiter, after the wait)');
+
+# a buyer of a pinned one-slot SKU waits for its slot lock too (not for the row): counted
+$primary->safe_psql('postgres', q{SELECT consistency.stock_set('desk', 10, slots => 1)});
+$holder = $primary->background_psql('postgres');
+$holder->query_safe('BEGIN');
+$holder->query_safe(q{SELECT consistency.reserve('desk', 1, 'd-1')});
+$waiter = $primary->background_psql('postgres', on_error_stop => 0);
+$waiter_pid = $waiter->query_safe('SELECT pg_backend_pid()');
+$waiter->query_until(qr/waiting/, q{
+	\echo waiting
+	SELECT consistency.reserve('desk', 1, 'd-2');
+});
+$primary->poll_query_until('postgres', qq{
+	SELECT EXISTS (SELECT FROM pg_locks WHERE pid = $waiter_pid AND NOT granted
+	                                      AND locktype = 'advisory' AND objsubid = 18774)})
+  or die 'the buyer of the one-slot SKU did not wait for its slot lock';
+$holder->query_safe('COMMIT');
+$holder->quit;
+$waiter->quit;
+is(counter($primary, 'postgres', 'inventory', 'lock_wait'), '2',
+	'lock_wait: 2, the one-slot buyer\'s wait counted once its transaction ended');
+is(counter($primary, 'postgres', 'inventory', 'reserved'), '3', 'reserved: 3 (holder and waiter of the one-slot SKU)');
 
 # --- per database ---------------------------------------------------------------------------
 $primary->safe_psql('other', q{SELECT consistency.stock_set('mug', 1); SELECT consistency.reserve('mug', 5, 'x')});
