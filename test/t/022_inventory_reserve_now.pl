@@ -8,7 +8,8 @@
 # every 'reserved' answer has its row and every row a 'reserved' answer, check_inventory() is
 # empty.  With the library preloaded, calls shared transactions (a batch's rows share its
 # transaction id: far fewer ids than rows); without it every call is its own.  Then a lock
-# held for long on one SKU holds up only that SKU's buyers.
+# held for long on one SKU holds up only that SKU's buyers, and two leaders whose statements
+# go on after their batches hold up nobody for long.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -163,6 +164,48 @@ $holder->quit;
 $waiter->finish;
 is($w_out, "reserved\n", 'the buyer of the held SKU is answered once the lock is released')
   or diag($w_err);
+
+# Two leaders whose statements go on after their batches (a pg_sleep in the same statement)
+# hold their commits, and at most two batches wait for their commits at once: a third
+# caller waits for them only a moment, then leads its own batch, and is answered while they
+# still sleep.  (Each leader buys its own SKU: its transaction holds that SKU's slot.)
+# Cancelled, they roll back their own reservations.
+$node->safe_psql('postgres', q{
+	SELECT consistency.stock_set('slow-' || i, 10) FROM generate_series(1, 2) AS i});
+my @slow;
+for my $i (1, 2)
+{
+	my %run = (out => '', err => '');
+	$run{h} = IPC::Run::start([ 'psql', '-X', '-At', '-h', $node->host, '-p', $node->port,
+			'-d', 'postgres', '-c',
+			qq{SELECT consistency.reserve_now('slow-$i', 1, 'slow-$i'), pg_sleep(60)} ],
+		'>', \$run{out}, '2>', \$run{err});
+	push @slow, \%run;
+	$node->poll_query_until('postgres', qq{
+		SELECT count(*) = $i FROM pg_stat_activity
+		 WHERE query LIKE '%reserve_now(''slow-%' AND wait_event = 'PgSleep'})
+	  or die "slow leader $i did not reach its sleep";
+}
+is($node->safe_psql('postgres', q{
+	SET statement_timeout = '50s';
+	SELECT consistency.reserve_now('free', 1, 'after-slow')}),
+	'reserved', 'a caller behind two leaders whose statements go on is answered');
+is($node->safe_psql('postgres', q{
+	SELECT count(*) FROM pg_stat_activity
+	 WHERE query LIKE '%reserve_now(''slow-%' AND wait_event = 'PgSleep'}),
+	'2', '... while both leaders still sleep');
+$node->safe_psql('postgres', q{
+	SELECT pg_cancel_backend(pid) FROM pg_stat_activity
+	 WHERE query LIKE '%reserve_now(''slow-%' AND wait_event = 'PgSleep'});
+for my $run (@slow)
+{
+	$run->{h}->finish;
+	like($run->{err}, qr/canceling statement due to user request/, 'a slow leader was cancelled');
+}
+is($node->safe_psql('postgres', q{
+	SELECT string_agg(reservation_id, ',' ORDER BY reservation_id) FROM consistency.reservations
+	 WHERE reservation_id IN ('slow-1', 'slow-2', 'after-slow')}),
+	'after-slow', 'the cancelled leaders committed nothing, the caller behind them did');
 is($node->safe_psql('postgres', q{SELECT count(*) FROM consistency.check_inventory()}),
 	'0', 'check_inventory() finds nothing');
 
