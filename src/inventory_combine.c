@@ -349,32 +349,40 @@ wake_next_leader(Oid dboid, Oid userid)
 }
 
 /*
+ * Change this backend's slot in the leaders table, which it holds (as the
+ * leader applying a batch, or by a batch of its committing): stop applying
+ * and/or add to the count of committing batches.  Then wake the next leader.
+ */
+static void
+change_slot(int slot, bool stop_applying, int committing_delta)
+{
+	CombineLeader *l = &combine->leaders[slot];
+	Oid			dboid = l->dboid;
+	Oid			userid = l->userid;
+
+	LWLockAcquire(combine->lock, LW_EXCLUSIVE);
+	if (stop_applying)
+		l->procno = -1;
+	l->committing += committing_delta;
+	LWLockRelease(combine->lock);
+	wake_next_leader(dboid, userid);
+}
+
+/*
  * Stop applying (if this backend leads), counting the batch as committing
- * if its requests wait for this transaction's end; then wake the next
- * leader.
+ * if its requests wait for this transaction's end.
  */
 static void
 stop_leading(bool committing)
 {
-	CombineLeader *l;
-	Oid			dboid;
-	Oid			userid;
+	int			slot = lead_slot;
 
-	if (lead_slot < 0)
+	if (slot < 0)
 		return;
-	l = &combine->leaders[lead_slot];
-	dboid = l->dboid;
-	userid = l->userid;
-	LWLockAcquire(combine->lock, LW_EXCLUSIVE);
-	l->procno = -1;
-	if (committing)
-	{
-		l->committing++;
-		commit_slot = lead_slot;
-	}
-	LWLockRelease(combine->lock);
 	lead_slot = -1;
-	wake_next_leader(dboid, userid);
+	if (committing)
+		commit_slot = slot;
+	change_slot(slot, true, committing ? 1 : 0);
 }
 
 /*
@@ -384,20 +392,12 @@ stop_leading(bool committing)
 static void
 stop_committing(void)
 {
-	CombineLeader *l;
-	Oid			dboid;
-	Oid			userid;
+	int			slot = commit_slot;
 
-	if (commit_slot < 0)
+	if (slot < 0)
 		return;
-	l = &combine->leaders[commit_slot];
-	dboid = l->dboid;
-	userid = l->userid;
-	LWLockAcquire(combine->lock, LW_EXCLUSIVE);
-	l->committing--;
-	LWLockRelease(combine->lock);
 	commit_slot = -1;
-	wake_next_leader(dboid, userid);
+	change_slot(slot, false, -1);
 }
 
 /*
