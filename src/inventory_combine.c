@@ -117,8 +117,9 @@
  * commit waits for that flush; a third would only join the second's flush,
  * answering no sooner for having its own transaction, and each transaction
  * costs its own work (with no limit, 64 callers on one SKU made batches of
- * 6.7 requests on average, 43% of them of one; with two, of 21.7).  A caller kept waiting longer than COMBINE_PATIENCE_MS
- * leads anyway: a leader's statement may go on long after its batch.
+ * 6.7 requests on average, 43% of them of one; with two, of 21.7).  A
+ * caller kept waiting longer than COMBINE_PATIENCE_MS leads anyway: a
+ * leader's statement may go on long after its batch.
  */
 #define COMBINE_MAX_COMMITTING 2
 #define COMBINE_PATIENCE_MS 100
