@@ -28,7 +28,7 @@ fi
 
 # Everything the build, the suites (the package suite: debhelper, lintian, the pg_buildext of
 # postgresql-server-dev-all, readelf), the demo and the benchmarks use (the Redis comparison:
-# redis-server, redis-benchmark; its profile: perf).
+# redis-server, redis-benchmark; its profile: perf; instruction counts: valgrind).
 # The last line is what build-pg.sh needs to build another PostgreSQL version from source.
 PACKAGES=(
 	make gcc libc6-dev
@@ -36,7 +36,7 @@ PACKAGES=(
 	libtap-parser-sourcehandler-pgtap-perl libipc-run-perl libpq-dev
 	pgbouncer python3-psycopg python3-psycopg2 python3-sqlalchemy python3-flask curl sqlsmith
 	"postgresql-$DEBIAN_PG_MAJOR-cron" prometheus-postgres-exporter patroni etcd-server
-	redis-server redis-tools linux-perf
+	redis-server redis-tools linux-perf valgrind
 	debhelper lintian postgresql-server-dev-all binutils
 	dpkg-dev bison flex pkg-config libicu-dev zlib1g-dev debian-archive-keyring
 )

@@ -20,6 +20,7 @@ idem_secs=$(bench_seconds 3)
 idem_reps=$(bench_reps 3)
 bench_plan $((${#idem_clients[@]} * idem_reps * ${#idem_variants[@]})) "$idem_secs"
 bench_plan_extra 5	# setup
+bench_plan_extra 27	# instructions per order: 4 variants, 2 callgrind runs each
 bench_plan_done
 bench_sql_file "$WORK/test/bench/idempotency/setup.sql"
 declare -A idem_tps idem_p99
@@ -41,6 +42,19 @@ for clients in "${idem_clients[@]}"; do
 	done
 	unset runs p99s
 done
+# Instructions per server-side order (callgrind, bench_instructions): 100 and 300 orders of
+# fresh keys (replays: completed keys of the setup), each its own transaction.
+idem_cg_fn_plain() { bench_statements "SELECT create_order(1, {pid}, 1);" "$@"; }
+idem_cg_fn_idem_c() { bench_statements "SELECT create_order_idem('{p}-{i}', 1, {pid}, 1);" "$@"; }
+idem_cg_fn_idem_plpgsql() { bench_statements "SELECT create_order_idem_plpgsql('{p}-{i}', 1, {pid}, 1);" "$@"; }
+idem_cg_fn_replay_c() { bench_statements "SELECT create_order_idem('r-{i}', 1, {pid}, 1);" "$@"; }
+idem_cg_variants=(fn_plain fn_idem_c fn_idem_plpgsql fn_replay_c)
+declare -A idem_instr
+for v in "${idem_cg_variants[@]}"; do
+	idem_instr[$v]=$(bench_instructions "idem_cg_$v" 100 300)
+	info "instructions per order, $v: ${idem_instr[$v]}"
+done
+
 idem_hot=$(bench_sql "SELECT n_tup_hot_upd || ' of ' || n_tup_upd FROM pg_stat_user_tables WHERE relid = 'consistency.idempotency_keys'::regclass")
 
 row() {	# clients label numerator denominator goal
@@ -102,6 +116,26 @@ goal_row() {	# clients label numerator denominator goal -> with "met" / "not met
 	echo "|---:|---:|---:|---:|---:|---:|---:|"
 	for c in 1 16; do
 		echo "| $c | ${idem_p99[plain,$c]} | ${idem_p99[idem_c,$c]} | ${idem_p99[idem_plpgsql,$c]} | ${idem_p99[replay_c,$c]} | ${idem_p99[fn_plain,$c]} | ${idem_p99[fn_idem_c,$c]} |"
+	done
+	echo
+	echo "### CPU per order: instructions"
+	echo
+	echo "The server-side handlers again, counted by callgrind in a single-user backend on the same"
+	echo "database (\`bench_instructions\` in \`test/bench/lib.sh\`: 300 orders less 100, each its own"
+	echo "transaction with its commit; fresh keys, replays of completed ones). Instructions, not"
+	echo "seconds: these ratios do not move with the machine's load. The rates above are nearer 1:"
+	echo "at 1 client a commit's WAL flush, which takes time but no CPU, is most of every order."
+	echo
+	echo "| variant | instructions per order | / plain order | / idempotent order (C) |"
+	echo "|---|---:|---:|---:|"
+	for v in "${idem_cg_variants[@]}"; do
+		case $v in
+		fn_plain) l="plain order" ;;
+		fn_idem_c) l="idempotent order (C)" ;;
+		fn_idem_plpgsql) l="idempotent order (PL/pgSQL layer)" ;;
+		fn_replay_c) l="replay (C)" ;;
+		esac
+		echo "| $l | $(awk -v a="${idem_instr[$v]}" 'BEGIN { printf "%.0fk", a / 1000 }') | $(ratio "${idem_instr[$v]}" "${idem_instr[fn_plain]}") | $(ratio "${idem_instr[$v]}" "${idem_instr[fn_idem_c]}") |"
 	done
 	echo
 	echo "HOT updates on \`consistency.idempotency_keys\` over the whole run: $idem_hot (only lease"

@@ -159,6 +159,54 @@ pgbench_run() {
 	echo "${tps:-0} ${mean:-0} ${p99:-0} ${n:-0}"
 }
 
+# bench_statements TEMPLATE PREFIX COUNT: COUNT statements for bench_instructions, from
+# TEMPLATE with {p} the prefix, {i} the statement's number and {pid} a product id (1 to 10,000).
+bench_statements() {
+	seq "$3" | awk -v t="$1" -v p="$2" '{
+		s = t; gsub(/\{p\}/, p, s); gsub(/\{i\}/, $1, s); gsub(/\{pid\}/, $1 * 7919 % 10000 + 1, s)
+		print s }'
+}
+
+# bench_instructions GENERATOR SMALL LARGE [postgres options...]: instructions per statement,
+# counted by callgrind, of the statements "GENERATOR PREFIX COUNT" prints (one per line; PREFIX
+# is fresh for every run, for fresh keys), run by a single-user backend (postgres --single) on
+# the benchmark's database, each statement its own transaction with its commit: the totals of
+# a run of SMALL and one of LARGE statements, subtracted and divided by LARGE - SMALL, so that
+# the backend's start and shutdown cancel out.  Instructions, not seconds: the machine's load
+# does not move them, but the database's state does (which pages a statement touches, a page
+# split, a pruning): two measures of the same statements differ by up to 2%.  With
+# BENCH_CG_FUNCTION set, also prints the instructions per statement spent in that function and
+# what it calls (its inclusive count), measured the same way.  The server is stopped meanwhile
+# and started again.  Every statement must succeed.
+bench_instructions() {
+	local gen=$1 small=$2 large=$3 dir n totals=() fn=()
+	shift 3
+	dir=$(as_user mktemp -d "$WORK/callgrind.XXXXXX")
+	cluster_stop "$BENCH_DIR" fast
+	for n in "$small" "$large"; do
+		"$gen" "cg$RANDOM$n" "$n" >"$dir/in.sql"
+		as_user valgrind --tool=callgrind --callgrind-out-file="$dir/out" \
+			"$PG_BINDIR/postgres" --single -D "$BENCH_DIR/data" "$@" bench \
+			<"$dir/in.sql" >"$dir/stdout" 2>"$dir/stderr" ||
+			{ tail -n 20 "$dir/stderr" >&2; die "callgrind run of $gen failed"; }
+		! grep -E '^(ERROR|FATAL|PANIC):|\] (ERROR|FATAL|PANIC):' "$dir/stderr" >&2 ||
+			die "a statement of $gen failed under callgrind"
+		totals+=("$(sed -nE 's/^summary: ([0-9]+)$/\1/p' "$dir/out")")
+		if [ -n "${BENCH_CG_FUNCTION:-}" ]; then
+			fn+=("$(callgrind_annotate --inclusive=yes --threshold=100 "$dir/out" |
+				awk -v f=":$BENCH_CG_FUNCTION [" '!n && index($0, f) { gsub(",", "", $1); print $1; n = 1 }')")
+		fi
+	done
+	cluster_start "$BENCH_DIR"
+	rm -rf "$dir"
+	awk -v a="${totals[0]}" -v b="${totals[1]}" -v n=$((large - small)) \
+		'BEGIN { if (a == "" || b == "") exit 1; printf "%.0f\n", (b - a) / n }' ||
+		die "no instruction count from callgrind for $gen"
+	if [ -n "${BENCH_CG_FUNCTION:-}" ]; then
+		awk -v a="${fn[0]:-0}" -v b="${fn[1]:-0}" -v n=$((large - small)) 'BEGIN { printf "%.0f\n", (b - a) / n }'
+	fi
+}
+
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf "%.2f", a / b }'; }
 pct() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf "%.1f%%", 100 * a / b }'; }
