@@ -31,7 +31,8 @@
  * - a caller writes its request into its entry, publishes it PENDING, and
  *	 leads if no leader of its database and role is active; else it sleeps
  *	 until its entry is DONE or FAILED, or still PENDING with no leader
- *	 (then it leads);
+ *	 (then it leads).  If the leaders table has no room for its database
+ *	 and role, it withdraws its request and reserves alone;
  * - a leader takes up to COMBINE_MAX_BATCH pending entries of its database
  *	 and role (its own first; compare-and-swap PENDING -> TAKEN), applies
  *	 them in SKU lock order in one subtransaction (the fresh reservations
@@ -101,7 +102,7 @@
 #define COMBINE_MAX_BATCH	32
 /* Databases and roles with batches at once (the leaders table). */
 #define COMBINE_MAX_LEADERS 16
-/* How often a waiter also looks by itself (a leader that was cancelled, a full leaders table). */
+/* How often a waiter also looks by itself (a leader that was cancelled). */
 #define COMBINE_POLL_MS		10
 /*
  * The longest a leader waits for a lock while applying a batch (unless
@@ -273,16 +274,18 @@ may_lead(Oid dboid, Oid userid, bool impatient)
 }
 
 /*
- * Become the leader of (db, role) if it may lead, and the table has room
- * (else it waits and polls).
+ * Become the leader of (db, role) if it may lead and the table has room:
+ * true if it leads.  *full is set if it may lead but the table has no slot
+ * for its database and role (every slot has another's batches).
  */
 static bool
-try_lead(Oid dboid, Oid userid, bool impatient)
+try_lead(Oid dboid, Oid userid, bool impatient, bool *full)
 {
 	int			i;
 	int			free_slot = -1;
 
 	Assert(lead_slot < 0);
+	*full = false;
 	LWLockAcquire(combine->lock, LW_EXCLUSIVE);
 	if (may_lead(dboid, userid, impatient))
 	{
@@ -309,6 +312,8 @@ try_lead(Oid dboid, Oid userid, bool impatient)
 		}
 		if (lead_slot >= 0)
 			combine->leaders[lead_slot].procno = MyProcNumber;
+		else
+			*full = true;
 	}
 	LWLockRelease(combine->lock);
 	return lead_slot >= 0;
@@ -508,6 +513,27 @@ withdraw(void)
 	if (CE_STATE(w) == CE_PENDING)
 		(void) pg_atomic_compare_exchange_u32(&me->word, &w,
 											  CE_WORD(CE_GEN(w), CE_FAILED));
+}
+
+/*
+ * Lead a batch of this caller's database and role if it may.  If it may but
+ * the leaders table is full (more databases and roles with batches at once
+ * than COMBINE_MAX_LEADERS), it gives its request up, so that the call is
+ * made alone at once rather than polling for room.
+ */
+static bool
+lead_or_give_up(bool impatient)
+{
+	CombineEntry *me = &combine->entries[MyProcNumber];
+	bool		full;
+
+	if (!may_lead(me->dboid, me->userid, impatient))
+		return false;
+	if (try_lead(me->dboid, me->userid, impatient, &full))
+		return true;
+	if (full)
+		withdraw();
+	return false;
 }
 
 static void
@@ -818,8 +844,7 @@ inv_reserve_now(InvSku *s, int64 qty, text *id, Interval *ttl, bool wait)
 
 	PG_TRY();
 	{
-		if (may_lead(me->dboid, me->userid, false))
-			lead = try_lead(me->dboid, me->userid, false);
+		lead = lead_or_give_up(false);
 
 		/*
 		 * Lead a batch, or wait for our request to be settled by a leader
@@ -851,8 +876,7 @@ inv_reserve_now(InvSku *s, int64 qty, text *id, Interval *ttl, bool wait)
 				if (!may_lead(me->dboid, me->userid, false))
 					impatient = TimestampDifferenceExceeds(me->created_at, GetCurrentTimestamp(),
 														   COMBINE_PATIENCE_MS);
-				if (may_lead(me->dboid, me->userid, impatient))
-					lead = try_lead(me->dboid, me->userid, impatient);
+				lead = lead_or_give_up(impatient);
 			}
 		}
 		pg_read_barrier();

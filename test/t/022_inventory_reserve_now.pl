@@ -8,8 +8,9 @@
 # every 'reserved' answer has its row and every row a 'reserved' answer, check_inventory() is
 # empty.  With the library preloaded, calls shared transactions (a batch's rows share its
 # transaction id: far fewer ids than rows); without it every call is its own.  Then a lock
-# held for long on one SKU holds up only that SKU's buyers, and two leaders whose statements
-# go on after their batches hold up nobody for long.
+# held for long on one SKU holds up only that SKU's buyers, two leaders whose statements go
+# on after their batches hold up nobody for long, and neither do 16 such leaders of other
+# roles, whose batches fill the leaders table.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -206,6 +207,48 @@ is($node->safe_psql('postgres', q{
 	SELECT string_agg(reservation_id, ',' ORDER BY reservation_id) FROM consistency.reservations
 	 WHERE reservation_id IN ('slow-1', 'slow-2', 'after-slow')}),
 	'after-slow', 'the cancelled leaders committed nothing, the caller behind them did');
+
+# The leaders table has a slot for each database and role with batches (16): with every slot
+# held by a sleeping leader of another role, a caller of a 17th role reserves alone at once
+# rather than waiting for room.
+$node->safe_psql('postgres', q{
+	SELECT consistency.stock_set('full-' || i, 10) FROM generate_series(1, 17) AS i;
+	SELECT format('CREATE ROLE full_%s LOGIN IN ROLE consistency_user', i)
+	  FROM generate_series(1, 17) AS i \gexec
+});
+my @full;
+for my $i (1 .. 16)
+{
+	my %run = (out => '', err => '');
+	$run{h} = IPC::Run::start([ 'psql', '-X', '-At', '-h', $node->host, '-p', $node->port,
+			'-U', "full_$i", '-d', 'postgres', '-c',
+			qq{SELECT consistency.reserve_now('full-$i', 1, 'full-$i'), pg_sleep(60)} ],
+		'>', \$run{out}, '2>', \$run{err});
+	push @full, \%run;
+	$node->poll_query_until('postgres', qq{
+		SELECT count(*) = $i FROM pg_stat_activity
+		 WHERE query LIKE '%reserve_now(''full-%' AND wait_event = 'PgSleep'})
+	  or die "leader $i of another role did not reach its sleep";
+}
+is($node->safe_psql('postgres', q{
+	SET ROLE full_17;
+	SET statement_timeout = '50s';
+	SELECT consistency.reserve_now('full-17', 1, 'full-17')}),
+	'reserved', 'a caller of a 17th role is answered while 16 roles have batches');
+is($node->safe_psql('postgres', q{
+	SELECT count(*) FROM pg_stat_activity
+	 WHERE query LIKE '%reserve_now(''full-%' AND wait_event = 'PgSleep'}),
+	'16', '... while all 16 leaders still sleep');
+$node->safe_psql('postgres', q{
+	SELECT pg_cancel_backend(pid) FROM pg_stat_activity
+	 WHERE query LIKE '%reserve_now(''full-%' AND wait_event = 'PgSleep'});
+$_->{h}->finish for @full;
+is(scalar(grep { $_->{err} =~ /canceling statement due to user request/ } @full), 16,
+	'the 16 sleeping leaders were cancelled');
+is($node->safe_psql('postgres', q{
+	SELECT string_agg(reservation_id, ',' ORDER BY reservation_id) FROM consistency.reservations
+	 WHERE reservation_id LIKE 'full-%'}),
+	'full-17', 'only the 17th role\'s reservation was committed');
 is($node->safe_psql('postgres', q{SELECT count(*) FROM consistency.check_inventory()}),
 	'0', 'check_inventory() finds nothing');
 
