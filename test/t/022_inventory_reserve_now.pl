@@ -166,43 +166,59 @@ $waiter->finish;
 is($w_out, "reserved\n", 'the buyer of the held SKU is answered once the lock is released')
   or diag($w_err);
 
-# Two leaders whose statements go on after their batches (a pg_sleep in the same statement)
-# hold their commits, and at most two batches wait for their commits at once: a third
-# caller waits for them only a moment, then leads its own batch, and is answered while they
-# still sleep.  (Each leader buys its own SKU: its transaction holds that SKU's slot.)
-# Cancelled, they roll back their own reservations.
+# Leaders whose statements go on after their batches (a pg_sleep in the same statement) hold
+# their commits.  sleeping_leaders(PREFIX, N, AS_ROLES) starts N of them, one after another,
+# each buying SKU and id "PREFIX-i" (its transaction holds that SKU's slot), as role
+# "PREFIX_i" if AS_ROLES; sleeping(PREFIX) counts those asleep; wake_leaders cancels them,
+# and says how many were cancelled.
+sub sleeping_sql
+{
+	my ($prefix, $what) = @_;
+	return qq{SELECT $what FROM pg_stat_activity
+		WHERE query LIKE '%reserve_now(''$prefix-%' AND wait_event = 'PgSleep'};
+}
+sub sleeping { return $node->safe_psql('postgres', sleeping_sql($_[0], 'count(*)')); }
+
+sub sleeping_leaders
+{
+	my ($prefix, $n, $as_roles) = @_;
+	my @runs;
+	for my $i (1 .. $n)
+	{
+		my %run = (out => '', err => '');
+		$run{h} = IPC::Run::start([ 'psql', '-X', '-At', '-h', $node->host, '-p', $node->port,
+				($as_roles ? ('-U', "${prefix}_$i") : ()), '-d', 'postgres', '-c',
+				qq{SELECT consistency.reserve_now('$prefix-$i', 1, '$prefix-$i'), pg_sleep(60)} ],
+			'>', \$run{out}, '2>', \$run{err});
+		push @runs, \%run;
+		$node->poll_query_until('postgres', sleeping_sql($prefix, "count(*) = $i"))
+		  or die "leader $prefix-$i did not reach its sleep";
+	}
+	return @runs;
+}
+
+sub wake_leaders
+{
+	my ($prefix, @runs) = @_;
+	$node->safe_psql('postgres', qq{
+		SELECT pg_cancel_backend(pid) FROM pg_stat_activity
+		 WHERE query LIKE '%reserve_now(''$prefix-%' AND wait_event = 'PgSleep'});
+	$_->{h}->finish for @runs;
+	return scalar(grep { $_->{err} =~ /canceling statement due to user request/ } @runs);
+}
+
+# At most two batches wait for their commits at once: a caller behind two sleeping leaders
+# waits for them only a moment, then leads its own batch, and is answered while they still
+# sleep.  Cancelled, they roll back their own reservations.
 $node->safe_psql('postgres', q{
 	SELECT consistency.stock_set('slow-' || i, 10) FROM generate_series(1, 2) AS i});
-my @slow;
-for my $i (1, 2)
-{
-	my %run = (out => '', err => '');
-	$run{h} = IPC::Run::start([ 'psql', '-X', '-At', '-h', $node->host, '-p', $node->port,
-			'-d', 'postgres', '-c',
-			qq{SELECT consistency.reserve_now('slow-$i', 1, 'slow-$i'), pg_sleep(60)} ],
-		'>', \$run{out}, '2>', \$run{err});
-	push @slow, \%run;
-	$node->poll_query_until('postgres', qq{
-		SELECT count(*) = $i FROM pg_stat_activity
-		 WHERE query LIKE '%reserve_now(''slow-%' AND wait_event = 'PgSleep'})
-	  or die "slow leader $i did not reach its sleep";
-}
+my @slow = sleeping_leaders('slow', 2, 0);
 is($node->safe_psql('postgres', q{
 	SET statement_timeout = '50s';
 	SELECT consistency.reserve_now('free', 1, 'after-slow')}),
 	'reserved', 'a caller behind two leaders whose statements go on is answered');
-is($node->safe_psql('postgres', q{
-	SELECT count(*) FROM pg_stat_activity
-	 WHERE query LIKE '%reserve_now(''slow-%' AND wait_event = 'PgSleep'}),
-	'2', '... while both leaders still sleep');
-$node->safe_psql('postgres', q{
-	SELECT pg_cancel_backend(pid) FROM pg_stat_activity
-	 WHERE query LIKE '%reserve_now(''slow-%' AND wait_event = 'PgSleep'});
-for my $run (@slow)
-{
-	$run->{h}->finish;
-	like($run->{err}, qr/canceling statement due to user request/, 'a slow leader was cancelled');
-}
+is(sleeping('slow'), '2', '... while both leaders still sleep');
+is(wake_leaders('slow', @slow), 2, 'both sleeping leaders were cancelled');
 is($node->safe_psql('postgres', q{
 	SELECT string_agg(reservation_id, ',' ORDER BY reservation_id) FROM consistency.reservations
 	 WHERE reservation_id IN ('slow-1', 'slow-2', 'after-slow')}),
@@ -216,35 +232,14 @@ $node->safe_psql('postgres', q{
 	SELECT format('CREATE ROLE full_%s LOGIN IN ROLE consistency_user', i)
 	  FROM generate_series(1, 17) AS i \gexec
 });
-my @full;
-for my $i (1 .. 16)
-{
-	my %run = (out => '', err => '');
-	$run{h} = IPC::Run::start([ 'psql', '-X', '-At', '-h', $node->host, '-p', $node->port,
-			'-U', "full_$i", '-d', 'postgres', '-c',
-			qq{SELECT consistency.reserve_now('full-$i', 1, 'full-$i'), pg_sleep(60)} ],
-		'>', \$run{out}, '2>', \$run{err});
-	push @full, \%run;
-	$node->poll_query_until('postgres', qq{
-		SELECT count(*) = $i FROM pg_stat_activity
-		 WHERE query LIKE '%reserve_now(''full-%' AND wait_event = 'PgSleep'})
-	  or die "leader $i of another role did not reach its sleep";
-}
+my @full = sleeping_leaders('full', 16, 1);
 is($node->safe_psql('postgres', q{
 	SET ROLE full_17;
 	SET statement_timeout = '50s';
 	SELECT consistency.reserve_now('full-17', 1, 'full-17')}),
 	'reserved', 'a caller of a 17th role is answered while 16 roles have batches');
-is($node->safe_psql('postgres', q{
-	SELECT count(*) FROM pg_stat_activity
-	 WHERE query LIKE '%reserve_now(''full-%' AND wait_event = 'PgSleep'}),
-	'16', '... while all 16 leaders still sleep');
-$node->safe_psql('postgres', q{
-	SELECT pg_cancel_backend(pid) FROM pg_stat_activity
-	 WHERE query LIKE '%reserve_now(''full-%' AND wait_event = 'PgSleep'});
-$_->{h}->finish for @full;
-is(scalar(grep { $_->{err} =~ /canceling statement due to user request/ } @full), 16,
-	'the 16 sleeping leaders were cancelled');
+is(sleeping('full'), '16', '... while all 16 leaders still sleep');
+is(wake_leaders('full', @full), 16, 'the 16 sleeping leaders were cancelled');
 is($node->safe_psql('postgres', q{
 	SELECT string_agg(reservation_id, ',' ORDER BY reservation_id) FROM consistency.reservations
 	 WHERE reservation_id LIKE 'full-%'}),
