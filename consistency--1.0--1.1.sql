@@ -56,6 +56,38 @@ ALTER FUNCTION @extschema@.idem_begin(pg_catalog.text, pg_catalog.text, pg_catal
 ALTER FUNCTION @extschema@.idem_complete(pg_catalog.text, pg_catalog.jsonb, pg_catalog.text, pg_catalog.int4)
 	RESET search_path;
 
+-- idem_claim and idem_finish: idem_begin's answer as one value and idem_complete returning the
+-- response it stored, so that a PL/pgSQL handler is three expressions, which PL/pgSQL evaluates
+-- without the executor, instead of a SELECT ... FROM idem_begin() (a function scan) and a
+-- PERFORM (a query).  Like idem_begin and idem_complete, they do not pin search_path (see
+-- above): every statement they run qualifies every name.
+CREATE FUNCTION @extschema@.idem_claim(
+	key pg_catalog.text,
+	fingerprint pg_catalog.text DEFAULT NULL,
+	ttl pg_catalog.interval DEFAULT '24 hours',
+	scope pg_catalog.text DEFAULT '',
+	wait pg_catalog.bool DEFAULT true)
+RETURNS pg_catalog.jsonb
+AS 'MODULE_PATHNAME', 'consistency_idem_claim'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.idem_claim(pg_catalog.text, pg_catalog.text, pg_catalog.interval, pg_catalog.text, pg_catalog.bool) IS
+	'claim an idempotency key for this transaction: NULL (new: run the request) or the stored response (replay); YC006 while in progress';
+REVOKE ALL ON FUNCTION @extschema@.idem_claim(pg_catalog.text, pg_catalog.text, pg_catalog.interval, pg_catalog.text, pg_catalog.bool) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.idem_claim(pg_catalog.text, pg_catalog.text, pg_catalog.interval, pg_catalog.text, pg_catalog.bool) TO consistency_user;
+
+CREATE FUNCTION @extschema@.idem_finish(
+	key pg_catalog.text,
+	response pg_catalog.jsonb,
+	scope pg_catalog.text DEFAULT '',
+	attempt pg_catalog.int4 DEFAULT NULL)
+RETURNS pg_catalog.jsonb
+AS 'MODULE_PATHNAME', 'consistency_idem_finish'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.idem_finish(pg_catalog.text, pg_catalog.jsonb, pg_catalog.text, pg_catalog.int4) IS
+	'idem_complete, returning the response it stored';
+REVOKE ALL ON FUNCTION @extschema@.idem_finish(pg_catalog.text, pg_catalog.jsonb, pg_catalog.text, pg_catalog.int4) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.idem_finish(pg_catalog.text, pg_catalog.jsonb, pg_catalog.text, pg_catalog.int4) TO consistency_user;
+
 -- ---------------------------------------------------------------------------
 -- Optimistic versioning
 -- ---------------------------------------------------------------------------

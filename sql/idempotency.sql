@@ -584,6 +584,76 @@ DROP EXTENSION amcheck;
 DROP TABLE keys_audit;
 DROP FUNCTION keys_audit();
 
+-- 19. idem_claim and idem_finish: idem_begin's answer as one value (NULL: run it; else the
+--     stored response; YC006 while in progress) and idem_complete returning the response, so
+--     that a PL/pgSQL handler is three expressions.
+CREATE FUNCTION create_order_idem(p_key text, p_item text) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+	v_response jsonb;
+BEGIN
+	v_response := consistency.idem_claim(p_key, md5(p_item));
+	IF v_response IS NOT NULL THEN
+		RETURN v_response;
+	END IF;
+	INSERT INTO orders (item, qty) VALUES (p_item, 1);
+	RETURN consistency.idem_finish(p_key, jsonb_build_object('item', p_item, 'qty', 1));
+END $$;
+SELECT create_order_idem('claim-1', 'lamp');
+SELECT create_order_idem('claim-1', 'lamp');			-- the retry: replayed, nothing written
+SELECT count(*) AS claim_orders FROM orders WHERE item IN ('lamp', 'rug');
+SELECT key, state, response FROM consistency.idempotency_keys WHERE key = 'claim-1';
+SELECT create_order_idem('claim-1', 'rug');				-- same key, another request
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) AS claim_orders FROM orders WHERE item IN ('lamp', 'rug');
+-- within one transaction: claimed (NULL again), then completed (replayed)
+BEGIN;
+SELECT consistency.idem_claim('claim-2') IS NULL AS run_it;
+SELECT consistency.idem_claim('claim-2') IS NULL AS still_run_it;
+SELECT consistency.idem_finish('claim-2', '{"n": 2}');
+SELECT consistency.idem_claim('claim-2');
+COMMIT;
+-- a claim that is never finished cannot commit (YC005), and leaves no key
+BEGIN;
+SELECT consistency.idem_claim('claim-3') IS NULL AS run_it;
+COMMIT;
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) AS claim_3_keys FROM consistency.idempotency_keys WHERE key = 'claim-3';
+-- a live lease: YC006 with or without waiting, the lease unchanged; its worker
+-- finishes it with idem_finish, and then idem_claim replays
+SELECT status, attempt FROM consistency.idem_lease('claim-4', 'fp-4');
+BEGIN;
+SELECT consistency.idem_claim('claim-4', 'fp-4');
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK;
+BEGIN;
+SELECT consistency.idem_claim('claim-4', 'fp-4', wait => false);
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK;
+SELECT state, attempt FROM consistency.idempotency_keys WHERE key = 'claim-4';
+SELECT consistency.idem_finish('claim-4', '{"n": 4}', attempt => 2);	-- not its attempt
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.idem_finish('claim-4', '{"n": 4}', attempt => 1);
+SELECT consistency.idem_claim('claim-4', 'fp-4');
+-- idem_finish refuses what idem_complete refuses, writing nothing
+SELECT consistency.idem_finish('never-claimed', '{}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.idem_finish('claim-2', '{"n": 3}');
+\echo :LAST_ERROR_SQLSTATE
+BEGIN;
+SELECT consistency.idem_claim('claim-5') IS NULL AS run_it;
+SELECT consistency.idem_finish('claim-5', NULL);
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK;
+SELECT consistency.idem_claim(NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.idem_claim('');
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.idem_claim('claim-6', ttl => '0 seconds');
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) AS claim_keys FROM consistency.idempotency_keys WHERE key LIKE 'claim-%';
+DROP FUNCTION create_order_idem(text, text);
+
 DROP TABLE orders;
 DROP FUNCTION key_count();
 DELETE FROM consistency.idempotency_keys;

@@ -11,8 +11,9 @@
 --   the caller's triggers, which must see the caller's search_path as they would for a
 --   hand-written UPDATE.  Their own SQL qualifies every name and operator
 --   (sql/versioning_update.sql runs them under a hostile search_path);
--- * idem_begin() and idem_complete(), called by every idempotent request: the SET clause was
---   a GUC save, parse and restore on each call, 6% of an idempotent order's instructions.
+-- * idem_begin() and idem_complete(), and their one-value forms idem_claim() and
+--   idem_finish(), called by every idempotent request: the SET clause was a GUC save, parse
+--   and restore on each call, 6% of an idempotent order's instructions.
 --   Their fast path resolves no names and their SPI statements qualify every name and
 --   operator (the hostile search_path below runs every path they have);
 -- * reserve(), reserve_now(), reserve_all(), confirm() and release(), the calls of every order: the SET
@@ -30,6 +31,8 @@ SELECT p.oid::regprocedure AS function_without_pinned_search_path
 		'consistency.version_guard()',
 		'consistency.idem_begin(text,text,interval,text,boolean)',
 		'consistency.idem_complete(text,jsonb,text,integer)',
+		'consistency.idem_claim(text,text,interval,text,boolean)',
+		'consistency.idem_finish(text,jsonb,text,integer)',
 		'consistency.update_versioned(regclass,jsonb,bigint,jsonb,name)',
 		'consistency.try_update_versioned(regclass,jsonb,bigint,jsonb,name)',
 		'consistency.reserve(text,bigint,text,interval,boolean)',
@@ -172,6 +175,16 @@ SELECT consistency.idem_checkpoint('hostile-2', 'step') IS NOT NULL AS checkpoin
 SELECT consistency.idem_release('hostile-2');
 SELECT consistency.idem_purge() >= 0 AS purged;
 SELECT count(*) AS hostile_rows FROM hostile.idempotency_keys;
+-- idem_claim and idem_finish share those paths: a fresh key, its replay, the lease answer
+BEGIN;
+SELECT consistency.idem_claim('hostile-4', 'fp') IS NULL AS claimed;
+SELECT consistency.idem_finish('hostile-4', '{"four": true}');
+COMMIT;
+SELECT consistency.idem_claim('hostile-4', 'fp');
+SELECT status, attempt FROM consistency.idem_lease('hostile-5');
+SELECT consistency.idem_claim('hostile-5');
+SELECT consistency.idem_finish('hostile-5', '{"five": true}', attempt => 1);
+SELECT consistency.idem_claim('hostile-5');
 
 -- every single-session path of reserve, reserve_now, reserve_all, confirm and release: on an adaptive
 -- one-slot SKU (the one-row statements) and on a pinned three-slot SKU (a slot's row, and

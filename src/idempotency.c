@@ -1,8 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * idempotency.c
- *	  Idempotency keys: idem_begin, idem_complete, idem_lease,
- *	  idem_checkpoint, idem_release and idem_purge.
+ *	  Idempotency keys: idem_begin, idem_complete, their one-value forms
+ *	  idem_claim and idem_finish, idem_lease, idem_checkpoint, idem_release
+ *	  and idem_purge.
  *
  * A key lives in consistency.idempotency_keys, written in the caller's own
  * transaction, so the key, its request fingerprint and the stored response
@@ -68,6 +69,16 @@
  * the caller's SELECT ... FROM (13k to set up, every call), the probe's
  * descent, and a commit with more locks and more WAL.
  *
+ * The handler's own statements were the next cost: SELECT ... INTO ... FROM
+ * idem_begin() is a query with a function scan and PERFORM idem_complete()
+ * a query, each started and ended by the executor.  idem_claim and
+ * idem_finish return one value each, so the handler calls them as
+ * expressions, which PL/pgSQL evaluates without the executor: the same
+ * handler costs 287k instead of 317k (plain order 198k, the PL/pgSQL layer
+ * in the same shape 377k).  What is left over the plain order: idem_claim
+ * 23k (the probe 15k), idem_finish 36k (the two index entries 22k), the
+ * expressions' setup in each new transaction (9k) and the larger commit.
+ *
  * IDENTIFICATION
  *	  src/idempotency.c
  *
@@ -108,7 +119,9 @@
 #include "idempotency.h"
 
 PG_FUNCTION_INFO_V1(consistency_idem_begin);
+PG_FUNCTION_INFO_V1(consistency_idem_claim);
 PG_FUNCTION_INFO_V1(consistency_idem_complete);
+PG_FUNCTION_INFO_V1(consistency_idem_finish);
 PG_FUNCTION_INFO_V1(consistency_idem_lease);
 PG_FUNCTION_INFO_V1(consistency_idem_checkpoint);
 PG_FUNCTION_INFO_V1(consistency_idem_release);
@@ -824,6 +837,20 @@ init_result(FunctionCallInfo fcinfo)
 						rsinfo->expectedDesc != NULL ? MAT_SRF_USE_EXPECTED_DESC : 0);
 }
 
+/* Count an answer of idem_begin, idem_claim or idem_lease. */
+static void
+count_answer(const char *status)
+{
+	if (strcmp(status, "new") == 0)
+		consistency_count(CSTAT_IDEM_NEW);
+	else if (strcmp(status, "replay") == 0)
+		consistency_count(CSTAT_IDEM_REPLAY);
+	else if (strcmp(status, "in_progress") == 0)
+		consistency_count(CSTAT_IDEM_IN_PROGRESS);
+	else if (strcmp(status, "resume") == 0)
+		consistency_count(CSTAT_IDEM_TAKEOVER);
+}
+
 /* Emit the one row of idem_begin / idem_lease. */
 static void
 emit_row(FunctionCallInfo fcinfo, const char *status, Datum response,
@@ -833,15 +860,7 @@ emit_row(FunctionCallInfo fcinfo, const char *status, Datum response,
 	Datum		values[4];
 	bool		nulls[4] = {false, response == (Datum) 0, recovery_point == NULL, attempt == 0};
 
-	if (strcmp(status, "new") == 0)
-		consistency_count(CSTAT_IDEM_NEW);
-	else if (strcmp(status, "replay") == 0)
-		consistency_count(CSTAT_IDEM_REPLAY);
-	else if (strcmp(status, "in_progress") == 0)
-		consistency_count(CSTAT_IDEM_IN_PROGRESS);
-	else if (strcmp(status, "resume") == 0)
-		consistency_count(CSTAT_IDEM_TAKEOVER);
-
+	count_answer(status);
 	values[0] = CStringGetTextDatum(status);
 	values[1] = response;
 	values[2] = PointerGetDatum(recovery_point);
@@ -850,13 +869,15 @@ emit_row(FunctionCallInfo fcinfo, const char *status, Datum response,
 }
 
 /*
- * idem_begin(key, fingerprint, ttl, scope, wait) -> (status, response)
+ * The answer of idem_begin and idem_claim, from their arguments (key,
+ * fingerprint, ttl, scope, wait): "new", "replay" (with *response) or
+ * "in_progress".
  *
  * Writes nothing: a claim is the key's lock plus an entry in this
  * transaction's registry, and idem_complete() writes the row.
  */
-Datum
-consistency_idem_begin(PG_FUNCTION_ARGS)
+static const char *
+claim_key(FunctionCallInfo fcinfo, Datum *response)
 {
 	IdemArgs	a;
 	Interval   *ttl;
@@ -865,49 +886,43 @@ consistency_idem_begin(PG_FUNCTION_ARGS)
 	TimestampTz now;
 	KeyRow		row;
 	const char *status;
-	Datum		response = (Datum) 0;
 	ConsistencySavedUser saved;
 
 	get_key_args(fcinfo, 0, 3, &a);
 	get_fingerprint_arg(fcinfo, 1, &a);
 	ttl = get_positive_interval_arg(fcinfo, 2, "ttl");
 	wait = get_bool_arg(fcinfo, 4, "wait");
-	init_result(fcinfo);
+	*response = (Datum) 0;
 
 	/* begun again in the same transaction: answer as before */
 	if ((claim = idem_claim_get(&a.k)) != NULL)
 	{
 		check_fingerprint(&a, claim->fingerprint);
 		if (!claim->completed)
-		{
-			emit_row(fcinfo, "new", (Datum) 0, NULL, 0);
-			PG_RETURN_NULL();
-		}
+			return "new";
 		keys_connect(&saved);
 		lookup_key(&a, GetCurrentTimestamp(), &row);
 		keys_finish(&saved);
 		if (!row.found || !row.completed)
 			elog(ERROR, "row of completed idempotency key \"%s\" disappeared",
 				 text_to_cstring(a.key));
-		emit_row(fcinfo, "replay", row.response, NULL, 0);
-		PG_RETURN_NULL();
+		*response = row.response;
+		return "replay";
 	}
 
 	now = GetCurrentTimestamp();
 	keys_connect(&saved);
-	if ((status = take_key(&a, wait, now, &response)) != NULL)
+	if ((status = take_key(&a, wait, now, response)) != NULL)
 	{
 		keys_finish(&saved);
-		emit_row(fcinfo, status, response, NULL, 0);
-		PG_RETURN_NULL();
+		return status;
 	}
 
 	if (!key_row_may_exist(&a))
 	{
 		keys_finish(&saved);
 		idem_claim_register(&a.k, a.fingerprint, now, timestamp_plus(now, ttl, "ttl"), false);
-		emit_row(fcinfo, "new", (Datum) 0, NULL, 0);
-		PG_RETURN_NULL();
+		return "new";
 	}
 
 	lookup_key(&a, now, &row);
@@ -925,7 +940,7 @@ consistency_idem_begin(PG_FUNCTION_ARGS)
 	if (row.found && !row.expired && row.completed)
 	{
 		status = "replay";
-		response = row.response;
+		*response = row.response;
 	}
 	else if (row.found && !row.expired && row.leased && !row.lease_expired)
 		status = "in_progress";
@@ -942,8 +957,52 @@ consistency_idem_begin(PG_FUNCTION_ARGS)
 	/* an answer that claims nothing keeps no lock: give back what we took */
 	if (strcmp(status, "new") != 0)
 		idem_unlock_key(&a.k, a.fingerprint);
+	return status;
+}
+
+/*
+ * idem_begin(key, fingerprint, ttl, scope, wait) -> (status, response)
+ */
+Datum
+consistency_idem_begin(PG_FUNCTION_ARGS)
+{
+	const char *status;
+	Datum		response;
+
+	init_result(fcinfo);
+	status = claim_key(fcinfo, &response);
 	emit_row(fcinfo, status, response, NULL, 0);
 	PG_RETURN_NULL();
+}
+
+/*
+ * idem_claim(key, fingerprint, ttl, scope, wait) -> response
+ *
+ * idem_begin's answer as one value: NULL for new, the stored response for
+ * replay (never NULL: idem_complete refuses one), YC006 for in_progress.
+ * With idem_finish, a PL/pgSQL handler makes both calls as expressions,
+ * which PL/pgSQL evaluates without the executor, where idem_begin needs a
+ * function scan (SELECT ... FROM) and idem_complete a query (PERFORM).
+ */
+Datum
+consistency_idem_claim(PG_FUNCTION_ARGS)
+{
+	const char *status;
+	Datum		response;
+
+	status = claim_key(fcinfo, &response);
+	count_answer(status);
+	if (strcmp(status, "new") == 0)
+		PG_RETURN_NULL();
+	if (strcmp(status, "replay") == 0)
+		PG_RETURN_DATUM(response);
+	ereport(ERROR,
+			(errcode(ERRCODE_CONSISTENCY_IDEM_IN_PROGRESS),
+			 errmsg("idempotency key \"%s\" is in progress",
+					text_to_cstring(PG_GETARG_TEXT_PP(0))),
+			 errdetail("Another transaction or a live lease holds the key for the same request."),
+			 errhint("Answer that the request is in progress (HTTP 409) and let the client retry later.")));
+	PG_RETURN_NULL();			/* keep compiler quiet */
 }
 
 /*
@@ -1055,10 +1114,12 @@ lookup_lease(const IdemArgs *a, TimestampTz now, bool have_attempt, int32 attemp
 }
 
 /*
- * idem_complete(key, response, scope, attempt) -> void
+ * The work of idem_complete and idem_finish, from their arguments (key,
+ * response, scope, attempt): store the response of a key this transaction
+ * claimed, or of a lease it holds.  Returns the response.
  */
-Datum
-consistency_idem_complete(PG_FUNCTION_ARGS)
+static Jsonb *
+complete_key(FunctionCallInfo fcinfo)
 {
 	IdemArgs	a;
 	Jsonb	   *response;
@@ -1113,7 +1174,30 @@ consistency_idem_complete(PG_FUNCTION_ARGS)
 			elog(ERROR, "leased idempotency key \"%s\" disappeared", text_to_cstring(a.key));
 	}
 	keys_finish(&saved);
+	return response;
+}
+
+/*
+ * idem_complete(key, response, scope, attempt) -> void
+ */
+Datum
+consistency_idem_complete(PG_FUNCTION_ARGS)
+{
+	(void) complete_key(fcinfo);
 	PG_RETURN_VOID();
+}
+
+/*
+ * idem_finish(key, response, scope, attempt) -> response
+ *
+ * idem_complete that returns the response it stored, so that a PL/pgSQL
+ * handler ends with RETURN consistency.idem_finish(...), an expression,
+ * instead of a PERFORM, which is a query.
+ */
+Datum
+consistency_idem_finish(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_JSONB_P(complete_key(fcinfo));
 }
 
 /*

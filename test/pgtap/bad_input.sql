@@ -36,6 +36,8 @@ SELECT consistency.stock_set('bi-hot', 20, 4);
 SELECT consistency.reserve('bi-sku', 2, 'bi-res');
 SELECT * FROM consistency.idem_begin('bi-done');
 SELECT consistency.idem_complete('bi-done', '{"ok": true}');
+SELECT * FROM consistency.idem_begin('bi-fp', 'fp-stored');
+SELECT consistency.idem_complete('bi-fp', '{"ok": true}');
 SELECT * FROM consistency.idem_lease('bi-leased');
 SELECT consistency.idem_complete('bi-leased', '{"ok": true}', '', 1);
 SELECT * FROM consistency.idem_lease('bi-lease-live');
@@ -133,6 +135,31 @@ INSERT INTO bi_rows (fn, what, want, call) VALUES
 ('idem_complete', 'attempt 0', '22023', $$SELECT consistency.idem_complete('bi-done', '{}', '', 0)$$),
 ('idem_complete', 'attempt -1', '22023', $$SELECT consistency.idem_complete('bi-done', '{}', '', -1)$$),
 ('idem_complete', 'attempt int4 minimum', '22023', $$SELECT consistency.idem_complete('bi-done', '{}', '', -2147483648)$$),
+('idem_claim', 'key NULL', '22004', $$SELECT consistency.idem_claim(NULL)$$),
+('idem_claim', 'key empty', '22023', $$SELECT consistency.idem_claim('')$$),
+('idem_claim', 'key 256 bytes', '22001', $$SELECT consistency.idem_claim(repeat('k', 256))$$),
+('idem_claim', 'key 255 bytes', NULL, $$SELECT consistency.idem_claim(repeat('k', 255))$$),
+('idem_claim', 'fingerprint 1025 bytes', '22001', $$SELECT consistency.idem_claim('bi-c', repeat('f', 1025))$$),
+('idem_claim', 'ttl NULL', '22004', $$SELECT consistency.idem_claim('bi-c', NULL, NULL)$$),
+('idem_claim', 'ttl 0', '22023', $$SELECT consistency.idem_claim('bi-c', NULL, '0')$$),
+('idem_claim', 'ttl negative', '22023', $$SELECT consistency.idem_claim('bi-c', NULL, '-1 second')$$),
+('idem_claim', 'ttl past the timestamptz range', '22008', $$SELECT consistency.idem_claim('bi-c', NULL, '178000000 years')$$),
+('idem_claim', 'scope NULL', '22004', $$SELECT consistency.idem_claim('bi-c', scope => NULL)$$),
+('idem_claim', 'scope 256 bytes', '22001', $$SELECT consistency.idem_claim('bi-c', scope => repeat('s', 256))$$),
+('idem_claim', 'wait NULL', '22004', $$SELECT consistency.idem_claim('bi-c', wait => NULL)$$),
+('idem_claim', 'key held by a live lease', 'YC006', $$SELECT consistency.idem_claim('bi-lease-live')$$),
+('idem_claim', 'completed key with another fingerprint', 'YC001', $$SELECT consistency.idem_claim('bi-fp', 'fp-other')$$),
+('idem_finish', 'key NULL', '22004', $$SELECT consistency.idem_finish(NULL, '{}')$$),
+('idem_finish', 'key empty', '22023', $$SELECT consistency.idem_finish('', '{}')$$),
+('idem_finish', 'key 256 bytes', '22001', $$SELECT consistency.idem_finish(repeat('k', 256), '{}')$$),
+('idem_finish', 'key never claimed', 'YC002', $$SELECT consistency.idem_finish('bi-unclaimed', '{}')$$),
+('idem_finish', 'key already completed', 'YC004', $$SELECT consistency.idem_finish('bi-done', '{}')$$),
+('idem_finish', 'live lease with another attempt', 'YC003', $$SELECT consistency.idem_finish('bi-lease-live', '{}', '', 2)$$),
+('idem_finish', 'response NULL', '22004', $$SELECT consistency.idem_finish('bi-done', NULL)$$),
+('idem_finish', 'response over idem_max_response_size', '54000', $$SELECT consistency.idem_finish('bi-done', to_jsonb(repeat('r', 1048577)))$$),
+('idem_finish', 'scope NULL', '22004', $$SELECT consistency.idem_finish('bi-done', '{}', NULL)$$),
+('idem_finish', 'scope 256 bytes', '22001', $$SELECT consistency.idem_finish('bi-done', '{}', repeat('s', 256))$$),
+('idem_finish', 'attempt 0', '22023', $$SELECT consistency.idem_finish('bi-done', '{}', '', 0)$$),
 ('idem_lease', 'key NULL', '22004', $$SELECT * FROM consistency.idem_lease(NULL)$$),
 ('idem_lease', 'key empty', '22023', $$SELECT * FROM consistency.idem_lease('')$$),
 ('idem_lease', 'key 256 bytes', '22001', $$SELECT * FROM consistency.idem_lease(repeat('k', 256))$$),

@@ -1,7 +1,7 @@
 -- pgTAP: idempotency keys' schema objects, signatures, privileges, and the flow as a
 -- non-superuser granted consistency_user.
 BEGIN;
-SELECT plan(31);
+SELECT plan(39);
 
 SELECT has_schema('consistency');
 SELECT has_table('consistency', 'idempotency_keys', 'idempotency_keys exists');
@@ -25,7 +25,13 @@ SELECT function_returns('consistency', 'idem_checkpoint',
 	ARRAY['text', 'text', 'text', 'integer'], 'timestamp with time zone');
 SELECT function_returns('consistency', 'idem_release', ARRAY['text', 'text', 'integer'], 'boolean');
 SELECT function_returns('consistency', 'idem_purge', ARRAY['integer'], 'bigint');
+SELECT function_returns('consistency', 'idem_claim',
+	ARRAY['text', 'text', 'interval', 'text', 'boolean'], 'jsonb');
+SELECT function_returns('consistency', 'idem_finish',
+	ARRAY['text', 'jsonb', 'text', 'integer'], 'jsonb');
 SELECT isnt_definer('consistency', 'idem_begin', ARRAY['text', 'text', 'interval', 'text', 'boolean']);
+SELECT isnt_definer('consistency', 'idem_claim', ARRAY['text', 'text', 'interval', 'text', 'boolean']);
+SELECT isnt_definer('consistency', 'idem_finish', ARRAY['text', 'jsonb', 'text', 'integer']);
 
 SELECT has_role('consistency_user');
 SELECT has_role('consistency_admin');
@@ -60,6 +66,10 @@ SELECT results_eq($$ SELECT status, response FROM consistency.idem_begin('tap-1'
 	$$ VALUES ('replay'::text, '{"order": 1}'::jsonb) $$, 'and sees the replay');
 SELECT throws_ok($$ SELECT * FROM consistency.idem_begin('tap-1', 'other') $$,
 	'YC001', NULL, 'fingerprint mismatch has its own SQLSTATE for non-superusers too');
+SELECT is(consistency.idem_claim('tap-3', 'fp'), NULL, 'non-superuser claims with idem_claim: NULL, run it');
+SELECT is(consistency.idem_finish('tap-3', '{"order": 3}'), '{"order": 3}'::jsonb,
+	'idem_finish stores the response and returns it');
+SELECT is(consistency.idem_claim('tap-3', 'fp'), '{"order": 3}'::jsonb, 'idem_claim replays it');
 SELECT throws_ok($$ SELECT consistency.idem_purge() $$, '42501', NULL,
 	'consistency_user cannot purge');
 SELECT throws_ok($$ UPDATE consistency.idempotency_keys SET response = '{"forged": true}' $$,
@@ -74,6 +84,8 @@ RESET ROLE;
 SET ROLE tap_stranger;
 SELECT throws_ok($$ SELECT * FROM consistency.idem_begin('tap-2') $$, '42501', NULL,
 	'a role without consistency_user is refused');
+SELECT throws_ok($$ SELECT consistency.idem_claim('tap-2') $$, '42501', NULL,
+	'and refused idem_claim');
 RESET ROLE;
 
 SELECT * FROM finish();

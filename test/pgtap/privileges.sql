@@ -19,6 +19,8 @@ INSERT INTO fn_expected VALUES
 	-- idempotency keys
 	('consistency.idem_begin(text,text,interval,text,boolean)', 'user'),
 	('consistency.idem_complete(text,jsonb,text,integer)', 'user'),
+	('consistency.idem_claim(text,text,interval,text,boolean)', 'user'),
+	('consistency.idem_finish(text,jsonb,text,integer)', 'user'),
 	('consistency.idem_lease(text,text,interval,text,interval,boolean)', 'user'),
 	('consistency.idem_checkpoint(text,text,text,integer)', 'user'),
 	('consistency.idem_release(text,text,integer)', 'user'),
