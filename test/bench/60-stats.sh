@@ -34,7 +34,7 @@ declare -A stats_script=(
 	[idem_c]=idempotency/idem_c.sql [fn_idem_c]=idempotency/fn_idem_c.sql
 	[c_slots1]=inventory/c_slots1.sql [c_slots16]=inventory/c_slots16.sql)
 declare -A stats_label=(
-	[idem_c]="idempotent order, client-side (\`idem_begin\` ... \`idem_complete\`)"
+	[idem_c]="idempotent order, client-side (\`idem_claim\` ... \`idem_finish\`)"
 	[fn_idem_c]="idempotent order, one server-side call"
 	[c_slots1]="\`reserve()\`, hot SKU, 1 slot" [c_slots16]="\`reserve()\`, hot SKU, 16 slots")
 declare -A stats_rate stats_p99

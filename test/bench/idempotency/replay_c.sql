@@ -1,5 +1,5 @@
 -- A retry of a completed request: answered from the stored response.
 \set k random(1, 100000)
 BEGIN;
-SELECT status, response FROM consistency.idem_begin('r-' || :k::text, 'fp') \gset
+SELECT consistency.idem_claim('r-' || :k::text, 'fp') AS response \gset
 COMMIT;

@@ -1,5 +1,5 @@
 -- A retry answered by the hand-written PL/pgSQL layer (baseline).
 \set k random(1, 100000)
 BEGIN;
-SELECT status, response FROM plpgsql_idem_begin('r-' || :k::text, 'fp') \gset
+SELECT plpgsql_idem_claim('r-' || :k::text, 'fp') AS response \gset
 COMMIT;
