@@ -654,6 +654,40 @@ SELECT consistency.idem_claim('claim-6', ttl => '0 seconds');
 SELECT count(*) AS claim_keys FROM consistency.idempotency_keys WHERE key LIKE 'claim-%';
 DROP FUNCTION create_order_idem(text, text);
 
+-- 20. The registry of claims is emptied when a transaction ends, however it ends and however
+--     many keys it held: a claim of the next transaction is a real one (it takes the key's
+--     lock, 18755), not an entry left over.
+CREATE FUNCTION my_key_locks() RETURNS bigint LANGUAGE sql AS $$
+	SELECT count(*) FROM pg_locks
+	 WHERE locktype = 'advisory' AND objsubid = 18755 AND pid = pg_backend_pid() $$;
+BEGIN;
+SELECT consistency.idem_claim('reg-1') IS NULL AS run_it, my_key_locks();
+ROLLBACK;
+BEGIN;
+SELECT consistency.idem_claim('reg-1') IS NULL AS run_it, my_key_locks();
+SELECT consistency.idem_finish('reg-1', '{"n": 1}');
+COMMIT;
+BEGIN;
+DO $$ BEGIN FOR i IN 1..100 LOOP PERFORM consistency.idem_claim('reg-many-' || i); END LOOP; END $$;
+SELECT my_key_locks();
+ROLLBACK;
+BEGIN;
+SELECT consistency.idem_claim('reg-many-7') IS NULL AS run_it, my_key_locks();
+DO $$ BEGIN FOR i IN 1..100 LOOP
+	IF consistency.idem_claim('reg-many-' || i) IS NULL THEN
+		PERFORM consistency.idem_finish('reg-many-' || i, jsonb_build_object('n', i));
+	END IF;
+END LOOP; END $$;
+SELECT my_key_locks();
+COMMIT;
+BEGIN;
+SELECT consistency.idem_claim('reg-many-7'), consistency.idem_claim('reg-2') IS NULL AS run_it,
+	   my_key_locks();
+SELECT consistency.idem_release('reg-2');
+COMMIT;
+SELECT count(*) AS reg_keys FROM consistency.idempotency_keys WHERE key LIKE 'reg-%';
+DROP FUNCTION my_key_locks();
+
 DROP TABLE orders;
 DROP FUNCTION key_count();
 DELETE FROM consistency.idempotency_keys;

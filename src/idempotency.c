@@ -78,6 +78,8 @@
  * in the same shape 377k).  What is left over the plain order: idem_claim
  * 23k (the probe 15k), idem_finish 36k (the two index entries 22k), the
  * expressions' setup in each new transaction (9k) and the larger commit.
+ * The claim registry's hash table is now kept for the backend and emptied
+ * at the end of each transaction, instead of built anew in every one (3k).
  *
  * IDENTIFICATION
  *	  src/idempotency.c

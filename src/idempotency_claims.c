@@ -89,8 +89,18 @@ typedef struct IdemClaim
 	IdemClaimVersion *top;		/* the current version; never NULL */
 } IdemClaim;
 
-/* Claims of the current transaction; lives in TopTransactionContext. */
+/*
+ * Claims of the current transaction.  The table lives as long as the backend
+ * and is emptied when a transaction ends (its versions live in
+ * TopTransactionContext and go with it): building a table for every
+ * transaction that claims a key cost more than the claim's own bookkeeping.
+ * A table grown past CLAIMS_KEEP entries is dropped instead of emptied.
+ * claims_used: this transaction has made entries.
+ */
+#define CLAIMS_KEEP 64
+
 static HTAB *claims = NULL;
+static bool claims_used = false;
 
 static void
 make_hkey(const IdemKey *k, IdemClaimKey *hkey)
@@ -136,21 +146,25 @@ lookup_claim(const IdemKey *k, HASHACTION action, bool *found)
 {
 	IdemClaimKey hkey;
 
-	if (claims == NULL)
+	if (!claims_used)
 	{
-		HASHCTL		ctl;
-
 		if (action == HASH_FIND)
 			return NULL;
-		ctl.keysize = sizeof(IdemClaimKey);
-		ctl.entrysize = sizeof(IdemClaim);
-		ctl.hash = claim_hash;
-		ctl.match = claim_match;
-		ctl.keycopy = claim_keycopy;
-		ctl.hcxt = TopTransactionContext;
-		claims = hash_create("consistency idempotency claims", 16, &ctl,
-							 HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_KEYCOPY |
-							 HASH_CONTEXT);
+		if (claims == NULL)
+		{
+			HASHCTL		ctl;
+
+			ctl.keysize = sizeof(IdemClaimKey);
+			ctl.entrysize = sizeof(IdemClaim);
+			ctl.hash = claim_hash;
+			ctl.match = claim_match;
+			ctl.keycopy = claim_keycopy;
+			ctl.hcxt = TopMemoryContext;
+			claims = hash_create("consistency idempotency claims", 16, &ctl,
+								 HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_KEYCOPY |
+								 HASH_CONTEXT);
+		}
+		claims_used = true;
 	}
 	make_hkey(k, &hkey);
 	return (IdemClaim *) hash_search(claims, &hkey, action, found);
@@ -448,6 +462,30 @@ check_claims_answered(void)
 	}
 }
 
+/*
+ * The transaction ended: empty the table (the versions its entries point to
+ * go with TopTransactionContext), or drop it if it grew large.
+ */
+static void
+forget_claims(void)
+{
+	HASH_SEQ_STATUS status;
+	IdemClaim  *c;
+
+	if (!claims_used)
+		return;
+	claims_used = false;
+	if (hash_get_num_entries(claims) > CLAIMS_KEEP)
+	{
+		hash_destroy(claims);
+		claims = NULL;
+		return;
+	}
+	hash_seq_init(&status, claims);
+	while ((c = (IdemClaim *) hash_seq_search(&status)) != NULL)
+		hash_search(claims, &c->hkey, HASH_REMOVE, NULL);
+}
+
 static void
 idem_xact_callback(XactEvent event, void *arg)
 {
@@ -455,7 +493,7 @@ idem_xact_callback(XactEvent event, void *arg)
 	{
 		case XACT_EVENT_PRE_COMMIT:
 		case XACT_EVENT_PRE_PREPARE:
-			if (claims != NULL)
+			if (claims_used)
 				check_claims_answered();
 			break;
 		case XACT_EVENT_COMMIT:
@@ -463,8 +501,7 @@ idem_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_PREPARE:
 		case XACT_EVENT_PARALLEL_COMMIT:
 		case XACT_EVENT_PARALLEL_ABORT:
-			/* the table itself went away with TopTransactionContext */
-			claims = NULL;
+			forget_claims();
 			break;
 		case XACT_EVENT_PARALLEL_PRE_COMMIT:
 			break;
@@ -484,7 +521,7 @@ idem_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 	HASH_SEQ_STATUS status;
 	IdemClaim  *c;
 
-	if (claims == NULL ||
+	if (!claims_used ||
 		(event != SUBXACT_EVENT_ABORT_SUB && event != SUBXACT_EVENT_COMMIT_SUB))
 		return;
 
