@@ -631,6 +631,10 @@ SELECT consistency.idem_claim('claim-4', 'fp-4', wait => false);
 \echo :LAST_ERROR_SQLSTATE
 ROLLBACK;
 SELECT state, attempt FROM consistency.idempotency_keys WHERE key = 'claim-4';
+-- the same in a scope: the error names it
+SELECT status, attempt FROM consistency.idem_lease('claim-4', 'fp-4', scope => 'jobs');
+SELECT consistency.idem_claim('claim-4', 'fp-4', scope => 'jobs');
+\echo :LAST_ERROR_SQLSTATE
 SELECT consistency.idem_finish('claim-4', '{"n": 4}', attempt => 2);	-- not its attempt
 \echo :LAST_ERROR_SQLSTATE
 SELECT consistency.idem_finish('claim-4', '{"n": 4}', attempt => 1);
@@ -651,7 +655,7 @@ SELECT consistency.idem_claim('');
 \echo :LAST_ERROR_SQLSTATE
 SELECT consistency.idem_claim('claim-6', ttl => '0 seconds');
 \echo :LAST_ERROR_SQLSTATE
-SELECT count(*) AS claim_keys FROM consistency.idempotency_keys WHERE key LIKE 'claim-%';
+SELECT count(*) AS claim_keys FROM consistency.idempotency_keys WHERE key LIKE 'claim-%' AND scope = '';
 DROP FUNCTION create_order_idem(text, text);
 
 -- 20. The registry of claims is emptied when a transaction ends, however it ends and however

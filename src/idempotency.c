@@ -414,7 +414,7 @@ error_not_claimed(const IdemArgs *a, const char *what)
 			(errcode(ERRCODE_CONSISTENCY_IDEM_NOT_CLAIMED),
 			 errmsg("idempotency key \"%s\" is not claimed", text_to_cstring(a->key)),
 			 errdetail("%s", what),
-			 errhint("Claim the key with consistency.idem_begin() in this transaction, or hold a lease from consistency.idem_lease().")));
+			 errhint("Claim the key with consistency.idem_begin() or consistency.idem_claim() in this transaction, or hold a lease from consistency.idem_lease().")));
 }
 
 static void
@@ -424,7 +424,7 @@ error_not_leased(const IdemArgs *a, const char *what)
 			(errcode(ERRCODE_CONSISTENCY_IDEM_NOT_CLAIMED),
 			 errmsg("idempotency key \"%s\" is not held by a lease", text_to_cstring(a->key)),
 			 errdetail("%s", what),
-			 errhint("Claim the key with consistency.idem_begin() in this transaction, or hold a lease from consistency.idem_lease().")));
+			 errhint("Claim the key with consistency.idem_begin() or consistency.idem_claim() in this transaction, or hold a lease from consistency.idem_lease().")));
 }
 
 static void
@@ -991,6 +991,7 @@ consistency_idem_claim(PG_FUNCTION_ARGS)
 {
 	const char *status;
 	Datum		response;
+	text	   *scope;
 
 	status = claim_key(fcinfo, &response);
 	count_answer(status);
@@ -998,10 +999,14 @@ consistency_idem_claim(PG_FUNCTION_ARGS)
 		PG_RETURN_NULL();
 	if (strcmp(status, "replay") == 0)
 		PG_RETURN_DATUM(response);
+	scope = PG_GETARG_TEXT_PP(3);
 	ereport(ERROR,
 			(errcode(ERRCODE_CONSISTENCY_IDEM_IN_PROGRESS),
 			 errmsg("idempotency key \"%s\" is in progress",
 					text_to_cstring(PG_GETARG_TEXT_PP(0))),
+			 VARSIZE_ANY_EXHDR(scope) > 0 ?
+			 errdetail("The key is in scope \"%s\". Another transaction or a live lease holds the key for the same request.",
+					   text_to_cstring(scope)) :
 			 errdetail("Another transaction or a live lease holds the key for the same request."),
 			 errhint("Answer that the request is in progress (HTTP 409) and let the client retry later.")));
 	PG_RETURN_NULL();			/* keep compiler quiet */

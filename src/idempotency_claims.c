@@ -455,10 +455,10 @@ check_claims_answered(void)
 				 errmsg("idempotency key \"%.*s\" was claimed but not completed",
 						c->hkey.keylen, c->hkey.data + c->hkey.scopelen),
 				 c->hkey.scopelen > 0 ?
-				 errdetail("The key is in scope \"%.*s\". A transaction that claims a key with consistency.idem_begin() must store the response with consistency.idem_complete() before it commits.",
+				 errdetail("The key is in scope \"%.*s\". A transaction that claims a key with consistency.idem_begin() or consistency.idem_claim() must store the response with consistency.idem_complete() or consistency.idem_finish() before it commits.",
 						   c->hkey.scopelen, c->hkey.data) :
-				 errdetail("A transaction that claims a key with consistency.idem_begin() must store the response with consistency.idem_complete() before it commits."),
-				 errhint("Call consistency.idem_complete(), give the key up with consistency.idem_release(), or roll back.")));
+				 errdetail("A transaction that claims a key with consistency.idem_begin() or consistency.idem_claim() must store the response with consistency.idem_complete() or consistency.idem_finish() before it commits."),
+				 errhint("Call consistency.idem_complete() or consistency.idem_finish(), give the key up with consistency.idem_release(), or roll back.")));
 	}
 }
 
