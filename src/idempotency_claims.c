@@ -95,12 +95,17 @@ typedef struct IdemClaim
  * TopTransactionContext and go with it): building a table for every
  * transaction that claims a key cost more than the claim's own bookkeeping.
  * A table grown past CLAIMS_KEEP entries is dropped instead of emptied.
- * claims_used: this transaction has made entries.
  */
 #define CLAIMS_KEEP 64
 
 static HTAB *claims = NULL;
-static bool claims_used = false;
+
+/* Has this transaction an entry (a claim, or one given up) in the table? */
+static inline bool
+have_claims(void)
+{
+	return claims != NULL && hash_get_num_entries(claims) > 0;
+}
 
 static void
 make_hkey(const IdemKey *k, IdemClaimKey *hkey)
@@ -146,25 +151,21 @@ lookup_claim(const IdemKey *k, HASHACTION action, bool *found)
 {
 	IdemClaimKey hkey;
 
-	if (!claims_used)
+	if (!have_claims() && action == HASH_FIND)
+		return NULL;
+	if (claims == NULL)
 	{
-		if (action == HASH_FIND)
-			return NULL;
-		if (claims == NULL)
-		{
-			HASHCTL		ctl;
+		HASHCTL		ctl;
 
-			ctl.keysize = sizeof(IdemClaimKey);
-			ctl.entrysize = sizeof(IdemClaim);
-			ctl.hash = claim_hash;
-			ctl.match = claim_match;
-			ctl.keycopy = claim_keycopy;
-			ctl.hcxt = TopMemoryContext;
-			claims = hash_create("consistency idempotency claims", 16, &ctl,
-								 HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_KEYCOPY |
-								 HASH_CONTEXT);
-		}
-		claims_used = true;
+		ctl.keysize = sizeof(IdemClaimKey);
+		ctl.entrysize = sizeof(IdemClaim);
+		ctl.hash = claim_hash;
+		ctl.match = claim_match;
+		ctl.keycopy = claim_keycopy;
+		ctl.hcxt = TopMemoryContext;
+		claims = hash_create("consistency idempotency claims", 16, &ctl,
+							 HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_KEYCOPY |
+							 HASH_CONTEXT);
 	}
 	make_hkey(k, &hkey);
 	return (IdemClaim *) hash_search(claims, &hkey, action, found);
@@ -472,9 +473,8 @@ forget_claims(void)
 	HASH_SEQ_STATUS status;
 	IdemClaim  *c;
 
-	if (!claims_used)
+	if (!have_claims())
 		return;
-	claims_used = false;
 	if (hash_get_num_entries(claims) > CLAIMS_KEEP)
 	{
 		hash_destroy(claims);
@@ -493,7 +493,7 @@ idem_xact_callback(XactEvent event, void *arg)
 	{
 		case XACT_EVENT_PRE_COMMIT:
 		case XACT_EVENT_PRE_PREPARE:
-			if (claims_used)
+			if (have_claims())
 				check_claims_answered();
 			break;
 		case XACT_EVENT_COMMIT:
@@ -521,7 +521,7 @@ idem_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 	HASH_SEQ_STATUS status;
 	IdemClaim  *c;
 
-	if (!claims_used ||
+	if (!have_claims() ||
 		(event != SUBXACT_EVENT_ABORT_SUB && event != SUBXACT_EVENT_COMMIT_SUB))
 		return;
 
