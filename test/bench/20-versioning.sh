@@ -39,9 +39,8 @@ PREPARE u(int, int, bigint) AS SELECT consistency.update_versioned('items_fn', j
 	[noop_trigger]="PREPARE s(int) AS SELECT version FROM items_noop WHERE id = \$1;
 PREPARE u(int, int, bigint) AS UPDATE items_noop SET price = \$2, version = version + 1 WHERE id = \$1 AND version = \$3;"
 )
-ver_cg_variant=
-ver_cg_next=1
-# ver_cg_statements PREFIX COUNT (bench_instructions' generator): the next COUNT rows.
+# ver_cg_statements PREFIX COUNT (bench_instructions' generator): the next COUNT rows of
+# ver_cg_variant's table, from ver_cg_next on.
 ver_cg_statements() {
 	printf '%s\n' "${ver_cg_prepare[$ver_cg_variant]}"
 	seq "$ver_cg_next" $((ver_cg_next + $2 - 1)) |
