@@ -78,7 +78,9 @@ goal_row() {	# clients label numerator denominator goal -> with "met" / "not met
 	echo "jsonb response after; the hand-written PL/pgSQL layer (baseline) has the same two calls."
 	echo "Replays are retries of 100,000 completed keys. **Client-side**: one"
 	echo "statement per round trip (\`BEGIN\`, ..., \`COMMIT\`); **server-side**: the handler is one"
-	echo "PL/pgSQL function call; **pipelined**: client-side, with \`BEGIN\` + \`idem_claim\` sent in one"
+	echo "PL/pgSQL function call, and an idempotent one is the plain one's statements with the claim"
+	echo "before them and the finish after, in the same function, as the guide writes a handler;"
+	echo "**pipelined**: client-side, with \`BEGIN\` + \`idem_claim\` sent in one"
 	echo "round trip and \`idem_finish\` + \`COMMIT\` in another (pgbench \`\\startpipeline\`)."
 	echo "pgbench \`-M prepared\`, ${idem_secs}s runs, median of ${idem_reps}, interleaved."
 	echo
