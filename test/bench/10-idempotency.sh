@@ -25,7 +25,7 @@ bench_plan_extra 5	# setup
 bench_plan_extra 34	# instructions per order: 5 variants, 2 callgrind runs each
 bench_plan_done
 bench_sql_file "$WORK/test/bench/idempotency/setup.sql"
-declare -A idem_tps idem_p99
+declare -A idem_tps idem_p99 idem_runs
 for clients in "${idem_clients[@]}"; do
 	declare -A runs=() p99s=()
 	for rep in $(seq 1 "$idem_reps"); do
@@ -37,6 +37,7 @@ for clients in "${idem_clients[@]}"; do
 		done
 	done
 	for v in "${idem_variants[@]}"; do
+		idem_runs[$v,$clients]=${runs[$v]}
 		# shellcheck disable=SC2086
 		idem_tps[$v,$clients]=$(median ${runs[$v]})
 		# shellcheck disable=SC2086
@@ -61,11 +62,11 @@ done
 idem_hot=$(bench_sql "SELECT n_tup_hot_upd || ' of ' || n_tup_upd FROM pg_stat_user_tables WHERE relid = 'consistency.idempotency_keys'::regclass")
 
 row() {	# clients label numerator denominator goal
-	echo "| $1 | $2 | $(ratio "${idem_tps[$3,$1]}" "${idem_tps[$4,$1]}") | $5 | $(fmt0 "${idem_tps[$3,$1]}") / $(fmt0 "${idem_tps[$4,$1]}") |"
+	echo "| $1 | $2 | $(paired_ratio "${idem_runs[$3,$1]}" "${idem_runs[$4,$1]}") | $5 | $(fmt0 "${idem_tps[$3,$1]}") / $(fmt0 "${idem_tps[$4,$1]}") |"
 }
 goal_row() {	# clients label numerator denominator goal -> with "met" / "not met"
 	local r
-	r=$(ratio "${idem_tps[$3,$1]}" "${idem_tps[$4,$1]}")
+	r=$(paired_ratio "${idem_runs[$3,$1]}" "${idem_runs[$4,$1]}")
 	echo "| $1 | $2 | $r | ≥ $5 | $(awk -v m="$r" -v g="$5" 'BEGIN { if (m == "n/a") print "n/a"; else if (m + 0 >= g + 0) print "met"; else print "**not met**" }') | $(fmt0 "${idem_tps[$3,$1]}") / $(fmt0 "${idem_tps[$4,$1]}") |"
 }
 {
@@ -82,7 +83,9 @@ goal_row() {	# clients label numerator denominator goal -> with "met" / "not met
 	echo "before them and the finish after, in the same function, as the guide writes a handler;"
 	echo "**pipelined**: client-side, with \`BEGIN\` + \`idem_claim\` sent in one"
 	echo "round trip and \`idem_finish\` + \`COMMIT\` in another (pgbench \`\\startpipeline\`)."
-	echo "pgbench \`-M prepared\`, ${idem_secs}s runs, median of ${idem_reps}, interleaved."
+	echo "pgbench \`-M prepared\`, ${idem_secs}s runs, median of ${idem_reps}, interleaved. Each ratio is the"
+	echo "median of the repetitions' own ratios (the runs of one repetition follow each other), not the"
+	echo "ratio of the medians shown as rates: the machine's speed drifts between repetitions."
 	echo
 	echo "Goals (issue 13):"
 	echo

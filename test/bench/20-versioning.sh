@@ -76,7 +76,7 @@ ver_setting() {
 }
 declare -A ver_label=([sync_off]="synchronous_commit = off" [fsync_off]="fsync = off")
 
-declare -A ver_tps ver_p99
+declare -A ver_tps ver_p99 ver_runs
 for clients in "${ver_clients[@]}"; do
 	declare -A runs=() p99s=()
 	for rep in $(seq 1 "$ver_reps"); do
@@ -99,6 +99,7 @@ for clients in "${ver_clients[@]}"; do
 	done
 	for setting in "${ver_settings[@]}"; do
 		for v in "${ver_variants[@]}"; do
+			ver_runs[$setting,$v,$clients]=${runs[$setting,$v]}
 			# shellcheck disable=SC2086
 			ver_tps[$setting,$v,$clients]=$(median ${runs[$setting,$v]})
 			# shellcheck disable=SC2086
@@ -164,6 +165,8 @@ overhead_share() {
 	awk -v c="$1" -v p="$2" -v b="$3" 'BEGIN { if (b == p) print "n/a"; else printf "%.2f", (b - c) / (b - p) }'
 }
 
+# ver_paired A B (setting and clients from the caller's loop): A / B paired by repetition.
+ver_paired() { paired_ratio "${ver_runs[$setting,$1,$c]}" "${ver_runs[$setting,$2,$c]}"; }
 ver_goal() {	# ratio goal -> met / not met
 	awk -v m="$1" -v g="$2" 'BEGIN { if (m == "n/a") print "n/a"; else if (m + 0 >= g + 0) print "met"; else print "**not met**" }'
 }
@@ -186,7 +189,9 @@ mkdir -p "$(dirname "$BENCH_RESULT")"
 	echo "\`synchronous_commit = off\`, one with \`fsync = off\`"
 	echo "(every commit still writes its WAL; nothing waits for the disk). The settings and the"
 	echo "variants alternate within every repetition. pgbench \`-M prepared --max-tries=10\`,"
-	echo "${ver_secs}s runs, median of ${ver_reps}."
+	echo "${ver_secs}s runs, median of ${ver_reps}. Each ratio is the median of the repetitions' own"
+	echo "ratios, not the ratio of the medians shown as rates: the machine's speed drifts between"
+	echo "repetitions."
 	for setting in "${ver_settings[@]}"; do
 		echo
 		echo "### ${ver_label[$setting]}"
@@ -196,13 +201,13 @@ mkdir -p "$(dirname "$BENCH_RESULT")"
 		for c in "${ver_clients[@]}"; do
 			p=${ver_tps[$setting,plain,$c]} ct=${ver_tps[$setting,c_trigger,$c]}
 			uv=${ver_tps[$setting,update_versioned,$c]}
-			r=$(ratio "$ct" "$p")
+			r=$(ver_paired c_trigger plain)
 			echo "| $c | C trigger / plain | $r | ≥ 0.97 | $(ver_goal "$r" 0.97) | $(fmt0 "$ct") / $(fmt0 "$p") | ${ver_p99[$setting,c_trigger,$c]} / ${ver_p99[$setting,plain,$c]} |"
-			r=$(ratio "$uv" "$p")
+			r=$(ver_paired update_versioned plain)
 			echo "| $c | update_versioned / hand-written | $r | ≥ 0.90 | $(ver_goal "$r" 0.90) | $(fmt0 "$uv") / $(fmt0 "$p") | ${ver_p99[$setting,update_versioned,$c]} / ${ver_p99[$setting,plain,$c]} |"
 			nt=${ver_tps[$setting,noop_trigger,$c]}
-			echo "| $c | plain + a no-op trigger / plain (PostgreSQL's floor for any trigger) | $(ratio "$nt" "$p") | | | $(fmt0 "$nt") / $(fmt0 "$p") | ${ver_p99[$setting,noop_trigger,$c]} / ${ver_p99[$setting,plain,$c]} |"
-			echo "| $c | C trigger / plain + a no-op trigger (the trigger function's own cost) | $(ratio "$ct" "$nt") | | | $(fmt0 "$ct") / $(fmt0 "$nt") | ${ver_p99[$setting,c_trigger,$c]} / ${ver_p99[$setting,noop_trigger,$c]} |"
+			echo "| $c | plain + a no-op trigger / plain (PostgreSQL's floor for any trigger) | $(ver_paired noop_trigger plain) | | | $(fmt0 "$nt") / $(fmt0 "$p") | ${ver_p99[$setting,noop_trigger,$c]} / ${ver_p99[$setting,plain,$c]} |"
+			echo "| $c | C trigger / plain + a no-op trigger (the trigger function's own cost) | $(ver_paired c_trigger noop_trigger) | | | $(fmt0 "$ct") / $(fmt0 "$nt") | ${ver_p99[$setting,c_trigger,$c]} / ${ver_p99[$setting,noop_trigger,$c]} |"
 		done
 	done
 	echo

@@ -155,14 +155,8 @@ inv_goal() {	# measured goal -> "met" / "not met"
 inv_goal_max() {	# measured limit -> "met" / "not met" (at most the limit)
 	awk -v m="$1" -v g="$2" 'BEGIN { if (m == "n/a") print "n/a"; else if (m + 0 <= g + 0) print "met"; else print "**not met**" }'
 }
-# inv_paired A B CLIENTS: the median over repetitions of A's rate / B's rate in the same
-# repetition (synchronous_commit on), so that a drift of the disk between repetitions cancels.
-inv_paired() {
-	# shellcheck disable=SC2046
-	median $(paste -d ' ' <(tr ' ' '\n' <<<"${inv_runs[on,$1,$3]}" | grep .) \
-		<(tr ' ' '\n' <<<"${inv_runs[on,$2,$3]}" | grep .) |
-		awk '$2 > 0 { printf "%.4f ", $1 / $2 }')
-}
+# inv_paired A B CLIENTS: A / B paired by repetition (paired_ratio), synchronous_commit on.
+inv_paired() { paired_ratio "${inv_runs[on,$1,$3]}" "${inv_runs[on,$2,$3]}"; }
 inv_best() {	# the best rate of a variant at 8 to 32 clients, synchronous_commit on
 	awk -v a="${inv_rate[on,$1,8]}" -v b="${inv_rate[on,$1,32]}" 'BEGIN { print (a > b ? a : b) }'
 }
@@ -185,7 +179,7 @@ inv_best() {	# the best rate of a variant at 8 to 32 clients, synchronous_commit
 	echo
 	echo "| measure | ratio | goal | result | rates (reservations/s) |"
 	echo "|---|---:|---|---|---|"
-	r1=$(ratio "$(inv_paired c_slots1 plpgsql 1)" 1)
+	r1=$(inv_paired c_slots1 plpgsql 1)
 	echo "| 1 slot, 1 client / PL/pgSQL, 1 client | $r1 | ≥ 0.90 | $(inv_goal "$r1" 0.90) | $(fmt0 "${inv_rate[on,c_slots1,1]}") / $(fmt0 "${inv_rate[on,plpgsql,1]}") |"
 	r64=$(ratio "${inv_rate[on,c_slots1,64]}" "${inv_rate[on,plpgsql,64]}")
 	echo "| 1 slot, 64 clients / PL/pgSQL, 64 clients | $r64 | ≥ 1.5 | $(inv_goal "$r64" 1.5) | $(fmt0 "${inv_rate[on,c_slots1,64]}") / $(fmt0 "${inv_rate[on,plpgsql,64]}") |"
@@ -195,7 +189,7 @@ inv_best() {	# the best rate of a variant at 8 to 32 clients, synchronous_commit
 	echo "| 16 slots, 64 clients / 1 slot, 1 client (no collapse) | $rnc | ≥ 1.0 | $(inv_goal "$rnc" 1.0) | $(fmt0 "${inv_rate[on,c_slots16,64]}") / $(fmt0 "${inv_rate[on,c_slots1,1]}") |"
 	ra64=$(ratio "${inv_rate[on,c_adaptive,64]}" "${inv_rate[on,plpgsql,64]}")
 	echo "| adaptive, 64 clients, cold ${inv_secs64}s run / PL/pgSQL, 64 clients | $ra64 | ≥ 3 | $(inv_goal "$ra64" 3) | $(fmt0 "${inv_rate[on,c_adaptive,64]}") / $(fmt0 "${inv_rate[on,plpgsql,64]}") |"
-	ra1=$(ratio "$(inv_paired c_adaptive plpgsql 1)" 1)
+	ra1=$(inv_paired c_adaptive plpgsql 1)
 	echo "| adaptive, 1 client / PL/pgSQL, 1 client | $ra1 | ≥ 0.90 | $(inv_goal "$ra1" 0.90) | $(fmt0 "${inv_rate[on,c_adaptive,1]}") / $(fmt0 "${inv_rate[on,plpgsql,1]}") |"
 	s1=${inv_slots_after[on,1]:-n/a}
 	echo "| adaptive, slots after the 1-client runs (most) | $s1 | = 1 | $([ "$s1" = 1 ] && echo met || echo '**not met**') | (after 64 clients: ${inv_slots_after[on,64]:-n/a}) |"

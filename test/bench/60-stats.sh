@@ -9,7 +9,8 @@
 # counters); on (the production setting) at 16.  (What one call's counting costs alone, the
 # 1-client case, is measured exactly by the instruction counts below.)  On
 # and off alternate within every repetition, in alternating order; the ratio is the median
-# rate with counting on over the median rate with it off.  Every run also checks that it
+# over repetitions of each repetition's rate with counting on over its rate with it off
+# (paired_ratio in lib.sh).  Every run also checks that it
 # counted (on) or counted nothing (off), so the ratio compares what it claims to.  Then what
 # counting costs each call in instructions (callgrind): a measure the machine's load cannot move.
 # Sourced by test/bench/run.sh (lib.sh loaded, server running, BENCH_RESULT set).
@@ -37,7 +38,7 @@ declare -A stats_label=(
 	[idem_c]="idempotent order, client-side (\`idem_claim\` ... \`idem_finish\`)"
 	[fn_idem_c]="idempotent order, one server-side call"
 	[c_slots1]="\`reserve()\`, hot SKU, 1 slot" [c_slots16]="\`reserve()\`, hot SKU, 16 slots")
-declare -A stats_rate stats_p99
+declare -A stats_rate stats_p99 stats_ratio
 
 stats_total() { bench_sql "SELECT coalesce(sum(value), 0) FROM consistency.stats WHERE datname = 'bench'"; }
 
@@ -72,6 +73,7 @@ for setting in "${stats_settings[@]}"; do
 		done
 	done
 	for w in "${stats_workloads[@]}"; do
+		stats_ratio[$sync,$w,$clients]=$(paired_ratio "${stats_rate[$w,$clients,on]}" "${stats_rate[$w,$clients,off]}")
 		for track in on off; do
 			# shellcheck disable=SC2086
 			stats_rate[$sync,$w,$clients,$track]=$(median ${stats_rate[$w,$clients,$track]})
@@ -117,6 +119,8 @@ stats_goal() {	# ratio -> "met" / "not met"
 	echo "with \`shared_preload_libraries = 'consistency'\` (the counters exist only there). Rates are"
 	echo "pgbench TPS (one reservation or one order per transaction), \`-M prepared\`, ${stats_secs}s runs,"
 	echo "median of ${stats_reps}; on and off alternate within each repetition, in alternating order."
+	echo "Each ratio is the median of the repetitions' own ratios, not the ratio of the medians"
+	echo "shown as rates: the machine's speed drifts between repetitions."
 	echo "Every run checked that it counted (on) or counted nothing (off). Scripts:"
 	echo "\`test/bench/idempotency/\`, \`test/bench/inventory/\`; section \`test/bench/60-stats.sh\`."
 	echo
@@ -125,7 +129,7 @@ stats_goal() {	# ratio -> "met" / "not met"
 	for setting in "${stats_settings[@]}"; do
 		read -r sync clients <<<"$setting"
 		for w in "${stats_workloads[@]}"; do
-			r=$(ratio "${stats_rate[$sync,$w,$clients,on]}" "${stats_rate[$sync,$w,$clients,off]}")
+			r=${stats_ratio[$sync,$w,$clients]}
 			echo "| ${stats_label[$w]} | $sync | $clients | $r | ≥ 0.99 | $(stats_goal "$r") | $(fmt0 "${stats_rate[$sync,$w,$clients,on]}") / $(fmt0 "${stats_rate[$sync,$w,$clients,off]}") | ${stats_p99[$sync,$w,$clients,on]} / ${stats_p99[$sync,$w,$clients,off]} |"
 		done
 	done

@@ -209,6 +209,18 @@ bench_instructions() {
 
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf "%.2f", a / b }'; }
+# paired_ratio "A1 A2 ..." "B1 B2 ...": the median over repetitions of A's rate over B's rate in
+# the same repetition, for variants interleaved within every repetition.  The machine's speed
+# drifts between repetitions (a whole repetition of every variant 25% slower, seen here), and
+# the ratio of two medians can then divide one repetition's rate by another's; each
+# repetition's own ratio cancels the drift.
+paired_ratio() {
+	local r
+	# shellcheck disable=SC2046
+	r=$(median $(paste -d ' ' <(tr ' ' '\n' <<<"$1" | grep .) <(tr ' ' '\n' <<<"$2" | grep .) |
+		awk 'NF == 2 && $2 > 0 { printf "%.4f ", $1 / $2 }'))
+	if [ -n "$r" ]; then ratio "$r" 1; else echo "n/a"; fi
+}
 pct() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf "%.1f%%", 100 * a / b }'; }
 fmt0() { awk -v a="$1" 'BEGIN { printf "%.0f", a }'; }
 
