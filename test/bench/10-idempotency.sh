@@ -84,7 +84,7 @@ goal_row() {	# clients label numerator denominator goal -> with "met" / "not met
 	echo "**pipelined**: client-side, with \`BEGIN\` + \`idem_claim\` sent in one"
 	echo "round trip and \`idem_finish\` + \`COMMIT\` in another (pgbench \`\\startpipeline\`)."
 	echo "pgbench \`-M prepared\`, ${idem_secs}s runs, median of ${idem_reps}, interleaved. Each ratio is the"
-	echo "median of the repetitions' own ratios (the runs of one repetition follow each other), not the"
+	echo "median of the repetitions' own ratios (both runs from the same repetition), not the"
 	echo "ratio of the medians shown as rates: the machine's speed drifts between repetitions."
 	echo
 	echo "Goals (issue 13):"
