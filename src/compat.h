@@ -56,6 +56,13 @@
 #define pg_noreturn pg_attribute_noreturn()
 #endif
 
+/* 17 named the protocol's message types (libpq/protocol.h). */
+#if PG_VERSION_NUM >= 170000
+#include "libpq/protocol.h"
+#else
+#define PqMsg_ParameterStatus	'S'
+#endif
+
 /*
  * 17 replaced backend ids (1-based, BackendId, MyBackendId) by proc numbers
  * (0-based index of the PGPROC, ProcNumber, MyProcNumber).  A regular

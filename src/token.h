@@ -55,8 +55,7 @@ extern bool consistency_token_parse(const char *str, ConsistencyToken *tok,
 extern void consistency_token_parse_or_error(const char *str,
 											 ConsistencyToken *tok);
 extern char *consistency_token_format(const ConsistencyToken *tok);
-extern void consistency_token_format_buf(const ConsistencyToken *tok,
-										 char *buf, size_t buflen);
+extern int	consistency_token_format_buf(const ConsistencyToken *tok, char *buf);
 extern TokenStatus consistency_token_evaluate(const ConsistencyToken *tok,
 											  TokenPosition *pos);
 extern const char *consistency_token_status_name(TokenStatus status);
