@@ -99,8 +99,8 @@ rw_added() { awk -v a="$(rw_lat "$1" "$2")" -v b="$(rw_lat busy "$2")" 'BEGIN { 
 	echo
 	echo "**Primary: write TPS with the token reported at every commit.** pgbench \`-M prepared\`,"
 	echo "one-row UPDATE per transaction on 10,000 rows, ${rw_secs}s runs, median of ${rw_reps}; \"loaded\" ="
-	echo "\`session_preload_libraries = 'consistency'\` (the commit callback sets"
-	echo "\`consistency.last_commit_token\` and the server sends it in a ParameterStatus message)."
+	echo "\`session_preload_libraries = 'consistency'\` (the commit callback formats the token and"
+	echo "sends it in a \`consistency.last_commit_token\` ParameterStatus message)."
 	echo
 	echo "| clients | measure | ratio | goal | rates (tps) | p99 (ms) |"
 	echo "|---:|---|---:|---|---|---|"
