@@ -207,6 +207,57 @@ bench_instructions() {
 	fi
 }
 
+# bench_session_instructions SCRIPT SMALL LARGE [PGOPTIONS]: "BACKEND CLIENT", the instructions
+# per transaction of pgbench running SCRIPT (-M prepared, 1 client, PGOPTIONS for its session)
+# in the client backend that serves it and in pgbench itself (libpq reading what the backend
+# sent).  callgrind over the benchmark server, postmaster and children, and over pgbench; runs
+# of SMALL and LARGE transactions, (large - small) / (LARGE - SMALL), so that connecting and
+# loading libraries cancel out.  Unlike bench_instructions (a single-user backend, no client),
+# this counts what a session sends its client and what the client does with it.
+bench_session_instructions() {
+	local script=$1 small=$2 large=$3 opts=${4:-} dir n f i before backend be=() cl=()
+	dir=$(as_user mktemp -d "$WORK/callgrind.XXXXXX")
+	cluster_stop "$BENCH_DIR" fast
+	as_user valgrind --tool=callgrind --trace-children=yes --callgrind-out-file="$dir/server.%p" \
+		"$PG_BINDIR/postgres" -D "$BENCH_DIR/data" -c autovacuum=off >"$dir/server.log" 2>&1 &
+	for i in $(seq 1 600); do
+		as_user "$PG_BINDIR/pg_isready" -q -h "$BENCH_DIR" -p "$BENCH_PORT" && break
+		sleep 0.1
+	done
+	as_user "$PG_BINDIR/pg_isready" -q -h "$BENCH_DIR" -p "$BENCH_PORT" ||
+		{ tail -n 20 "$dir/server.log" >&2; die "the server did not start under callgrind"; }
+	for n in "$small" "$large"; do
+		before=$(ls "$dir")
+		as_user env PGOPTIONS="$opts" valgrind --tool=callgrind --callgrind-out-file="$dir/client.$n" \
+			"$PG_BINDIR/pgbench" -h "$BENCH_DIR" -p "$BENCH_PORT" -n -M prepared -c 1 -t "$n" \
+			-f "$script" bench >"$dir/pgbench.$n" 2>&1 ||
+			{ tail -n 20 "$dir/pgbench.$n" >&2; die "pgbench under callgrind failed"; }
+		# The backend writes its counts when it exits, after pgbench has: the only server
+		# process that exits meanwhile (autovacuum is off, the others live until the stop;
+		# the startup process's counts are older than the run).
+		backend=
+		for i in $(seq 1 300); do
+			for f in "$dir"/server.*; do
+				[ -e "$f" ] && ! grep -qxF "${f##*/}" <<<"$before" && grep -q '^totals:' "$f" || continue
+				backend=$f
+			done
+			[ -n "$backend" ] && break
+			sleep 0.1
+		done
+		[ -n "$backend" ] || die "no callgrind counts from the backend that served pgbench"
+		be+=("$(sed -nE 's/^summary: ([0-9]+)$/\1/p' "$backend")")
+		cl+=("$(sed -nE 's/^summary: ([0-9]+)$/\1/p' "$dir/client.$n")")
+		as_user mv "$backend" "$dir/backend.$n"
+	done
+	cluster_stop "$BENCH_DIR" fast
+	cluster_start "$BENCH_DIR"
+	rm -rf "$dir"
+	awk -v b0="${be[0]}" -v b1="${be[1]}" -v c0="${cl[0]}" -v c1="${cl[1]}" -v n=$((large - small)) \
+		'BEGIN { if (b0 == "" || b1 == "" || c0 == "" || c1 == "") exit 1
+			printf "%.0f %.0f\n", (b1 - b0) / n, (c1 - c0) / n }' ||
+		die "no instruction count from callgrind for $script"
+}
+
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf "%.2f", a / b }'; }
 # paired_ratio "A1 A2 ..." "B1 B2 ...": the median over repetitions of A's rate over B's rate in
