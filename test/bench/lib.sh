@@ -215,7 +215,7 @@ bench_instructions() {
 # loading libraries cancel out.  Unlike bench_instructions (a single-user backend, no client),
 # this counts what a session sends its client and what the client does with it.
 bench_session_instructions() {
-	local script=$1 small=$2 large=$3 opts=${4:-} dir n f i before backend be=() cl=()
+	local script=$1 small=$2 large=$3 opts=${4:-} dir n n1 f i before backend be=() cl=()
 	dir=$(as_user mktemp -d "$WORK/callgrind.XXXXXX")
 	cluster_stop "$BENCH_DIR" fast
 	as_user valgrind --tool=callgrind --trace-children=yes --callgrind-out-file="$dir/server.%p" \
@@ -226,22 +226,33 @@ bench_session_instructions() {
 	done
 	as_user "$PG_BINDIR/pg_isready" -q -h "$BENCH_DIR" -p "$BENCH_PORT" ||
 		{ tail -n 20 "$dir/server.log" >&2; die "the server did not start under callgrind"; }
+	# the startup process's counts, so that they are not taken for a run's
+	for i in $(seq 1 300); do
+		grep -qs '^totals:' "$dir"/server.* && break
+		sleep 0.1
+	done
 	for n in "$small" "$large"; do
 		before=$(ls "$dir")
 		as_user env PGOPTIONS="$opts" valgrind --tool=callgrind --callgrind-out-file="$dir/client.$n" \
 			"$PG_BINDIR/pgbench" -h "$BENCH_DIR" -p "$BENCH_PORT" -n -M prepared -c 1 -t "$n" \
 			-f "$script" bench >"$dir/pgbench.$n" 2>&1 ||
 			{ tail -n 20 "$dir/pgbench.$n" >&2; die "pgbench under callgrind failed"; }
-		# The backend writes its counts when it exits, after pgbench has: the only server
-		# process that exits meanwhile (autovacuum is off, the others live until the stop;
-		# the startup process's counts are older than the run).
+		# A server process writes its counts when it exits.  pgbench opens two sessions: one
+		# to set up, closed before the run, and the one that runs the transactions, which
+		# exits after pgbench has and counted more: the larger of the two new counts.
 		backend=
 		for i in $(seq 1 300); do
+			local new=() size=0
 			for f in "$dir"/server.*; do
-				[ -e "$f" ] && ! grep -qxF "${f##*/}" <<<"$before" && grep -q '^totals:' "$f" || continue
-				backend=$f
+				[ -e "$f" ] && ! grep -qxF "${f##*/}" <<<"$before" && grep -q '^totals:' "$f" && new+=("$f")
 			done
-			[ -n "$backend" ] && break
+			if [ ${#new[@]} -ge 2 ]; then
+				for f in "${new[@]}"; do
+					n1=$(sed -nE 's/^summary: ([0-9]+)$/\1/p' "$f")
+					[ "$n1" -gt "$size" ] && { size=$n1; backend=$f; }
+				done
+				break
+			fi
 			sleep 0.1
 		done
 		[ -n "$backend" ] || die "no callgrind counts from the backend that served pgbench"
