@@ -16,7 +16,7 @@ rw_cpu_secs=$([ "${BENCH_QUICK:-0}" = 1 ] && echo 2 || echo 3)
 bench_plan $((2 * rw_reps * 2)) "$rw_secs"
 # two standbys, the latency samples (four methods each), four CPU windows
 bench_plan_extra $((12 + rw_samples / 25 + 4 * rw_cpu_secs))
-bench_plan_extra 40	# instructions per transaction: two callgrind servers, four pgbench runs
+bench_plan_extra 20	# instructions per transaction: two callgrind servers, four pgbench runs
 bench_plan_done
 
 mkdir -p "$(dirname "$BENCH_RESULT")"
