@@ -19,7 +19,7 @@ ver_reps=$(bench_reps 5)
 ver_cpu_reps=$(bench_reps 7)
 bench_plan $((${#ver_settings[@]} * ${#ver_clients[@]} * ver_reps * ${#ver_variants[@]})) "$ver_secs"
 bench_plan_extra $((10 + 3 * ver_cpu_reps))	# setup, the CPU-time table
-bench_plan_extra 36	# instructions per transaction: 4 variants, a callgrind server and 2 runs each
+bench_plan_extra 56	# instructions per transaction: 4 variants, a callgrind server and 3 runs each
 bench_plan_done
 
 bench_sql_file "$WORK/test/bench/versioning/setup.sql"
@@ -32,7 +32,7 @@ bench_sql_file "$WORK/test/bench/versioning/setup.sql"
 declare -A ver_instr_be ver_instr_cl ver_instr
 for v in "${ver_variants[@]}"; do
 	read -r "ver_instr_be[$v]" "ver_instr_cl[$v]" < <(bench_session_instructions \
-		"$WORK/test/bench/versioning/$v.sql" 100 600 "-c synchronous_commit=off")
+		"$WORK/test/bench/versioning/$v.sql" 100 400 "-c synchronous_commit=off")
 	ver_instr[$v]=$((ver_instr_be[$v] + ver_instr_cl[$v]))
 	info "instructions per transaction, $v: backend ${ver_instr_be[$v]}, pgbench ${ver_instr_cl[$v]}"
 done
@@ -219,7 +219,7 @@ mkdir -p "$(dirname "$BENCH_RESULT")"
 	echo
 	echo "A pgbench transaction of each variant (its script: read the version, then update, each"
 	echo "statement its own transaction, \`-M prepared\`, \`synchronous_commit = off\`), counted by"
-	echo "callgrind in the backend that serves pgbench and in pgbench itself (1 client, 600"
+	echo "callgrind in the backend that serves pgbench and in pgbench itself (1 client, 400"
 	echo "transactions less 100). The C trigger's and update_versioned's sessions load the library,"
 	echo "which reports each write's token to the client: pgbench's column is mostly libpq reading"
 	echo "that message. Where the rates above are CPU-bound, a variant's rate over plain's is at"

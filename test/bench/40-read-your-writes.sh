@@ -16,7 +16,7 @@ rw_cpu_secs=$([ "${BENCH_QUICK:-0}" = 1 ] && echo 2 || echo 3)
 bench_plan $((2 * rw_reps * 2)) "$rw_secs"
 # two standbys, the latency samples (four methods each), four CPU windows
 bench_plan_extra $((12 + rw_samples / 25 + 4 * rw_cpu_secs))
-bench_plan_extra 20	# instructions per transaction: two callgrind servers, four pgbench runs
+bench_plan_extra 28	# instructions per transaction: two callgrind servers, six pgbench runs
 bench_plan_done
 
 mkdir -p "$(dirname "$BENCH_RESULT")"
@@ -57,8 +57,8 @@ done
 # (the report's message is read by the client's libpq): the same ratio without the noise.
 rw_preload off
 declare -A rw_instr
-read -r "rw_instr[off,backend]" "rw_instr[off,client]" < <(bench_session_instructions "$rw_dir/write.sql" 100 600)
-read -r "rw_instr[on,backend]" "rw_instr[on,client]" < <(bench_session_instructions "$rw_dir/write.sql" 100 600 \
+read -r "rw_instr[off,backend]" "rw_instr[off,client]" < <(bench_session_instructions "$rw_dir/write.sql" 100 400)
+read -r "rw_instr[on,backend]" "rw_instr[on,client]" < <(bench_session_instructions "$rw_dir/write.sql" 100 400 \
 	"-c session_preload_libraries=consistency")
 for v in off on; do
 	rw_instr[$v,total]=$((rw_instr[$v,backend] + rw_instr[$v,client]))
@@ -122,7 +122,7 @@ rw_added() { awk -v a="$(rw_lat "$1" "$2")" -v b="$(rw_lat busy "$2")" 'BEGIN { 
 	done
 	echo
 	echo "The same transaction's instructions, counted by callgrind in the backend that serves"
-	echo "pgbench and in pgbench, whose libpq reads the report (1 client; 600 transactions less 100)."
+	echo "pgbench and in pgbench, whose libpq reads the report (1 client; 400 transactions less 100)."
 	echo "Where the rates are CPU-bound, not loaded over loaded is the ratio above without the"
 	echo "machine's noise:"
 	echo

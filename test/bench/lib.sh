@@ -215,50 +215,42 @@ bench_instructions() {
 # loading libraries cancel out.  Unlike bench_instructions (a single-user backend, no client),
 # this counts what a session sends its client and what the client does with it.
 bench_session_instructions() {
-	local script=$1 small=$2 large=$3 opts=${4:-} dir n n1 f i before backend be=() cl=()
+	local script=$1 small=$2 large=$3 opts=${4:-} dir n n1 f i before backend size be=() cl=()
 	dir=$(as_user mktemp -d "$WORK/callgrind.XXXXXX")
 	cluster_stop "$BENCH_DIR" fast
 	as_user valgrind --tool=callgrind --trace-children=yes --callgrind-out-file="$dir/server.%p" \
 		"$PG_BINDIR/postgres" -D "$BENCH_DIR/data" -c autovacuum=off >"$dir/server.log" 2>&1 &
+	# Ready when postmaster.pid says so (pg_isready would start a backend, with counts of its own).
 	for i in $(seq 1 600); do
-		as_user "$PG_BINDIR/pg_isready" -q -h "$BENCH_DIR" -p "$BENCH_PORT" && break
+		[ "$(awk 'NR == 8 { print $1 }' "$BENCH_DIR/data/postmaster.pid" 2>/dev/null)" = ready ] && break
 		sleep 0.1
 	done
-	as_user "$PG_BINDIR/pg_isready" -q -h "$BENCH_DIR" -p "$BENCH_PORT" ||
+	[ "$(awk 'NR == 8 { print $1 }' "$BENCH_DIR/data/postmaster.pid" 2>/dev/null)" = ready ] ||
 		{ tail -n 20 "$dir/server.log" >&2; die "the server did not start under callgrind"; }
-	# the startup process's counts, so that they are not taken for a run's
-	for i in $(seq 1 300); do
-		grep -qs '^totals:' "$dir"/server.* && break
-		sleep 0.1
-	done
+	# A warm-up run: the first sessions after a start count more, and a process writes its
+	# counts when it exits, some time later.
+	as_user env PGOPTIONS="$opts" "$PG_BINDIR/pgbench" -h "$BENCH_DIR" -p "$BENCH_PORT" -n -M prepared \
+		-c 1 -t 10 -f "$script" bench >"$dir/pgbench.warm" 2>&1 ||
+		{ tail -n 20 "$dir/pgbench.warm" >&2; die "pgbench under callgrind failed"; }
+	bench_cg_settle "$dir"
 	for n in "$small" "$large"; do
 		before=$(ls "$dir")
 		as_user env PGOPTIONS="$opts" valgrind --tool=callgrind --callgrind-out-file="$dir/client.$n" \
 			"$PG_BINDIR/pgbench" -h "$BENCH_DIR" -p "$BENCH_PORT" -n -M prepared -c 1 -t "$n" \
 			-f "$script" bench >"$dir/pgbench.$n" 2>&1 ||
 			{ tail -n 20 "$dir/pgbench.$n" >&2; die "pgbench under callgrind failed"; }
-		# A server process writes its counts when it exits.  pgbench opens two sessions: one
-		# to set up, closed before the run, and the one that runs the transactions, which
-		# exits after pgbench has and counted more: the larger of the two new counts.
-		backend=
-		for i in $(seq 1 300); do
-			local new=() size=0
-			for f in "$dir"/server.*; do
-				[ -e "$f" ] && ! grep -qxF "${f##*/}" <<<"$before" && grep -q '^totals:' "$f" && new+=("$f")
-			done
-			if [ ${#new[@]} -ge 2 ]; then
-				for f in "${new[@]}"; do
-					n1=$(sed -nE 's/^summary: ([0-9]+)$/\1/p' "$f")
-					[ "$n1" -gt "$size" ] && { size=$n1; backend=$f; }
-				done
-				break
-			fi
-			sleep 0.1
+		bench_cg_settle "$dir"
+		# pgbench opens two sessions: one to set up, closed before the run, and the one that
+		# runs the transactions, which counted more: the largest new count.
+		backend= size=0
+		for f in "$dir"/server.*; do
+			grep -qxF "${f##*/}" <<<"$before" && continue
+			n1=$(sed -nE 's/^summary: ([0-9]+)$/\1/p' "$f")
+			[ -n "$n1" ] && [ "$n1" -gt "$size" ] && { size=$n1; backend=$f; }
 		done
 		[ -n "$backend" ] || die "no callgrind counts from the backend that served pgbench"
-		be+=("$(sed -nE 's/^summary: ([0-9]+)$/\1/p' "$backend")")
+		be+=("$size")
 		cl+=("$(sed -nE 's/^summary: ([0-9]+)$/\1/p' "$dir/client.$n")")
-		as_user mv "$backend" "$dir/backend.$n"
 	done
 	cluster_stop "$BENCH_DIR" fast
 	cluster_start "$BENCH_DIR"
@@ -267,6 +259,21 @@ bench_session_instructions() {
 		'BEGIN { if (b0 == "" || b1 == "" || c0 == "" || c1 == "") exit 1
 			printf "%.0f %.0f\n", (b1 - b0) / n, (c1 - c0) / n }' ||
 		die "no instruction count from callgrind for $script"
+}
+# bench_cg_settle DIR: wait until the server processes that exited have written their counts
+# (the number of finished callgrind files has not changed for 1 s).
+bench_cg_settle() {
+	local last=-1 now same=0 i
+	for i in $(seq 1 300); do
+		now=$(grep -ls '^totals:' "$1"/server.* | wc -l)
+		if [ "$now" = "$last" ]; then
+			same=$((same + 1))
+			[ "$same" -ge 10 ] && return 0
+		else
+			same=0 last=$now
+		fi
+		sleep 0.1
+	done
 }
 
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
