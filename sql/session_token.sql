@@ -64,6 +64,20 @@ BEGIN;
 UPDATE accounts SET balance = 0 WHERE id = 1;
 ROLLBACK;
 SELECT consistency.write_token() = :'t1' AS unchanged_after_read_and_rollback;
+-- A read can write WAL without being a write: pruning a page.  Two versions of a 1 kB row
+-- leave less free space than fillfactor 10 asks for, so the next read of the page prunes
+-- the dead one (heap_page_prune_opt) and WAL-logs that.  The token stays where it was.
+CREATE TABLE prune_me (id int PRIMARY KEY, pad text) WITH (fillfactor = 10, autovacuum_enabled = off);
+INSERT INTO prune_me VALUES (1, repeat('x', 1000));
+UPDATE prune_me SET pad = repeat('y', 1000) WHERE id = 1;
+SELECT consistency.write_token() AS t_pruned \gset
+SELECT pg_current_wal_insert_lsn() AS wal_before_read \gset
+SELECT count(*) FROM prune_me;
+SELECT pg_current_wal_insert_lsn() > :'wal_before_read'::pg_lsn AS the_read_wrote_wal,
+	   consistency.write_token() = :'t_pruned' AS unchanged_after_pruning_read,
+	   current_setting('consistency.last_commit_token') = :'t_pruned' AS not_reported;
+DROP TABLE prune_me;
+SELECT consistency.write_token() AS t1 \gset
 -- Inside a transaction that has written, there is no token yet: an error, not the
 -- previous commit's token (which would miss this write).
 BEGIN;

@@ -6,12 +6,18 @@
  *
  * RecordTransactionCommit() (xact.c) sets XactLastCommitEnd to the end of
  * the WAL the committing transaction wrote, ending with its commit record,
- * only when the transaction wrote WAL; read-only transactions leave it
- * alone.  An XactCallback remembers it at XACT_EVENT_PRE_COMMIT and, at
- * XACT_EVENT_COMMIT (after the commit record is written and flushed as
- * synchronous_commit asks), takes the new value if it moved, together with
- * the timeline it was written on.  COMMIT PREPARED counts too: its
- * commit-prepared record ends the WAL of that transaction.
+ * only when the transaction wrote WAL.  An XactCallback remembers it at
+ * XACT_EVENT_PRE_COMMIT and, at XACT_EVENT_COMMIT (after the commit record
+ * is written and flushed as synchronous_commit asks), takes the new value
+ * if it moved and the transaction was a write, together with the timeline
+ * it was written on.  A write has a transaction id.  COMMIT PREPARED has
+ * none, but counts: its commit-prepared record ends the WAL of the prepared
+ * transaction; like every statement that cannot run in a transaction block,
+ * it sets XACT_FLAGS_NEEDIMMEDIATECOMMIT.  A read can write WAL too, without
+ * a transaction id: pruning a heap page (heap_page_prune_opt), or a hint
+ * bit's full-page image.  That moves XactLastCommitEnd, but not the token,
+ * which would otherwise move past the session's writes after reads on the
+ * primary, and be reported for each.
  *
  * consistency.last_commit_token is a GUC_REPORT string of context
  * PGC_INTERNAL: users cannot SET it.  Its value is the token last reported,
@@ -71,6 +77,9 @@ static ConsistencyToken last_commit;
 /* XactLastCommitEnd as it was when the current transaction began to commit. */
 static XLogRecPtr commit_end_before = InvalidXLogRecPtr;
 
+/* A commit has been seen: XactLastCommitEnd no longer names a write made before. */
+static bool seen_commit = false;
+
 /* last_commit moved outside a commit of this session's (see consistency_token_note_commit) */
 static bool report_pending = false;
 
@@ -117,6 +126,8 @@ token_report_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_COMMIT:
 			if (XactLastCommitEnd != commit_end_before &&
 				!XLogRecPtrIsInvalid(XactLastCommitEnd) &&
+				(TransactionIdIsValid(GetTopTransactionIdIfAny()) ||
+				 (MyXactFlags & XACT_FLAGS_NEEDIMMEDIATECOMMIT)) &&
 				(!have_last_commit || XactLastCommitEnd > last_commit.lsn))
 			{
 				last_commit.sysid = GetSystemIdentifier();
@@ -125,6 +136,21 @@ token_report_xact_callback(XactEvent event, void *arg)
 				have_last_commit = true;
 				report_pending = true;
 			}
+			else if (!have_last_commit && !seen_commit &&
+					 !XLogRecPtrIsInvalid(commit_end_before))
+			{
+				/*
+				 * The library's first commit, not a write: the session's last
+				 * write is the one before it was loaded (see
+				 * consistency_token_last_commit), which XactLastCommitEnd may
+				 * no longer name.
+				 */
+				last_commit.sysid = GetSystemIdentifier();
+				last_commit.tli = GetWALInsertionTimeLine();
+				last_commit.lsn = commit_end_before;
+				have_last_commit = true;
+			}
+			seen_commit = true;
 			commit_end_before = XactLastCommitEnd;
 			if (report_pending)
 				report_last_commit();
@@ -163,16 +189,19 @@ consistency_token_note_commit(XLogRecPtr lsn)
  *
  * XactLastCommitEnd lives in xact.c, not here, so it also covers commits made
  * before this library was loaded in the session (e.g. a write followed by the
- * session's first call of write_token()).  Such a commit was made on the
- * current timeline: a primary's timeline never changes while its backends
- * live, and a backend that lived through a promotion could not write before.
+ * session's first call of write_token()), until the callback has seen a
+ * commit (which took that write if it was not one itself).  Such a commit
+ * was made on the current timeline: a primary's timeline never changes while
+ * its backends live, and a backend that lived through a promotion could not
+ * write before.  (A read that pruned a page before the library was loaded
+ * cannot be told from a write here: its token is later than it need be.)
  */
 bool
 consistency_token_last_commit(ConsistencyToken *tok)
 {
 	if (!have_last_commit)
 	{
-		if (XLogRecPtrIsInvalid(XactLastCommitEnd) || RecoveryInProgress())
+		if (seen_commit || XLogRecPtrIsInvalid(XactLastCommitEnd) || RecoveryInProgress())
 			return false;
 		last_commit.sysid = GetSystemIdentifier();
 		last_commit.tli = GetWALInsertionTimeLine();
