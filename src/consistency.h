@@ -148,6 +148,11 @@ extern struct ResultRelInfo *consistency_direct_open(Oid relid, int natts, const
 extern void consistency_direct_insert(struct ResultRelInfo *rri, Datum *values, bool *isnull);
 extern int	consistency_direct_insert_new(struct ResultRelInfo *rri, Datum *values,
 										  bool *isnull);
+typedef struct ConsistencyNewRows ConsistencyNewRows;
+extern ConsistencyNewRows *consistency_direct_new_rows_begin(struct ResultRelInfo *rri);
+extern int	consistency_direct_new_row(ConsistencyNewRows *nr, Datum *values, bool *isnull,
+									   bool likely_new);
+extern void consistency_direct_new_rows_end(ConsistencyNewRows *nr);
 extern void consistency_direct_close(struct ResultRelInfo *rri);
 struct EState;
 struct IndexInfo;

@@ -27,6 +27,10 @@
  * key's insertion report, rather than raise, a duplicate that a concurrent
  * insert of the same key slipped in meanwhile; then confirm the row, or kill
  * it and look again.  Never 23505 for the primary key, whatever the race.
+ * Rows of a batch share one open table and one set-up
+ * (consistency_direct_new_rows_begin, _new_row, _new_rows_end), and a row
+ * the caller expects to be new skips the first look: the insert's own
+ * unique check finds the same conflicts (see consistency_direct_new_row).
  *
  * The caller runs as the table's owner (table_owner.c) and is connected to
  * SPI or not, as it likes: nothing here uses SPI.
@@ -208,32 +212,41 @@ consistency_direct_insert(ResultRelInfo *rri, Datum *values, bool *isnull)
 }
 
 /*
- * INSERT ... ON CONFLICT (primary key) DO NOTHING of the row (values/isnull,
- * natts as opened), for a transaction that does not use a transaction
- * snapshot (READ COMMITTED: a conflicting row committed after the statement
- * began is skipped, not an error).  The steps are ExecInsert()'s for
- * ON CONFLICT DO NOTHING; see the file's header.  Closes what
- * consistency_direct_open() opened.  Returns 1 if the row was written (it
- * is visible to the transaction's next command), 0 if a row with its
- * primary key exists (this transaction's or a committed one), -1, having
- * done nothing, if the table has no primary key (the caller's SQL statement
- * then reports that).
+ * INSERT ... ON CONFLICT (primary key) DO NOTHING of rows into one opened
+ * table, for a transaction that does not use a transaction snapshot (READ
+ * COMMITTED: a conflicting row committed after the statement began is
+ * skipped, not an error).  The steps are ExecInsert()'s for ON CONFLICT DO
+ * NOTHING; see the file's header.  What they need (the primary key's unique
+ * check operators, an executor state, a slot) is set up once for all the rows
+ * of a batch (consistency_direct_new_rows_begin).
  */
-int
-consistency_direct_insert_new(ResultRelInfo *rri, Datum *values, bool *isnull)
+struct ConsistencyNewRows
 {
-	Relation	rel = rri->ri_RelationDesc;
-	TupleDesc	desc = RelationGetDescr(rel);
-	Oid			pkey = RelationGetPrimaryKeyIndex_compat(rel, false);
+	ResultRelInfo *rri;
 	List	   *arbiters;
 	EState	   *estate;
 	TupleTableSlot *slot;
-	int			result = -1;
+};
+
+/*
+ * Set up the rows' inserts into what consistency_direct_open() opened.  NULL,
+ * having closed it and done nothing, if the table has no primary key (the
+ * caller's SQL statement then reports that).
+ */
+ConsistencyNewRows *
+consistency_direct_new_rows_begin(ResultRelInfo *rri)
+{
+	Relation	rel = rri->ri_RelationDesc;
+	Oid			pkey = RelationGetPrimaryKeyIndex_compat(rel, false);
+	ConsistencyNewRows *nr;
 	int			i;
 
 	Assert(!IsolationUsesXactSnapshot());
 	if (!OidIsValid(pkey))
-		goto done;
+	{
+		consistency_direct_close(rri);
+		return NULL;
+	}
 
 	/* the unique check's operators, as ExecOpenIndices(..., speculative) gives them */
 	for (i = 0; i < rri->ri_NumIndices; i++)
@@ -243,11 +256,38 @@ consistency_direct_insert_new(ResultRelInfo *rri, Datum *values, bool *isnull)
 			BuildSpeculativeIndexInfo(rri->ri_IndexRelationDescs[i],
 									  rri->ri_IndexRelationInfo[i]);
 	}
-	arbiters = list_make1_oid(pkey);
-	estate = CreateExecutorState();
-	slot = table_slot_create(rel, NULL);
-	memcpy(slot->tts_values, values, sizeof(Datum) * desc->natts);
-	memcpy(slot->tts_isnull, isnull, sizeof(bool) * desc->natts);
+	nr = palloc(sizeof(ConsistencyNewRows));
+	nr->rri = rri;
+	nr->arbiters = list_make1_oid(pkey);
+	nr->estate = CreateExecutorState();
+	nr->slot = table_slot_create(rel, NULL);
+	return nr;
+}
+
+/*
+ * Insert one row (values/isnull, natts as opened) unless a row with its
+ * primary key exists (this transaction's or a committed one).  Returns 1 if
+ * it was written (it is visible to the transaction's next command), 0 if not.
+ *
+ * likely_new: the caller expects no such row (a fresh reservation id), so
+ * the row is inserted speculatively without looking first.  The look costs
+ * an index scan of its own, more than the insert's own unique check, which
+ * finds the same conflicts; a row that does conflict is then killed before
+ * anything waits (as when a concurrent insert slips in after the look), and
+ * the loop looks as usual.  A duplicate then costs a dead row version.
+ */
+int
+consistency_direct_new_row(ConsistencyNewRows *nr, Datum *values, bool *isnull,
+						   bool likely_new)
+{
+	ResultRelInfo *rri = nr->rri;
+	Relation	rel = rri->ri_RelationDesc;
+	TupleTableSlot *slot = nr->slot;
+	bool		look = !likely_new;
+
+	ExecClearTuple(slot);
+	memcpy(slot->tts_values, values, sizeof(Datum) * RelationGetDescr(rel)->natts);
+	memcpy(slot->tts_isnull, isnull, sizeof(bool) * RelationGetDescr(rel)->natts);
 	ExecStoreVirtualTuple(slot);
 
 	for (;;)
@@ -260,34 +300,53 @@ consistency_direct_insert_new(ResultRelInfo *rri, Datum *values, bool *isnull)
 		/* as ExecInsert() allows, in case a bug made this loop forever */
 		CHECK_FOR_INTERRUPTS();
 		/* waits for a writer in progress of the key, as ON CONFLICT does */
-		if (!ExecCheckIndexConstraints_compat(rri, slot, estate, &conflictTid, arbiters))
-		{
-			result = 0;
-			break;
-		}
+		if (look &&
+			!ExecCheckIndexConstraints_compat(rri, slot, nr->estate, &conflictTid, nr->arbiters))
+			return 0;
 		token = SpeculativeInsertionLockAcquire(GetCurrentTransactionId());
 		table_tuple_insert_speculative(rel, slot, GetCurrentCommandId(true), 0, NULL, token);
-		recheck = ExecInsertIndexTuples_compat(rri, slot, estate, false, true, &conflict,
-											   arbiters);
+		recheck = ExecInsertIndexTuples_compat(rri, slot, nr->estate, false, true, &conflict,
+											   nr->arbiters);
 		table_tuple_complete_speculative(rel, slot, token, !conflict);
 		/* whoever waits for the token now sees a plain row, or a dead one */
 		SpeculativeInsertionLockRelease(GetCurrentTransactionId());
 		list_free(recheck);
-		ResetPerTupleExprContext(estate);
+		ResetPerTupleExprContext(nr->estate);
 		if (!conflict)
 		{
-			result = 1;
-			break;
+			CommandCounterIncrement();
+			return 1;
 		}
-		/* a concurrent insert of the key got in first: look again */
+		/* the key was there, or a concurrent insert of it got in first: look again */
+		look = true;
 	}
+}
 
-	ExecDropSingleTupleTableSlot(slot);
-	FreeExecutorState(estate);
-	list_free(arbiters);
-done:
-	consistency_direct_close(rri);
-	if (result == 1)
-		CommandCounterIncrement();
+/* Free what consistency_direct_new_rows_begin() set up, and close the table. */
+void
+consistency_direct_new_rows_end(ConsistencyNewRows *nr)
+{
+	ExecDropSingleTupleTableSlot(nr->slot);
+	FreeExecutorState(nr->estate);
+	list_free(nr->arbiters);
+	consistency_direct_close(nr->rri);
+	pfree(nr);
+}
+
+/*
+ * One row, as consistency_direct_new_row() without likely_new, then close
+ * what consistency_direct_open() opened.  1 written, 0 a row with its primary
+ * key exists, -1, having done nothing, if the table has no primary key.
+ */
+int
+consistency_direct_insert_new(ResultRelInfo *rri, Datum *values, bool *isnull)
+{
+	ConsistencyNewRows *nr = consistency_direct_new_rows_begin(rri);
+	int			result;
+
+	if (nr == NULL)
+		return -1;
+	result = consistency_direct_new_row(nr, values, isnull, false);
+	consistency_direct_new_rows_end(nr);
 	return result;
 }

@@ -482,16 +482,20 @@ static Datum res_status_active;
 static void *res_qty_domain_extra = NULL;
 
 /*
- * Line 0 by consistency_direct_insert_new() (direct_insert.c), which is
- * stmt_insert_line0 without the executor: its start and end cost more than
- * the write.  1 written, 0 the id has a line 0, -1 (nothing done) the table
- * is not as the extension made it (a DBA's trigger, say), so the caller
- * runs the SQL statement, which honours it.  The qty and status columns'
- * types are read from the open relation; the qty domain is checked as the
- * INSERT checks it, as the tables' owner.
+ * Line 0 of n reservations of one SKU by consistency_direct_new_row()
+ * (direct_insert.c), which is stmt_insert_line0 without the executor: its
+ * start and end cost more than the write.  written[i]: 1 written, 0 ids[i]
+ * has a line 0.  False, with nothing done, if the table is not as the
+ * extension made it (a DBA's trigger, say): the caller then runs the SQL
+ * statement, which honours it.  The qty and status columns' types are read
+ * from the open relation; the qty domain is checked as the INSERT checks it,
+ * as the tables' owner.  likely_new: the ids are expected to be fresh (see
+ * consistency_direct_new_row).
  */
-static int
-insert_line0_direct(text *id, const ResLine *line, TimestampTz now, TimestampTz expires)
+static bool
+insert_lines0_direct(int n, text *const *ids, const InvSku *s, const int64 *qty,
+					 const TimestampTz *nows, const TimestampTz *expires, bool likely_new,
+					 int *written)
 {
 	Oid			relid = consistency_table_oid(CONSISTENCY_TABLE_RESERVATIONS);
 	Oid			types[RES_NATTS] = {TEXTOID, INT4OID, TEXTOID, InvalidOid, InvalidOid,
@@ -500,7 +504,8 @@ insert_line0_direct(text *id, const ResLine *line, TimestampTz now, TimestampTz 
 	bool		isnull[RES_NATTS] = {false};
 	ConsistencySavedUser saved;
 	struct ResultRelInfo *rri;
-	int			written = -1;
+	ConsistencyNewRows *nr = NULL;
+	int			i;
 
 	/* as the owner, like the SQL statement: a DBA's domain CHECK may call anything */
 	consistency_become_owner(relid, &saved);
@@ -520,24 +525,30 @@ insert_line0_direct(text *id, const ResLine *line, TimestampTz now, TimestampTz 
 			res_status_type = status_type;
 		}
 		if (qty_type == res_qty_type && status_type == res_status_type)
-		{
-			if (qty_type != INT8OID)
-				domain_check(Int64GetDatum(line->qty), false, qty_type,
-							 &res_qty_domain_extra, TopMemoryContext);
-			values[0] = PointerGetDatum(id);
-			values[1] = Int32GetDatum(0);
-			values[2] = PointerGetDatum(line->s.sku);
-			values[3] = Int64GetDatum(line->qty);
-			values[4] = res_status_active;
-			values[5] = TimestampTzGetDatum(now);
-			values[6] = TimestampTzGetDatum(expires);
-			written = consistency_direct_insert_new(rri, values, isnull);
-		}
+			nr = consistency_direct_new_rows_begin(rri);
 		else
 			consistency_direct_close(rri);
 	}
+	if (nr != NULL)
+	{
+		for (i = 0; i < n; i++)
+		{
+			if (res_qty_type != INT8OID)
+				domain_check(Int64GetDatum(qty[i]), false, res_qty_type,
+							 &res_qty_domain_extra, TopMemoryContext);
+			values[0] = PointerGetDatum(ids[i]);
+			values[1] = Int32GetDatum(0);
+			values[2] = PointerGetDatum(s->sku);
+			values[3] = Int64GetDatum(qty[i]);
+			values[4] = res_status_active;
+			values[5] = TimestampTzGetDatum(nows[i]);
+			values[6] = TimestampTzGetDatum(expires[i]);
+			written[i] = consistency_direct_new_row(nr, values, isnull, likely_new);
+		}
+		consistency_direct_new_rows_end(nr);
+	}
 	consistency_restore_user(&saved);
-	return written;
+	return nr != NULL;
 }
 
 /*
@@ -550,14 +561,11 @@ static bool
 insert_line0(text *id, const ResLine *line, TimestampTz now, TimestampTz expires)
 {
 	Datum		v[5];
+	int			written;
 
-	if (!IsolationUsesXactSnapshot())
-	{
-		int			written = insert_line0_direct(id, line, now, expires);
-
-		if (written >= 0)
-			return written == 1;
-	}
+	if (!IsolationUsesXactSnapshot() &&
+		insert_lines0_direct(1, &id, &line->s, &line->qty, &now, &expires, false, &written))
+		return written == 1;
 	v[0] = PointerGetDatum(id);
 	v[1] = PointerGetDatum(line->s.sku);
 	v[2] = Int64GetDatum(line->qty);
@@ -790,6 +798,8 @@ inv_reserve_group(const InvSku *s, int n, const int64 *qty, text *const *ids,
 	ResLine		line;
 	StoredRes	stored;
 	bool	   *fresh = palloc0(sizeof(bool) * n);
+	int		   *written = palloc(sizeof(int) * n);
+	bool		direct;
 	int64		total = 0;
 	int			nfresh = 0;
 	bool		overflow = false;
@@ -804,18 +814,26 @@ inv_reserve_group(const InvSku *s, int n, const int64 *qty, text *const *ids,
 	}
 
 	SPI_connect();
+	/* the fresh ids' line 0 at once, one open table for all (insert_reservation's first step) */
+	direct = !IsolationUsesXactSnapshot() &&
+		insert_lines0_direct(n, ids, s, qty, nows, expires, true, written);
 	for (i = 0; i < n; i++)
 	{
 		line.s = *s;
 		line.qty = qty[i];
 		line.slot = -1;
-		if (!insert_reservation(ids[i], &line, 1, nows[i], expires[i], &stored))
+		if (direct && written[i] == 1)
+			fresh[i] = true;
+		else if (direct && lookup_res(ids[i], nows[i], RES_SHARE, &stored))
+			fresh[i] = false;
+		else
+			fresh[i] = insert_reservation(ids[i], &line, 1, nows[i], expires[i], &stored);
+		if (!fresh[i])
 		{
 			answer_retry(ids[i], &stored, &line, 1);
 			answers[i] = "reserved";
 			continue;
 		}
-		fresh[i] = true;
 		nfresh++;
 		overflow |= pg_add_s64_overflow(total, qty[i], &total);
 	}
@@ -845,6 +863,7 @@ inv_reserve_group(const InvSku *s, int n, const int64 *qty, text *const *ids,
 		}
 	}
 	SPI_finish();
+	pfree(written);
 	pfree(fresh);
 }
 
