@@ -782,9 +782,11 @@ inv_reserve_one(const InvSku *s, int64 qty, text *id, TimestampTz now, Timestamp
  * Several reservations of one SKU, each of one line, made together in this
  * transaction (a batch of reserve_now(), inventory_combine.c): the answers
  * are those of the same reserve() calls made one after another, in order.
- * Each id's line 0 is stored (or found: a retry answers from it) as
- * reserve() stores it; then the units of all the fresh ones are taken with
- * one slot operation (one slot row update instead of one each), or, if the
+ * The ids' line 0 rows are stored together, through one open table, each
+ * inserted without looking for it first (the ids are expected to be fresh:
+ * insert_lines0_direct); an id that has one is answered from it, as
+ * reserve() answers a retry.  Then the units of all the fresh ones are taken
+ * with one slot operation (one slot row update instead of one each), or, if the
  * SKU cannot give them all, one by one in order, a reservation that gets
  * nothing being deleted again.  The ids must differ (the caller checks), and
  * every caller waits for locks (wait = true).  Each reservation is made at

@@ -35,8 +35,9 @@
  *	 and role, it withdraws its request and reserves alone;
  * - a leader takes up to COMBINE_MAX_BATCH pending entries of its database
  *	 and role (its own first; compare-and-swap PENDING -> TAKEN), applies
- *	 them in SKU lock order in one subtransaction (the fresh reservations
- *	 of one SKU with one slot operation: apply_batch), waiting at most
+ *	 them in SKU lock order in one subtransaction (the reservations of one
+ *	 SKU stored through one open table, and the fresh ones' units taken
+ *	 with one slot operation: apply_batch), waiting at most
  *	 COMBINE_LOCK_TIMEOUT_MS for any lock, and marks them APPLIED with their
  *	 answers (its own DONE).  If the subtransaction failed it marks them
  *	 FAILED and wakes their owners.  Then it leaves the leaders table and
