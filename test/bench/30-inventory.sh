@@ -16,7 +16,6 @@
 
 inv_dir=$WORK/test/bench/inventory
 inv_all_variants=(c_slots1 c_slots16 c_adaptive plpgsql client_tx one_statement serializable)
-inv_variants=("${inv_all_variants[@]}")
 declare -A inv_label=(
 	[c_slots1]="reserve(), 1 slot" [c_slots16]="reserve(), 16 slots"
 	[c_adaptive]="reserve(), adaptive (untuned)"
@@ -142,7 +141,7 @@ inv_measure() {
 inv_sellout() {
 	local v rep start end sold times
 	bench_sql "ALTER DATABASE bench SET synchronous_commit = on" >/dev/null
-	for v in "${inv_variants[@]}"; do
+	for v in "${inv_core[@]}"; do
 		times=
 		for rep in $(seq 1 "$inv_reps"); do
 			bench_sql "CALL bench_reset(500)" >/dev/null
@@ -167,7 +166,6 @@ inv_sellout() {
 # 13, to fit the benchmark set's time budget with one more variant).
 inv_measure on 1
 inv_measure on 8 32 64
-inv_variants=("${inv_core[@]}")
 inv_measure off 64
 inv_sellout
 bench_sql "ALTER DATABASE bench RESET synchronous_commit" >/dev/null
@@ -304,7 +302,7 @@ inv_scaling() {
 	echo
 	echo "| variant | time to answer every buyer (s) | speed vs PL/pgSQL | units sold (each run) |"
 	echo "|---|---:|---:|---|"
-	for v in "${inv_variants[@]}"; do
+	for v in "${inv_core[@]}"; do
 		echo "| ${inv_label[$v]} | ${inv_sell[$v]} | $(ratio "${inv_sell[plpgsql]}" "${inv_sell[$v]}")× | ${inv_sold[$v]} |"
 	done
 	echo
