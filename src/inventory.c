@@ -799,8 +799,8 @@ inv_reserve_group(const InvSku *s, int n, const int64 *qty, text *const *ids,
 {
 	ResLine		line;
 	StoredRes	stored;
-	bool	   *fresh = palloc0(sizeof(bool) * n);
-	int		   *written = palloc(sizeof(int) * n);
+	bool	   *fresh;
+	int		   *written;
 	bool		direct;
 	int64		total = 0;
 	int			nfresh = 0;
@@ -815,6 +815,8 @@ inv_reserve_group(const InvSku *s, int n, const int64 *qty, text *const *ids,
 		return;
 	}
 
+	fresh = palloc0(sizeof(bool) * n);
+	written = palloc(sizeof(int) * n);
 	SPI_connect();
 	/* the fresh ids' line 0 at once, one open table for all (insert_reservation's first step) */
 	direct = !IsolationUsesXactSnapshot() &&
@@ -824,12 +826,9 @@ inv_reserve_group(const InvSku *s, int n, const int64 *qty, text *const *ids,
 		line.s = *s;
 		line.qty = qty[i];
 		line.slot = -1;
-		if (direct && written[i] == 1)
-			fresh[i] = true;
-		else if (direct && lookup_res(ids[i], nows[i], RES_SHARE, &stored))
-			fresh[i] = false;
-		else
-			fresh[i] = insert_reservation(ids[i], &line, 1, nows[i], expires[i], &stored);
+		/* an id that was there (rare: a retry) is stored or found as reserve() does it */
+		fresh[i] = (direct && written[i] == 1) ||
+			insert_reservation(ids[i], &line, 1, nows[i], expires[i], &stored);
 		if (!fresh[i])
 		{
 			answer_retry(ids[i], &stored, &line, 1);
