@@ -11,7 +11,9 @@
 # (issue 13: it must reach its rate from a cold start within such a run), the others 3 s: the
 # whole benchmark set has a 20-minute budget (test/bench/run.sh --plan).  For the slotted
 # variants at 8 to 64 clients it also records where the extra clients' cost goes: the machine's
-# CPU and context switches per reservation, and the buyers' sleeps on slot locks.
+# CPU and context switches per reservation, and the buyers' sleeps on slot locks; and the
+# scaling goal's yardstick: the PL/pgSQL baseline with every client on a row of its own (no lock
+# waits at all) at 8, 32 and 64 clients, what more clients cost the machine by themselves.
 # Sourced by test/bench/run.sh (lib.sh loaded, server running, BENCH_RESULT set).
 
 inv_dir=$WORK/test/bench/inventory
@@ -20,7 +22,8 @@ declare -A inv_label=(
 	[c_slots1]="reserve(), 1 slot" [c_slots16]="reserve(), 16 slots"
 	[c_adaptive]="reserve(), adaptive (untuned)"
 	[plpgsql]="PL/pgSQL FOR UPDATE + UPDATE + INSERT" [client_tx]="client transaction, same statements"
-	[one_statement]="one conditional UPDATE + INSERT" [serializable]="SERIALIZABLE, retried")
+	[one_statement]="one conditional UPDATE + INSERT" [serializable]="SERIALIZABLE, retried"
+	[uncontended]="PL/pgSQL, each client its own row (no contention)")
 inv_secs=$(bench_seconds 3)
 inv_secs64=$(bench_seconds 10)
 inv_reps=$(bench_reps 3)
@@ -32,7 +35,8 @@ inv_reps1=$(bench_reps 5)
 inv_core=(c_slots1 c_slots16 c_adaptive plpgsql)
 nall=${#inv_all_variants[@]} ncore=${#inv_core[@]}
 bench_plan $((inv_reps1 * nall)) "$inv_secs1"	# on: 1 client
-bench_plan $((inv_reps * (2 * ncore + (nall - 1) + ncore))) "$inv_secs"	# on: 8+32, 64; off: 64
+# on: 8+32 (core and uncontended), 64 (all but the adaptive SKU, and uncontended); off: 64
+bench_plan $((inv_reps * (2 * (ncore + 1) + nall + ncore))) "$inv_secs"
 bench_plan "$inv_reps" "$inv_secs64"	# the adaptive SKU at 64 clients, synchronous_commit on
 # setup and the preloaded server; sell-outs (0.4 to 0.9 s, plus a reset and a checkpoint: the
 # section of 2026-12-05 ran 291 s against 327 s planned with 3 s each)
@@ -47,7 +51,7 @@ declare -A inv_rate inv_p99 inv_sell inv_sold inv_slots_after inv_runs
 # Summed over the repetitions of the slotted variants at 8, 32 and 64 clients (synchronous_commit
 # on): machine CPU seconds, context switches, slot-lock waits, reservations, seconds elapsed.
 declare -A inv_cpu inv_ctxt inv_waits inv_made inv_time
-inv_usage_variants=(c_slots16 c_adaptive)
+inv_usage_variants=(c_slots16 c_adaptive uncontended)
 inv_lock_waits() {
 	bench_sql "SELECT value FROM consistency.stats WHERE datname = current_database()
 				AND capability = 'inventory' AND counter = 'lock_wait'"
@@ -58,10 +62,15 @@ inv_rows() { bench_sql "SELECT (SELECT count(*) FROM plain_res) + (SELECT count(
 inv_args() { if [ "$1" = serializable ]; then echo "--max-tries=1000"; fi; }
 
 # The variants run at a client count: every one at 1 and 64 clients with synchronous_commit
-# on; the extension and PL/pgSQL at 8 and 32, and at 64 with it off.
+# on; the extension and PL/pgSQL at 8 and 32, and at 64 with it off; the uncontended yardstick
+# at 8, 32 and 64 with it on.
 inv_variants_at() {	# sync clients
-	if [ "$1" = on ] && { [ "$2" = 1 ] || [ "$2" = 64 ]; }; then
+	if [ "$1" = on ] && [ "$2" = 1 ]; then
 		echo "${inv_all_variants[*]}"
+	elif [ "$1" = on ] && [ "$2" = 64 ]; then
+		echo "${inv_all_variants[*]} uncontended"
+	elif [ "$1" = on ]; then
+		echo "${inv_core[*]} uncontended"
 	else
 		echo "${inv_core[*]}"
 	fi
@@ -228,12 +237,17 @@ inv_scaling() {
 		rs=$(inv_scaling "$v")
 		echo "| ${inv_label[$v]}: 64 clients / best of 8-32 clients | $rs | ≥ 0.9 | $(inv_goal "$rs" 0.9) | $(fmt0 "${inv_rate[on,$v,64]}") / $(fmt0 "$best") |"
 	done
+	echo "| (yardstick) ${inv_label[uncontended]}: 64 clients / best of 8-32 clients | $(inv_scaling uncontended) | | | $(fmt0 "${inv_rate[on,uncontended,64]}") / $(fmt0 "$(inv_best uncontended)") |"
 	echo
 	echo "The 1-client ratios are the median of each repetition's own ratio (its runs back to back), not"
 	echo "the ratio of the medians shown as rates: at 1 client the WAL flush time, which drifts between"
 	echo "repetitions, is most of every run. So are the two scaling ratios (64 clients / best of 8-32):"
 	echo "each repetition runs 8, 32 and 64 clients one after another, and its ratio is its own 64-client"
 	echo "rate over the better of its own 8- and 32-client rates (the rates shown are the medians)."
+	echo "The yardstick row is the same ratio for a workload in which nobody ever waits for a lock:"
+	echo "the PL/pgSQL baseline with every client reserving from a row of its own. What it loses"
+	echo "from 8-32 to 64 clients is what 64 server processes cost this machine by themselves; the"
+	echo "slotted SKUs' 64 clients lose that too, on top of queueing for 16 slots."
 	for sync in on off; do
 		echo
 		echo "### Successful reservations per second, synchronous_commit $sync"
@@ -242,7 +256,7 @@ inv_scaling() {
 		printf '| variant |'; for c in "${cl[@]}"; do printf ' %s clients |' "$c"; done
 		printf ' 64/1 | p99 at 64 (ms) |\n'
 		printf '|---|'; for c in "${cl[@]}"; do printf -- '---:|'; done; printf -- '---:|---:|\n'
-		if [ "$sync" = on ]; then vs=("${inv_all_variants[@]}"); else vs=("${inv_core[@]}"); fi
+		if [ "$sync" = on ]; then vs=("${inv_all_variants[@]}" uncontended); else vs=("${inv_core[@]}"); fi
 		for v in "${vs[@]}"; do
 			printf '| %s |' "${inv_label[$v]}"
 			for c in "${cl[@]}"; do
@@ -290,7 +304,8 @@ inv_scaling() {
 	echo "of \`src/inventory_slots.c\`) cost little. At 64 clients, three buyers queue per slot, and the"
 	echo "CPU per reservation grows while the sleeps per reservation hardly do: what the extra clients"
 	echo "cost is the machine carrying 64 server processes on its cores, more context switches per"
-	echo "reservation and the scheduler's and every backend's own work that grows with them. What"
+	echo "reservation and the scheduler's and every backend's own work that grows with them: the"
+	echo "uncontended yardstick's rows are the same workload with no lock to wait for at all. What"
 	echo "removes it is fewer server processes contending for the cores: a transaction-mode connection"
 	echo "pool sized to the slots in front of the server (PostgreSQL's usual advice for many clients on"
 	echo "few cores), or one waiter per batch (\`reserve_now()\`, Redis section), or a slot per buyer"

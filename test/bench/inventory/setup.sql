@@ -31,6 +31,8 @@ BEGIN
 	TRUNCATE plain_res, consistency.reservations;
 	DELETE FROM plain_stock;
 	INSERT INTO plain_stock VALUES ('hot', p_stock, 0);
+	-- one row per pgbench client (client_id 0 to 63), for the uncontended baseline
+	INSERT INTO plain_stock SELECT 'own' || g, p_stock, 0 FROM generate_series(0, 63) g;
 	DELETE FROM consistency.inventory;
 	PERFORM consistency.stock_set('hot1', p_stock, 1);
 	PERFORM consistency.stock_set('hot16', p_stock, 16);
