@@ -13,7 +13,10 @@
 # variants at 8 to 64 clients it also records where the extra clients' cost goes: the machine's
 # CPU and context switches per reservation, and the buyers' sleeps on slot locks; and the
 # scaling goal's yardstick: the PL/pgSQL baseline with every client on a row of its own (no lock
-# waits at all) at 8, 32 and 64 clients, what more clients cost the machine by themselves.
+# waits at all) at 8, 32 and 64 clients, what more clients cost the machine by themselves; and
+# what a connection pool does about it: the 16-slot SKU at 8 and 32 clients straight to the
+# server and at 64 through pgbouncer (Debian's, transaction pooling, 16 server connections),
+# all three with the extended protocol, as pgbouncer 1.18 cannot pool prepared statements.
 # Sourced by test/bench/run.sh (lib.sh loaded, server running, BENCH_RESULT set).
 
 inv_dir=$WORK/test/bench/inventory
@@ -23,7 +26,8 @@ declare -A inv_label=(
 	[c_adaptive]="reserve(), adaptive (untuned)"
 	[plpgsql]="PL/pgSQL FOR UPDATE + UPDATE + INSERT" [client_tx]="client transaction, same statements"
 	[one_statement]="one conditional UPDATE + INSERT" [serializable]="SERIALIZABLE, retried"
-	[uncontended]="PL/pgSQL, each client its own row (no contention)")
+	[uncontended]="PL/pgSQL, each client its own row (no contention)"
+	[c_slots16_pool]="reserve(), 16 slots, extended protocol; 64 clients through a pool of 16")
 inv_secs=$(bench_seconds 3)
 inv_secs64=$(bench_seconds 10)
 inv_reps=$(bench_reps 3)
@@ -33,15 +37,18 @@ inv_reps=$(bench_reps 3)
 inv_secs1=$(bench_seconds 2)
 inv_reps1=$(bench_reps 5)
 inv_core=(c_slots1 c_slots16 c_adaptive plpgsql)
-# No goal reads the other baselines at 1 client (only the rates table): they run in the first
-# inv_reps of the 1-client repetitions, and at 64 clients with synchronous_commit off, 2 s runs
-# (no goal reads those either): the whole set's 20-minute budget.
-inv_secs_off=$(bench_seconds 2)
+# No goal reads the other baselines (only the rates table): at 1 client they run in the first
+# inv_reps_info of the 1-client repetitions, at 64 clients in 2 s runs; so do the runs with
+# synchronous_commit off, of the 16-slot SKU and PL/pgSQL only: the whole set's 20-minute budget.
+inv_reps_info=$(bench_reps 2)
+inv_secs_info=$(bench_seconds 2)
+inv_off=(c_slots16 plpgsql)
 nall=${#inv_all_variants[@]} ncore=${#inv_core[@]}
-bench_plan $((inv_reps1 * ncore + inv_reps * (nall - ncore))) "$inv_secs1"	# on: 1 client
-# on: 8+32 (core and uncontended), 64 (all but the adaptive SKU, and uncontended); off: 64
-bench_plan $((inv_reps * (2 * (ncore + 1) + nall))) "$inv_secs"
-bench_plan $((inv_reps * ncore)) "$inv_secs_off"
+bench_plan $((inv_reps1 * ncore + inv_reps_info * (nall - ncore))) "$inv_secs1"	# on: 1 client
+# on: 8+32 (core, uncontended and pooled), 64 (core but the adaptive SKU, uncontended and pooled)
+bench_plan $((inv_reps * (2 * (ncore + 2) + ncore + 1))) "$inv_secs"
+# on: the other baselines at 64; off: 64
+bench_plan $((inv_reps * (nall - ncore + ${#inv_off[@]}))) "$inv_secs_info"
 bench_plan "$inv_reps" "$inv_secs64"	# the adaptive SKU at 64 clients, synchronous_commit on
 # setup and the preloaded server; sell-outs (0.4 to 0.9 s, plus a reset and a checkpoint: the
 # section of 2026-12-05 ran 291 s against 327 s planned with 3 s each)
@@ -56,7 +63,45 @@ declare -A inv_rate inv_p99 inv_sell inv_sold inv_slots_after inv_runs
 # Summed over the repetitions of the slotted variants at 8, 32 and 64 clients (synchronous_commit
 # on): machine CPU seconds, context switches, slot-lock waits, reservations, seconds elapsed.
 declare -A inv_cpu inv_ctxt inv_waits inv_made inv_time
-inv_usage_variants=(c_slots16 c_adaptive uncontended)
+inv_usage_variants=(c_slots16 c_adaptive uncontended c_slots16_pool)
+
+# pgbouncer in front of the benchmark's server for c_slots16_pool's 64-client runs: transaction
+# pooling, 16 server connections (the SKU's slot count), a Unix socket in its own directory
+# (its cwd too, so run.sh's CPU accounting counts it as ours).
+command -v pgbouncer >/dev/null || die "pgbouncer is needed (package pgbouncer)"
+inv_pool_dir=$WORK/pgbouncer
+inv_pool_port=$((BENCH_PORT + 1))
+as_user mkdir -p "$inv_pool_dir"
+printf '"%s" ""\n' "$(as_user id -un)" | as_user tee "$inv_pool_dir/users.txt" >/dev/null
+as_user tee "$inv_pool_dir/pgbouncer.ini" >/dev/null <<EOF_INI
+[databases]
+bench = host=$BENCH_DIR port=$BENCH_PORT dbname=bench
+[pgbouncer]
+listen_addr =
+listen_port = $inv_pool_port
+unix_socket_dir = $inv_pool_dir
+auth_type = trust
+auth_file = $inv_pool_dir/users.txt
+pool_mode = transaction
+default_pool_size = 16
+max_client_conn = 100
+logfile = $inv_pool_dir/pgbouncer.log
+pidfile = $inv_pool_dir/pgbouncer.pid
+EOF_INI
+(cd "$inv_pool_dir" && as_user pgbouncer -d "$inv_pool_dir/pgbouncer.ini") || die "could not start pgbouncer"
+for i in $(seq 1 100); do [ -s "$inv_pool_dir/pgbouncer.pid" ] && break; sleep 0.1; done
+[ -s "$inv_pool_dir/pgbouncer.pid" ] || { tail -n 20 "$inv_pool_dir/pgbouncer.log" >&2; die "pgbouncer did not start"; }
+inv_pool_pid=$(cat "$inv_pool_dir/pgbouncer.pid")
+inv_pool_stop() {
+	[ -n "$inv_pool_pid" ] || return 0
+	kill -TERM "$inv_pool_pid" 2>/dev/null || { inv_pool_pid=; return 0; }
+	for i in $(seq 1 100); do
+		kill -0 "$inv_pool_pid" 2>/dev/null || { inv_pool_pid=; return 0; }
+		sleep 0.1
+	done
+	die "pgbouncer (pid $inv_pool_pid) did not stop"
+}
+bench_at_exit inv_pool_stop
 inv_lock_waits() {
 	bench_sql "SELECT value FROM consistency.stats WHERE datname = current_database()
 				AND capability = 'inventory' AND counter = 'lock_wait'"
@@ -64,23 +109,32 @@ inv_lock_waits() {
 
 # Rows a run created: the baselines insert into plain_res, the extension into reservations.
 inv_rows() { bench_sql "SELECT (SELECT count(*) FROM plain_res) + (SELECT count(*) FROM consistency.reservations)"; }
-inv_args() { if [ "$1" = serializable ]; then echo "--max-tries=1000"; fi; }
+# inv_script V, inv_args V CLIENTS: the variant's pgbench script, and its pgbench options
+inv_script() { if [ "$1" = c_slots16_pool ]; then echo "$inv_dir/c_slots16.sql"; else echo "$inv_dir/$1.sql"; fi; }
+inv_args() {
+	case $1,${2:-} in
+	serializable,*) echo "--max-tries=1000" ;;
+	c_slots16_pool,64) echo "-M extended -h $inv_pool_dir -p $inv_pool_port" ;;
+	c_slots16_pool,*) echo "-M extended" ;;
+	esac
+}
 
 # The variants run at a client count in a repetition: every one at 1 and 64 clients with
-# synchronous_commit on (at 1 client the baselines no goal reads only in the first inv_reps
-# repetitions); the extension and PL/pgSQL at 8 and 32, and at 64 with it off; the uncontended
-# yardstick at 8, 32 and 64 with it on.
+# synchronous_commit on (at 1 client the baselines no goal reads only in the first
+# inv_reps_info repetitions); the extension and PL/pgSQL at 8 and 32; the uncontended yardstick
+# and the pooled 16-slot SKU at 8, 32 and 64 with it on; the 16-slot SKU and PL/pgSQL at 64 with
+# it off.
 inv_variants_at() {	# sync clients rep
-	if [ "$1" = on ] && [ "$2" = 1 ] && [ "$3" -gt "$inv_reps" ]; then
+	if [ "$1" = on ] && [ "$2" = 1 ] && [ "$3" -gt "$inv_reps_info" ]; then
 		echo "${inv_core[*]}"
 	elif [ "$1" = on ] && [ "$2" = 1 ]; then
 		echo "${inv_all_variants[*]}"
 	elif [ "$1" = on ] && [ "$2" = 64 ]; then
-		echo "${inv_all_variants[*]} uncontended"
+		echo "${inv_all_variants[*]} uncontended c_slots16_pool"
 	elif [ "$1" = on ]; then
-		echo "${inv_core[*]} uncontended"
+		echo "${inv_core[*]} uncontended c_slots16_pool"
 	else
-		echo "${inv_core[*]}"
+		echo "${inv_off[*]}"
 	fi
 }
 
@@ -109,7 +163,9 @@ inv_measure() {
 				v=${variants[$(((i + rep) % ${#variants[@]}))]}
 				secs=$inv_secs
 				if [ "$clients" = 1 ]; then secs=$inv_secs1; fi
-				if [ "$sync" = off ]; then secs=$inv_secs_off; fi
+				if [ "$sync" = off ] || { [ "$clients" = 64 ] && [[ " ${inv_core[*]} uncontended c_slots16_pool " != *" $v "* ]]; }; then
+					secs=$inv_secs_info
+				fi
 				if [ "$sync" = on ] && [ "$clients" = 64 ] && [ "$v" = c_adaptive ]; then secs=$inv_secs64; fi
 				bench_sql "CALL bench_reset(1000000000)" >/dev/null
 				usage=
@@ -118,7 +174,7 @@ inv_measure() {
 					waits=$(inv_lock_waits)
 				fi
 				# shellcheck disable=SC2046
-				read -r tps _mean p99 _n < <(BENCH_USAGE=$usage pgbench_run "$inv_dir/$v.sql" "$clients" "$secs" $(inv_args "$v"))
+				read -r tps _mean p99 _n < <(BENCH_USAGE=$usage pgbench_run "$(inv_script "$v")" "$clients" "$secs" $(inv_args "$v" "$clients"))
 				rows=$(inv_rows)
 				if [ -n "$usage" ]; then
 					read -r cpu ctxt elapsed <"$usage"
@@ -214,8 +270,9 @@ inv_scaling() {
 	echo
 	echo "One hot SKU; each request reserves one unit under a fresh reservation id. Rates are"
 	echo "successful reservations per second, counted as rows written (not pgbench TPS), pgbench"
-	echo "\`-M prepared\`, ${inv_secs}s runs, median of ${inv_reps} (1 client: ${inv_secs1}s runs, median of ${inv_reps1}, the"
-	echo "three baselines no goal reads there median of ${inv_reps}; synchronous_commit off: ${inv_secs_off}s runs); every"
+	echo "\`-M prepared\`, ${inv_secs}s runs, median of ${inv_reps} (1 client: ${inv_secs1}s runs, median of ${inv_reps1}; the"
+	echo "three baselines no goal reads: at 1 client median of ${inv_reps_info}, at 64 clients ${inv_secs_info}s runs; synchronous_commit"
+	echo "off: ${inv_secs_info}s runs, the 16-slot SKU and PL/pgSQL only); every"
 	echo "repetition runs each variant once, starting with another one each time. Baselines (same run, same server):"
 	echo "PL/pgSQL \`SELECT ... FOR UPDATE\` + \`UPDATE\` + \`INSERT\`; the same three statements from the"
 	echo "client in an explicit transaction; one conditional \`UPDATE ... WHERE on_hand - reserved >= 1\`"
@@ -248,6 +305,8 @@ inv_scaling() {
 		echo "| ${inv_label[$v]}: 64 clients / best of 8-32 clients | $rs | ≥ 0.9 | $(inv_goal "$rs" 0.9) | $(fmt0 "${inv_rate[on,$v,64]}") / $(fmt0 "$best") |"
 	done
 	echo "| (yardstick) ${inv_label[uncontended]}: 64 clients / best of 8-32 clients | $(inv_scaling uncontended) | | | $(fmt0 "${inv_rate[on,uncontended,64]}") / $(fmt0 "$(inv_best uncontended)") |"
+	rp=$(inv_scaling c_slots16_pool)
+	echo "| (with a pool) reserve(), 16 slots, 64 clients through pgbouncer, 16 server connections / best of 8-32 clients straight to the server (extended protocol) | $rp | ≥ 0.9 | $(inv_goal "$rp" 0.9) | $(fmt0 "${inv_rate[on,c_slots16_pool,64]}") / $(fmt0 "$(inv_best c_slots16_pool)") |"
 	echo
 	echo "The 1-client ratios are the median of each repetition's own ratio (its runs back to back), not"
 	echo "the ratio of the medians shown as rates: at 1 client the WAL flush time, which drifts between"
@@ -257,7 +316,12 @@ inv_scaling() {
 	echo "The yardstick row is the same ratio for a workload in which nobody ever waits for a lock:"
 	echo "the PL/pgSQL baseline with every client reserving from a row of its own. What it loses"
 	echo "from 8-32 to 64 clients is what 64 server processes cost this machine by themselves; the"
-	echo "slotted SKUs' 64 clients lose that too, on top of queueing for 16 slots."
+	echo "slotted SKUs' 64 clients lose that too, on top of queueing for 16 slots. The last row is the"
+	echo "16-slot SKU again, its 64 clients sent through pgbouncer in transaction mode with 16 server"
+	echo "connections, so that 16 server processes do the work and the other buyers wait in the pooler;"
+	echo "its 8- and 32-client runs go straight to the server. All three use pgbench's extended protocol"
+	echo "(\`-M extended\`: pgbouncer 1.18 cannot pool prepared statements), so its rates are below the"
+	echo "\`-M prepared\` rows' and only its own ratio compares with theirs."
 	for sync in on off; do
 		echo
 		echo "### Successful reservations per second, synchronous_commit $sync"
@@ -266,7 +330,7 @@ inv_scaling() {
 		printf '| variant |'; for c in "${cl[@]}"; do printf ' %s clients |' "$c"; done
 		printf ' 64/1 | p99 at 64 (ms) |\n'
 		printf '|---|'; for c in "${cl[@]}"; do printf -- '---:|'; done; printf -- '---:|---:|\n'
-		if [ "$sync" = on ]; then vs=("${inv_all_variants[@]}" uncontended); else vs=("${inv_core[@]}"); fi
+		if [ "$sync" = on ]; then vs=("${inv_all_variants[@]}" uncontended c_slots16_pool); else vs=("${inv_off[@]}"); fi
 		for v in "${vs[@]}"; do
 			printf '| %s |' "${inv_label[$v]}"
 			for c in "${cl[@]}"; do
@@ -275,15 +339,12 @@ inv_scaling() {
 			if [ -n "${inv_rate[$sync,$v,1]:-}" ]; then r=$(ratio "${inv_rate[$sync,$v,64]}" "${inv_rate[$sync,$v,1]}"); else r=-; fi
 			printf ' %s | %s |\n' "$r" "${inv_p99[$sync,$v,64]}"
 		done
-		printf '| reserve(), 1 slot / PL/pgSQL |'
-		for c in "${cl[@]}"; do printf ' %s |' "$(ratio "${inv_rate[$sync,c_slots1,$c]}" "${inv_rate[$sync,plpgsql,$c]}")"; done
-		printf ' | |\n'
-		printf '| reserve(), 16 slots / PL/pgSQL |'
-		for c in "${cl[@]}"; do printf ' %s |' "$(ratio "${inv_rate[$sync,c_slots16,$c]}" "${inv_rate[$sync,plpgsql,$c]}")"; done
-		printf ' | |\n'
-		printf '| reserve(), adaptive / PL/pgSQL |'
-		for c in "${cl[@]}"; do printf ' %s |' "$(ratio "${inv_rate[$sync,c_adaptive,$c]}" "${inv_rate[$sync,plpgsql,$c]}")"; done
-		printf ' | |\n'
+		for v in c_slots1 c_slots16 c_adaptive; do
+			[ -n "${inv_rate[$sync,$v,64]:-}" ] || continue
+			printf '| %s / PL/pgSQL |' "${inv_label[$v]}"
+			for c in "${cl[@]}"; do printf ' %s |' "$(ratio "${inv_rate[$sync,$v,$c]}" "${inv_rate[$sync,plpgsql,$c]}")"; done
+			printf ' | |\n'
+		done
 	done
 	echo
 	echo "### Where the extra clients' cost goes (synchronous_commit on)"
