@@ -131,14 +131,15 @@ machine_usage() {
 # pgbench_run SCRIPT CLIENTS SECONDS [pgbench args...]
 # Prints "tps mean_ms p99_ms transactions" (p99 from the per-transaction log).  If
 # BENCH_USAGE names a file, the machine's CPU seconds and context switches over the pgbench
-# run itself (not the CHECKPOINT before it) are written there (machine_usage).
+# run itself (not the CHECKPOINT before it) are written there (machine_usage).  BENCH_LABEL
+# names the run in the progress line (default: the script's name).
 pgbench_run() {
 	local script=$1 clients=$2 secs=$3
 	shift 3
 	local threads=$((clients < 2 ? clients : 2))
 	local logdir
 	logdir=$(as_user mktemp -d "$WORK/pgbench-log.XXXXXX")
-	bench_progress "$(basename "$script" .sql), $clients client$([ "$clients" = 1 ] || echo s)" >&2
+	bench_progress "${BENCH_LABEL:-$(basename "$script" .sql)}, $clients client$([ "$clients" = 1 ] || echo s)" >&2
 	bench_sql 'CHECKPOINT' >/dev/null
 	local out before
 	before=$(machine_counters)
