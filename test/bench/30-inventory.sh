@@ -263,6 +263,18 @@ inv_scaling() {
 		<(tr ' ' '\n' <<<"${inv_runs[on,$1,32]}" | grep .) | awk 'NF == 2 { printf "%s ", ($1 > $2 ? $1 : $2) }')"
 }
 
+# inv_cpu_growth V: the machine's CPU per reservation at 64 clients over that at 8 (usage table)
+inv_cpu_growth() {
+	awk -v c8="${inv_cpu[$1,8]:-0}" -v n8="${inv_made[$1,8]:-0}" -v c64="${inv_cpu[$1,64]:-0}" \
+		-v n64="${inv_made[$1,64]:-0}" 'BEGIN {
+			if (n8 > 0 && n64 > 0 && c8 > 0) printf "%.2f", (c64 / n64) / (c8 / n8); else print "n/a" }'
+}
+# inv_sleeps V CLIENTS: slot-lock sleeps per reservation (usage table)
+inv_sleeps() {
+	awk -v w="${inv_waits[$1,$2]:-0}" -v n="${inv_made[$1,$2]:-0}" 'BEGIN {
+		if (n > 0) printf "%.2f", w / n; else print "n/a" }'
+}
+
 {
 	echo "## Inventory reservation"
 	echo
@@ -376,10 +388,11 @@ inv_scaling() {
 	echo "themselves (the scheduler, context switches, every backend's caches); what the slotted SKUs'"
 	echo "grows beyond that is the queue (the sleeps, and the tries before them: at most four busy"
 	echo "slots; perf: the header of \`src/inventory_slots.c\`). What"
-	echo "removes it is fewer server processes contending for the cores. The pooled rows measure it: 64"
-	echo "clients through pgbouncer with 16 server connections (PostgreSQL's usual advice for many"
-	echo "clients on few cores) cost about what 8 clients straight to the server cost per reservation,"
-	echo "and hardly a buyer sleeps on a slot lock, as the pool never lets more than 16 in. Other ways"
+	echo "removes it is fewer server processes contending for the cores. The pooled rows measure it: with"
+	echo "64 clients through pgbouncer's 16 server connections (PostgreSQL's usual advice for many"
+	echo "clients on few cores) a reservation cost $(inv_cpu_growth c_slots16_pool)× its CPU at 8 clients (straight to the server:"
+	echo "$(inv_cpu_growth c_slots16)×; the yardstick: $(inv_cpu_growth uncontended)×), and $(inv_sleeps c_slots16_pool 64) slot-lock sleeps instead of $(inv_sleeps c_slots16 64), as the pool"
+	echo "never lets more than 16 buyers in at once. Other ways"
 	echo "out: one waiter per batch (\`reserve_now()\`, Redis section), or a slot per buyer"
 	echo "(\`reserve()\` on 64 slots, Redis section). A pinned 16-slot SKU keeps its count, and the"
 	echo "adaptive ceiling is consistency.inventory_max_slots (16 by default: each slot is one more lock"
