@@ -16,7 +16,7 @@ ver_settings=(sync_off fsync_off)
 ver_clients=(1 16)
 ver_secs=$(bench_seconds 2)
 ver_reps=$(bench_reps 5)
-ver_cpu_reps=$(bench_reps 7)
+ver_cpu_reps=$(bench_reps 5)
 bench_plan $((${#ver_settings[@]} * ${#ver_clients[@]} * ver_reps * ${#ver_variants[@]})) "$ver_secs"
 bench_plan_extra $((10 + 3 * ver_cpu_reps))	# setup, the CPU-time table
 bench_plan_extra 56	# instructions per transaction: 4 variants, a callgrind server and 3 runs each

@@ -35,7 +35,7 @@ inv_reps=$(bench_reps 3)
 # next as much as the variants differ (2026-12-05, three runs of the same variant: 2416 to
 # 3103/s): more, shorter runs there, and the goal ratios paired by repetition (inv_paired).
 inv_secs1=$(bench_seconds 2)
-inv_reps1=$(bench_reps 5)
+inv_reps1=$(bench_reps 4)
 inv_core=(c_slots1 c_slots16 c_adaptive plpgsql)
 # No goal reads the other baselines (only the rates table): at 1 client they run in the first
 # inv_reps_info of the 1-client repetitions, at 64 clients in 2 s runs; so do the runs with

@@ -12,7 +12,7 @@ rw_dir=$WORK/test/bench/read-your-writes
 # 3 s runs (5 s before issue 13's floors and yardstick were added): the set's 20-minute budget.
 rw_secs=$(bench_seconds 3)
 rw_reps=$(bench_reps 3)
-rw_samples=$([ "${BENCH_QUICK:-0}" = 1 ] && echo 60 || echo 400)
+rw_samples=$([ "${BENCH_QUICK:-0}" = 1 ] && echo 60 || echo 300)
 rw_cpu_secs=$([ "${BENCH_QUICK:-0}" = 1 ] && echo 2 || echo 3)
 bench_plan $((2 * rw_reps * 2)) "$rw_secs"
 # two standbys, the latency samples (four methods each), four CPU windows
