@@ -94,12 +94,8 @@ for i in $(seq 1 100); do [ -s "$inv_pool_dir/pgbouncer.pid" ] && break; sleep 0
 inv_pool_pid=$(cat "$inv_pool_dir/pgbouncer.pid")
 inv_pool_stop() {
 	[ -n "$inv_pool_pid" ] || return 0
-	kill -TERM "$inv_pool_pid" 2>/dev/null || { inv_pool_pid=; return 0; }
-	for i in $(seq 1 100); do
-		kill -0 "$inv_pool_pid" 2>/dev/null || { inv_pool_pid=; return 0; }
-		sleep 0.1
-	done
-	die "pgbouncer (pid $inv_pool_pid) did not stop"
+	bench_stop_pid pgbouncer "$inv_pool_pid"
+	inv_pool_pid=
 }
 bench_at_exit inv_pool_stop
 inv_lock_waits() {
@@ -241,6 +237,7 @@ inv_sellout() {
 inv_measure on 1
 inv_measure on 8 32 64
 inv_measure off 64
+inv_pool_stop	# the pooled runs are done
 inv_sellout
 bench_sql "ALTER DATABASE bench RESET synchronous_commit" >/dev/null
 

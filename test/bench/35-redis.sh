@@ -58,12 +58,8 @@ done
 redis_pid=$(cat "$redis_home/redis.pid")
 redis_stop() {
 	[ -n "$redis_pid" ] || return 0
-	kill -TERM "$redis_pid" 2>/dev/null || { redis_pid=; return 0; }
-	for i in $(seq 1 100); do
-		kill -0 "$redis_pid" 2>/dev/null || { redis_pid=; return 0; }
-		sleep 0.1
-	done
-	die "redis-server (pid $redis_pid) did not stop"
+	bench_stop_pid redis-server "$redis_pid"
+	redis_pid=
 }
 bench_at_exit redis_stop
 redis_version=$(redis_cli info server | sed -nE 's/^redis_version:([0-9.]+).*/\1/p')

@@ -42,6 +42,18 @@ bench_server_stop() {
 # servers: Redis, standbys).  run.sh's exit also stops the benchmark server.
 bench_exit_cmds=()
 bench_at_exit() { bench_exit_cmds+=("$1"); }
+
+# bench_stop_pid NAME PID: stop a daemon a section started (redis-server, pgbouncer): SIGTERM,
+# then up to 10 s for it to go.  Gone already is fine.
+bench_stop_pid() {
+	local i
+	kill -TERM "$2" 2>/dev/null || return 0
+	for i in $(seq 1 100); do
+		kill -0 "$2" 2>/dev/null || return 0
+		sleep 0.1
+	done
+	die "$1 (pid $2) did not stop"
+}
 bench_exit() {
 	local c
 	for c in "${bench_exit_cmds[@]}"; do $c || true; done
