@@ -63,7 +63,10 @@ declare -A inv_rate inv_p99 inv_sell inv_sold inv_slots_after inv_runs
 # Summed over the repetitions of the slotted variants at 8, 32 and 64 clients (synchronous_commit
 # on): machine CPU seconds, context switches, slot-lock waits, reservations, seconds elapsed.
 declare -A inv_cpu inv_ctxt inv_waits inv_made inv_time
-inv_usage_variants=(c_slots16 c_adaptive uncontended c_slots16_pool)
+# The variants measured only at 8, 32 and 64 clients (synchronous_commit on): the yardstick and
+# the pooled 16-slot SKU.
+inv_scaling_only=(uncontended c_slots16_pool)
+inv_usage_variants=(c_slots16 c_adaptive "${inv_scaling_only[@]}")
 
 # pgbouncer in front of the benchmark's server for c_slots16_pool's 64-client runs: transaction
 # pooling, 16 server connections (the SKU's slot count), a Unix socket in its own directory
@@ -126,9 +129,9 @@ inv_variants_at() {	# sync clients rep
 	elif [ "$1" = on ] && [ "$2" = 1 ]; then
 		echo "${inv_all_variants[*]}"
 	elif [ "$1" = on ] && [ "$2" = 64 ]; then
-		echo "${inv_all_variants[*]} uncontended c_slots16_pool"
+		echo "${inv_all_variants[*]} ${inv_scaling_only[*]}"
 	elif [ "$1" = on ]; then
-		echo "${inv_core[*]} uncontended c_slots16_pool"
+		echo "${inv_core[*]} ${inv_scaling_only[*]}"
 	else
 		echo "${inv_off[*]}"
 	fi
@@ -159,7 +162,7 @@ inv_measure() {
 				v=${variants[$(((i + rep) % ${#variants[@]}))]}
 				secs=$inv_secs
 				if [ "$clients" = 1 ]; then secs=$inv_secs1; fi
-				if [ "$sync" = off ] || { [ "$clients" = 64 ] && [[ " ${inv_core[*]} uncontended c_slots16_pool " != *" $v "* ]]; }; then
+				if [ "$sync" = off ] || { [ "$clients" = 64 ] && [[ " ${inv_core[*]} ${inv_scaling_only[*]} " != *" $v "* ]]; }; then
 					secs=$inv_secs_info
 				fi
 				if [ "$sync" = on ] && [ "$clients" = 64 ] && [ "$v" = c_adaptive ]; then secs=$inv_secs64; fi
@@ -260,11 +263,12 @@ inv_scaling() {
 		<(tr ' ' '\n' <<<"${inv_runs[on,$1,32]}" | grep .) | awk 'NF == 2 { printf "%s ", ($1 > $2 ? $1 : $2) }')"
 }
 
-# inv_cpu_growth V: the machine's CPU per reservation at 64 clients over that at 8 (usage table)
+# inv_cpu_growth V [CLIENTS]: the machine's CPU per reservation at CLIENTS (64) over that at 8
 inv_cpu_growth() {
-	awk -v c8="${inv_cpu[$1,8]:-0}" -v n8="${inv_made[$1,8]:-0}" -v c64="${inv_cpu[$1,64]:-0}" \
-		-v n64="${inv_made[$1,64]:-0}" 'BEGIN {
-			if (n8 > 0 && n64 > 0 && c8 > 0) printf "%.2f", (c64 / n64) / (c8 / n8); else print "n/a" }'
+	local c=${2:-64}
+	awk -v c8="${inv_cpu[$1,8]:-0}" -v n8="${inv_made[$1,8]:-0}" -v cc="${inv_cpu[$1,$c]:-0}" \
+		-v nc="${inv_made[$1,$c]:-0}" 'BEGIN {
+			if (n8 > 0 && nc > 0 && c8 > 0) printf "%.2f", (cc / nc) / (c8 / n8); else print "n/a" }'
 }
 # inv_sleeps V CLIENTS: slot-lock sleeps per reservation (usage table)
 inv_sleeps() {
@@ -339,7 +343,7 @@ inv_sleeps() {
 		printf '| variant |'; for c in "${cl[@]}"; do printf ' %s clients |' "$c"; done
 		printf ' 64/1 | p99 at 64 (ms) |\n'
 		printf '|---|'; for c in "${cl[@]}"; do printf -- '---:|'; done; printf -- '---:|---:|\n'
-		if [ "$sync" = on ]; then vs=("${inv_all_variants[@]}" uncontended c_slots16_pool); else vs=("${inv_off[@]}"); fi
+		if [ "$sync" = on ]; then vs=("${inv_all_variants[@]}" "${inv_scaling_only[@]}"); else vs=("${inv_off[@]}"); fi
 		for v in "${vs[@]}"; do
 			printf '| %s |' "${inv_label[$v]}"
 			for c in "${cl[@]}"; do
@@ -365,15 +369,13 @@ inv_sleeps() {
 	echo "| variant | clients | reservations/s | CPU per reservation / at 8 clients | cores busy (of $(nproc)) | context switches per reservation | slot-lock sleeps per reservation |"
 	echo "|---|---:|---:|---:|---:|---:|---:|"
 	for v in "${inv_usage_variants[@]}"; do
-		base=$(awk -v c="${inv_cpu[$v,8]:-0}" -v n="${inv_made[$v,8]:-0}" 'BEGIN { if (n > 0) print c / n; else print 0 }')
 		for c in 8 32 64; do
 			k=$v,$c
 			[ "${inv_made[$k]:-0}" -gt 0 ] || continue
 			awk -v l="${inv_label[$v]}" -v c="$c" -v r="${inv_rate[on,$k]}" -v cpu="${inv_cpu[$k]}" \
-				-v n="${inv_made[$k]}" -v t="${inv_time[$k]}" -v x="${inv_ctxt[$k]}" -v w="${inv_waits[$k]}" \
-				-v base="$base" 'BEGIN {
-					printf "| %s | %d | %.0f | %s | %.2f | %.2f | %.2f |\n", l, c, r,
-						(base > 0 ? sprintf("%.2f", cpu / n / base) : "n/a"), cpu / t, x / n, w / n }'
+				-v n="${inv_made[$k]}" -v t="${inv_time[$k]}" -v x="${inv_ctxt[$k]}" \
+				-v g="$(inv_cpu_growth "$v" "$c")" -v s="$(inv_sleeps "$v" "$c")" 'BEGIN {
+					printf "| %s | %d | %.0f | %s | %.2f | %.2f | %s |\n", l, c, r, g, cpu / t, x / n, s }'
 		done
 	done
 	echo
