@@ -36,7 +36,7 @@ idem_ngoal=${#idem_goal_variants[@]} idem_ninfo=$((${#idem_variants[@]} - ${#ide
 bench_plan $((idem_reps1 * idem_ngoal + idem_reps_info * idem_ninfo)) "$idem_secs1"
 bench_plan $(((${#idem_clients[@]} - 1) * (idem_reps * idem_ngoal + idem_reps_info * idem_ninfo))) "$idem_secs"
 bench_plan_extra 5	# setup
-bench_plan_extra 40	# instructions per order: 6 variants, 2 callgrind runs each
+bench_plan_extra 25	# instructions per order: 6 variants in one callgrind run
 bench_plan_done
 bench_sql_file "$WORK/test/bench/idempotency/setup.sql"
 declare -A idem_tps idem_p99 idem_runs
@@ -66,8 +66,8 @@ for clients in "${idem_clients[@]}"; do
 	done
 	unset runs p99s
 done
-# Instructions per server-side order (callgrind, bench_instructions): 100 and 300 orders of
-# fresh keys (replays: completed keys of the setup), each its own transaction.
+# Instructions per server-side order (callgrind, bench_instructions): 300 orders of fresh keys
+# (replays: completed keys of the setup), each its own transaction, the first 100 not counted.
 idem_cg_fn_plain() { bench_statements "SELECT create_order(1, {pid}, 1);" "$@"; }
 idem_cg_fn_floor() { bench_statements "SELECT create_order_floor('{p}-{i}', 1, {pid}, 1);" "$@"; }
 idem_cg_fn_idem_c() { bench_statements "SELECT create_order_idem('{p}-{i}', 1, {pid}, 1);" "$@"; }
@@ -76,8 +76,11 @@ idem_cg_fn_idem_plpgsql() { bench_statements "SELECT create_order_idem_plpgsql('
 idem_cg_fn_replay_c() { bench_statements "SELECT create_order_idem('r-{i}', 1, {pid}, 1);" "$@"; }
 idem_cg_variants=(fn_plain fn_floor fn_idem_c fn_idem_begin fn_idem_plpgsql fn_replay_c)
 declare -A idem_instr
-for v in "${idem_cg_variants[@]}"; do
-	idem_instr[$v]=$(bench_instructions "idem_cg_$v" 100 300)
+mapfile -t idem_cg_counts < <(bench_instructions 100 300 "${idem_cg_variants[@]/#/idem_cg_}")
+for i in "${!idem_cg_variants[@]}"; do
+	v=${idem_cg_variants[$i]}
+	idem_instr[$v]=${idem_cg_counts[$i]:-}
+	[ -n "${idem_instr[$v]}" ] || die "no instruction count for $v"
 	info "instructions per order, $v: ${idem_instr[$v]}"
 done
 
@@ -173,7 +176,7 @@ goal_row() {	# clients label numerator denominator goal -> with "met" / "not met
 	echo "### CPU per order: instructions"
 	echo
 	echo "The server-side handlers again, counted by callgrind in a single-user backend on the same"
-	echo "database (\`bench_instructions\` in \`test/bench/lib.sh\`: 300 orders less 100, each its own"
+	echo "database (\`bench_instructions\` in \`test/bench/lib.sh\`: the last 200 of 300 orders, each its own"
 	echo "transaction with its commit; fresh keys, replays of completed ones). The handler written"
 	echo "with \`idem_begin\` and \`idem_complete\` is the same handler with two queries (a function"
 	echo "scan, a \`PERFORM\`) where \`idem_claim\` and \`idem_finish\` are expressions. Instructions, not"

@@ -19,7 +19,7 @@ ver_reps=$(bench_reps 5)
 ver_cpu_reps=$(bench_reps 5)
 bench_plan $((${#ver_settings[@]} * ${#ver_clients[@]} * ver_reps * ${#ver_variants[@]})) "$ver_secs"
 bench_plan_extra $((10 + 3 * ver_cpu_reps))	# setup, the CPU-time table
-bench_plan_extra 56	# instructions per transaction: 4 variants, a callgrind server and 3 runs each
+bench_plan_extra 45	# instructions per transaction: one callgrind server, 4 variants of 3 runs
 bench_plan_done
 
 bench_sql_file "$WORK/test/bench/versioning/setup.sql"
@@ -30,9 +30,15 @@ bench_sql_file "$WORK/test/bench/versioning/setup.sql"
 # sends its client at each commit: the C trigger's and update_versioned's sessions load it,
 # plain's do not.
 declare -A ver_instr_be ver_instr_cl ver_instr
+ver_cg_args=()
 for v in "${ver_variants[@]}"; do
-	read -r "ver_instr_be[$v]" "ver_instr_cl[$v]" < <(bench_session_instructions \
-		"$WORK/test/bench/versioning/$v.sql" 100 400 "-c synchronous_commit=off")
+	ver_cg_args+=("$WORK/test/bench/versioning/$v.sql" "-c synchronous_commit=off")
+done
+mapfile -t ver_cg_counts < <(bench_session_instructions 100 400 "${ver_cg_args[@]}")
+for i in "${!ver_variants[@]}"; do
+	v=${ver_variants[$i]}
+	read -r "ver_instr_be[$v]" "ver_instr_cl[$v]" <<<"${ver_cg_counts[$i]:-}"
+	[ -n "${ver_instr_cl[$v]}" ] || die "no instruction count for $v"
 	ver_instr[$v]=$((ver_instr_be[$v] + ver_instr_cl[$v]))
 	info "instructions per transaction, $v: backend ${ver_instr_be[$v]}, pgbench ${ver_instr_cl[$v]}"
 done

@@ -17,7 +17,7 @@ rw_cpu_secs=$([ "${BENCH_QUICK:-0}" = 1 ] && echo 2 || echo 3)
 bench_plan $((2 * rw_reps * 2)) "$rw_secs"
 # two standbys, the latency samples (four methods each), four CPU windows
 bench_plan_extra $((12 + rw_samples / 25 + 4 * rw_cpu_secs))
-bench_plan_extra 28	# instructions per transaction: two callgrind servers, six pgbench runs
+bench_plan_extra 22	# instructions per transaction: one callgrind server, six pgbench runs
 bench_plan_done
 
 mkdir -p "$(dirname "$BENCH_RESULT")"
@@ -58,10 +58,10 @@ done
 # (the report's message is read by the client's libpq): the same ratio without the noise.
 rw_preload off
 declare -A rw_instr
-read -r "rw_instr[off,backend]" "rw_instr[off,client]" < <(bench_session_instructions "$rw_dir/write.sql" 100 400)
-read -r "rw_instr[on,backend]" "rw_instr[on,client]" < <(bench_session_instructions "$rw_dir/write.sql" 100 400 \
-	"-c session_preload_libraries=consistency")
+{ read -r "rw_instr[off,backend]" "rw_instr[off,client]"; read -r "rw_instr[on,backend]" "rw_instr[on,client]"; } < \
+	<(bench_session_instructions 100 400 "$rw_dir/write.sql" "" "$rw_dir/write.sql" "-c session_preload_libraries=consistency")
 for v in off on; do
+	[ -n "${rw_instr[$v,client]:-}" ] || die "no instruction count for the write transaction, library $v"
 	rw_instr[$v,total]=$((rw_instr[$v,backend] + rw_instr[$v,client]))
 	info "instructions per write transaction, library $v: backend ${rw_instr[$v,backend]}, pgbench ${rw_instr[$v,client]}"
 done

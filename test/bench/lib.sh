@@ -87,23 +87,28 @@ bench_mmss() { printf '%d:%02d' $(($1 / 60)) $(($1 % 60)); }
 # bench_progress LABEL: one line before each measured run: section, variant, run i of n,
 # elapsed and time left.  pgbench_run calls it; a section's other drivers (redis-benchmark)
 # call it themselves.  BENCH_STAGE (set by a section, e.g. "synchronous_commit off") prefixes
-# the label.  Runs are counted in a file (BENCH_RUN_FILE, emptied by run.sh for each section)
+# the label.  Runs are counted in a file (BENCH_RUN_FILE: the count and when the section's first
+# run began; emptied by run.sh for each section)
 # because sections call pgbench_run in a subshell (read ... < <(pgbench_run ...)).  run.sh
 # sets BENCH_SECTION, BENCH_SECTION_START, BENCH_SET_START, BENCH_LATER_SECS (the planned
 # seconds of the sections still to come) and, for a section without a plan,
 # BENCH_SECTION_ESTIMATE (its duration last time).
 bench_progress() {
-	local now elapsed sect left of bench_run_no
-	bench_run_no=$(($(cat "${BENCH_RUN_FILE:-/dev/null}" 2>/dev/null || true) + 1))
-	[ -z "${BENCH_RUN_FILE:-}" ] || echo "$bench_run_no" >"$BENCH_RUN_FILE"
+	local now elapsed sect left of bench_run_no first_run
 	now=$(date +%s)
+	read -r bench_run_no first_run 2>/dev/null <"${BENCH_RUN_FILE:-/dev/null}" || true
+	bench_run_no=$((${bench_run_no:-0} + 1))
+	first_run=${first_run:-$now}
+	[ -z "${BENCH_RUN_FILE:-}" ] || echo "$bench_run_no $first_run" >"$BENCH_RUN_FILE"
 	elapsed=$((now - ${BENCH_SET_START:-$now}))
 	sect=$((now - ${BENCH_SECTION_START:-$now}))
 	if [ "$bench_plan_runs" -gt 0 ]; then
 		of=" of $bench_plan_runs"
 		if [ "$bench_run_no" -gt 1 ]; then
-			# this section's own pace so far, for the runs it still has to make
-			left=$((sect * (bench_plan_runs - bench_run_no + 1) / (bench_run_no - 1)))
+			# this section's own pace since its first run, for the runs it still has to make
+			# (not since the section began: what came before the first run, a callgrind
+			# pass, say, is no part of a run's pace)
+			left=$(((now - first_run) * (bench_plan_runs - bench_run_no + 1) / (bench_run_no - 1)))
 		else
 			left=$((bench_plan_ds / 10))
 		fi
@@ -180,55 +185,78 @@ bench_statements() {
 		print s }'
 }
 
-# bench_instructions GENERATOR SMALL LARGE [postgres options...]: instructions per statement,
-# counted by callgrind, of the statements "GENERATOR PREFIX COUNT" prints (one per line; PREFIX
-# is fresh for every run, for fresh keys), run by a single-user backend (postgres --single) on
-# the benchmark's database, each statement its own transaction with its commit: the totals of
-# a run of SMALL and one of LARGE statements, subtracted and divided by LARGE - SMALL, so that
-# the backend's start and shutdown cancel out.  Instructions, not seconds: the machine's load
-# does not move them, but the database's state does (which pages a statement touches, a page
-# split, a pruning): two measures of the same statements differ by up to 2%.  With
-# BENCH_CG_FUNCTION set, also prints the instructions per statement spent in that function and
-# what it calls (its inclusive count), measured the same way.  The server is stopped meanwhile
-# and started again.  Every statement must succeed.
+# bench_instructions SMALL LARGE GENERATOR... [-- POSTGRES-OPTION...]: for each GENERATOR, one
+# line: the instructions per statement, counted by callgrind, of the statements
+# "GENERATOR PREFIX LARGE" prints (one per line; PREFIX is fresh for every run, for fresh keys)
+# after the first SMALL of them, which warm the backend's caches and are not counted.  One
+# single-user backend (postgres --single) on the benchmark's database runs every generator's
+# statements in turn, each statement its own transaction with its commit.  Marker statements
+# (SELECT pg_sleep(0)) around each measured stretch make callgrind dump its counters
+# (--dump-before=pg_sleep), so a stretch's dump holds its statements and one marker's own
+# cost, which a stretch of nothing between two markers measures and which is subtracted.
+# (Counted from one backend start for all generators, not a start and shutdown for each
+# SMALL and each LARGE run subtracted: the same statements, about a third of the valgrind
+# time.)  Instructions, not seconds: the machine's load does not move them, but the
+# database's state does (which pages a statement touches, a page split, a pruning): two
+# measures of the same statements differ by up to 2%.  With BENCH_CG_FUNCTION set, each line
+# also gives the instructions per statement spent in that function and what it calls (its
+# inclusive count).  The server is stopped meanwhile and started again.  Every statement
+# must succeed, and none may call pg_sleep.
 bench_instructions() {
-	local gen=$1 small=$2 large=$3 dir n totals=() fn=()
-	shift 3
+	local small=$1 large=$2 gens=() opts=() dir k mark over fn_over total fn
+	shift 2
+	while [ $# -gt 0 ] && [ "$1" != -- ]; do gens+=("$1"); shift; done
+	[ $# -eq 0 ] || { shift; opts=("$@"); }
 	dir=$(as_user mktemp -d "$WORK/callgrind.XXXXXX")
+	mark='SELECT pg_catalog.pg_sleep(0);'
+	# warm-up, marker, measured stretch, marker; for every generator; then one marker more:
+	# dump 2k+2 is generator k's stretch, the last numbered dump the markers' own cost
+	for k in "${!gens[@]}"; do
+		"${gens[$k]}" "cg$RANDOM$k" "$large" |
+			awk -v s="$small" -v m="$mark" '{ print } NR == s { print m } END { if (NR != 0) print m }'
+	done >"$dir/in.sql"
+	echo "$mark" >>"$dir/in.sql"
 	cluster_stop "$BENCH_DIR" fast
-	for n in "$small" "$large"; do
-		"$gen" "cg$RANDOM$n" "$n" >"$dir/in.sql"
-		as_user valgrind --tool=callgrind --callgrind-out-file="$dir/out" \
-			"$PG_BINDIR/postgres" --single -D "$BENCH_DIR/data" "$@" bench \
-			<"$dir/in.sql" >"$dir/stdout" 2>"$dir/stderr" ||
-			{ tail -n 20 "$dir/stderr" >&2; die "callgrind run of $gen failed"; }
-		! grep -E '^(ERROR|FATAL|PANIC):|\] (ERROR|FATAL|PANIC):' "$dir/stderr" >&2 ||
-			die "a statement of $gen failed under callgrind"
-		totals+=("$(sed -nE 's/^summary: ([0-9]+)$/\1/p' "$dir/out")")
-		if [ -n "${BENCH_CG_FUNCTION:-}" ]; then
-			fn+=("$(callgrind_annotate --inclusive=yes --threshold=100 "$dir/out" |
-				awk -v f=":$BENCH_CG_FUNCTION [" '!n && index($0, f) { gsub(",", "", $1); print $1; n = 1 }')")
-		fi
-	done
+	as_user valgrind --tool=callgrind --dump-before=pg_sleep --callgrind-out-file="$dir/out" \
+		"$PG_BINDIR/postgres" --single -D "$BENCH_DIR/data" "${opts[@]}" bench \
+		<"$dir/in.sql" >"$dir/stdout" 2>"$dir/stderr" ||
+		{ tail -n 20 "$dir/stderr" >&2; die "callgrind run of ${gens[*]} failed"; }
+	! grep -E '^(ERROR|FATAL|PANIC):|\] (ERROR|FATAL|PANIC):' "$dir/stderr" >&2 ||
+		die "a statement of ${gens[*]} failed under callgrind"
 	cluster_start "$BENCH_DIR"
+	[ -f "$dir/out.$((2 * ${#gens[@]} + 1))" ] && [ ! -f "$dir/out.$((2 * ${#gens[@]} + 2))" ] ||
+		die "callgrind wrote $(find "$dir" -name 'out.*' | wc -l) dumps for ${#gens[@]} generators, not $((2 * ${#gens[@]} + 1)): did a statement call pg_sleep?"
+	over=$(cg_summary "$dir/out.$((2 * ${#gens[@]} + 1))")
+	[ -z "${BENCH_CG_FUNCTION:-}" ] || fn_over=$(cg_inclusive "$dir/out.$((2 * ${#gens[@]} + 1))")
+	for k in "${!gens[@]}"; do
+		total=$(cg_summary "$dir/out.$((2 * k + 2))")
+		[ -n "$total" ] || die "no instruction count from callgrind for ${gens[$k]}"
+		if [ -n "${BENCH_CG_FUNCTION:-}" ]; then fn=$(cg_inclusive "$dir/out.$((2 * k + 2))"); fi
+		awk -v t="$total" -v o="$over" -v f="${fn:-}" -v fo="${fn_over:-0}" -v n=$((large - small)) \
+			'BEGIN { printf "%.0f", (t - o) / n; if (f != "") printf " %.0f", (f - fo) / n; print "" }'
+	done
 	rm -rf "$dir"
-	awk -v a="${totals[0]}" -v b="${totals[1]}" -v n=$((large - small)) \
-		'BEGIN { if (a == "" || b == "") exit 1; printf "%.0f\n", (b - a) / n }' ||
-		die "no instruction count from callgrind for $gen"
-	if [ -n "${BENCH_CG_FUNCTION:-}" ]; then
-		awk -v a="${fn[0]:-0}" -v b="${fn[1]:-0}" -v n=$((large - small)) 'BEGIN { printf "%.0f\n", (b - a) / n }'
-	fi
+}
+# cg_summary FILE: a callgrind dump's total instructions; cg_inclusive FILE: those spent in
+# BENCH_CG_FUNCTION and what it calls (0 if it was not called).
+cg_summary() { sed -nE 's/^summary: ([0-9]+)$/\1/p' "$1"; }
+cg_inclusive() {
+	callgrind_annotate --inclusive=yes --threshold=100 "$1" |
+		awk -v f=":$BENCH_CG_FUNCTION [" '!n && index($0, f) { gsub(",", "", $1); print $1; n = 1 } END { if (!n) print 0 }'
 }
 
-# bench_session_instructions SCRIPT SMALL LARGE [PGOPTIONS]: "BACKEND CLIENT", the instructions
-# per transaction of pgbench running SCRIPT (-M prepared, 1 client, PGOPTIONS for its session)
-# in the client backend that serves it and in pgbench itself (libpq reading what the backend
-# sent).  callgrind over the benchmark server, postmaster and children, and over pgbench; runs
-# of SMALL and LARGE transactions, (large - small) / (LARGE - SMALL), so that connecting and
-# loading libraries cancel out.  Unlike bench_instructions (a single-user backend, no client),
-# this counts what a session sends its client and what the client does with it.
+# bench_session_instructions SMALL LARGE SCRIPT PGOPTIONS [SCRIPT PGOPTIONS]...: for each
+# SCRIPT, one line "BACKEND CLIENT": the instructions per transaction of pgbench running it
+# (-M prepared, 1 client, PGOPTIONS for its session, empty for none) in the client backend that
+# serves it and in pgbench itself (libpq reading what the backend sent).  callgrind over the
+# benchmark server, postmaster and children (started once for all the scripts), and over
+# pgbench; runs of SMALL and LARGE transactions, (large - small) / (LARGE - SMALL), so that
+# connecting and loading libraries cancel out.  Unlike bench_instructions (a single-user
+# backend, no client), this counts what a session sends its client and what the client does
+# with it.
 bench_session_instructions() {
-	local script=$1 small=$2 large=$3 opts=${4:-} dir n n1 f i before size be=() cl=()
+	local small=$1 large=$2 script opts dir n n1 f i before size be cl out=
+	shift 2
 	dir=$(as_user mktemp -d "$WORK/callgrind.XXXXXX")
 	cluster_stop "$BENCH_DIR" fast
 	as_user valgrind --tool=callgrind --trace-children=yes --callgrind-out-file="$dir/server.%p" \
@@ -239,38 +267,47 @@ bench_session_instructions() {
 		[ "$i" -le 600 ] || { tail -n 20 "$dir/server.log" >&2; die "the server did not start under callgrind"; }
 		sleep 0.1
 	done
-	# A warm-up run: the first sessions after a start count more, and a process writes its
-	# counts when it exits, some time later.
-	as_user env PGOPTIONS="$opts" "$PG_BINDIR/pgbench" -h "$BENCH_DIR" -p "$BENCH_PORT" -n -M prepared \
-		-c 1 -t 10 -f "$script" bench >"$dir/pgbench.warm" 2>&1 ||
-		{ tail -n 20 "$dir/pgbench.warm" >&2; die "pgbench under callgrind failed"; }
-	bench_cg_settle "$dir"
-	for n in "$small" "$large"; do
-		before=$(ls "$dir")
-		as_user env PGOPTIONS="$opts" valgrind --tool=callgrind --callgrind-out-file="$dir/client.$n" \
-			"$PG_BINDIR/pgbench" -h "$BENCH_DIR" -p "$BENCH_PORT" -n -M prepared -c 1 -t "$n" \
-			-f "$script" bench >"$dir/pgbench.$n" 2>&1 ||
-			{ tail -n 20 "$dir/pgbench.$n" >&2; die "pgbench under callgrind failed"; }
+	while [ $# -ge 2 ]; do
+		script=$1 opts=$2 be=() cl=()
+		shift 2
+		# A warm-up run: the first sessions after a start count more, and a process writes its
+		# counts when it exits, some time later.
+		as_user env PGOPTIONS="$opts" "$PG_BINDIR/pgbench" -h "$BENCH_DIR" -p "$BENCH_PORT" -n -M prepared \
+			-c 1 -t 10 -f "$script" bench >"$dir/pgbench.warm" 2>&1 ||
+			{ tail -n 20 "$dir/pgbench.warm" >&2; die "pgbench under callgrind failed"; }
 		bench_cg_settle "$dir"
-		# pgbench opens two sessions: one to set up, closed before the run, and the one that
-		# runs the transactions, which counted more: the largest new count.
-		size=0
-		for f in "$dir"/server.*; do
-			grep -qxF "${f##*/}" <<<"$before" && continue
-			n1=$(sed -nE 's/^summary: ([0-9]+)$/\1/p' "$f")
-			[ -n "$n1" ] && [ "$n1" -gt "$size" ] && size=$n1
+		for n in "$small" "$large"; do
+			before=$(ls "$dir")
+			as_user env PGOPTIONS="$opts" valgrind --tool=callgrind --callgrind-out-file="$dir/client.$n" \
+				"$PG_BINDIR/pgbench" -h "$BENCH_DIR" -p "$BENCH_PORT" -n -M prepared -c 1 -t "$n" \
+				-f "$script" bench >"$dir/pgbench.$n" 2>&1 ||
+				{ tail -n 20 "$dir/pgbench.$n" >&2; die "pgbench under callgrind failed"; }
+			bench_cg_settle "$dir"
+			# pgbench opens two sessions: one to set up, closed before the run, and the one that
+			# runs the transactions, which counted more: the largest new count.
+			size=0
+			for f in "$dir"/server.*; do
+				grep -qxF "${f##*/}" <<<"$before" && continue
+				n1=$(sed -nE 's/^summary: ([0-9]+)$/\1/p' "$f")
+				[ -n "$n1" ] && [ "$n1" -gt "$size" ] && size=$n1
+			done
+			[ "$size" -gt 0 ] || die "no callgrind counts from the backend that served pgbench"
+			be+=("$size")
+			cl+=("$(sed -nE 's/^summary: ([0-9]+)$/\1/p' "$dir/client.$n")")
+			rm -f "$dir/client.$n"
 		done
-		[ "$size" -gt 0 ] || die "no callgrind counts from the backend that served pgbench"
-		be+=("$size")
-		cl+=("$(sed -nE 's/^summary: ([0-9]+)$/\1/p' "$dir/client.$n")")
+		out+=$(awk -v b0="${be[0]}" -v b1="${be[1]}" -v c0="${cl[0]}" -v c1="${cl[1]}" -v n=$((large - small)) \
+			'BEGIN { if (b0 == "" || b1 == "" || c0 == "" || c1 == "") exit 1
+				printf "%.0f %.0f", (b1 - b0) / n, (c1 - c0) / n }') ||
+			die "no instruction count from callgrind for $script"
+		out+=$'\n'
 	done
+	[ $# -eq 0 ] || die "bench_session_instructions: a SCRIPT without its PGOPTIONS: $1"
 	cluster_stop "$BENCH_DIR" fast
 	cluster_start "$BENCH_DIR"
 	rm -rf "$dir"
-	awk -v b0="${be[0]}" -v b1="${be[1]}" -v c0="${cl[0]}" -v c1="${cl[1]}" -v n=$((large - small)) \
-		'BEGIN { if (b0 == "" || b1 == "" || c0 == "" || c1 == "") exit 1
-			printf "%.0f %.0f\n", (b1 - b0) / n, (c1 - c0) / n }' ||
-		die "no instruction count from callgrind for $script"
+	# only now, with the server back: a caller reading the lines goes on at the first one
+	printf '%s' "$out"
 }
 # bench_cg_settle DIR: wait until the server processes that exited have written their counts
 # (the number of finished callgrind files has not changed for 1 s).
