@@ -19,6 +19,10 @@
  * Measured against the SQL statement, 5 alternating rounds of 64 clients
  * on a 16-slot SKU (2 cores, synchronous_commit on): 1.11-1.17x the
  * reservations per second, 0.86-0.89x the machine's CPU per reservation.
+ * A one-slot SKU's TAKE made while holding slot 0's lock goes the same way
+ * (inv_direct_apply_one), once it has found no slot 1 in the primary key
+ * (its statement's NOT EXISTS): 196k instructions per reservation against
+ * 280k through SPI (callgrind, 1 client, PostgreSQL 15).
  *
  * That is only correct for the table as the extension made it, so the
  * table's shape is checked (once, and again after every relcache
@@ -51,6 +55,7 @@
 #include "access/htup_details.h"
 #include "access/skey.h"
 #include "access/table.h"
+#include "access/tableam.h"
 #include "access/xact.h"
 #include "common/int.h"
 #include "catalog/index.h"
@@ -66,6 +71,7 @@
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
 
 #include "consistency.h"
 #include "inventory.h"
@@ -208,6 +214,8 @@ shape_is_ours(Relation rel)
 	return ok;
 }
 
+static int	direct_apply(const InvSku *s, int slot, int64 qty, InvSlotOp op, bool only_one);
+
 /* What inv_direct_apply() asks of the slot's row. */
 typedef struct SlotChange
 {
@@ -270,6 +278,36 @@ update_found_row(Relation rel, TupleTableSlot *found, void *arg)
 }
 
 /*
+ * Does SKU s have a row for slot `slot`?  Looked up in the primary key under
+ * a new snapshot after CommandCounterIncrement(), as a statement's NOT EXISTS
+ * would see it.
+ */
+static bool
+slot_row_exists(Relation rel, Relation pkey, const InvSku *s, int slot)
+{
+	ScanKeyData skey[2];
+	Snapshot	snapshot;
+	TupleTableSlot *found;
+	IndexScanDesc scan;
+	bool		exists;
+
+	ScanKeyEntryInitialize(&skey[0], 0, 1, BTEqualStrategyNumber, InvalidOid,
+						   pkey->rd_indcollation[0], F_TEXTEQ, PointerGetDatum(s->sku));
+	ScanKeyEntryInitialize(&skey[1], 0, 2, BTEqualStrategyNumber, InvalidOid,
+						   InvalidOid, F_INT4EQ, Int32GetDatum(slot));
+	CommandCounterIncrement();
+	snapshot = RegisterSnapshot(GetTransactionSnapshot());
+	found = table_slot_create(rel, NULL);
+	scan = index_beginscan_compat(rel, pkey, snapshot, NULL, 2, 0);
+	index_rescan(scan, skey, 2, NULL, 0);
+	exists = index_getnext_slot(scan, ForwardScanDirection, found);
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(found);
+	UnregisterSnapshot(snapshot);
+	return exists;
+}
+
+/*
  * Apply op for qty units (> 0) on slot `slot` of SKU s, as stmt_take,
  * stmt_return or stmt_sell (inventory_slots.c) would: 1 if the row was
  * changed (visible to the transaction's next command), 0 if there is no such
@@ -279,6 +317,26 @@ update_found_row(Relation rel, TupleTableSlot *found, void *arg)
  */
 int
 inv_direct_apply(const InvSku *s, int slot, int64 qty, InvSlotOp op)
+{
+	return direct_apply(s, slot, qty, op, false);
+}
+
+/*
+ * The same on row 0 of a SKU the caller believes has one slot, as
+ * stmt_take_one and its kind would (only while the SKU has no slot 1), for a
+ * caller that holds slot 0's lock: 1 if the row was changed; -1, nothing
+ * changed, if it was not, for whatever reason (no room, or a slot 1 now: the
+ * statement, run next, tells them apart as before).  The caller is connected
+ * to SPI.
+ */
+int
+inv_direct_apply_one(const InvSku *s, int64 qty, InvSlotOp op)
+{
+	return direct_apply(s, 0, qty, op, true) == 1 ? 1 : -1;
+}
+
+static int
+direct_apply(const InvSku *s, int slot, int64 qty, InvSlotOp op, bool only_one)
 {
 	Oid			relid;
 	ConsistencySavedUser saved;
@@ -321,6 +379,12 @@ inv_direct_apply(const InvSku *s, int slot, int64 qty, InvSlotOp op)
 
 	pkey = index_open(shape_pkey, RowExclusiveLock);
 	if (shape_relid != relid)	/* an invalidation at that lock */
+		goto done;
+	/*
+	 * A cached count of one for a SKU that has gained slots: the statement,
+	 * which finds no row then, is what makes the caller re-read the count.
+	 */
+	if (only_one && slot_row_exists(rel, pkey, s, 1))
 		goto done;
 
 	ScanKeyEntryInitialize(&skey[0], 0, 1, BTEqualStrategyNumber, InvalidOid,
