@@ -76,13 +76,7 @@ idem_cg_fn_idem_plpgsql() { bench_statements "SELECT create_order_idem_plpgsql('
 idem_cg_fn_replay_c() { bench_statements "SELECT create_order_idem('r-{i}', 1, {pid}, 1);" "$@"; }
 idem_cg_variants=(fn_plain fn_floor fn_idem_c fn_idem_begin fn_idem_plpgsql fn_replay_c)
 declare -A idem_instr
-mapfile -t idem_cg_counts < <(bench_instructions 100 300 "${idem_cg_variants[@]/#/idem_cg_}")
-for i in "${!idem_cg_variants[@]}"; do
-	v=${idem_cg_variants[$i]}
-	idem_instr[$v]=${idem_cg_counts[$i]:-}
-	[ -n "${idem_instr[$v]}" ] || die "no instruction count for $v"
-	info "instructions per order, $v: ${idem_instr[$v]}"
-done
+bench_instructions_into idem_instr order 100 300 idem_cg_ "${idem_cg_variants[@]}"
 
 idem_hot=$(bench_sql "SELECT n_tup_hot_upd || ' of ' || n_tup_upd FROM pg_stat_user_tables WHERE relid = 'consistency.idempotency_keys'::regclass")
 

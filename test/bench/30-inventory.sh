@@ -53,6 +53,7 @@ bench_plan "$inv_reps" "$inv_secs64"	# the adaptive SKU at 64 clients, synchrono
 # setup and the preloaded server; sell-outs (0.4 to 0.9 s, plus a reset and a checkpoint: the
 # section of 2026-12-05 ran 291 s against 327 s planned with 3 s each)
 bench_plan_extra $((9 + inv_reps * ncore * 2))
+bench_plan_extra 12	# instructions per reservation: 4 variants in one callgrind run
 bench_plan_done
 # Preloaded, so that consistency.stats counts the buyers' sleeps on slot locks (lock_wait) for
 # the table of where the extra clients' cost goes; reserve() itself does not need it.
@@ -244,6 +245,21 @@ inv_pool_stop	# the pooled runs are done
 inv_sellout
 bench_sql "ALTER DATABASE bench RESET synchronous_commit" >/dev/null
 
+# Instructions per reservation at 1 client (callgrind, bench_instructions: 400 reservations of
+# fresh ids on fresh stock, each its own transaction, the first 100 not counted): what the
+# 1-client goals compare, without the WAL flush, whose time drifts from run to run as much as
+# the variants differ.
+inv_cg_c_slots1() { bench_statements "SELECT consistency.reserve('hot1', 1, '{p}-{i}');" "$@"; }
+inv_cg_c_slots16() { bench_statements "SELECT consistency.reserve('hot16', 1, '{p}-{i}');" "$@"; }
+inv_cg_c_adaptive() { bench_statements "SELECT consistency.reserve('hotA', 1, '{p}-{i}');" "$@"; }
+inv_cg_plpgsql() { bench_statements "SELECT plpgsql_reserve('hot', 1, '{p}-{i}');" "$@"; }
+inv_cg_variants=(c_slots1 c_slots16 c_adaptive plpgsql)
+declare -A inv_instr
+bench_sql "CALL bench_reset(1000000000)" >/dev/null
+bench_instructions_into inv_instr "reservation, 1 client" 100 400 inv_cg_ "${inv_cg_variants[@]}"
+# one buyer at a time never finds the adaptive SKU busy, so it never splits
+inv_cg_slots=$(bench_sql "SELECT count(*) FROM consistency.inventory WHERE sku = 'hotA'")
+
 inv_goal() {	# measured goal -> "met" / "not met"
 	awk -v m="$1" -v g="$2" 'BEGIN { if (m == "n/a") print "n/a"; else if (m + 0 >= g + 0) print "met"; else print "**not met**" }'
 }
@@ -270,6 +286,8 @@ inv_cpu_growth() {
 		-v nc="${inv_made[$1,$c]:-0}" 'BEGIN {
 			if (n8 > 0 && nc > 0 && c8 > 0) printf "%.2f", (cc / nc) / (c8 / n8); else print "n/a" }'
 }
+# inv_kinstr V: the variant's instructions per reservation, in thousands ("195k")
+inv_kinstr() { awk -v n="${inv_instr[$1]:-0}" 'BEGIN { printf "%.0fk", n / 1000 }'; }
 # inv_sleeps V CLIENTS: slot-lock sleeps per reservation (usage table)
 inv_sleeps() {
 	awk -v w="${inv_waits[$1,$2]:-0}" -v n="${inv_made[$1,$2]:-0}" 'BEGIN {
@@ -308,6 +326,10 @@ inv_sleeps() {
 	echo "| adaptive, 64 clients, cold ${inv_secs64}s run / PL/pgSQL, 64 clients | $ra64 | ≥ 3 | $(inv_goal "$ra64" 3) | $(fmt0 "${inv_rate[on,c_adaptive,64]}") / $(fmt0 "${inv_rate[on,plpgsql,64]}") |"
 	ra1=$(inv_paired c_adaptive plpgsql 1)
 	echo "| adaptive, 1 client / PL/pgSQL, 1 client | $ra1 | ≥ 0.90 | $(inv_goal "$ra1" 0.90) | $(fmt0 "${inv_rate[on,c_adaptive,1]}") / $(fmt0 "${inv_rate[on,plpgsql,1]}") |"
+	ri1=$(ratio "${inv_instr[plpgsql]}" "${inv_instr[c_slots1]}")
+	echo "| 1 slot / PL/pgSQL, 1 client, counted in instructions (PL/pgSQL's per reservation over the SKU's) | $ri1 | ≥ 0.90 | $(inv_goal "$ri1" 0.90) | $(inv_kinstr c_slots1) / $(inv_kinstr plpgsql) instructions |"
+	ria=$(ratio "${inv_instr[plpgsql]}" "${inv_instr[c_adaptive]}")
+	echo "| adaptive / PL/pgSQL, 1 client, counted in instructions (the same) | $ria | ≥ 0.90 | $(inv_goal "$ria" 0.90) | $(inv_kinstr c_adaptive) / $(inv_kinstr plpgsql) instructions |"
 	s1=${inv_slots_after[on,1]:-n/a}
 	echo "| adaptive, slots after the 1-client runs (most) | $s1 | = 1 | $([ "$s1" = 1 ] && echo met || echo '**not met**') | (after 64 clients: ${inv_slots_after[on,64]:-n/a}) |"
 	rsell=$(ratio "${inv_sell[c_adaptive]}" "${inv_sell[c_slots16]}")
@@ -335,6 +357,14 @@ inv_sleeps() {
 	echo "its 8- and 32-client runs go straight to the server. All three use pgbench's extended protocol"
 	echo "(\`-M extended\`: pgbouncer 1.18 cannot pool prepared statements), so its rates are below the"
 	echo "\`-M prepared\` rows' and only its own ratio compares with theirs."
+	echo
+	echo "The two rows counted in instructions read the 1-client goals as CPU: callgrind in a"
+	echo "single-user backend on the same database (\`bench_instructions\` in \`test/bench/lib.sh\`: the"
+	echo "last 300 of 400 reservations of fresh ids, each its own transaction with its commit), a"
+	echo "measure the machine's load and the disk's flush time do not move. Instructions per"
+	echo "reservation: 1 slot $(inv_kinstr c_slots1), 16 slots $(inv_kinstr c_slots16), adaptive $(inv_kinstr c_adaptive) (still ${inv_cg_slots} slot"
+	echo "after them), PL/pgSQL $(inv_kinstr plpgsql). A 1-client run's rate is its CPU plus a WAL flush per"
+	echo "reservation, which every variant waits for alike."
 	for sync in on off; do
 		echo
 		echo "### Successful reservations per second, synchronous_commit $sync"
@@ -412,7 +442,7 @@ inv_sleeps() {
 	echo "buyer to the next (the PL/pgSQL baseline's buyers queue on the row: each commit wakes them,"
 	echo "and the first re-checks the new row version and queues again); with 16 slots, buyers"
 	echo "try the slots' locks without waiting and queue only when all are busy, so up to 16 commits"
-	echo "(and their WAL flushes) proceed at once; a buyer's \`UPDATE\` of its slot is made without the executor"
+	echo "(and their WAL flushes) proceed at once; a buyer's \`UPDATE\` of its slot (and of a one-slot SKU's row, once it holds its lock) is made without the executor"
 	echo "(\`src/inventory_direct.c\`), which through SPI parsed and planned the table's CHECK constraint"
 	echo "again for every statement. What limits it: with one slot every reservation"
 	echo "still commits one after another (one WAL flush each), so with synchronous_commit on one hot"

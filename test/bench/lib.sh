@@ -237,6 +237,22 @@ bench_instructions() {
 	done
 	rm -rf "$dir"
 }
+# bench_instructions_into ARRAY WHAT SMALL LARGE PREFIX VARIANT...: ARRAY[VARIANT] (an
+# associative array the caller declared) = bench_instructions SMALL LARGE of the generator
+# PREFIXVARIANT, for every VARIANT, in one callgrind run; each reported as "instructions per
+# WHAT, VARIANT: N".
+bench_instructions_into() {
+	local -n bench_into=$1
+	local what=$2 small=$3 large=$4 prefix=$5 variants counts k
+	shift 5
+	variants=("$@")
+	mapfile -t counts < <(bench_instructions "$small" "$large" "${variants[@]/#/$prefix}")
+	for k in "${!variants[@]}"; do
+		[ -n "${counts[$k]:-}" ] || die "no instruction count for ${variants[$k]}"
+		bench_into[${variants[$k]}]=${counts[$k]}
+		info "instructions per $what, ${variants[$k]}: ${counts[$k]}"
+	done
+}
 # cg_summary FILE: a callgrind dump's total instructions; cg_inclusive FILE: those spent in
 # BENCH_CG_FUNCTION and what it calls (0 if it was not called).
 cg_summary() { sed -nE 's/^summary: ([0-9]+)$/\1/p' "$1"; }
