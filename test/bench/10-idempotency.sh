@@ -11,7 +11,7 @@
 # trips as the plain one).  Instruction counts add the server-side handler written with
 # idem_begin/idem_complete (two queries where idem_claim/idem_finish are expressions).
 # The floor (server-side, runs and instructions): the plain handler plus the one key row a
-# layer stores, inserted by hand into a table shaped like the extension's, with no claim:
+# layer stores, inserted by hand into the extension's table, with no claim:
 # what any layer that stores the key with the write costs at least.
 # 1 and 16 clients; medians of interleaved runs.  The goals of issue 13 come first, each
 # marked met or not met.
@@ -121,8 +121,8 @@ goal_row() {	# clients label numerator denominator goal -> with "met" / "not met
 	done
 	echo
 	echo "The floor: the plain handler plus the one row a layer stores for the key (its response,"
-	echo "completed), inserted by hand into a table shaped like \`consistency.idempotency_keys\` (the"
-	echo "same columns, the same two indexes, the same 100,000 rows), with no claim before it: no"
+	echo "completed), inserted by hand into \`consistency.idempotency_keys\` itself (the same table"
+	echo "and indexes, grown by the same runs), with no claim before it: no"
 	echo "lock, no look for the key, nothing that could answer a retry. Any layer that stores the"
 	echo "key in the business write's transaction writes at least this. In this run the floor /"
 	echo "plain order is $(paired_ratio "${idem_runs[fn_floor,1]}" "${idem_runs[fn_plain,1]}") at 1 client and $(paired_ratio "${idem_runs[fn_floor,16]}" "${idem_runs[fn_plain,16]}") at 16, and"

@@ -107,14 +107,12 @@ BEGIN
 END $$;
 -- The floor of any layer that stores the key with the write: create_order's statements and
 -- then the one row idem_finish stores (key, fingerprint, the response, completed), inserted by
--- hand into a table shaped like consistency.idempotency_keys (its columns, its two indexes,
--- the same 100,000 rows), with no claim before: no lock, no look for the key, no check.
--- Whatever a layer does to answer a retry comes on top of this.
-CREATE TABLE floor_keys (LIKE consistency.idempotency_keys INCLUDING DEFAULTS,
-						 PRIMARY KEY (key, scope));
-CREATE INDEX ON floor_keys (expires_at);
-INSERT INTO floor_keys SELECT * FROM consistency.idempotency_keys;
-VACUUM ANALYZE floor_keys;
+-- hand into consistency.idempotency_keys itself, with no claim before: no lock, no look for
+-- the key, no check.  Whatever a layer does to answer a retry comes on top of this.  (Into the
+-- extension's own table, not a copy of it: every idempotent variant adds rows to that table,
+-- and a copy that only the floor's runs grew had smaller indexes, so after the CHECKPOINT
+-- before each run the floor's inserts wrote fewer full-page images: 0.06 to 0.07 per order
+-- against 0.08 to 0.09, measured.)
 CREATE FUNCTION create_order_floor(p_key text, p_customer int, p_pid int, p_qty int) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -125,7 +123,8 @@ BEGIN
 	INSERT INTO orders (customer, product_id, qty) VALUES (p_customer, p_pid, p_qty)
 	RETURNING id INTO v_id;
 	v_response := jsonb_build_object('order_id', v_id, 'status', 'created');
-	INSERT INTO floor_keys (key, fingerprint, state, response, created_at, completed_at, expires_at)
+	INSERT INTO consistency.idempotency_keys
+		(key, fingerprint, state, response, created_at, completed_at, expires_at)
 	VALUES (p_key, 'fp', 'completed', v_response, now(), now(), now() + interval '24 hours');
 	RETURN v_response;
 END $$;
