@@ -164,7 +164,7 @@ extern void consistency_restore_user(const ConsistencySavedUser *saved);
 
 /* direct_update.c: one row's new version and its index entries, without the executor */
 extern int	consistency_direct_update_row(Relation rel, struct TupleTableSlot *found, int ncols,
-										  int *cols, Datum *values, bool *nulls);
+										  int *cols, Datum *values, bool *nulls, bool wait);
 struct ScanKeyData;
 typedef int (*ConsistencyRowUpdate) (Relation rel, struct TupleTableSlot *found, void *arg);
 extern int	consistency_direct_update_by_key(Relation rel, Relation pkey, int nkeys,

@@ -98,11 +98,12 @@ null_in_not_null(Relation rel, HeapTuple newtup)
  * changed: the new row has a NULL in a NOT NULL column (the statement
  * reports 23502), or a concurrent writer updated or deleted the row and
  * committed while this waited for it (the statement re-checks the newest
- * version, EvalPlanQual).
+ * version, EvalPlanQual), or, with !wait, another transaction is changing
+ * or has locked the row (the statement queues on it).
  */
 int
 consistency_direct_update_row(Relation rel, TupleTableSlot *found, int ncols, int *cols,
-							  Datum *values, bool *nulls)
+							  Datum *values, bool *nulls, bool wait)
 {
 	bool		should_free;
 	HeapTuple	oldtup = ExecFetchSlotHeapTuple(found, false, &should_free);
@@ -114,7 +115,7 @@ consistency_direct_update_row(Relation rel, TupleTableSlot *found, int ncols, in
 	int			result = -1;
 
 	if (!null_in_not_null(rel, newtup) &&
-		heap_update_compat(rel, &oldtup->t_self, newtup, GetCurrentCommandId(true), true,
+		heap_update_compat(rel, &oldtup->t_self, newtup, GetCurrentCommandId(true), wait,
 						   &tmfd, &lockmode, &update_indexes) == TM_Ok)
 	{
 		if (update_indexes != TU_None)

@@ -81,7 +81,7 @@ extern void inv_error_unknown_sku(text *sku);
 
 /* inventory_direct.c: the fast path's one-slot UPDATE without the executor (-1: not done) */
 extern int	inv_direct_apply(const InvSku *s, int slot, int64 qty, InvSlotOp op);
-extern int	inv_direct_apply_one(const InvSku *s, int64 qty, InvSlotOp op);
+extern int	inv_direct_apply_one(const InvSku *s, int64 qty, InvSlotOp op, bool wait);
 
 /* inventory.c: one reservation, as reserve() makes it (arguments checked). */
 extern TimestampTz inv_expiry(TimestampTz now, Interval *ttl);

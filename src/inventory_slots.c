@@ -59,7 +59,8 @@
  * and tells the two apart): the lock manager's queue hands the SKU from one committed buyer to
  * the next, waking one waiter.  Queueing inside the UPDATE on the row lock
  * instead (as 1.0 did, and as confirm, release and expiry still do on a
- * one-slot SKU) wakes the waiters of the holder's transaction at its
+ * one-slot SKU whose row another transaction is changing: they try the
+ * row without the executor and without waiting first) wakes the waiters of the holder's transaction at its
  * commit, the first re-checks the new row version (EvalPlanQual) and
  * queues again behind the next holder, and the rest wait on the row's
  * tuple lock.  Measured (1.1, 64 clients on a pinned one-slot SKU, 2
@@ -898,14 +899,18 @@ inv_slots_apply(const InvSku *s, int64 qty, InvSlotOp op, bool wait, bool queue,
 			return INV_BUSY;
 
 		/*
-		 * Holding slot 0's lock, a TAKE changes row 0 as the slot path
-		 * changes a slot, without the executor (inventory_direct.c); the
-		 * statement below, if that was not done: it tells a full row from
-		 * a stale count.  (The UPDATE through SPI cost a one-slot
-		 * reservation 86k instructions more than a 16-slot one, 280k
-		 * against 194k, callgrind, 1 client, PostgreSQL 15.)
+		 * Row 0 without the executor (inventory_direct.c), as the slot
+		 * path changes a slot.  It waits for a concurrent writer of the row
+		 * only where nobody else queues on the row: this call holds slot
+		 * 0's lock, or (!wait) the row's own lock from the try above.
+		 * Else a row another transaction is changing is left to the
+		 * statement below, which queues on it and re-checks the newest
+		 * version, as before; so is a row that cannot take the change and
+		 * a SKU that has gained slots, which the statement tells apart.
+		 * (Through SPI a one-slot reservation took 280k instructions, a
+		 * 16-slot one 194k; callgrind, 1 client, PostgreSQL 15.)
 		 */
-		if (took0 && op == INV_TAKE && inv_direct_apply_one(s, qty, op) == 1)
+		if (inv_direct_apply_one(s, qty, op, took0 || !wait) == 1)
 		{
 			note_row0(s);
 			*slot_used = 0;

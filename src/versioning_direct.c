@@ -189,7 +189,7 @@ update_found_row(Relation rel, TupleTableSlot *found, void *arg)
 	nulls[ncols - 1] = false;
 
 	/* -1: a NULL in a NOT NULL column, or a concurrent writer committed */
-	return consistency_direct_update_row(rel, found, ncols, cols, values, nulls);
+	return consistency_direct_update_row(rel, found, ncols, cols, values, nulls, true);
 }
 
 /*
