@@ -68,15 +68,16 @@ for clients in "${idem_clients[@]}"; do
 done
 # Instructions per server-side order (callgrind, bench_instructions): 300 orders of fresh keys
 # (replays: completed keys of the setup), each its own transaction, the first 100 not counted.
-idem_cg_fn_plain() { bench_statements "SELECT create_order(1, {pid}, 1);" "$@"; }
-idem_cg_fn_floor() { bench_statements "SELECT create_order_floor('{p}-{i}', 1, {pid}, 1);" "$@"; }
-idem_cg_fn_idem_c() { bench_statements "SELECT create_order_idem('{p}-{i}', 1, {pid}, 1);" "$@"; }
-idem_cg_fn_idem_begin() { bench_statements "SELECT create_order_idem_begin('{p}-{i}', 1, {pid}, 1);" "$@"; }
-idem_cg_fn_idem_plpgsql() { bench_statements "SELECT create_order_idem_plpgsql('{p}-{i}', 1, {pid}, 1);" "$@"; }
-idem_cg_fn_replay_c() { bench_statements "SELECT create_order_idem('r-{i}', 1, {pid}, 1);" "$@"; }
+declare -A idem_cg=(
+	[fn_plain]="SELECT create_order(1, {pid}, 1);"
+	[fn_floor]="SELECT create_order_floor('{p}-{i}', 1, {pid}, 1);"
+	[fn_idem_c]="SELECT create_order_idem('{p}-{i}', 1, {pid}, 1);"
+	[fn_idem_begin]="SELECT create_order_idem_begin('{p}-{i}', 1, {pid}, 1);"
+	[fn_idem_plpgsql]="SELECT create_order_idem_plpgsql('{p}-{i}', 1, {pid}, 1);"
+	[fn_replay_c]="SELECT create_order_idem('r-{i}', 1, {pid}, 1);")
 idem_cg_variants=(fn_plain fn_floor fn_idem_c fn_idem_begin fn_idem_plpgsql fn_replay_c)
 declare -A idem_instr
-bench_instructions_into idem_instr order 100 300 idem_cg_ "${idem_cg_variants[@]}"
+bench_instructions_into idem_instr order 100 300 idem_cg "${idem_cg_variants[@]}"
 
 idem_hot=$(bench_sql "SELECT n_tup_hot_upd || ' of ' || n_tup_upd FROM pg_stat_user_tables WHERE relid = 'consistency.idempotency_keys'::regclass")
 

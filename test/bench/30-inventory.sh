@@ -249,18 +249,19 @@ bench_sql "ALTER DATABASE bench RESET synchronous_commit" >/dev/null
 # transaction, the first 100 not counted): reservations of fresh ids on fresh stock, what the
 # 1-client goals compare without the WAL flush, whose time drifts from run to run as much as
 # the variants differ; then a confirm of each of those reservations (the ids are fixed, not
-# the generator's prefix, so that the confirms find them).
-inv_cg_c_slots1() { bench_statements "SELECT consistency.reserve('hot1', 1, 'cg1-{i}');" "$@"; }
-inv_cg_c_slots16() { bench_statements "SELECT consistency.reserve('hot16', 1, 'cg16-{i}');" "$@"; }
-inv_cg_c_adaptive() { bench_statements "SELECT consistency.reserve('hotA', 1, 'cgA-{i}');" "$@"; }
-inv_cg_plpgsql() { bench_statements "SELECT plpgsql_reserve('hot', 1, '{p}-{i}');" "$@"; }
-inv_cg_confirm_c_slots1() { bench_statements "SELECT consistency.confirm('cg1-{i}');" "$@"; }
-inv_cg_confirm_c_slots16() { bench_statements "SELECT consistency.confirm('cg16-{i}');" "$@"; }
-inv_cg_confirm_c_adaptive() { bench_statements "SELECT consistency.confirm('cgA-{i}');" "$@"; }
-inv_cg_variants=(c_slots1 c_slots16 c_adaptive plpgsql confirm_c_slots1 confirm_c_slots16 confirm_c_adaptive)
+# bench_statements' prefix, so that the confirms find them).
+declare -A inv_cg=(
+	[c_slots1]="SELECT consistency.reserve('hot1', 1, 'cg1-{i}');"
+	[c_slots16]="SELECT consistency.reserve('hot16', 1, 'cg16-{i}');"
+	[c_adaptive]="SELECT consistency.reserve('hotA', 1, 'cgA-{i}');"
+	[plpgsql]="SELECT plpgsql_reserve('hot', 1, '{p}-{i}');"
+	[confirm_c_slots1]="SELECT consistency.confirm('cg1-{i}');"
+	[confirm_c_slots16]="SELECT consistency.confirm('cg16-{i}');"
+	[confirm_c_adaptive]="SELECT consistency.confirm('cgA-{i}');")
 declare -A inv_instr
 bench_sql "CALL bench_reset(1000000000)" >/dev/null
-bench_instructions_into inv_instr "call, 1 client" 100 400 inv_cg_ "${inv_cg_variants[@]}"
+bench_instructions_into inv_instr "call, 1 client" 100 400 inv_cg c_slots1 c_slots16 c_adaptive plpgsql \
+	confirm_c_slots1 confirm_c_slots16 confirm_c_adaptive
 # one buyer at a time never finds the adaptive SKU busy, so it never splits
 inv_cg_slots=$(bench_sql "SELECT count(*) FROM consistency.inventory WHERE sku = 'hotA'")
 

@@ -91,14 +91,13 @@ bench_sql "ALTER DATABASE bench RESET consistency.track_stats" >/dev/null
 # end-of-transaction flush of the counters (stats_xact_callback and what it calls).  The
 # single-user backend loads and saves the counters itself, so the server started after it
 # shows that it counted.
-stats_cg_fn_idem_c() { bench_statements "SELECT create_order_idem('{p}-{i}', 1, {pid}, 1);" "$@"; }
-stats_cg_c_slots16() { bench_statements "SELECT consistency.reserve('hot16', 1, '{p}-{i}');" "$@"; }
 # (One reserve() workload: the 1-slot one counts the same answers.)
 stats_cg_workloads=(fn_idem_c c_slots16)
 declare -A stats_instr stats_flush_instr
 before=$(stats_total)
-mapfile -t stats_cg_counts < <(BENCH_CG_FUNCTION=stats_xact_callback \
-	bench_instructions 100 500 "${stats_cg_workloads[@]/#/stats_cg_}" -- -c consistency.track_stats=on)
+mapfile -t stats_cg_counts < <(BENCH_CG_FUNCTION=stats_xact_callback bench_instructions 100 500 \
+	"SELECT create_order_idem('{p}-{i}', 1, {pid}, 1);" "SELECT consistency.reserve('hot16', 1, '{p}-{i}');" \
+	-- -c consistency.track_stats=on)
 after=$(stats_total)
 [ "$after" -gt "$before" ] || die "stats bench: the workloads under callgrind counted nothing"
 for i in "${!stats_cg_workloads[@]}"; do

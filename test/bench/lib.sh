@@ -185,12 +185,11 @@ bench_statements() {
 		print s }'
 }
 
-# bench_instructions SMALL LARGE GENERATOR... [-- POSTGRES-OPTION...]: for each GENERATOR, one
-# line: the instructions per statement, counted by callgrind, of the statements
-# "GENERATOR PREFIX LARGE" prints (one per line; PREFIX is fresh for every run, for fresh keys)
-# after the first SMALL of them, which warm the backend's caches and are not counted.  One
-# single-user backend (postgres --single) on the benchmark's database runs every generator's
-# statements in turn, each statement its own transaction with its commit.  Marker statements
+# bench_instructions SMALL LARGE TEMPLATE... [-- POSTGRES-OPTION...]: for each TEMPLATE, one
+# line: the instructions per statement, counted by callgrind, of LARGE statements made from it
+# by bench_statements (PREFIX fresh for every template, for fresh keys) after the first SMALL
+# of them, which warm the backend's caches and are not counted.  One single-user backend
+# (postgres --single) on the benchmark's database runs every template's statements in turn, each statement its own transaction with its commit.  Marker statements
 # (SELECT pg_sleep(0)) around each measured stretch make callgrind dump its counters
 # (--dump-before=pg_sleep), so a stretch's dump holds its statements and one marker's own
 # cost, which a stretch of nothing between two markers measures and which is subtracted.
@@ -203,16 +202,16 @@ bench_statements() {
 # inclusive count).  The server is stopped meanwhile and started again.  Every statement
 # must succeed, and none may call pg_sleep.
 bench_instructions() {
-	local small=$1 large=$2 gens=() opts=() dir k mark over fn_over total fn
+	local small=$1 large=$2 tmpls=() opts=() dir k mark over fn_over total fn
 	shift 2
-	while [ $# -gt 0 ] && [ "$1" != -- ]; do gens+=("$1"); shift; done
+	while [ $# -gt 0 ] && [ "$1" != -- ]; do tmpls+=("$1"); shift; done
 	[ $# -eq 0 ] || { shift; opts=("$@"); }
 	dir=$(as_user mktemp -d "$WORK/callgrind.XXXXXX")
 	mark='SELECT pg_catalog.pg_sleep(0);'
-	# warm-up, marker, measured stretch, marker; for every generator; then one marker more:
-	# dump 2k+2 is generator k's stretch, the last numbered dump the markers' own cost
-	for k in "${!gens[@]}"; do
-		"${gens[$k]}" "cg$RANDOM$k" "$large" |
+	# warm-up, marker, measured stretch, marker; for every template; then one marker more:
+	# dump 2k+2 is template k's stretch, the last numbered dump the markers' own cost
+	for k in "${!tmpls[@]}"; do
+		bench_statements "${tmpls[$k]}" "cg$RANDOM$k" "$large" |
 			awk -v s="$small" -v m="$mark" '{ print } NR == s { print m } END { if (NR != 0) print m }'
 	done >"$dir/in.sql"
 	echo "$mark" >>"$dir/in.sql"
@@ -220,33 +219,34 @@ bench_instructions() {
 	as_user valgrind --tool=callgrind --dump-before=pg_sleep --callgrind-out-file="$dir/out" \
 		"$PG_BINDIR/postgres" --single -D "$BENCH_DIR/data" "${opts[@]}" bench \
 		<"$dir/in.sql" >"$dir/stdout" 2>"$dir/stderr" ||
-		{ tail -n 20 "$dir/stderr" >&2; die "callgrind run of ${gens[*]} failed"; }
+		{ tail -n 20 "$dir/stderr" >&2; die "callgrind run of ${#tmpls[@]} templates failed"; }
 	! grep -E '^(ERROR|FATAL|PANIC):|\] (ERROR|FATAL|PANIC):' "$dir/stderr" >&2 ||
-		die "a statement of ${gens[*]} failed under callgrind"
+		die "a statement failed under callgrind"
 	cluster_start "$BENCH_DIR"
-	[ -f "$dir/out.$((2 * ${#gens[@]} + 1))" ] && [ ! -f "$dir/out.$((2 * ${#gens[@]} + 2))" ] ||
-		die "callgrind wrote $(find "$dir" -name 'out.*' | wc -l) dumps for ${#gens[@]} generators, not $((2 * ${#gens[@]} + 1)): did a statement call pg_sleep?"
-	over=$(cg_summary "$dir/out.$((2 * ${#gens[@]} + 1))")
-	[ -z "${BENCH_CG_FUNCTION:-}" ] || fn_over=$(cg_inclusive "$dir/out.$((2 * ${#gens[@]} + 1))")
-	for k in "${!gens[@]}"; do
+	[ -f "$dir/out.$((2 * ${#tmpls[@]} + 1))" ] && [ ! -f "$dir/out.$((2 * ${#tmpls[@]} + 2))" ] ||
+		die "callgrind wrote $(find "$dir" -name 'out.*' | wc -l) dumps for ${#tmpls[@]} templates, not $((2 * ${#tmpls[@]} + 1)): did a statement call pg_sleep?"
+	over=$(cg_summary "$dir/out.$((2 * ${#tmpls[@]} + 1))")
+	[ -z "${BENCH_CG_FUNCTION:-}" ] || fn_over=$(cg_inclusive "$dir/out.$((2 * ${#tmpls[@]} + 1))")
+	for k in "${!tmpls[@]}"; do
 		total=$(cg_summary "$dir/out.$((2 * k + 2))")
-		[ -n "$total" ] || die "no instruction count from callgrind for ${gens[$k]}"
+		[ -n "$total" ] || die "no instruction count from callgrind for ${tmpls[$k]}"
 		if [ -n "${BENCH_CG_FUNCTION:-}" ]; then fn=$(cg_inclusive "$dir/out.$((2 * k + 2))"); fi
 		awk -v t="$total" -v o="$over" -v f="${fn:-}" -v fo="${fn_over:-0}" -v n=$((large - small)) \
 			'BEGIN { printf "%.0f", (t - o) / n; if (f != "") printf " %.0f", (f - fo) / n; print "" }'
 	done
 	rm -rf "$dir"
 }
-# bench_instructions_into ARRAY WHAT SMALL LARGE PREFIX VARIANT...: ARRAY[VARIANT] (an
-# associative array the caller declared) = bench_instructions SMALL LARGE of the generator
-# PREFIXVARIANT, for every VARIANT, in one callgrind run; each reported as "instructions per
-# WHAT, VARIANT: N".
+# bench_instructions_into ARRAY WHAT SMALL LARGE TEMPLATES VARIANT...: ARRAY[VARIANT] (an
+# associative array the caller declared) = bench_instructions SMALL LARGE of the statement
+# template TEMPLATES[VARIANT] (another one), for every VARIANT, in one callgrind run; each
+# reported as "instructions per WHAT, VARIANT: N".
 bench_instructions_into() {
-	local -n bench_into=$1
-	local what=$2 small=$3 large=$4 prefix=$5 variants counts k
+	local -n bench_into=$1 bench_templates=$5
+	local what=$2 small=$3 large=$4 variants templates=() counts k
 	shift 5
 	variants=("$@")
-	mapfile -t counts < <(bench_instructions "$small" "$large" "${variants[@]/#/$prefix}")
+	for k in "${variants[@]}"; do templates+=("${bench_templates[$k]}"); done
+	mapfile -t counts < <(bench_instructions "$small" "$large" "${templates[@]}")
 	for k in "${!variants[@]}"; do
 		[ -n "${counts[$k]:-}" ] || die "no instruction count for ${variants[$k]}"
 		bench_into[${variants[$k]}]=${counts[$k]}
