@@ -56,11 +56,12 @@
  * slot 0's lock, then runs the conditional UPDATE, which finds the row
  * free (made without the executor, as on a slot, while the SKU still has
  * no slot 1; else, or if the row cannot take it, the SQL statement runs
- * and tells the two apart): the lock manager's queue hands the SKU from one committed buyer to
- * the next, waking one waiter.  Queueing inside the UPDATE on the row lock
- * instead (as 1.0 did, and as confirm, release and expiry still do on a
- * one-slot SKU whose row another transaction is changing: they try the
- * row without the executor and without waiting first) wakes the waiters of the holder's transaction at its
+ * and tells the two apart): the lock manager's queue hands the SKU from
+ * one committed buyer to the next, waking one waiter.  Queueing inside the
+ * UPDATE on the row lock instead (as 1.0 did, and as confirm, release and
+ * expiry still do on a one-slot SKU whose row another transaction is
+ * changing: they try the row without the executor and without waiting
+ * first) wakes the waiters of the holder's transaction at its
  * commit, the first re-checks the new row version (EvalPlanQual) and
  * queues again behind the next holder, and the rest wait on the row's
  * tuple lock.  Measured (1.1, 64 clients on a pinned one-slot SKU, 2
