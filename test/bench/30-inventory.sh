@@ -218,9 +218,10 @@ inv_measure() {
 # before the next repetition, so a slow spell of the machine (a sale lasts about a second)
 # falls on all of them alike; until 2026-12-07 each variant's repetitions ran back to back, and
 # the goal's ratio read 1.25-1.29 in two sets, while six alternating pairs of sales on a
-# scratch server of the same build read 1.01 to 1.35 per pair, 1.15 in the median.  The goal's two variants (16 slots and adaptive) sell out
-# inv_reps_sell times, the other two (the speed-against-PL/pgSQL column only) inv_reps_info;
-# the goal's ratio pairs its two by repetition.
+# scratch server of the same build read 1.01 to 1.35 per pair, 1.15 in the median.  The
+# goal's two variants (16 slots and adaptive) sell out inv_reps_sell times, the other two (the
+# speed-against-PL/pgSQL column only) inv_reps_info times; the goal's ratio pairs its two by
+# repetition.
 inv_sellout() {
 	local v rep start end sold t
 	local -A times
