@@ -224,7 +224,6 @@ inv_measure() {
 # repetition.
 inv_sellout() {
 	local v rep start end sold t
-	local -A times
 	bench_sql "ALTER DATABASE bench SET synchronous_commit = on" >/dev/null
 	for rep in $(seq 1 "$inv_reps_sell"); do
 		for v in "${inv_core[@]}"; do
@@ -240,15 +239,14 @@ inv_sellout() {
 			end=$(date +%s.%N)
 			sold=$(bench_sql "SELECT (SELECT count(*) FROM plain_res) + (SELECT count(*) FROM consistency.reservations)")
 			t=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.3f", b - a }')
-			times[$v]="${times[$v]:-}$t "
+			inv_sell_runs[$v]="${inv_sell_runs[$v]:-}$t "
 			info "sell-out, run $rep, $v: $sold sold in $t s"
 			inv_sold[$v]="${inv_sold[$v]:-}$sold "
 		done
 	done
 	for v in "${inv_core[@]}"; do
-		inv_sell_runs[$v]=${times[$v]}
 		# shellcheck disable=SC2086
-		inv_sell[$v]=$(median ${times[$v]})
+		inv_sell[$v]=$(median ${inv_sell_runs[$v]})
 	done
 }
 
