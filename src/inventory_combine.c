@@ -34,7 +34,10 @@
  *	 (then it leads).  If the leaders table has no room for its database
  *	 and role, it withdraws its request and reserves alone;
  * - a leader takes up to COMBINE_MAX_BATCH pending entries of its database
- *	 and role (its own first; compare-and-swap PENDING -> TAKEN), applies
+ *	 and role (compare-and-swap PENDING -> TAKEN; its own first, and if the
+ *	 previous leader took that one meanwhile, it gives the leadership up and
+ *	 waits: no backend holds a batch's locks while it waits for another
+ *	 backend's transaction, a wait the deadlock detector cannot see), applies
  *	 them in SKU lock order in one subtransaction (the reservations of one
  *	 SKU stored through one open table, and the fresh ones' units taken
  *	 with one slot operation: apply_batch), waiting at most
@@ -708,20 +711,33 @@ lead_batch(void)
 	ErrorData  *edata = NULL;
 
 	Assert(batch_n == 0);
-	for (i = -1; i < combine->nentries && n < COMBINE_MAX_BATCH; i++)
-	{
-		int			p = i < 0 ? MyProcNumber : i;
 
-		if (i >= 0 && p == MyProcNumber)
+	/*
+	 * Our own request first.  If the previous leader took it (between our
+	 * look at it and our try_lead), we do not lead: a batch's locks are held
+	 * to the end of its leader's transaction, and we are about to wait on our
+	 * latch for another backend's transaction to end, a wait the deadlock
+	 * detector does not see.  That backend's statement may go on and wait for
+	 * those locks.  So a backend never holds a batch's locks while it waits
+	 * for another's batch: the next pending caller leads instead.
+	 */
+	if (!take(MyProcNumber, dboid, userid, &reqs[0]))
+	{
+		stop_leading(false);
+		return;
+	}
+	batch_procno[0] = MyProcNumber;
+	batch_gen[0] = reqs[0].gen;
+	n = batch_n = 1;
+	for (i = 0; i < combine->nentries && n < COMBINE_MAX_BATCH; i++)
+	{
+		if (i == MyProcNumber || !take(i, dboid, userid, &reqs[n]))
 			continue;
-		if (!take(p, dboid, userid, &reqs[n]))
-			continue;
-		batch_procno[n] = p;
+		batch_procno[n] = i;
 		batch_gen[n] = reqs[n].gen;
 		n++;
 		batch_n = n;
 	}
-
 
 	/* in lock order, as reserve_all() takes its lines */
 	qsort(reqs, n, sizeof(CombineReq), req_cmp);
@@ -850,8 +866,9 @@ inv_reserve_now(InvSku *s, int64 qty, text *id, Interval *ttl, bool wait)
 		/*
 		 * Lead a batch, or wait for our request to be settled by a leader
 		 * (which sets our latch when it is) or to be woken as the next leader.
-		 * A leader that finds its own request taken by the previous leader
-		 * still applies the others, then waits like a follower.
+		 * A caller that finds its own request taken by the previous leader
+		 * when it comes to lead gives the leadership up and waits like a
+		 * follower (lead_batch).
 		 */
 		for (;;)
 		{
