@@ -62,7 +62,12 @@
  *	 with the end of its commit, FAILED if not, and their owners are woken:
  *	 a DONE answer is returned, and the commit becomes the owner's session's
  *	 last committed write (its token, for read-your-writes); a FAILED
- *	 request is reserved inline.
+ *	 request is reserved inline.  Before it returns, a DONE caller whose
+ *	 synchronous_commit asks for a standby waits for that commit as its own
+ *	 commit would (SyncRepWaitForLSN; at once if the leader's commit did):
+ *	 a leader's wait for a standby ends early, with a WARNING to the
+ *	 leader's client only, if the leader is cancelled or terminated, and
+ *	 its batch's other callers must not be answered as if replicated.
  * A caller that errors out while waiting withdraws its request if it is
  * still PENDING (a taken one is left to its leader; until it is settled the
  * caller's later calls are made inline); one that exits while leading fails
@@ -82,6 +87,7 @@
 #include "access/xact.h"
 #include "miscadmin.h"
 #include "port/atomics.h"
+#include "replication/syncrep.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/lwlock.h"
@@ -914,7 +920,21 @@ inv_reserve_now(InvSku *s, int64 qty, text *id, Interval *ttl, bool wait)
 
 	if (state != CE_DONE)
 		return reserve_alone(s, qty, id, ttl, wait);
-	/* committed by its leader: the session's last committed write, for read-your-writes */
+	/*
+	 * Committed by its leader, whose commit waited for a standby as the most
+	 * demanding of its callers asked, unless that wait was cancelled (see the
+	 * file's header): wait for it as our own commit would have, with its
+	 * WARNING if we are cancelled in turn.  The local flush was the leader's
+	 * (it cannot be cancelled).  A no-op unless our synchronous_commit asks
+	 * for a standby and one is named.
+	 */
+	if (!XLogRecPtrIsInvalid(commit_lsn))
+	{
+		HOLD_INTERRUPTS();
+		SyncRepWaitForLSN(commit_lsn, true);
+		RESUME_INTERRUPTS();
+	}
+	/* the session's last committed write, for read-your-writes */
 	consistency_token_note_commit(commit_lsn);
 	return pstrdup(answer);
 }

@@ -9,7 +9,9 @@
 #   paused, and all do once it resumes.  With the library preloaded, a local writer that led
 #   a batch holding a remote_apply request waits for the standby (wait event SyncRep), which
 #   shows that the batches mixed both kinds of caller (a round whose batches happened not to
-#   mix is repeated, at most 4 rounds); without it no local writer ever waits.
+#   mix is repeated, at most 4 rounds); without it no local writer ever waits.  Such a
+#   leader's wait is cancelled (pg_cancel_backend: PostgreSQL ends the wait with a WARNING,
+#   the commit stands): its remote_apply callers must not be answered for all that.
 # - TimeZone: a ttl in months is counted in the caller's TimeZone, whoever led its batch.
 # - read-your-writes: a caller's session token (write_token(), the reported
 #   consistency.last_commit_token) covers its reservation, whoever committed it: the standby
@@ -122,16 +124,26 @@ sub sync_round
 		done
 		wait }, 'apply', $node->host, $node->port, $round ], '>', \$apply_out, '2>', \$apply_err);
 	my %syncrep;
+	my $cancelled = 0;
 	for (1 .. 40)
 	{
 		$syncrep{$_}++ for split /\n/, $node->safe_psql('postgres', q{
 			SELECT application_name FROM pg_stat_activity WHERE wait_event = 'SyncRep'});
+		# a local writer waiting for the standby leads a batch with a remote_apply request:
+		# cancel its wait, which ends with a WARNING to its client (its commit stands); the
+		# remote_apply callers of its batch must still wait for the standby (while replay is
+		# paused, no wait for it can end by itself, so the cancel finds the writer waiting)
+		$cancelled += $node->safe_psql('postgres', q{
+			SELECT count(*) FILTER (WHERE pg_cancel_backend(pid)) FROM pg_stat_activity
+			 WHERE wait_event = 'SyncRep' AND application_name = 'local'});
 		usleep(100_000);
 		$apply->pump_nb;	# collects any answer printed so far
 	}
 	diag("round $round, waiting for the standby (samples, by application): "
-		  . join(', ', map { "$_ $syncrep{$_}" } sort keys %syncrep));
-	is($apply_out, '', "round $round: no remote_apply caller was answered while the standby's replay was paused");
+		  . join(', ', map { "$_ $syncrep{$_}" } sort keys %syncrep)
+		  . "; local leaders' waits cancelled: $cancelled");
+	is($apply_out, '', "round $round: no remote_apply caller was answered while the standby's replay was paused"
+		  . ($cancelled ? ", though the local leaders' waits for it were cancelled" : ''));
 	$standby->safe_psql('postgres', 'SELECT pg_wal_replay_resume()');
 	ok($apply->finish, "round $round: the remote_apply callers finished once replay resumed")
 	  or diag($apply_err);
@@ -156,7 +168,8 @@ for my $round (1 .. $rounds)
 }
 if ($preloaded)
 {
-	ok($syncrep->{local}, 'a local writer led a batch with a remote_apply request and waited for the standby')
+	ok($syncrep->{local}, 'a local writer led a batch with a remote_apply request and waited for the standby'
+		  . ' (its wait was cancelled, and its batch\'s remote_apply callers went on waiting)')
 	  or diag(explain $syncrep);
 }
 else
