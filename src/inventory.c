@@ -916,6 +916,22 @@ consistency_reserve_now(PG_FUNCTION_ARGS)
 	ReserveArgs a;
 
 	get_reserve_args(fcinfo, &a);
+
+	/*
+	 * Not after another statement of a pipeline (extended protocol, several
+	 * Executes before one Sync): they share an implicit transaction, which
+	 * the reservation would commit, and which a later failure would roll back
+	 * with it.  Checked first: from PostgreSQL 17 on, such a transaction is
+	 * also an implicit transaction block.  As the first statement of a
+	 * pipeline, it commits as soon as it completes, not at the Sync (as
+	 * PreventInTransactionBlock arranges for VACUUM).
+	 */
+	if (MyXactFlags & XACT_FLAGS_PIPELINING)
+		ereport(ERROR,
+				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+				 errmsg("consistency.reserve_now() cannot run inside a pipeline after another statement"),
+				 errdetail("reserve_now() commits the reservation before it returns, whatever the transaction does next."),
+				 errhint("Send it first in a pipeline, or after a Sync, or call consistency.reserve() in the pipeline's transaction.")));
 	/* (a subtransaction, e.g. a PL/pgSQL block with EXCEPTION, counts as a block) */
 	if (IsTransactionBlock())
 		ereport(ERROR,
@@ -923,6 +939,7 @@ consistency_reserve_now(PG_FUNCTION_ARGS)
 				 errmsg("consistency.reserve_now() cannot run inside a transaction block or a subtransaction"),
 				 errdetail("reserve_now() commits the reservation before it returns, whatever the transaction does next."),
 				 errhint("Call consistency.reserve() in the transaction, or reserve_now() in autocommit, alone in its statement.")));
+	MyXactFlags |= XACT_FLAGS_NEEDIMMEDIATECOMMIT;
 	PG_RETURN_TEXT_P(cstring_to_text(inv_reserve_now(&a.s, a.qty, a.id, a.ttl, a.wait)));
 }
 

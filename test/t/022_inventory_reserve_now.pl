@@ -10,7 +10,8 @@
 # transaction id: far fewer ids than rows); without it every call is its own.  Then a lock
 # held for long on one SKU holds up only that SKU's buyers, two leaders whose statements go
 # on after their batches hold up nobody for long, and neither do 16 such leaders of other
-# roles, whose batches fill the leaders table.
+# roles, whose batches fill the leaders table.  Last, in a pipeline: first, the call commits
+# before a later statement fails; after another statement, it is refused (25001).
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -244,6 +245,55 @@ is($node->safe_psql('postgres', q{
 	SELECT string_agg(reservation_id, ',' ORDER BY reservation_id) FROM consistency.reservations
 	 WHERE reservation_id LIKE 'full-%'}),
 	'full-17', 'only the 17th role\'s reservation was committed');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM consistency.check_inventory()}),
+	'0', 'check_inventory() finds nothing');
+
+# A pipeline (extended protocol, several Executes before one Sync, pgbench \startpipeline):
+# first in it, reserve_now() commits when it completes, so a later statement's failure does not
+# take the reservation back (it would, at the Sync, with the implicit transaction); after
+# another statement it is refused (25001: it would commit that statement's work, and a later
+# failure would roll the reservation back), and nothing is reserved.
+PostgreSQL::Test::Utils::append_to_file("$dir/pipe_first.sql", q{
+\startpipeline
+SELECT consistency.reserve_now('side', 1, 'pipe-first');
+SELECT 1 / 0;
+\endpipeline
+});
+PostgreSQL::Test::Utils::append_to_file("$dir/pipe_second.sql", q{
+\startpipeline
+SELECT consistency.reserve('side', 1, 'pipe-before');
+SELECT consistency.reserve_now('side', 1, 'pipe-second');
+\endpipeline
+});
+sub pipeline
+{
+	my ($script) = @_;
+	my ($out, $err) = ('', '');
+	# the server logs each error with its SQLSTATE
+	local $ENV{PGOPTIONS} = '-c log_error_verbosity=verbose';
+	IPC::Run::run([ 'pgbench', '-n', '-M', 'extended', '-t', '1', '-f', "$dir/$script",
+			'-h', $node->host, '-p', $node->port, 'postgres' ], '>', \$out, '2>', \$err);
+	return $err;
+}
+my $side_before = $node->safe_psql('postgres', q{
+	SELECT sum(reserved) FROM consistency.inventory WHERE sku = 'side'});
+my $log_offset = -s $node->logfile;
+like(pipeline('pipe_first.sql'), qr/division by zero/, 'the pipeline failed after reserve_now()');
+is($node->safe_psql('postgres', q{
+	SELECT string_agg(reservation_id || ' ' || status, ',') FROM consistency.reservations
+	 WHERE reservation_id LIKE 'pipe-%'}),
+	'pipe-first active', 'reserve_now() first in a pipeline committed before the failure after it');
+like(pipeline('pipe_second.sql'), qr/cannot run inside a pipeline after another statement/,
+	'reserve_now() after another statement of a pipeline is refused');
+ok($node->log_contains(qr/ERROR:  25001: consistency\.reserve_now\(\) cannot run inside a pipeline/,
+		$log_offset), '... with SQLSTATE 25001');
+is($node->safe_psql('postgres', q{
+	SELECT string_agg(reservation_id, ',' ORDER BY reservation_id) FROM consistency.reservations
+	 WHERE reservation_id LIKE 'pipe-%'}),
+	'pipe-first', '... and neither it nor the statement before it reserved anything');
+is($node->safe_psql('postgres', q{
+	SELECT sum(reserved) FROM consistency.inventory WHERE sku = 'side'}),
+	$side_before + 1, 'the SKU holds the one reservation committed');
 is($node->safe_psql('postgres', q{SELECT count(*) FROM consistency.check_inventory()}),
 	'0', 'check_inventory() finds nothing');
 
