@@ -314,7 +314,10 @@ consistency_tpc_gid(PG_FUNCTION_ARGS)
 		lsn = LogLogicalMessage_compat("consistency.tpc_gid", (const char *) &fxid,
 									   sizeof(fxid), true, false);
 		XLogFlush(lsn);
+		/* as a commit waits: interrupts held, a cancel ends the wait with a WARNING */
+		HOLD_INTERRUPTS();
 		SyncRepWaitForLSN(lsn, false);
+		RESUME_INTERRUPTS();
 		snprintf(durable_nonce, sizeof(durable_nonce), "%08x%08x", r[0], r[1]);
 		durable_fxid = fxid;
 	}
