@@ -608,11 +608,12 @@ answer_busy(const IdemArgs *a, TimestampTz now, Datum *response)
  * Take the key for this request, announcing its fingerprint.  With wait =>
  * false, a key another transaction holds is answered by answer_busy() (the
  * status is returned, NULL if the key was taken); a key freed while we looked
- * is tried again, a few times, before answering in_progress.  Caller is
- * connected with keys_connect().
+ * is tried again, a few times, before answering in_progress.  A key taken
+ * sets *now to the time it was taken (a wait for it may have been long).
+ * Caller is connected with keys_connect().
  */
 static const char *
-take_key(const IdemArgs *a, bool wait, TimestampTz now, Datum *response)
+take_key(const IdemArgs *a, bool wait, TimestampTz *now, Datum *response)
 {
 	int			round;
 	const char *status;
@@ -620,8 +621,15 @@ take_key(const IdemArgs *a, bool wait, TimestampTz now, Datum *response)
 	for (round = 0; round < IDEM_MAX_ROUNDS; round++)
 	{
 		if (idem_lock_key(&a->k, wait, a->fingerprint))
+		{
+			/*
+			 * The call's time is the time it got the key: a lease or claim
+			 * counted from before a wait for it could end before it began.
+			 */
+			*now = GetCurrentTimestamp();
 			return NULL;
-		if ((status = answer_busy(a, now, response)) != NULL)
+		}
+		if ((status = answer_busy(a, *now, response)) != NULL)
 			return status;
 	}
 	return "in_progress";
@@ -914,7 +922,7 @@ claim_key(FunctionCallInfo fcinfo, Datum *response)
 
 	now = GetCurrentTimestamp();
 	keys_connect(&saved);
-	if ((status = take_key(&a, wait, now, response)) != NULL)
+	if ((status = take_key(&a, wait, &now, response)) != NULL)
 	{
 		keys_finish(&saved);
 		return status;
@@ -1047,7 +1055,7 @@ consistency_idem_lease(PG_FUNCTION_ARGS)
 				 errdetail("A key claimed with consistency.idem_begin() cannot also be leased.")));
 	now = GetCurrentTimestamp();
 	keys_connect(&saved);
-	if ((status = take_key(&a, wait, now, &response)) != NULL)
+	if ((status = take_key(&a, wait, &now, &response)) != NULL)
 	{
 		keys_finish(&saved);
 		emit_row(fcinfo, status, response, NULL, 0);
@@ -1106,11 +1114,12 @@ consistency_idem_lease(PG_FUNCTION_ARGS)
  * (expired or not yet taken over) held by the given attempt.
  */
 static void
-lookup_lease(const IdemArgs *a, TimestampTz now, bool have_attempt, int32 attempt,
+lookup_lease(const IdemArgs *a, TimestampTz *now, bool have_attempt, int32 attempt,
 			 KeyRow *row)
 {
 	idem_lock_key(&a->k, true, NULL);
-	lookup_key(a, now, row);
+	*now = GetCurrentTimestamp();	/* after the wait, as in take_key */
+	lookup_key(a, *now, row);
 	if (!row->found || row->expired)
 		error_not_claimed(a, "No unexpired row exists for this key.");
 	if (row->completed)
@@ -1174,7 +1183,7 @@ complete_key(FunctionCallInfo fcinfo)
 	{
 		Datum		v[2];
 
-		lookup_lease(&a, now, have_attempt, attempt, &row);
+		lookup_lease(&a, &now, have_attempt, attempt, &row);
 		v[0] = JsonbPGetDatum(response);
 		v[1] = TimestampTzGetDatum(now);
 		if (run_stmt(STMT_COMPLETE, &a, v, NULL) != 1)
@@ -1232,7 +1241,7 @@ consistency_idem_checkpoint(PG_FUNCTION_ARGS)
 
 	now = GetCurrentTimestamp();
 	keys_connect(&saved);
-	lookup_lease(&a, now, have_attempt, attempt, &row);
+	lookup_lease(&a, &now, have_attempt, attempt, &row);
 	v[0] = PointerGetDatum(recovery);
 	v[1] = TimestampTzGetDatum(now);
 	if (run_stmt(STMT_CHECKPOINT, &a, v, NULL) != 1)
