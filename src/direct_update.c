@@ -31,6 +31,7 @@
 #include "executor/executor.h"
 #include "executor/tuptable.h"
 #include "nodes/execnodes.h"
+#include "storage/bufmgr.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 
@@ -91,6 +92,33 @@ null_in_not_null(Relation rel, HeapTuple newtup)
 }
 
 /*
+ * Is the row oldtup, held in slot found, being changed or locked by another
+ * transaction (or locked by this one)?  Looked at under the buffer's share
+ * lock, as heap_update() looks under its exclusive one.  heap_update() must
+ * not be asked to skip such a row: its no-wait case is unhandled, and it
+ * asserts that it waits (a backend of a server built with assertions
+ * aborts).  So a caller that would not queue on the row looks here first; a
+ * writer that comes in between is waited for by heap_update(), as the
+ * statement the row would have been left to waits for it.  A row not held in
+ * a buffer counts as being changed: the statement decides.
+ */
+static bool
+row_being_modified(TupleTableSlot *found, HeapTuple oldtup, bool tuple_copied, CommandId cid)
+{
+	Buffer		buffer;
+	TM_Result	result;
+
+	if (!TTS_IS_BUFFERTUPLE(found) || tuple_copied ||
+		!BufferIsValid(((BufferHeapTupleTableSlot *) found)->buffer))
+		return true;
+	buffer = ((BufferHeapTupleTableSlot *) found)->buffer;
+	LockBuffer(buffer, BUFFER_LOCK_SHARE);
+	result = HeapTupleSatisfiesUpdate(oldtup, cid, buffer);
+	LockBuffer(buffer, BUFFER_LOCK_UNLOCK);
+	return result == TM_BeingModified;
+}
+
+/*
  * Set columns cols[] (ncols attnums) to values/nulls in the row in slot
  * found, which the caller found visible to a snapshot taken after
  * CommandCounterIncrement(), as the UPDATE statement would, in rel (open,
@@ -99,7 +127,7 @@ null_in_not_null(Relation rel, HeapTuple newtup)
  * reports 23502), or a concurrent writer updated or deleted the row and
  * committed while this waited for it (the statement re-checks the newest
  * version, EvalPlanQual), or, with !wait, another transaction is changing
- * or has locked the row (the statement queues on it).
+ * or has locked the row (the statement queues on it: row_being_modified).
  */
 int
 consistency_direct_update_row(Relation rel, TupleTableSlot *found, int ncols, int *cols,
@@ -109,13 +137,15 @@ consistency_direct_update_row(Relation rel, TupleTableSlot *found, int ncols, in
 	HeapTuple	oldtup = ExecFetchSlotHeapTuple(found, false, &should_free);
 	HeapTuple	newtup = heap_modify_tuple_by_cols(oldtup, RelationGetDescr(rel), ncols, cols,
 												   values, nulls);
+	CommandId	cid = GetCurrentCommandId(true);
 	TM_FailureData tmfd;
 	LockTupleMode lockmode;
 	TU_UpdateIndexes update_indexes;
 	int			result = -1;
 
 	if (!null_in_not_null(rel, newtup) &&
-		heap_update_compat(rel, &oldtup->t_self, newtup, GetCurrentCommandId(true), wait,
+		(wait || !row_being_modified(found, oldtup, should_free, cid)) &&
+		heap_update_compat(rel, &oldtup->t_self, newtup, cid, true,
 						   &tmfd, &lockmode, &update_indexes) == TM_Ok)
 	{
 		if (update_indexes != TU_None)
