@@ -583,6 +583,20 @@ SELECT c.relname, bt_index_parent_check(c.oid, true) AS checked
 DROP EXTENSION amcheck;
 DROP TABLE keys_audit;
 DROP FUNCTION keys_audit();
+-- 18b. A state column a DBA changed to another type (text): a new session's completion is
+--      stored by the statement, which converts the value (the direct write stores the enum),
+--      and is replayed.
+ALTER TABLE consistency.idempotency_keys ALTER COLUMN state TYPE text;
+\c
+BEGIN;
+SELECT status FROM consistency.idem_begin('as-text', 'fp-x');
+SELECT consistency.idem_complete('as-text', '{"n": 1}');
+COMMIT;
+SELECT key, state, response FROM consistency.idempotency_keys WHERE key = 'as-text';
+SELECT status, response FROM consistency.idem_begin('as-text', 'fp-x');
+ALTER TABLE consistency.idempotency_keys
+	ALTER COLUMN state TYPE consistency.idem_state USING state::consistency.idem_state;
+DELETE FROM consistency.idempotency_keys WHERE key = 'as-text';
 
 -- 19. idem_claim and idem_finish: idem_begin's answer as one value (NULL: run it; else the
 --     stored response; YC006 while in progress) and idem_complete returning the response, so

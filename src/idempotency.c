@@ -794,8 +794,14 @@ insert_completed_row(const IdemArgs *a, const IdemClaimInfo *claim, Jsonb *respo
 	struct ResultRelInfo *rri;
 	int			i;
 
-	if (typid != state_type && type_is_enum(typid))
+	if (!OidIsValid(typid) || typid != state_type)
 	{
+		/*
+		 * Not the enum (a column altered to another type, or a domain over
+		 * it): the statement stores the row, as it converts the value.
+		 */
+		if (!type_is_enum(typid))
+			return false;
 		state_completed = DirectFunctionCall2(enum_in, CStringGetDatum("completed"),
 											  ObjectIdGetDatum(typid));
 		state_type = typid;
