@@ -456,6 +456,20 @@ SELECT consistency.stock_set('hot', 100, slots => 4);
 SELECT * FROM shape('hot');
 SELECT consistency.stock_set('hot', 100, NULL);
 SELECT * FROM shape('hot'), consistency.available('hot');
+-- A basket of adaptive one-slot SKUs takes no slot lock (no entry in the shared lock table,
+-- however many lines: check_slot_locks counts none for them); a lone reservation tries slot
+-- 0's lock, its contention signal, and keeps it to the end of the transaction.
+SELECT count(consistency.stock_set('cart-' || i, 10)) AS cart_skus FROM generate_series(1, 20) i;
+BEGIN;
+SELECT consistency.reserve_all('cart', ARRAY(SELECT 'cart-' || i FROM generate_series(1, 20) i),
+							   array_fill(1::bigint, ARRAY[20]));
+SELECT count(*) AS basket_slot_locks FROM pg_locks
+ WHERE locktype = 'advisory' AND pid = pg_backend_pid();
+SELECT consistency.reserve('cart-1', 1, 'cart-lone');
+SELECT count(*) AS lone_slot_locks FROM pg_locks
+ WHERE locktype = 'advisory' AND pid = pg_backend_pid();
+ROLLBACK;
+SELECT sum(consistency.available('cart-' || i)) AS cart_available FROM generate_series(1, 20) i;
 
 -- 23. maintenance's merge: an adaptive SKU left unsplit for inventory_merge_after goes back
 --     to one slot with the same totals (the reservations keep holding their units); a

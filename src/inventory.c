@@ -948,8 +948,9 @@ consistency_reserve_now(PG_FUNCTION_ARGS)
  * the transaction; a multi-slot SKU may need all of its slots (the slow
  * path).  Refuse a basket that could hold more than INV_MAX_SLOT_LOCKS of
  * them, so that one call cannot fill the table for every session (53200).
- * One-slot SKUs in a basket take row locks only, which use no lock table
- * entry (a lone pinned one's buyer queues on its slot 0 lock: one entry).
+ * One-slot SKUs in a basket, pinned or adaptive, take row locks only, which
+ * use no lock table entry (a lone one-slot SKU's buyer takes slot 0's lock:
+ * one entry; inv_slots_apply's queue).
  */
 static void
 check_slot_locks(const ResLine *lines, int nlines)

@@ -824,9 +824,11 @@ try_other_slots(const InvSku *s, int n, int64 qty, InvSlotOp op, int *slot_used)
  * transaction, so the caller's next statement sees the state the answer was
  * based on) or, only if !wait, INV_BUSY.  *slot_used is the slot changed, or
  * -1 when the slow path spread the change over several.  queue: a TAKE of a
- * pinned one-slot SKU may wait for slot 0's lock (see the header); false for
- * reserve_all's baskets of several SKUs, whose one-slot SKUs take no entry
- * in the shared lock table (see check_slot_locks() in inventory.c).
+ * pinned one-slot SKU may wait for slot 0's lock (see the header), and an
+ * adaptive one's buyer tries it to notice contention; false for
+ * reserve_all's baskets of several SKUs, whose one-slot SKUs, pinned or
+ * adaptive, take no entry in the shared lock table (see check_slot_locks()
+ * in inventory.c).
  */
 InvSlotResult
 inv_slots_apply(const InvSku *s, int64 qty, InvSlotOp op, bool wait, bool queue,
@@ -861,9 +863,13 @@ inv_slots_apply(const InvSku *s, int64 qty, InvSlotOp op, bool wait, bool queue,
 		 * An adaptive SKU's contention signal: try slot 0's lock without
 		 * waiting (kept if granted: no buyer waits for it, only stock_set,
 		 * stock_add, a split or a merge).  Busy means another TAKE is in
-		 * progress right now.
+		 * progress right now.  Not in a basket of several SKUs (!queue): a
+		 * basket's one-slot SKUs take no entry in the shared lock table
+		 * (check_slot_locks() in inventory.c counts none for them, and a
+		 * basket may hold 1000), so a basket neither counts as contention
+		 * nor splits a SKU.
 		 */
-		if (op == INV_TAKE && e != NULL && e->adaptive)
+		if (op == INV_TAKE && queue && e != NULL && e->adaptive)
 		{
 			if (lock_slot(s, 0, false))
 			{
