@@ -176,6 +176,22 @@ SELECT * FROM consistency.idem_begin('short-lived', 'fp-2');
 SELECT consistency.idem_complete('short-lived', '{"v": 2}');
 COMMIT;
 SELECT * FROM consistency.idem_begin('short-lived', 'fp-2');
+-- ... nor does a fresh request without a fingerprint inherit the expired row's: any
+-- fingerprint is then answered from its response (none is compared), not refused (YC001)
+CREATE FUNCTION run_request(p_key text, p_fingerprint text, p_ttl interval) RETURNS text
+	LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM consistency.idem_begin(p_key, p_fingerprint, ttl => p_ttl);
+	PERFORM consistency.idem_complete(p_key, jsonb_build_object('fp', p_fingerprint));
+	RETURN 'done';
+END $$;
+SELECT run_request('short-lived-2', 'fp-1', '1 millisecond'), pg_sleep(0.05);
+SELECT run_request('short-lived-2', NULL, '1 day');
+SELECT fingerprint IS NULL AS no_fingerprint FROM consistency.idempotency_keys
+ WHERE key = 'short-lived-2';
+SELECT * FROM consistency.idem_begin('short-lived-2', 'fp-3');
+DELETE FROM consistency.idempotency_keys WHERE key = 'short-lived-2';
+DROP FUNCTION run_request(text, text, interval);
 
 -- 12. idem_purge deletes expired keys in bounded batches and leaves live ones.
 DO $$
