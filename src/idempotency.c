@@ -610,9 +610,9 @@ answer_busy(const IdemArgs *a, TimestampTz now, Datum *response)
  * Take the key for this request, announcing its fingerprint.  With wait =>
  * false, a key another transaction holds is answered by answer_busy() (the
  * status is returned, NULL if the key was taken); a key freed while we looked
- * is tried again, a few times, before answering in_progress.  A key taken
- * sets *now to the time it was taken (a wait for it may have been long).
- * Caller is connected with keys_connect().
+ * is tried again, a few times, before answering in_progress.  *now is set
+ * to the call's time, read once the key is taken or found busy (a wait for
+ * it may have been long).  Caller is connected with keys_connect().
  */
 static const char *
 take_key(const IdemArgs *a, bool wait, TimestampTz *now, Datum *response)
@@ -622,15 +622,15 @@ take_key(const IdemArgs *a, bool wait, TimestampTz *now, Datum *response)
 
 	for (round = 0; round < IDEM_MAX_ROUNDS; round++)
 	{
-		if (idem_lock_key(&a->k, wait, a->fingerprint))
-		{
-			/*
-			 * The call's time is the time it got the key: a lease or claim
-			 * counted from before a wait for it could end before it began.
-			 */
-			*now = GetCurrentTimestamp();
+		bool		taken = idem_lock_key(&a->k, wait, a->fingerprint);
+
+		/*
+		 * The call's time is read after the lock: a lease or claim counted
+		 * from before a wait for the key could end before it began.
+		 */
+		*now = GetCurrentTimestamp();
+		if (taken)
 			return NULL;
-		}
 		if ((status = answer_busy(a, *now, response)) != NULL)
 			return status;
 	}
@@ -928,7 +928,6 @@ claim_key(FunctionCallInfo fcinfo, Datum *response)
 		return "replay";
 	}
 
-	now = GetCurrentTimestamp();
 	keys_connect(&saved);
 	if ((status = take_key(&a, wait, &now, response)) != NULL)
 	{
@@ -1061,7 +1060,6 @@ consistency_idem_lease(PG_FUNCTION_ARGS)
 				 errmsg("idempotency key \"%s\" is claimed by this transaction",
 						text_to_cstring(a.key)),
 				 errdetail("A key claimed with consistency.idem_begin() cannot also be leased.")));
-	now = GetCurrentTimestamp();
 	keys_connect(&saved);
 	if ((status = take_key(&a, wait, &now, &response)) != NULL)
 	{
@@ -1247,7 +1245,6 @@ consistency_idem_checkpoint(PG_FUNCTION_ARGS)
 	if (idem_claim_get(&a.k) != NULL)
 		error_not_leased(&a, "The key is claimed by this transaction; only leases have recovery points.");
 
-	now = GetCurrentTimestamp();
 	keys_connect(&saved);
 	lookup_lease(&a, &now, have_attempt, attempt, &row);
 	v[0] = PointerGetDatum(recovery);
