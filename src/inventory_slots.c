@@ -154,7 +154,9 @@
  * by trying (SKIP LOCKED for the rows): a busy one means the SKU is not
  * cool, and a merge that never waits can be part of no deadlock, whatever
  * it holds from the SKUs merged before in its batch.  The sums go on row 0,
- * the other rows are deleted.  A backend that still believes in several
+ * the other rows are deleted.  A batch keeps the slot locks of the SKUs it
+ * merged until it commits, at most INV_MAX_SLOT_LOCKS of them (as
+ * reserve_all; consistency_merge_slots).  A backend that still believes in several
  * slots finds rows missing: its fast-path UPDATEs find nothing and the slow
  * path reads the rows; if only row 0 is left it gives back the slot locks it
  * took and decides under row 0's row lock, as a one-slot SKU does, since
@@ -1487,10 +1489,13 @@ split_and_apply(const InvSku *s, int64 qty, InvSlotOp op, int *slot_used)
  * and every row lock is only tried (a busy one means the SKU is not cool,
  * and a merge that never waits cannot be part of a deadlock, whatever it
  * holds from the SKUs merged before it in the batch).  The sums go on row 0
- * (reservations have no slot), slots 1..n-1 are deleted.  True if merged.
+ * (reservations have no slot), slots 1..n-1 are deleted.  room is how many
+ * more slot locks the batch may hold.  Returns the number of slot locks
+ * kept to the end of the transaction (the SKU's slots) if merged, 0 if the
+ * SKU was skipped, -1 if its slots do not fit in room (nothing locked).
  */
-static bool
-merge_sku(const InvSku *s)
+static int
+merge_sku(const InvSku *s, int room)
 {
 	SlotRow		rows[INV_MAX_SLOTS];
 	Datum		v[1];
@@ -1500,10 +1505,12 @@ merge_sku(const InvSku *s)
 				i;
 
 	if (IsolationUsesXactSnapshot())
-		return false;			/* see contention_event() */
+		return 0;				/* see contention_event() */
 	n = read_slot_info(s, InvalidSnapshot, &adaptive);
 	if (n <= 1 || !adaptive)
-		return false;
+		return 0;
+	if (n > room)
+		return -1;
 	for (locked = 0; locked < n; locked++)
 		if (!lock_slot(s, locked, false))
 			break;
@@ -1516,13 +1523,13 @@ merge_sku(const InvSku *s)
 	if (locked != n)
 	{
 		inv_unlock_slots(s, locked < 0 ? n : locked);
-		return false;
+		return 0;
 	}
 	if (read_slots_by(s, &stmt_read_all_skip, rows) != n)
 	{
 		/* a row is locked (a one-slot buyer with a stale count): not cool */
 		inv_unlock_slots(s, n);
-		return false;
+		return 0;
 	}
 	for (i = 1; i < n; i++)
 	{
@@ -1535,7 +1542,7 @@ merge_sku(const InvSku *s)
 	inv_exec(&stmt_resized, v, NULL, false);
 	inv_forget_slots(s);
 	consistency_count(CSTAT_INV_MERGED);
-	return true;
+	return n;
 }
 
 /*
@@ -1543,6 +1550,18 @@ merge_sku(const InvSku *s)
  * adaptive SKUs with several slots left unsplit for
  * consistency.inventory_merge_after, at most batch_size of them looked at;
  * maintenance() calls it and commits after each batch.
+ *
+ * A batch keeps at most INV_MAX_SLOT_LOCKS slot locks: a merged SKU's slot
+ * locks are held until the batch commits, each an entry in the shared lock
+ * table, and 500 cool SKUs of 16 slots would otherwise hold 8,000 of them,
+ * more than the table has with the default settings (53200 for every
+ * session, and the next run would pick the same SKUs and fail again).  The
+ * batch ends before the SKU whose slots would pass the limit; a SKU has at
+ * most INV_MAX_SLOTS, so every batch can merge its first cool candidate.
+ * (What is counted is the merged SKUs' slots, an upper bound on the entries
+ * they add: a lock this transaction already held adds none.)  So a batch
+ * may merge fewer than batch_size with more left: maintenance() goes on
+ * until a batch merges none.
  */
 PG_FUNCTION_INFO_V1(consistency_merge_slots);
 
@@ -1554,6 +1573,7 @@ consistency_merge_slots(PG_FUNCTION_ARGS)
 	uint64		ncand,
 				i;
 	int64		merged = 0;
+	int			locks = 0;
 	text	  **skus;
 
 	consistency_arg_not_null(fcinfo, 0, "batch_size");
@@ -1584,10 +1604,17 @@ consistency_merge_slots(PG_FUNCTION_ARGS)
 	for (i = 0; i < ncand; i++)
 	{
 		InvSku		s;
+		int			kept;
 
 		inv_sku_init(&s, skus[i]);
-		if (merge_sku(&s))
+		kept = merge_sku(&s, INV_MAX_SLOT_LOCKS - locks);
+		if (kept < 0)
+			break;				/* the next batch merges it */
+		if (kept > 0)
+		{
 			merged++;
+			locks += kept;
+		}
 	}
 	SPI_finish();
 	PG_RETURN_INT64(merged);
