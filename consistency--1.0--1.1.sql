@@ -257,7 +257,7 @@ AS 'MODULE_PATHNAME', 'consistency_merge_slots'
 LANGUAGE C VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION @extschema@.merge_slots(pg_catalog.int4) IS
-	'merge adaptive SKUs left unsplit for consistency.inventory_merge_after back into one slot, when none of their slots is busy (at most batch_size looked at, and at most 512 slot locks kept); returns how many were merged';
+	'merge adaptive SKUs left unsplit for consistency.inventory_merge_after back into one slot, oldest first, skipping those with a busy slot; at most batch_size SKUs and 512 slot locks per call; returns how many were merged (0: none can be merged now)';
 REVOKE ALL ON FUNCTION @extschema@.merge_slots(pg_catalog.int4) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.merge_slots(pg_catalog.int4) TO consistency_admin;
 
@@ -357,8 +357,9 @@ BEGIN
 	END LOOP;
 
 	-- adaptive SKUs left unsplit for consistency.inventory_merge_after and not busy now:
-	-- back into one slot (a busy one is skipped: it is not cool).  A batch may end early (it
-	-- keeps at most 512 slot locks to its commit): go on until one merges none.
+	-- back into one slot (a busy one is skipped: it is not cool).  A batch may end before
+	-- batch_size SKUs (it keeps at most 512 slot locks to its commit) and looks past the busy
+	-- ones; it merges none only when no candidate can be merged now.
 	FOR i IN 1..max_batches LOOP
 		n := @extschema@.merge_slots(batch_size);
 		merged := merged OPERATOR(pg_catalog.+) n;
