@@ -257,7 +257,7 @@ AS 'MODULE_PATHNAME', 'consistency_merge_slots'
 LANGUAGE C VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION @extschema@.merge_slots(pg_catalog.int4) IS
-	'merge adaptive SKUs left unsplit for consistency.inventory_merge_after back into one slot, when none of their slots is busy (at most batch_size looked at); returns how many were merged';
+	'merge adaptive SKUs left unsplit for consistency.inventory_merge_after back into one slot, oldest first, skipping those with a busy slot; at most batch_size SKUs and 512 slot locks per call; returns how many were merged (0: none can be merged now)';
 REVOKE ALL ON FUNCTION @extschema@.merge_slots(pg_catalog.int4) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.merge_slots(pg_catalog.int4) TO consistency_admin;
 
@@ -322,6 +322,7 @@ DECLARE
 	left_in_doubt pg_catalog.int8 := 0;
 	more_keys pg_catalog.bool := false;
 	more_reservations pg_catalog.bool := false;
+	more_merges pg_catalog.bool := false;
 	auto_resolve pg_catalog.bool;
 	resolve_after pg_catalog.interval;
 BEGIN
@@ -356,12 +357,15 @@ BEGIN
 	END LOOP;
 
 	-- adaptive SKUs left unsplit for consistency.inventory_merge_after and not busy now:
-	-- back into one slot (a busy one is skipped: it is not cool)
+	-- back into one slot (a busy one is skipped: it is not cool).  A batch may end before
+	-- batch_size SKUs (it keeps at most 512 slot locks to its commit) and looks past the busy
+	-- ones; it merges none only when no candidate can be merged now.
 	FOR i IN 1..max_batches LOOP
 		n := @extschema@.merge_slots(batch_size);
 		merged := merged OPERATOR(pg_catalog.+) n;
 		COMMIT;
-		EXIT WHEN n OPERATOR(pg_catalog.<) batch_size;
+		more_merges := n OPERATOR(pg_catalog.>) 0 AND i OPERATOR(pg_catalog.=) max_batches;
+		EXIT WHEN n OPERATOR(pg_catalog.=) 0;
 	END LOOP;
 
 	-- stale in-doubt transactions, only when allowed, by their decision log's verdict; each
@@ -379,10 +383,10 @@ BEGIN
 		COMMIT;
 	END IF;
 
-	RAISE LOG 'consistency.maintenance: purged % expired idempotency keys%, expired % lapsed reservations%, merged % adaptive SKUs back into one slot, %',
+	RAISE LOG 'consistency.maintenance: purged % expired idempotency keys%, expired % lapsed reservations%, merged % adaptive SKUs back into one slot%, %',
 		purged, CASE WHEN more_keys THEN ' (batch limit reached)' ELSE '' END,
 		expired, CASE WHEN more_reservations THEN ' (batch limit reached)' ELSE '' END,
-		merged,
+		merged, CASE WHEN more_merges THEN ' (batch limit reached)' ELSE '' END,
 		CASE WHEN auto_resolve
 			 THEN pg_catalog.format('resolved %s in-doubt transactions older than %s (%s committed, %s rolled back, %s left)',
 									committed OPERATOR(pg_catalog.+) rolled_back,

@@ -145,6 +145,54 @@ SELECT (SELECT count(*) FROM consistency.idempotency_keys WHERE key = 'm-h') AS 
 	   (SELECT count(*) FROM pg_prepared_xacts WHERE gid = :'gid_hostile') AS still_prepared;
 DROP SCHEMA maint_hostile CASCADE;
 
+-- 6. Merging cool adaptive SKUs.  A batch keeps the slot locks of the SKUs it merged until it
+--    commits, each an entry in the shared lock table, so it stops before it would hold more
+--    than 512 of them: of 40 SKUs of 16 slots (640 slot locks) one batch merges 32, and
+--    maintenance() goes on in the next batch until every one is merged.  The totals and the
+--    reservation on them are unchanged.
+SET consistency.inventory_merge_after = 0;
+CALL consistency.maintenance();		-- what earlier files left split
+SELECT count(*) AS split_skus FROM consistency.inventory WHERE adaptive AND slot = 1;
+SELECT count(consistency.stock_set('maint-cap-' || i, 32, slots => 16)) AS skus FROM generate_series(1, 40) i;
+SELECT count(consistency.stock_set('maint-cap-' || i, 32, NULL)) AS adaptive FROM generate_series(1, 40) i;
+SELECT consistency.reserve('maint-cap-1', 5, 'mc-1');
+CREATE FUNCTION maint_cap_shape() RETURNS TABLE (skus bigint, slots bigint, adaptive bool, on_hand numeric, reserved numeric)
+	LANGUAGE sql AS $$ SELECT count(DISTINCT sku), count(*), bool_and(adaptive), sum(on_hand), sum(reserved)
+					   FROM consistency.inventory WHERE sku LIKE 'maint-cap-%' $$;
+SELECT * FROM maint_cap_shape();
+SET ROLE maint_dba;
+BEGIN;
+SELECT consistency.merge_slots(1000) AS merged \gset
+-- the slot locks this backend holds (advisory, field 4 = 'IV')
+SELECT :merged AS merged, :merged < 40 AS fewer_than_asked,
+	   count(*) AS slot_locks, count(*) <= 512 AS within_limit
+  FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND objsubid = 18774;
+ROLLBACK;
+SET client_min_messages = log;
+CALL consistency.maintenance();
+RESET client_min_messages;
+SELECT * FROM maint_cap_shape();
+-- split again: with one batch allowed, 32 are merged and the log line says there may be more
+RESET ROLE;
+SELECT count(consistency.stock_set('maint-cap-' || i, 32, slots => 16)) AS skus FROM generate_series(1, 40) i;
+SELECT count(consistency.stock_set('maint-cap-' || i, 32, NULL)) AS adaptive FROM generate_series(1, 40) i;
+SET ROLE maint_dba;
+SET client_min_messages = log;
+CALL consistency.maintenance(1000, 1);
+RESET client_min_messages;
+SELECT * FROM maint_cap_shape();
+SET client_min_messages = log;
+CALL consistency.maintenance();
+RESET client_min_messages;
+RESET ROLE;
+SELECT * FROM maint_cap_shape(), consistency.available('maint-cap-1');
+SELECT consistency.release('mc-1');
+SELECT * FROM consistency.check_inventory() WHERE sku LIKE 'maint-cap-%';
+DELETE FROM consistency.reservations WHERE reservation_id = 'mc-1';
+DELETE FROM consistency.inventory WHERE sku LIKE 'maint-cap-%';
+DROP FUNCTION maint_cap_shape();
+RESET consistency.inventory_merge_after;
+
 -- (nothing left to roll back unless a resolution above failed; then the DROP must not hang)
 SELECT format('ROLLBACK PREPARED %L', gid) FROM pg_prepared_xacts WHERE gid IN (:'gid_commit', :'gid_undecided', :'gid_hostile') \gexec
 DROP TABLE maint_acc;

@@ -154,7 +154,11 @@
  * by trying (SKIP LOCKED for the rows): a busy one means the SKU is not
  * cool, and a merge that never waits can be part of no deadlock, whatever
  * it holds from the SKUs merged before in its batch.  The sums go on row 0,
- * the other rows are deleted.  A backend that still believes in several
+ * the other rows are deleted.  A batch keeps the slot locks of the SKUs it
+ * merged until it commits, at most INV_MAX_SLOT_LOCKS of them (as
+ * reserve_all), and pages on past the busy SKUs it skips, in (resized_at,
+ * sku) order, so that they do not hold up the cool ones behind them
+ * (consistency_merge_slots).  A backend that still believes in several
  * slots finds rows missing: its fast-path UPDATEs find nothing and the slow
  * path reads the rows; if only row 0 is left it gives back the slot locks it
  * took and decides under row 0's row lock, as a one-slot SKU does, since
@@ -1381,16 +1385,33 @@ static InvStmt stmt_resized = {
 	" WHERE sku OPERATOR(pg_catalog.=) $1 AND slot OPERATOR(pg_catalog.=) 0",
 	1, {TEXTOID}
 };
-/* the SKUs maintenance() may merge: adaptive, several slots, unsplit for $1 seconds */
-static InvStmt stmt_merge_candidates = {
-	"SELECT z.sku FROM " INV_TABLE " z"
-	" WHERE z.slot OPERATOR(pg_catalog.=) 0 AND z.adaptive"
-	"   AND coalesce(z.resized_at, '-infinity') OPERATOR(pg_catalog.<=)"
-	"       (pg_catalog.statement_timestamp() OPERATOR(pg_catalog.-) pg_catalog.make_interval(secs => $1))"
-	"   AND EXISTS (SELECT FROM " INV_TABLE " o"
+/*
+ * The SKUs maintenance() may merge: adaptive, several slots, unsplit for $1
+ * seconds; at most $2, oldest first.  (resized_at, sku) is a total order
+ * (no resized_at first, SKUs byte by byte), so that a batch pages on past
+ * the SKUs it skipped as busy: the _after form starts behind ($3, $4), the
+ * last SKU of the page before.
+ */
+#define MERGE_SINCE "coalesce(z.resized_at, '-infinity'::pg_catalog.timestamptz)"
+#define MERGE_SKU	"(z.sku COLLATE pg_catalog.\"C\")"
+#define MERGE_CANDIDATES \
+	"SELECT z.sku, " MERGE_SINCE " FROM " INV_TABLE " z" \
+	" WHERE z.slot OPERATOR(pg_catalog.=) 0 AND z.adaptive" \
+	"   AND " MERGE_SINCE " OPERATOR(pg_catalog.<=)" \
+	"       (pg_catalog.statement_timestamp() OPERATOR(pg_catalog.-) pg_catalog.make_interval(secs => $1))" \
+	"   AND EXISTS (SELECT FROM " INV_TABLE " o" \
 	"               WHERE o.sku OPERATOR(pg_catalog.=) z.sku AND o.slot OPERATOR(pg_catalog.=) 1)"
-	" ORDER BY z.resized_at NULLS FIRST LIMIT $2",
+#define MERGE_CANDIDATES_ORDER " ORDER BY " MERGE_SINCE ", " MERGE_SKU " LIMIT $2"
+static InvStmt stmt_merge_candidates = {
+	MERGE_CANDIDATES MERGE_CANDIDATES_ORDER,
 	2, {FLOAT8OID, INT4OID}
+};
+static InvStmt stmt_merge_candidates_after = {
+	MERGE_CANDIDATES
+	"   AND (" MERGE_SINCE " OPERATOR(pg_catalog.>) $3"
+	"        OR (" MERGE_SINCE " OPERATOR(pg_catalog.=) $3 AND " MERGE_SKU " OPERATOR(pg_catalog.>) $4))"
+	MERGE_CANDIDATES_ORDER,
+	4, {FLOAT8OID, INT4OID, TIMESTAMPTZOID, TEXTOID}
 };
 static InvStmt stmt_read_all_skip = {
 	"SELECT slot, on_hand, reserved FROM " INV_TABLE
@@ -1487,10 +1508,13 @@ split_and_apply(const InvSku *s, int64 qty, InvSlotOp op, int *slot_used)
  * and every row lock is only tried (a busy one means the SKU is not cool,
  * and a merge that never waits cannot be part of a deadlock, whatever it
  * holds from the SKUs merged before it in the batch).  The sums go on row 0
- * (reservations have no slot), slots 1..n-1 are deleted.  True if merged.
+ * (reservations have no slot), slots 1..n-1 are deleted.  room is how many
+ * more slot locks the batch may hold.  Returns the number of slot locks
+ * kept to the end of the transaction (the SKU's slots) if merged, 0 if the
+ * SKU was skipped, -1 if its slots do not fit in room (nothing locked).
  */
-static bool
-merge_sku(const InvSku *s)
+static int
+merge_sku(const InvSku *s, int room)
 {
 	SlotRow		rows[INV_MAX_SLOTS];
 	Datum		v[1];
@@ -1499,11 +1523,11 @@ merge_sku(const InvSku *s)
 				locked,
 				i;
 
-	if (IsolationUsesXactSnapshot())
-		return false;			/* see contention_event() */
 	n = read_slot_info(s, InvalidSnapshot, &adaptive);
 	if (n <= 1 || !adaptive)
-		return false;
+		return 0;
+	if (n > room)
+		return -1;
 	for (locked = 0; locked < n; locked++)
 		if (!lock_slot(s, locked, false))
 			break;
@@ -1516,13 +1540,13 @@ merge_sku(const InvSku *s)
 	if (locked != n)
 	{
 		inv_unlock_slots(s, locked < 0 ? n : locked);
-		return false;
+		return 0;
 	}
 	if (read_slots_by(s, &stmt_read_all_skip, rows) != n)
 	{
 		/* a row is locked (a one-slot buyer with a stale count): not cool */
 		inv_unlock_slots(s, n);
-		return false;
+		return 0;
 	}
 	for (i = 1; i < n; i++)
 	{
@@ -1535,14 +1559,82 @@ merge_sku(const InvSku *s)
 	inv_exec(&stmt_resized, v, NULL, false);
 	inv_forget_slots(s);
 	consistency_count(CSTAT_INV_MERGED);
-	return true;
+	return n;
+}
+
+/*
+ * Candidates are read in pages of this many: as many as one batch can merge
+ * (every candidate has at least two slots), so that a batch that skips no
+ * SKU reads one page.
+ */
+#define MERGE_PAGE	(INV_MAX_SLOT_LOCKS / 2)
+
+/*
+ * Read the next page of merge candidates into skus (allocated in cxt): the
+ * first page if after_sku is NULL, else the one behind (*since, after_sku).
+ * *since becomes the position of the page's last SKU.  Returns how many
+ * were read.  Connects to SPI itself, so that the result is freed at once.
+ */
+static int
+merge_candidates(text **skus, TimestampTz *since, text *after_sku, MemoryContext cxt)
+{
+	Datum		v[4];
+	uint64		n,
+				i;
+	MemoryContext old;
+
+	SPI_connect();
+	v[0] = Float8GetDatum((double) inventory_merge_after);
+	v[1] = Int32GetDatum(MERGE_PAGE);
+	if (after_sku == NULL)
+		n = inv_exec(&stmt_merge_candidates, v, NULL, true);
+	else
+	{
+		v[2] = TimestampTzGetDatum(*since);
+		v[3] = PointerGetDatum(after_sku);
+		n = inv_exec(&stmt_merge_candidates_after, v, NULL, true);
+	}
+	Assert(n <= MERGE_PAGE);
+	old = MemoryContextSwitchTo(cxt);
+	for (i = 0; i < n; i++)
+	{
+		HeapTuple	t = SPI_tuptable->vals[i];
+		TupleDesc	d = SPI_tuptable->tupdesc;
+		bool		isnull;
+
+		skus[i] = DatumGetTextPCopy(SPI_getbinval(t, d, 1, &isnull));
+		if (i == n - 1)
+			*since = DatumGetTimestampTz(SPI_getbinval(t, d, 2, &isnull));
+	}
+	MemoryContextSwitchTo(old);
+	SPI_finish();
+	return (int) n;
 }
 
 /*
  * merge_slots(batch_size) -> number of SKUs merged back into one slot: the
  * adaptive SKUs with several slots left unsplit for
- * consistency.inventory_merge_after, at most batch_size of them looked at;
- * maintenance() calls it and commits after each batch.
+ * consistency.inventory_merge_after, oldest first; maintenance() calls it
+ * and commits after each batch.
+ *
+ * A batch merges at most batch_size SKUs and keeps at most
+ * INV_MAX_SLOT_LOCKS slot locks: a merged SKU's slot locks are held until
+ * the batch commits, each an entry in the shared lock table, and 500 cool
+ * SKUs of 16 slots would otherwise hold 8,000 of them, more than the table
+ * has with the default settings (53200 for every session, and the next run
+ * would pick the same SKUs and fail again).  The batch ends before the SKU
+ * whose slots would pass the limit; a SKU has at most INV_MAX_SLOTS, so
+ * every batch can merge its first cool candidate.  (What is counted is the
+ * merged SKUs' slots, an upper bound on the entries they add: a lock this
+ * transaction already held adds none.)
+ *
+ * A busy SKU is skipped and keeps its place in the queue: the batch pages
+ * on behind it, in (resized_at, sku) order, so that busy SKUs at the head
+ * cannot keep the cool ones behind them from being merged.  Otherwise the
+ * batch ends only when the candidates do: 0 means that none could be merged
+ * now, which is when maintenance() stops.  Each SKU is looked at in an SPI
+ * connection of its own, so a batch that skips many keeps no memory for
+ * them.
  */
 PG_FUNCTION_INFO_V1(consistency_merge_slots);
 
@@ -1550,11 +1642,14 @@ Datum
 consistency_merge_slots(PG_FUNCTION_ARGS)
 {
 	int32		batch_size;
-	Datum		v[2];
-	uint64		ncand,
-				i;
+	text	   *skus[MERGE_PAGE];
+	TimestampTz since = 0;
+	text	   *after_sku = NULL;
+	MemoryContext callcxt = CurrentMemoryContext;
+	MemoryContext pagecxt;
 	int64		merged = 0;
-	text	  **skus;
+	int			locks = 0;
+	bool		done = false;
 
 	consistency_arg_not_null(fcinfo, 0, "batch_size");
 	batch_size = PG_GETARG_INT32(0);
@@ -1564,32 +1659,49 @@ consistency_merge_slots(PG_FUNCTION_ARGS)
 				 errmsg("batch_size must be positive"),
 				 errdetail("The batch_size given is %d.", batch_size)));
 
-	SPI_connect();
-	if (!inv_has_adaptive())
-	{
-		SPI_finish();
+	/* merges only under READ COMMITTED (see contention_event()); a 1.0 table has none */
+	if (IsolationUsesXactSnapshot() || !inv_has_adaptive())
 		PG_RETURN_INT64(0);
-	}
-	v[0] = Float8GetDatum((double) inventory_merge_after);
-	v[1] = Int32GetDatum(batch_size);
-	ncand = inv_exec(&stmt_merge_candidates, v, NULL, true);
-	skus = palloc(sizeof(text *) * Max(ncand, 1));
-	for (i = 0; i < ncand; i++)
-	{
-		bool		isnull;
-		Datum		d = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
 
-		skus[i] = DatumGetTextPCopy(d);
-	}
-	for (i = 0; i < ncand; i++)
+	pagecxt = AllocSetContextCreate(callcxt, "consistency merge_slots candidates",
+									ALLOCSET_DEFAULT_SIZES);
+	while (!done)
 	{
-		InvSku		s;
+		int			n,
+					i;
 
-		inv_sku_init(&s, skus[i]);
-		if (merge_sku(&s))
-			merged++;
+		MemoryContextReset(pagecxt);
+		n = merge_candidates(skus, &since, after_sku, pagecxt);
+		for (i = 0; i < n && !done; i++)
+		{
+			InvSku		s;
+			int			kept;
+
+			inv_sku_init(&s, skus[i]);
+			SPI_connect();
+			kept = merge_sku(&s, INV_MAX_SLOT_LOCKS - locks);
+			SPI_finish();
+			if (kept < 0)
+				done = true;	/* the next batch merges it */
+			else if (kept > 0)
+			{
+				merged++;
+				locks += kept;
+				done = merged >= batch_size;
+			}
+		}
+		if (n < MERGE_PAGE)
+			done = true;
+		else if (!done)
+		{
+			/* page on behind the last SKU of this page */
+			if (after_sku != NULL)
+				pfree(after_sku);
+			after_sku = (text *) MemoryContextAlloc(callcxt, VARSIZE_ANY(skus[n - 1]));
+			memcpy(after_sku, skus[n - 1], VARSIZE_ANY(skus[n - 1]));
+		}
 	}
-	SPI_finish();
+	MemoryContextDelete(pagecxt);
 	PG_RETURN_INT64(merged);
 }
 
