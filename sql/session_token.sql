@@ -151,6 +151,16 @@ SELECT consistency.token_status('v1:42:1:0/3000148x');
 \echo :LAST_ERROR_SQLSTATE
 SELECT consistency.token_status(repeat('v1:42:1:0/1', 1000));
 \echo :LAST_ERROR_SQLSTATE
+-- The message quotes a long token's first 52 bytes, cut on a character boundary: the
+-- message converts to the client's encoding and the error stays YC301 (a cut inside a
+-- two-byte UTF-8 character failed to convert: 22021).  The database is UTF-8.
+SELECT pg_catalog.getdatabaseencoding() AS database_encoding;
+SET client_encoding = 'LATIN1';
+\set VERBOSITY sqlstate
+SELECT consistency.token_status('v1:' || repeat(chr(233), 30));
+\set VERBOSITY default
+RESET client_encoding;
+SELECT consistency.token_status('v1:' || repeat(chr(233), 30));
 SELECT t AS token, try_status(t) AS result
   FROM (VALUES (''), ('v1'), ('v1:'), ('v2:42:1:0/0'), ('V1:42:1:0/0'), (' v1:42:1:0/0'),
 			   ('v1:42:1:0/0 '), ('v1:42:1:0/0:'), ('v1:42:1:0/0/0'), ('v1:42:1'), ('v1:42:1:'),

@@ -36,6 +36,7 @@
 #include "access/xlog.h"
 #include "access/xlogrecovery.h"
 #include "fmgr.h"
+#include "mb/pg_wchar.h"
 #include "nodes/pg_list.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
@@ -161,15 +162,26 @@ void
 consistency_token_parse_or_error(const char *str, ConsistencyToken *tok)
 {
 	const char *why;
+	int			len;
+	int			shown;
 
-	if (!consistency_token_parse(str, tok, &why))
-		ereport(ERROR,
-				(errcode(ERRCODE_CONSISTENCY_TOKEN_MALFORMED),
-				 errmsg("malformed consistency token: \"%.*s%s\"",
-						CONSISTENCY_TOKEN_MAXLEN, str,
-						strlen(str) > CONSISTENCY_TOKEN_MAXLEN ? "..." : ""),
-				 errdetail("%s", why),
-				 errhint("Pass the token exactly as consistency.write_token() or the consistency.last_commit_token parameter gave it.")));
+	if (consistency_token_parse(str, tok, &why))
+		return;
+
+	/*
+	 * Quote at most a token's length of it, cut on a character boundary: a
+	 * cut inside a multibyte character would make the message fail to
+	 * convert to the client's encoding (22021) instead of being this error.
+	 */
+	len = strlen(str);
+	shown = len > CONSISTENCY_TOKEN_MAXLEN ?
+		pg_mbcliplen(str, len, CONSISTENCY_TOKEN_MAXLEN) : len;
+	ereport(ERROR,
+			(errcode(ERRCODE_CONSISTENCY_TOKEN_MALFORMED),
+			 errmsg("malformed consistency token: \"%.*s%s\"",
+					shown, str, shown < len ? "..." : ""),
+			 errdetail("%s", why),
+			 errhint("Pass the token exactly as consistency.write_token() or the consistency.last_commit_token parameter gave it.")));
 }
 
 /* Write v in upper-case hex without leading zeros (as %X), returning the end. */

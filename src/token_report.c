@@ -47,6 +47,7 @@
 
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "libpq/libpq.h"
 #include "libpq/pqformat.h"
 #include "miscadmin.h"
 #include "tcop/tcopprot.h"
@@ -91,13 +92,24 @@ show_last_commit_token(void)
 
 /*
  * The parameter takes last_commit, and a client backend sends it to its
- * client in a ParameterStatus message, as ReportGUCOption() would.  Without
- * allocating or failing: this runs after the commit record.  The buffer has
- * room for the message, both strings are ASCII (no encoding conversion, and
- * copied whole: pq_send_ascii_string() would copy a byte at a time), and
- * pq_putmessage() only buffers (a broken connection is noticed when the
- * buffer is flushed).  Neither a parallel worker (whose output goes to its
- * leader) nor a single-user backend has a client to tell.
+ * client in a ParameterStatus message, as ReportGUCOption() would.  This runs
+ * in CommitTransaction() after the commit record, with interrupts held and
+ * the transaction's locks not yet released, so it must neither fail nor wait
+ * for the client.  pq_putmessage() can wait: when the message does not fit in
+ * what is left of the output buffer, it flushes the buffer, blocking, and a
+ * client that stopped reading would keep the backend there, its locks held,
+ * with no way to end it (a blocked write heeds pg_terminate_backend() only
+ * when no interrupts are held).  pq_putmessage_noblock(), which walsender
+ * uses, never flushes: it enlarges the buffer to hold the message if need be
+ * (a repalloc() of the 8 kB buffer to at most the message's size more, which
+ * fails only out of memory; an error here, as anywhere after the commit
+ * record, is a PANIC), and the buffer is flushed with the statement's
+ * CommandComplete or ReadyForQuery, after the transaction has ended, where a
+ * client that does not read holds the backend as it would without this
+ * library.  report_msg has room for the message, and both strings are ASCII
+ * (no encoding conversion, and copied whole: pq_send_ascii_string() would
+ * copy a byte at a time).  Neither a parallel worker (whose output goes to
+ * its leader) nor a single-user backend has a client to tell.
  */
 static void
 report_last_commit(void)
@@ -108,10 +120,10 @@ report_last_commit(void)
 	len = consistency_token_format_buf(&last_commit, reported);
 	if (MyBackendType != B_BACKEND || whereToSendOutput != DestRemote)
 		return;
-	pq_beginmessage_reuse(&report_msg, PqMsg_ParameterStatus);
+	resetStringInfo(&report_msg);
 	pq_sendbytes(&report_msg, LAST_COMMIT_TOKEN_GUC, sizeof(LAST_COMMIT_TOKEN_GUC));
 	pq_sendbytes(&report_msg, reported, len + 1);
-	pq_endmessage_reuse(&report_msg);
+	pq_putmessage_noblock(PqMsg_ParameterStatus, report_msg.data, report_msg.len);
 }
 
 static void
