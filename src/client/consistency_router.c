@@ -8,7 +8,11 @@
  * each commit (consistency.last_commit_token, libpq keeps the latest in
  * PQparameterStatus()).  If the primary does not report it -- the library is
  * not preloaded there -- the router asks consistency.write_token() instead,
- * one extra round trip per write.
+ * one extra round trip per write.  The reported token is kept after a failed
+ * statement too (a procedure may commit, then raise).  When the router cannot
+ * learn a commit's token (that query fails, or a statement that may have
+ * committed failed in a session that reports nothing), reads go to the
+ * primary until a later write's token arrives.
  *
  * At connect, each standby is asked about a token of the primary's cluster
  * (its system identifier): a server of another cluster is never used, not
@@ -73,6 +77,7 @@ struct CRouter
 	int			failover_ms;	/* 0: never reconnect */
 	char		sysid[32];		/* the primary's system identifier, "" if unknown */
 	char		token[CROUTER_TOKEN_SIZE];
+	int			token_unknown;	/* a commit of the session may be past token */
 	char		lost_token[CROUTER_TOKEN_SIZE];
 	char		error[512];
 	long		reconnects;
@@ -502,40 +507,88 @@ ensure_primary(CRouter *r)
 	return check_token_on_new_primary(r);
 }
 
+/*
+ * The session's token cannot cover a commit it may have made: reads go to the
+ * primary until a token of a later commit of the session arrives.
+ */
+static void
+mark_token_unknown(CRouter *r, const char *why, const PGresult *res)
+{
+	const char *msg = res ? PQresultErrorMessage(res) : "";
+
+	r->token_unknown = 1;
+	snprintf(r->error, sizeof(r->error),
+			 "primary: %s; reads go to the primary until a later write's token%s%s",
+			 why, msg[0] ? ": " : "", msg);
+}
+
 PGresult *
 crouter_write(CRouter *r, const char *sql, int nparams, const char *const *values)
 {
 	PGresult   *res;
 	const char *reported;
+	int			ok;
 
 	if ((res = ensure_primary(r)) != NULL)
 		return res;				/* the session's last write was lost */
 	res = PQexecParams(r->primary, sql, nparams, NULL, values, NULL, NULL, 0);
-	if (!result_ok(res))
-	{
+	ok = result_ok(res);
+	if (ok)
+		r->stats.writes++;
+	else
 		note_primary_failure(r, res);
-		return res;
-	}
-	r->stats.writes++;
 
 	/* The token names the last commit: nothing new inside an open transaction. */
-	if (PQtransactionStatus(r->primary) != PQTRANS_IDLE)
+	if (ok && PQtransactionStatus(r->primary) != PQTRANS_IDLE)
 		return res;
 
+	/*
+	 * The reported token names a commit of this session whatever the result:
+	 * a statement that failed may have committed before it failed (a
+	 * procedure's COMMIT, then an error).  Merging is monotonic.
+	 */
 	reported = PQparameterStatus(r->primary, TOKEN_PARAMETER);
 	if (reported != NULL && reported[0] != '\0')
 	{
 		if (crouter_merge_token(r, reported) == 0)
-			r->stats.tokens_from_parameter_status++;
+		{
+			r->token_unknown = 0;
+			if (ok)
+				r->stats.tokens_from_parameter_status++;
+		}
+		return res;
 	}
-	else
+
+	/* not reported: the library is not loaded in the primary's session */
+	if (!ok)
 	{
-		/* not reported: the library is not preloaded on the primary */
+		/*
+		 * The failed statement may have committed first.  Asking
+		 * write_token() now would replace the error the connection holds
+		 * (PQerrorMessage), so read from the primary until the next write's
+		 * token instead.  Not inside a transaction block (nothing committed)
+		 * or on a lost connection (the outcome is unknown anyway).
+		 */
+		if (PQtransactionStatus(r->primary) == PQTRANS_IDLE)
+			mark_token_unknown(r, "a failed write may have committed before it failed", NULL);
+		return res;
+	}
+	{
 		PGresult   *tres = PQexec(r->primary, "SELECT consistency.write_token()");
 
 		if (PQresultStatus(tres) == PGRES_TUPLES_OK && PQntuples(tres) == 1 &&
 			crouter_merge_token(r, PQgetvalue(tres, 0, 0)) == 0)
+		{
+			r->token_unknown = 0;
 			r->stats.tokens_from_query++;
+		}
+		else
+		{
+			/* an acknowledged write the token does not cover */
+			mark_token_unknown(r, "cannot read the token of an acknowledged write (consistency.write_token())", tres);
+			if (PQresultStatus(tres) != PGRES_TUPLES_OK)
+				note_primary_failure(r, tres);
+		}
 		PQclear(tres);
 	}
 	return res;
@@ -656,7 +709,8 @@ crouter_read(CRouter *r, const char *sql, int nparams, const char *const *values
 	if (behind == NULL)
 		return NULL;
 
-	for (k = 0; k < r->nstandbys; k++)
+	/* with a commit the token may not cover, only the primary is sure to have it */
+	for (k = 0; k < r->nstandbys && !r->token_unknown; k++)
 	{
 		int			i = (r->next + k) % r->nstandbys;
 		Standby    *s = &r->standbys[i];
@@ -683,7 +737,7 @@ crouter_read(CRouter *r, const char *sql, int nparams, const char *const *values
 		}
 	}
 
-	if (r->budget_ms > 0 && r->token[0] != '\0')
+	if (r->budget_ms > 0 && r->token[0] != '\0' && !r->token_unknown)
 	{
 		int			i = best_to_wait_for(r, behind);
 

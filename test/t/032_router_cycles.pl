@@ -6,7 +6,12 @@
 #   and the delayed standby is never used;
 # - tokens come from the ParameterStatus message (no extra query per write);
 # - libpq pipeline mode: three pipelined write transactions, the token reported before
-#   the last ReadyForQuery equals write_token(), and a routed read sees the last write.
+#   the last ReadyForQuery equals write_token(), and a routed read sees the last write;
+# - a write that commits and then fails (a procedure's COMMIT, then an error) still moves
+#   the token: a standby paused before it does not answer the next read;
+# - on a primary that does not preload the library: when the token of an acknowledged write
+#   cannot be read (write_token() not executable), or a failed write may have committed,
+#   reads go to the primary (crouter_error() says why) until a later write's token arrives.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -17,10 +22,20 @@ use ConsistencyCluster;
 my $example = "$ENV{TESTDIR}/test/router_example";
 -x $example or BAIL_OUT("$example is not built");
 
+# rw_items and commit_then_fail(): a write that commits, then fails.
+my $items_sql = q{
+	CREATE TABLE rw_items (id int PRIMARY KEY);
+	CREATE PROCEDURE commit_then_fail(i int) LANGUAGE plpgsql AS $$
+	BEGIN
+		INSERT INTO rw_items VALUES (i);
+		COMMIT;
+		RAISE EXCEPTION 'failed after its commit';
+	END $$;
+};
 my $primary = start_primary('primary', q{
 	CREATE TABLE rw_counter (id int PRIMARY KEY, v bigint NOT NULL);
 	INSERT INTO rw_counter VALUES (1, 0);
-});
+} . $items_sql);
 my $delayed = PostgreSQL::Test::Cluster->new('delayed');
 $delayed->init_from_backup($primary, 'base', has_streaming => 1);
 $delayed->start;
@@ -48,6 +63,47 @@ sub run_example
 	my $ok = IPC::Run::run(\@cmd, '>', \$stdout, '2>', \$stderr);
 	diag($stderr) if $stderr ne '';
 	return ($ok, $stdout);
+}
+
+# A router in steps mode (test/router_example.c --steps): one command in, one line out.
+sub start_steps
+{
+	my %h = (in => '', out => '', err => '');
+	$h{run} = IPC::Run::start([ $example, '--steps', @_ ],
+		'<', \$h{in}, '>', \$h{out}, '2>', \$h{err},
+		IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default));
+	$h{connect} = next_line(\%h);
+	return \%h;
+}
+
+sub next_line
+{
+	my ($h) = @_;
+	$h->{run}->pump until $h->{out} =~ /\n/;
+	$h->{out} =~ s/^([^\n]*)\n//;
+	return $1;
+}
+
+sub step
+{
+	my ($h, $command) = @_;
+	$h->{in} .= "$command\n";
+	return next_line($h);
+}
+
+sub finish_steps
+{
+	my ($h) = @_;
+	$h->{run}->finish;
+	diag($h->{err}) if $h->{err} =~ /unknown step/;
+}
+
+sub pause_replay
+{
+	my ($standby) = @_;
+	$standby->safe_psql('postgres', 'SELECT pg_wal_replay_pause()');
+	$standby->poll_query_until('postgres', q{SELECT pg_get_wal_replay_pause_state() = 'paused'})
+	  or die 'not paused';
 }
 
 sub field
@@ -88,6 +144,80 @@ is($delayed->safe_psql('postgres', "SELECT consistency.token_status('$token')"),
 ok($ok, 'pipeline mode: token reported, equal to write_token(), routed read sees the last write');
 like($out, qr/^pipeline ok token=v1:\d+:1:[0-9A-F]+\/[0-9A-F]+ value=1003 served_by=standby$/m,
 	'pipeline mode: the read was served by a standby');
+
+my $sysid = $primary->safe_psql('postgres', 'SELECT system_identifier FROM pg_control_system()');
+
+# A write that commits, then fails: the server reported the commit's token with the error.
+# The paused standby has replayed the router's previous token, not the procedure's commit.
+my $r = start_steps('--primary', $primary->connstr('postgres'), '--standby', $paused->connstr('postgres'));
+like($r->{connect}, qr/^connect ok=1 /, 'steps: the router connected');
+my $line = step($r, 'write INSERT INTO rw_items VALUES (1)');
+like($line, qr/^write ok token=v1:$sysid:1:/, 'a write: its token');
+my ($before) = $line =~ /token=(\S+)/;
+$primary->wait_for_catchup($paused, 'replay');
+pause_replay($paused);
+$line = step($r, 'write CALL commit_then_fail(2)');
+like($line, qr/^write error P0001 token=v1:$sysid:1:/, 'the procedure committed its insert, then failed');
+my ($after) = $line =~ /token=(\S+)/;
+isnt($after, $before, "and the router's token moved to its commit");
+is(step($r, 'read SELECT count(*) FROM rw_items WHERE id = 2'), 'read ok 1 served_by=p',
+	'the read sees the committed insert: the paused standby refuses the token, the primary answers');
+finish_steps($r);
+$paused->safe_psql('postgres', 'SELECT pg_wal_replay_resume()');
+
+# A primary that does not preload the library: the router asks write_token() after a write.
+my $plain = PostgreSQL::Test::Cluster->new('plain_primary');
+$plain->init(allows_streaming => 1);
+$plain->append_conf('postgresql.conf',
+	"shared_preload_libraries = ''\nsession_preload_libraries = ''\nlocal_preload_libraries = ''");
+$plain->start;
+$plain->safe_psql('postgres', qq{
+	CREATE EXTENSION consistency;
+	$items_sql
+	CREATE ROLE app LOGIN;
+	GRANT consistency_user TO app;
+	GRANT SELECT, INSERT ON rw_items TO app;
+});
+$plain->backup('plain_base');
+my $plain_standby = PostgreSQL::Test::Cluster->new('plain_standby');
+$plain_standby->init_from_backup($plain, 'plain_base', has_streaming => 1);
+$plain_standby->start;
+$plain->wait_for_catchup($plain_standby, 'replay');
+my @plain_args = ('--primary', $plain->connstr('postgres') . ' user=app',
+	'--standby', $plain_standby->connstr('postgres') . ' user=app');
+
+# The token of an acknowledged write cannot be read: write_token() is not executable.
+$r = start_steps(@plain_args);
+like($r->{connect}, qr/^connect ok=1 /, 'not preloaded: the router connected');
+pause_replay($plain_standby);
+$plain->safe_psql('postgres', 'REVOKE EXECUTE ON FUNCTION consistency.write_token() FROM consistency_user');
+is(step($r, 'write INSERT INTO rw_items VALUES (1)'), 'write ok token=-',
+	'not preloaded: the write is acknowledged, its token cannot be read');
+is(step($r, 'read SELECT count(*) FROM rw_items WHERE id = 1'), 'read ok 1 served_by=p',
+	'the read is not sent to the standby without a token covering the write: the primary answers');
+like(step($r, 'state'), qr/error=primary: cannot read the token of an acknowledged write .*permission denied for function write_token/,
+	'crouter_error() says why');
+$plain->safe_psql('postgres', 'GRANT EXECUTE ON FUNCTION consistency.write_token() TO consistency_user');
+like(step($r, 'write INSERT INTO rw_items VALUES (2)'), qr/^write ok token=v1:/, 'a later write: its token again');
+$plain_standby->safe_psql('postgres', 'SELECT pg_wal_replay_resume()');
+$plain->wait_for_catchup($plain_standby, 'replay');
+is(step($r, 'read SELECT count(*) FROM rw_items WHERE id IN (1, 2)'), 'read ok 2 served_by=0',
+	'and once a token covers the writes, the standby that replayed it answers again');
+finish_steps($r);
+
+# A write that commits, then fails, in a session that reports no token (nothing loaded the
+# library in it yet): the router cannot know what it committed.
+pause_replay($plain_standby);
+$r = start_steps(@plain_args);
+like(step($r, 'write CALL commit_then_fail(3)'), qr/^write error P0001 token=-$/,
+	'not preloaded: the procedure committed, then failed');
+is(step($r, 'read SELECT count(*) FROM rw_items WHERE id = 3'), 'read ok 1 served_by=p',
+	'the read sees the committed insert: the primary answers, not the paused standby');
+like(step($r, 'state'), qr/error=primary: a failed write may have committed before it failed/,
+	'crouter_error() says why');
+finish_steps($r);
+$plain_standby->stop;
+$plain->stop;
 
 $delayed->stop;
 $paused->stop;
