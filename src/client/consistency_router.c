@@ -14,6 +14,10 @@
  * committed failed in a session that reports nothing), reads go to the
  * primary until a later write's token arrives.
  *
+ * A token merged from elsewhere must name the primary's cluster; one merged
+ * before the router knew that cluster is replaced by the primary's own token,
+ * or dropped when a new primary calls it another cluster's (YC302).
+ *
  * At connect, each standby is asked about a token of the primary's cluster
  * (its system identifier): a server of another cluster is never used, not
  * even for reads without a token.
@@ -156,12 +160,31 @@ crouter_token_max(const char *a, const char *b, char *out)
 	return 0;
 }
 
+/* Does the token name the cluster of system identifier sysid (decimal digits)? */
+static int
+token_of_cluster(const Token *t, const char *sysid)
+{
+	char		buf[32];
+
+	snprintf(buf, sizeof(buf), "%" PRIu64, t->sysid);
+	return strcmp(buf, sysid) == 0;
+}
+
+/*
+ * A token from elsewhere: it must name the primary's cluster.  Before the
+ * router knows that cluster (the primary could not be reached, or its system
+ * identifier read) the token is kept; the primary's own token replaces it if
+ * it turns out to be another cluster's (crouter_write), and so does the check
+ * on a newly reached primary (check_token_on_new_primary).
+ */
 int
 crouter_merge_token(CRouter *r, const char *token)
 {
 	Token		t;
 
 	if (parse_token(token, &t) != 0)
+		return -1;
+	if (r->sysid[0] != '\0' && !token_of_cluster(&t, r->sysid))
 		return -1;
 	if (r->token[0] == '\0')
 	{
@@ -445,6 +468,18 @@ check_token_on_new_primary(CRouter *r)
 		r->lost_writes++;
 		return res;
 	}
+	if (strcmp(sqlstate(res), "YC302") == 0)
+	{
+		/*
+		 * Another cluster's token, merged before the router knew its cluster:
+		 * it names no write of this one.  Drop it; the connection is fine.
+		 */
+		snprintf(r->error, sizeof(r->error),
+				 "token %s is from another cluster than the primary's; dropped", r->token);
+		r->token[0] = '\0';
+		PQclear(res);
+		return NULL;
+	}
 	/* cannot tell (connection lost again): try again at the next call */
 	r->primary_lost = 1;
 	PQclear(res);
@@ -508,6 +543,30 @@ ensure_primary(CRouter *r)
 }
 
 /*
+ * Keep a token the primary reported for this session's own commit: the later
+ * of it and the router's token, or it alone if the router's token is of
+ * another cluster (merged before the router knew its cluster).  -1 if the
+ * token is malformed.
+ */
+static int
+merge_own_token(CRouter *r, const char *token)
+{
+	Token		t;
+
+	if (parse_token(token, &t) != 0)
+		return -1;
+	if (crouter_merge_token(r, token) == 0)
+		return 0;
+	if (r->sysid[0] != '\0' && !token_of_cluster(&t, r->sysid))
+		return -1;				/* cannot happen: the primary is of r->sysid */
+	snprintf(r->error, sizeof(r->error),
+			 "token %s is from another cluster than the primary's; replaced by the primary's %s",
+			 r->token, token);
+	snprintf(r->token, sizeof(r->token), "%s", token);
+	return 0;
+}
+
+/*
  * The session's token cannot cover a commit it may have made: reads go to the
  * primary until a token of a later commit of the session arrives.
  */
@@ -550,7 +609,7 @@ crouter_write(CRouter *r, const char *sql, int nparams, const char *const *value
 	reported = PQparameterStatus(r->primary, TOKEN_PARAMETER);
 	if (reported != NULL && reported[0] != '\0')
 	{
-		if (crouter_merge_token(r, reported) == 0)
+		if (merge_own_token(r, reported) == 0)
 		{
 			r->token_unknown = 0;
 			if (ok)
@@ -577,7 +636,7 @@ crouter_write(CRouter *r, const char *sql, int nparams, const char *const *value
 		PGresult   *tres = PQexec(r->primary, "SELECT consistency.write_token()");
 
 		if (PQresultStatus(tres) == PGRES_TUPLES_OK && PQntuples(tres) == 1 &&
-			crouter_merge_token(r, PQgetvalue(tres, 0, 0)) == 0)
+			merge_own_token(r, PQgetvalue(tres, 0, 0)) == 0)
 		{
 			r->token_unknown = 0;
 			r->stats.tokens_from_query++;

@@ -88,7 +88,11 @@ extern const char *crouter_token(const CRouter *r);
 /*
  * Merge a token obtained elsewhere (another connection, another process,
  * an HTTP header): the router keeps the later of the two.  Returns 0, or -1
- * if the token is malformed or from another cluster.
+ * if the token is malformed or from another cluster than the primary's.
+ * Until the router knows the primary's cluster (its primary could not be
+ * reached at connect, or its system identifier not read) a well-formed token
+ * is kept, and dropped, crouter_error() saying why, once the primary shows
+ * that it names another cluster (at the next write or reconnection).
  */
 extern int	crouter_merge_token(CRouter *r, const char *token);
 

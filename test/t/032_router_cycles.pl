@@ -11,7 +11,10 @@
 #   the token: a standby paused before it does not answer the next read;
 # - on a primary that does not preload the library: when the token of an acknowledged write
 #   cannot be read (write_token() not executable), or a failed write may have committed,
-#   reads go to the primary (crouter_error() says why) until a later write's token arrives.
+#   reads go to the primary (crouter_error() says why) until a later write's token arrives;
+# - another cluster's token is refused by a router that knows its primary's cluster; one
+#   merged before the router knew it is replaced by the primary's own token, or dropped at the
+#   first reconnection; after a failover the router reconnects once, not at every call.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -146,6 +149,7 @@ like($out, qr/^pipeline ok token=v1:\d+:1:[0-9A-F]+\/[0-9A-F]+ value=1003 served
 	'pipeline mode: the read was served by a standby');
 
 my $sysid = $primary->safe_psql('postgres', 'SELECT system_identifier FROM pg_control_system()');
+my $foreign = 'v1:1:1:0/0';	# a token of another cluster (system identifier 1)
 
 # A write that commits, then fails: the server reported the commit's token with the error.
 # The paused standby has replayed the router's previous token, not the procedure's commit.
@@ -219,7 +223,73 @@ finish_steps($r);
 $plain_standby->stop;
 $plain->stop;
 
+# Another cluster's token: refused once the router knows its primary's cluster.
+$r = start_steps('--primary', $primary->connstr('postgres'));
+is(step($r, "merge $foreign"), 'merge rc=-1 token=-', "a fresh router refuses another cluster's token");
+is(step($r, "merge v1:$sysid:1:0/0"), "merge rc=0 token=v1:$sysid:1:0/0", "and takes its own cluster's");
+finish_steps($r);
+
+# A router that cannot read its primary's system identifier (pg_control_system() revoked,
+# no right on the extension) keeps a token merged before it knows the cluster, until the
+# primary reports its own: that replaces it.
+$primary->safe_psql('postgres', q{
+	CREATE ROLE nosys LOGIN;
+	GRANT INSERT ON rw_items TO nosys;
+	REVOKE EXECUTE ON FUNCTION pg_control_system() FROM PUBLIC;
+});
+$r = start_steps('--primary', $primary->connstr('postgres') . ' user=nosys');
+like($r->{connect}, qr/^connect ok=1 error=primary: cannot read its system identifier/,
+	'a router that cannot read the system identifier');
+is(step($r, "merge $foreign"), "merge rc=0 token=$foreign", 'keeps a token merged before it knows the cluster');
+like(step($r, 'write INSERT INTO rw_items VALUES (30)'), qr/^write ok token=v1:$sysid:1:/,
+	"the primary's own token replaces it at the next write");
+like(step($r, 'state'), qr/error=token \Q$foreign\E is from another cluster than the primary's; replaced/,
+	'crouter_error() says so');
+finish_steps($r);
+$primary->safe_psql('postgres', 'GRANT EXECUTE ON FUNCTION pg_control_system() TO PUBLIC');
+
+# A failover: the paused standby (replaying again) is promoted.  Router b was connected
+# before (it knows the cluster); router a connects while there is no primary, and is given
+# another cluster's token then.
+my $nodes = sprintf('host=%s,%s port=%d,%d dbname=postgres target_session_attrs=read-write',
+	$primary->host, $paused->host, $primary->port, $paused->port);
+my @follow = ('--primary', $nodes, '--standby', $paused->connstr('postgres'), '--failover-ms', 60000);
+my $rb = start_steps(@follow);
+like($rb->{connect}, qr/^connect ok=1 /, 'failover: router b connected');
+is(step($rb, "merge $foreign"), 'merge rc=-1 token=-', "router b refuses another cluster's token");
+like(step($rb, 'write INSERT INTO rw_items VALUES (40)'), qr/^write ok token=v1:$sysid:1:/, 'router b wrote');
+$primary->wait_for_catchup($paused, 'replay');
+$primary->stop;
+my $ra = start_steps(@follow);
+like($ra->{connect}, qr/^connect ok=0 /, 'router a connected while there is no primary');
+is(step($ra, "merge $foreign"), "merge rc=0 token=$foreign",
+	"router a keeps another cluster's token: it does not know the cluster yet");
+$paused->promote;
+$paused->poll_query_until('postgres', 'SELECT NOT pg_is_in_recovery()') or die 'not promoted';
+
+like(step($ra, 'write INSERT INTO rw_items VALUES (41)'), qr/^write ok token=v1:$sysid:2:/,
+	'router a reached the new primary; its token is of the new timeline');
+like(step($ra, 'state'), qr/ reconnects=1 lost_writes=0 error=token \Q$foreign\E is from another cluster than the primary's; dropped/,
+	"router a dropped the other cluster's token at the reconnection, and did not count it a lost write");
+like(step($rb, 'write INSERT INTO rw_items VALUES (42)'), qr/^write error /,
+	"router b's write on the stopped primary's connection fails (its outcome is unknown)");
+my %router = (a => $ra, b => $rb);
+my $id = 100;
+for my $round (1 .. 3)
+{
+	for my $name ('a', 'b')
+	{
+		$id++;
+		like(step($router{$name}, "write INSERT INTO rw_items VALUES ($id)"), qr/^write ok token=v1:$sysid:2:/,
+			"router $name: write $id on the new primary");
+		like(step($router{$name}, "read SELECT count(*) FROM rw_items WHERE id = $id"), qr/^read ok 1 /,
+			"router $name: and read it back");
+	}
+}
+like(step($ra, 'state'), qr/ reconnects=1 lost_writes=0 /, 'router a reconnected once, not at every call');
+like(step($rb, 'state'), qr/ reconnects=1 lost_writes=0 /, 'so did router b, and it lost no write');
+finish_steps($_) for ($ra, $rb);
+
 $delayed->stop;
 $paused->stop;
-$primary->stop;
 done_testing();
