@@ -6,7 +6,7 @@
  *
  *	  router_example --primary CONNINFO [--standby CONNINFO]... [--cycles N]
  *					 [--budget-ms MS] [--pipeline] [--probe]
- *					 [--until FILE [--failover-ms MS]]
+ *					 [--until FILE [--failover-ms MS]] [--steps]
  *
  * Cycle mode (default): N times, "UPDATE rw_counter SET v = i" through
  * crouter_write(), then "SELECT v FROM rw_counter" through crouter_read(); a
@@ -37,6 +37,17 @@
  * then the summary: "follow cycles=N stale=S failed=F lost=L reconnects=R
  * standby=S primary=P max_gap_ms=G" (reads served by standbys and by the
  * primary; G: the longest time between two acknowledged writes).
+ *
+ * Steps mode (--steps, for tests that change the servers between two router
+ * calls): connects even if the primary cannot be reached (printing "connect
+ * ok=0|1"), then runs one command per line of stdin and prints one line per
+ * command, flushed at once:
+ *	  merge TOKEN  -> "merge rc=R token=T"      crouter_merge_token(), the token after
+ *	  write SQL    -> "write ok|error SQLSTATE token=T"
+ *	  read SQL     -> "read ok VALUE served_by=p|N" or "read error SQLSTATE served_by=..."
+ *	  state        -> "state ok=0|1 token=T reconnects=N lost_writes=N error=E"
+ * (T: crouter_token(), "-" if empty; VALUE: the first column of the first
+ * row, "-" if none; E: crouter_error() on one line, "-" if empty).
  *
  * IDENTIFICATION
  *	  test/router_example.c
@@ -315,6 +326,93 @@ run_pipeline(CRouter *r)
 	return 0;
 }
 
+/* crouter_error() on one line, "-" if empty. */
+static const char *
+one_line_error(CRouter *r, char *buf, size_t size)
+{
+	char	   *c;
+
+	snprintf(buf, size, "%s", crouter_error(r)[0] ? crouter_error(r) : "-");
+	for (c = buf; *c; c++)
+		if (*c == '\n' || *c == '\r')
+			*c = ' ';
+	return buf;
+}
+
+/* "ok", or "error SQLSTATE" ("error -" without one). */
+static const char *
+result_state(const PGresult *res, char *buf, size_t size)
+{
+	const char *st;
+
+	if (res != NULL &&
+		(PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK))
+		return "ok";
+	st = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	snprintf(buf, size, "error %s", st ? st : "-");
+	return buf;
+}
+
+static int
+run_steps(CRouter *r)
+{
+	char		line[4096];
+	char		err[1024];
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	printf("connect ok=%d error=%s\n", crouter_ok(r), one_line_error(r, err, sizeof(err)));
+	while (fgets(line, sizeof(line), stdin) != NULL)
+	{
+		char	   *arg;
+		PGresult   *res;
+		char		st[32];
+		int			served;
+
+		line[strcspn(line, "\n")] = '\0';
+		arg = strchr(line, ' ');
+		if (arg != NULL)
+			*arg++ = '\0';
+		else
+			arg = line + strlen(line);
+		if (strcmp(line, "merge") == 0)
+		{
+			int			rc = crouter_merge_token(r, arg);
+
+			printf("merge rc=%d token=%s\n", rc, crouter_token(r)[0] ? crouter_token(r) : "-");
+		}
+		else if (strcmp(line, "write") == 0)
+		{
+			res = crouter_write(r, arg, 0, NULL);
+			printf("write %s token=%s\n", result_state(res, st, sizeof(st)),
+				   crouter_token(r)[0] ? crouter_token(r) : "-");
+			PQclear(res);
+		}
+		else if (strcmp(line, "read") == 0)
+		{
+			res = crouter_read(r, arg, 0, NULL, &served);
+			if (strcmp(result_state(res, st, sizeof(st)), "ok") == 0)
+				printf("read ok %s", PQntuples(res) > 0 && PQnfields(res) > 0 ? PQgetvalue(res, 0, 0) : "-");
+			else
+				printf("read %s", st);
+			if (served == CROUTER_PRIMARY)
+				printf(" served_by=p\n");
+			else
+				printf(" served_by=%d\n", served);
+			PQclear(res);
+		}
+		else if (strcmp(line, "state") == 0)
+			printf("state ok=%d token=%s reconnects=%ld lost_writes=%ld error=%s\n",
+				   crouter_ok(r), crouter_token(r)[0] ? crouter_token(r) : "-",
+				   crouter_reconnects(r), crouter_lost_writes(r), one_line_error(r, err, sizeof(err)));
+		else
+		{
+			fprintf(stderr, "router_example: unknown step \"%s\"\n", line);
+			return 2;
+		}
+	}
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -325,6 +423,7 @@ main(int argc, char **argv)
 	int			budget_ms = 0;
 	int			pipeline = 0;
 	int			probe = 0;
+	int			steps = 0;
 	int			failover_ms = 0;
 	const char *until = NULL;
 	int			i;
@@ -347,13 +446,15 @@ main(int argc, char **argv)
 			pipeline = 1;
 		else if (strcmp(argv[i], "--probe") == 0)
 			probe = 1;
+		else if (strcmp(argv[i], "--steps") == 0)
+			steps = 1;
 		else if (strcmp(argv[i], "--until") == 0 && i + 1 < argc)
 			until = argv[++i];
 		else if (strcmp(argv[i], "--failover-ms") == 0 && i + 1 < argc)
 			failover_ms = atoi(argv[++i]);
 		else
 		{
-			fprintf(stderr, "usage: %s --primary CONNINFO [--standby CONNINFO]... [--cycles N] [--budget-ms MS] [--pipeline] [--probe] [--until FILE [--failover-ms MS]]\n",
+			fprintf(stderr, "usage: %s --primary CONNINFO [--standby CONNINFO]... [--cycles N] [--budget-ms MS] [--pipeline] [--probe] [--until FILE [--failover-ms MS]] [--steps]\n",
 					argv[0]);
 			return 2;
 		}
@@ -367,7 +468,7 @@ main(int argc, char **argv)
 	r = crouter_connect(primary, standbys, nstandbys);
 	if (r == NULL)
 		die("out of memory", NULL);
-	if (!crouter_ok(r))
+	if (!crouter_ok(r) && !steps)
 	{
 		fprintf(stderr, "router_example: %s\n", crouter_error(r));
 		return 2;
@@ -376,7 +477,7 @@ main(int argc, char **argv)
 	crouter_set_failover_timeout(r, failover_ms);
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	rc = until ? run_follow(r, until) : probe ? run_probe(r) : pipeline ? run_pipeline(r) : run_cycles(r, cycles);
+	rc = steps ? run_steps(r) : until ? run_follow(r, until) : probe ? run_probe(r) : pipeline ? run_pipeline(r) : run_cycles(r, cycles);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	fprintf(stderr, "router_example: %.0f ms\n",
 			(t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6);

@@ -30,7 +30,9 @@
  * finished through consistency.resolve_prepared(gid, 'commit'|'rollback'),
  * so the participant's resolution log records it.  Exit codes: 0 nothing
  * left in doubt, 1 something was left (coordinator still running, unknown
- * gid), 2 an action failed or was busy, 3 could not connect or query.
+ * gid, or -- without --decisions-from -- a transaction the caller may not
+ * finish, which resolve_stale() leaves out: it is printed as skipped), 2 an
+ * action failed or was busy, 3 could not connect or query.
  *
  * CONNINFO is a libpq connection string or URI; the database it names must
  * have the consistency extension.
@@ -469,6 +471,8 @@ cmd_resolve(PGconn *conn, int execute, const char *older_than, const char *grace
 	if (coord == NULL)
 	{
 		const char *params[2] = {older_than, execute ? "false" : "true"};
+		PGresult   *left;
+		int			j;
 
 		res = query(conn,
 					"SELECT gid, database, planned, executed, outcome, reason"
@@ -482,6 +486,30 @@ cmd_resolve(PGconn *conn, int execute, const char *older_than, const char *grace
 				   PQgetvalue(res, i, 5));
 			code = worst(code, outcome_code(PQgetvalue(res, i, 2), PQgetvalue(res, i, 4)));
 		}
+
+		/*
+		 * resolve_stale() leaves out what the caller may not finish (another
+		 * role's transaction, for a non-superuser): those are left in doubt
+		 * too.  (Gids are unique in the cluster.)
+		 */
+		left = query(conn,
+					 "SELECT gid, database, owner"
+					 " FROM consistency.prepared_xacts($1::pg_catalog.interval) ORDER BY prepared_at",
+					 1, params);
+		for (j = 0; j < PQntuples(left); j++)
+		{
+			for (i = 0; i < PQntuples(res); i++)
+				if (strcmp(PQgetvalue(res, i, 0), PQgetvalue(left, j, 0)) == 0)
+					break;
+			if (i < PQntuples(res))
+				continue;
+			printf("%-40s %-14s %-9s %-8s %-16s not the caller's to finish: prepared by %s"
+				   " (only its owner or a superuser may finish it)\n",
+				   PQgetvalue(left, j, 0), PQgetvalue(left, j, 1), "skip", "f", "skipped",
+				   PQgetvalue(left, j, 2));
+			code = worst(code, EXIT_WARNING);
+		}
+		PQclear(left);
 		PQclear(res);
 		return code;
 	}

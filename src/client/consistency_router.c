@@ -8,7 +8,15 @@
  * each commit (consistency.last_commit_token, libpq keeps the latest in
  * PQparameterStatus()).  If the primary does not report it -- the library is
  * not preloaded there -- the router asks consistency.write_token() instead,
- * one extra round trip per write.
+ * one extra round trip per write.  The reported token is kept after a failed
+ * statement too (a procedure may commit, then raise).  When the router cannot
+ * learn a commit's token (that query fails, or a statement that may have
+ * committed failed in a session that reports nothing), reads go to the
+ * primary until a later write's token arrives.
+ *
+ * A token merged from elsewhere must name the primary's cluster; one merged
+ * before the router knew that cluster is replaced by the primary's own token,
+ * or dropped when a new primary calls it another cluster's (YC302).
  *
  * At connect, each standby is asked about a token of the primary's cluster
  * (its system identifier): a server of another cluster is never used, not
@@ -73,6 +81,7 @@ struct CRouter
 	int			failover_ms;	/* 0: never reconnect */
 	char		sysid[32];		/* the primary's system identifier, "" if unknown */
 	char		token[CROUTER_TOKEN_SIZE];
+	int			token_unknown;	/* a commit of the session may be past token */
 	char		lost_token[CROUTER_TOKEN_SIZE];
 	char		error[512];
 	long		reconnects;
@@ -151,12 +160,31 @@ crouter_token_max(const char *a, const char *b, char *out)
 	return 0;
 }
 
+/* Does the token name the cluster of system identifier sysid (decimal digits)? */
+static int
+token_of_cluster(const Token *t, const char *sysid)
+{
+	char		buf[32];
+
+	snprintf(buf, sizeof(buf), "%" PRIu64, t->sysid);
+	return strcmp(buf, sysid) == 0;
+}
+
+/*
+ * A token from elsewhere: it must name the primary's cluster.  Before the
+ * router knows that cluster (the primary could not be reached, or its system
+ * identifier read) the token is kept; the primary's own token replaces it if
+ * it turns out to be another cluster's (crouter_write), and so does the check
+ * on a newly reached primary (check_token_on_new_primary).
+ */
 int
 crouter_merge_token(CRouter *r, const char *token)
 {
 	Token		t;
 
 	if (parse_token(token, &t) != 0)
+		return -1;
+	if (r->sysid[0] != '\0' && !token_of_cluster(&t, r->sysid))
 		return -1;
 	if (r->token[0] == '\0')
 	{
@@ -440,6 +468,18 @@ check_token_on_new_primary(CRouter *r)
 		r->lost_writes++;
 		return res;
 	}
+	if (strcmp(sqlstate(res), "YC302") == 0)
+	{
+		/*
+		 * Another cluster's token, merged before the router knew its cluster:
+		 * it names no write of this one.  Drop it; the connection is fine.
+		 */
+		snprintf(r->error, sizeof(r->error),
+				 "token %s is from another cluster than the primary's; dropped", r->token);
+		r->token[0] = '\0';
+		PQclear(res);
+		return NULL;
+	}
 	/* cannot tell (connection lost again): try again at the next call */
 	r->primary_lost = 1;
 	PQclear(res);
@@ -502,40 +542,112 @@ ensure_primary(CRouter *r)
 	return check_token_on_new_primary(r);
 }
 
+/*
+ * Keep a token the primary reported for this session's own commit: the later
+ * of it and the router's token, or it alone if the router's token is of
+ * another cluster (merged before the router knew its cluster).  -1 if the
+ * token is malformed.
+ */
+static int
+merge_own_token(CRouter *r, const char *token)
+{
+	Token		t;
+
+	if (parse_token(token, &t) != 0)
+		return -1;
+	if (crouter_merge_token(r, token) == 0)
+		return 0;
+	if (r->sysid[0] != '\0' && !token_of_cluster(&t, r->sysid))
+		return -1;				/* cannot happen: the primary is of r->sysid */
+	snprintf(r->error, sizeof(r->error),
+			 "token %s is from another cluster than the primary's; replaced by the primary's %s",
+			 r->token, token);
+	snprintf(r->token, sizeof(r->token), "%s", token);
+	return 0;
+}
+
+/*
+ * The session's token cannot cover a commit it may have made: reads go to the
+ * primary until a token of a later commit of the session arrives.
+ */
+static void
+mark_token_unknown(CRouter *r, const char *why, const PGresult *res)
+{
+	const char *msg = res ? PQresultErrorMessage(res) : "";
+
+	r->token_unknown = 1;
+	snprintf(r->error, sizeof(r->error),
+			 "primary: %s; reads go to the primary until a later write's token%s%s",
+			 why, msg[0] ? ": " : "", msg);
+}
+
 PGresult *
 crouter_write(CRouter *r, const char *sql, int nparams, const char *const *values)
 {
 	PGresult   *res;
 	const char *reported;
+	int			ok;
 
 	if ((res = ensure_primary(r)) != NULL)
 		return res;				/* the session's last write was lost */
 	res = PQexecParams(r->primary, sql, nparams, NULL, values, NULL, NULL, 0);
-	if (!result_ok(res))
-	{
+	ok = result_ok(res);
+	if (ok)
+		r->stats.writes++;
+	else
 		note_primary_failure(r, res);
-		return res;
-	}
-	r->stats.writes++;
 
 	/* The token names the last commit: nothing new inside an open transaction. */
-	if (PQtransactionStatus(r->primary) != PQTRANS_IDLE)
+	if (ok && PQtransactionStatus(r->primary) != PQTRANS_IDLE)
 		return res;
 
+	/*
+	 * The reported token names a commit of this session whatever the result:
+	 * a statement that failed may have committed before it failed (a
+	 * procedure's COMMIT, then an error).  Merging is monotonic.
+	 */
 	reported = PQparameterStatus(r->primary, TOKEN_PARAMETER);
 	if (reported != NULL && reported[0] != '\0')
 	{
-		if (crouter_merge_token(r, reported) == 0)
-			r->stats.tokens_from_parameter_status++;
+		if (merge_own_token(r, reported) == 0)
+		{
+			r->token_unknown = 0;
+			if (ok)
+				r->stats.tokens_from_parameter_status++;
+		}
+		return res;
 	}
-	else
+
+	/* not reported: the library is not loaded in the primary's session */
+	if (!ok)
 	{
-		/* not reported: the library is not preloaded on the primary */
+		/*
+		 * The failed statement may have committed first.  Asking
+		 * write_token() now would replace the error the connection holds
+		 * (PQerrorMessage), so read from the primary until the next write's
+		 * token instead.  Not inside a transaction block (nothing committed)
+		 * or on a lost connection (the outcome is unknown anyway).
+		 */
+		if (PQtransactionStatus(r->primary) == PQTRANS_IDLE)
+			mark_token_unknown(r, "a failed write may have committed before it failed", NULL);
+		return res;
+	}
+	{
 		PGresult   *tres = PQexec(r->primary, "SELECT consistency.write_token()");
 
 		if (PQresultStatus(tres) == PGRES_TUPLES_OK && PQntuples(tres) == 1 &&
-			crouter_merge_token(r, PQgetvalue(tres, 0, 0)) == 0)
+			merge_own_token(r, PQgetvalue(tres, 0, 0)) == 0)
+		{
+			r->token_unknown = 0;
 			r->stats.tokens_from_query++;
+		}
+		else
+		{
+			/* an acknowledged write the token does not cover */
+			mark_token_unknown(r, "cannot read the token of an acknowledged write (consistency.write_token())", tres);
+			if (PQresultStatus(tres) != PGRES_TUPLES_OK)
+				note_primary_failure(r, tres);
+		}
 		PQclear(tres);
 	}
 	return res;
@@ -656,7 +768,8 @@ crouter_read(CRouter *r, const char *sql, int nparams, const char *const *values
 	if (behind == NULL)
 		return NULL;
 
-	for (k = 0; k < r->nstandbys; k++)
+	/* with a commit the token may not cover, only the primary is sure to have it */
+	for (k = 0; k < r->nstandbys && !r->token_unknown; k++)
 	{
 		int			i = (r->next + k) % r->nstandbys;
 		Standby    *s = &r->standbys[i];
@@ -683,7 +796,7 @@ crouter_read(CRouter *r, const char *sql, int nparams, const char *const *values
 		}
 	}
 
-	if (r->budget_ms > 0 && r->token[0] != '\0')
+	if (r->budget_ms > 0 && r->token[0] != '\0' && !r->token_unknown)
 	{
 		int			i = best_to_wait_for(r, behind);
 

@@ -61,7 +61,16 @@ extern void crouter_set_wait_budget(CRouter *r, int milliseconds);
 
 /*
  * Run a write (any statement) on the primary and keep the token of the
- * session's last commit.  Returns the result; the caller PQclear()s it.
+ * session's last commit -- also when the statement fails after committing (a
+ * procedure that commits, then raises).  Returns the result; the caller
+ * PQclear()s it.
+ *
+ * If the router cannot learn the token of a commit of the session -- the
+ * library is not loaded in the primary's session and the write's
+ * consistency.write_token() query fails, or a statement failed there and may
+ * have committed first -- crouter_error() says so and every read goes to the
+ * primary until a later write's token arrives (crouter_token() meanwhile
+ * names the last token known, which does not cover that commit).
  */
 extern PGresult *crouter_write(CRouter *r, const char *sql, int nparams,
 							   const char *const *values);
@@ -73,13 +82,17 @@ extern PGresult *crouter_write(CRouter *r, const char *sql, int nparams,
 extern PGresult *crouter_read(CRouter *r, const char *sql, int nparams,
 							  const char *const *values, int *served_by);
 
-/* The session's token ("" before the first write). */
+/* The session's token ("" before the first write; see crouter_write()). */
 extern const char *crouter_token(const CRouter *r);
 
 /*
  * Merge a token obtained elsewhere (another connection, another process,
  * an HTTP header): the router keeps the later of the two.  Returns 0, or -1
- * if the token is malformed or from another cluster.
+ * if the token is malformed or from another cluster than the primary's.
+ * Until the router knows the primary's cluster (its primary could not be
+ * reached at connect, or its system identifier not read) a well-formed token
+ * is kept, and dropped, crouter_error() saying why, once the primary shows
+ * that it names another cluster (at the next write or reconnection).
  */
 extern int	crouter_merge_token(CRouter *r, const char *token);
 
@@ -104,9 +117,13 @@ extern int	crouter_token_max(const char *a, const char *b, char *out);
  * history (lost with an asynchronous standby), the call returns the
  * server's YC303 error instead of running, crouter_lost_token() names the
  * lost token, and the session's token starts afresh.  So a lost write is
- * reported, never read back as older data.  If no primary of the router's
- * cluster answers within the timeout, the call fails (and returns NULL if the
- * only server that answered belonged to another cluster: it is never used).
+ * reported, never read back as older data -- except a commit whose token the
+ * router could not learn (see crouter_write()), which cannot be checked: if
+ * the primary is replaced before a later write's token arrives, such a
+ * commit lost with the old primary goes unnoticed.  If no primary of the
+ * router's cluster answers within the timeout, the call fails (and returns
+ * NULL if the only server that answered belonged to another cluster: it is
+ * never used).
  */
 extern void crouter_set_failover_timeout(CRouter *r, int milliseconds);
 

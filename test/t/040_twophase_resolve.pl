@@ -4,7 +4,8 @@
 # - the listing names the relations and the pids a prepared transaction blocks, and resolving it
 #   releases the waiter;
 # - a consistency_admin that did not prepare the transaction is refused by PostgreSQL's own rule,
-#   and the attempt is logged; the owner may resolve it;
+#   and the attempt is logged; the owner may resolve it; `pg_consistency resolve` run by such a
+#   role reports what it may not finish as left in doubt (exit 1), not as done;
 # - a gid that another session is finishing right now is reported busy and left alone;
 # - a caller cancelled while its worker runs in another database still gets the resolution logged,
 #   and so does one terminated (pg_terminate_backend: a FATAL exit, no error handler runs);
@@ -303,6 +304,15 @@ my ($cli_out, $cerr) = ('', '');
 IPC::Run::run(['pg_consistency', 'in-doubt', $node->connstr('ops')], '>', \$cli_out, '2>', \$cerr);
 is($? >> 8, 0, 'pg_consistency in-doubt: fresh prepared transactions are ok (exit 0)');
 like($cli_out, qr/^\Q$gid\E\s+db1\s.*\scommit\s+decision commit logged/m, 'and it prints the listing');
+# bob (consistency_admin, not a superuser) may not finish the superuser's transactions:
+# resolve_stale() leaves them out, and they are still in doubt afterwards.
+IPC::Run::run(['pg_consistency', 'resolve', '--execute', '--older-than', '0', $node->connstr('ops') . ' user=bob'],
+	'>', \$cli_out, '2>', \$cerr);
+is($? >> 8, 1, "pg_consistency resolve --execute as a role that may not finish them exits 1 (some left)")
+  or diag($cli_out . $cerr);
+like($cli_out, qr/^\Q$gid\E\s+db1\s+skip\s+f\s+skipped\s+not the caller's to finish: prepared by \S+/m,
+	'and prints each as skipped, with the reason');
+is($node->safe_psql('ops', q{SELECT count(*) FROM pg_prepared_xacts}), '2', 'and they are indeed left prepared');
 IPC::Run::run(['pg_consistency', 'resolve', '--older-than', '0', $node->connstr('ops')], '>', \$cli_out, '2>', \$cerr);
 is($? >> 8, 0, 'pg_consistency resolve (dry run) exits 0');
 is($node->safe_psql('ops', q{SELECT count(*) FROM pg_prepared_xacts}), '2', 'and changes nothing');
