@@ -70,6 +70,14 @@ SELECT consistency.tpc_log_decision('cy1:12:5:07');				-- two digits, leading ze
 \echo :LAST_ERROR_SQLSTATE
 SELECT consistency.tpc_log_decision('cy2:12:05:7:0123456789abcdef');	-- the same in format 2's database oid
 \echo :LAST_ERROR_SQLSTATE
+-- an xid8 whose 32-bit xid is not normal (2^32 + 0, 1, 2: invalid, bootstrap, frozen) names no
+-- transaction in any epoch: not a tpc_gid() gid (YC401), rather than another transaction's (YC402)
+SELECT consistency.tpc_log_decision('cy2:12:5:4294967296:0123456789abcdef');
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.tpc_log_decision('cy2:12:5:4294967297:0123456789abcdef');
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.tpc_log_decision('cy1:12:5:8589934594');
+\echo :LAST_ERROR_SQLSTATE
 BEGIN;
 SELECT consistency.tpc_log_decision(consistency.tpc_gid(), 'maybe');
 \echo :LAST_ERROR_SQLSTATE
@@ -446,6 +454,15 @@ PREPARE TRANSACTION :'gid_old';
 SELECT verdict, tpc_mask(evidence) AS evidence FROM consistency.prepared_xacts() WHERE gid = :'gid_old';
 ROLLBACK PREPARED :'gid_old';
 DELETE FROM consistency.tpc_decisions;
+--     A gid of this cluster and database whose xid8 is 2^32 + 1 (a 32-bit xid of 1, the
+--     bootstrap transaction's) was not made by tpc_gid(): its verdict is unknown, and says so.
+SELECT format('cy2:%s:%s:4294967297:0123456789abcdef', :sysid,
+			  (SELECT oid FROM pg_database WHERE datname = current_database())) AS gid_nonnormal \gset
+BEGIN;
+SELECT pg_advisory_xact_lock(12);
+PREPARE TRANSACTION :'gid_nonnormal';
+SELECT verdict, evidence FROM consistency.prepared_xacts() WHERE gid = :'gid_nonnormal';
+ROLLBACK PREPARED :'gid_nonnormal';
 
 DROP VIEW listing;
 DROP TABLE before, accounts;

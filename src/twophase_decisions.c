@@ -210,7 +210,13 @@ tpc_parse_gid(const char *gid, TpcGid *out)
 		return false;
 	if (!parse_u64(&p, &fxid))
 		return false;
-	if (!FullTransactionIdIsNormal(FullTransactionIdFromU64(fxid)))
+
+	/*
+	 * tpc_gid() names a transaction, whose xid is normal in every epoch: the
+	 * 32-bit xid of 2^32 + 1, say, is BootstrapTransactionId, which
+	 * pg_xact_status() calls committed whatever the epoch.
+	 */
+	if (!TransactionIdIsNormal(XidFromFullTransactionId(FullTransactionIdFromU64(fxid))))
 		return false;
 	memset(out->nonce, 0, sizeof(out->nonce));
 	if (v2)

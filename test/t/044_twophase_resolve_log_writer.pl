@@ -1,0 +1,81 @@
+# In-doubt two-phase commit: the resolver's log writer, and what may keep it from writing.
+# - pg_consistency --decisions-from does not take a gid whose xid8 has a non-normal 32-bit
+#   xid (2^32 + 1 is the bootstrap transaction's, which pg_xact_status() calls committed) for
+#   a gid of tpc_gid(): its verdict is unknown, not presumed abort;
+use strict;
+use warnings;
+use IPC::Run;
+use Time::HiRes qw(usleep);
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $node = PostgreSQL::Test::Cluster->new('tpc_log_writer');
+$node->init(allows_streaming => 1);		# max_wal_senders > 0: synchronous commit can wait
+$node->append_conf('postgresql.conf', "max_prepared_transactions = 10\n");
+$node->start;
+$node->safe_psql('postgres', q{
+	CREATE DATABASE ops; CREATE DATABASE db1; CREATE DATABASE db2;
+	CREATE ROLE alice LOGIN;
+});
+$node->safe_psql('ops', q{
+	CREATE EXTENSION consistency;
+	GRANT consistency_admin TO alice;
+});
+for my $db ('db1', 'db2')
+{
+	$node->safe_psql($db, q{
+		CREATE TABLE stock (item text PRIMARY KEY, qty int NOT NULL);
+		INSERT INTO stock VALUES ('apple', 10), ('pear', 10);
+		GRANT ALL ON stock TO alice;
+	});
+}
+my $v17 = $node->safe_psql('postgres', 'SHOW server_version_num') >= 170000;
+
+# alice prepares a transaction under $gid in $db.
+sub prepare_as_alice
+{
+	my ($db, $gid, $item) = @_;
+	$node->safe_psql($db, qq{
+		SET ROLE alice;
+		BEGIN;
+		UPDATE stock SET qty = qty - 1 WHERE item = '$item';
+		PREPARE TRANSACTION '$gid';
+	});
+}
+
+# Start psql as alice in ops running @sql (one -c each); returns the harness and its outputs.
+sub start_alice
+{
+	my (@sql) = @_;
+	my ($out, $err) = ('', '');
+	my $h = IPC::Run::start(
+		[ 'psql', '-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-U', 'alice',
+		  '-d', $node->connstr('ops'), map { ('-c', $_) } @sql ],
+		'>', \$out, '2>', \$err);
+	return ($h, \$out, \$err);
+}
+
+# pg_consistency --decisions-from: gids of this cluster and database whose xid8 has a
+# non-normal 32-bit xid (2^32 + 1: bootstrap, 2: frozen) were not made by tpc_gid().
+my $sysid = $node->safe_psql('ops', 'SELECT system_identifier FROM pg_control_system()');
+my $ops_oid = $node->safe_psql('ops', q{SELECT oid FROM pg_database WHERE datname = 'ops'});
+my @nonnormal = map { "cy2:$sysid:$ops_oid:$_:0123456789abcdef" } ('4294967297', '2');
+for my $i (0 .. $#nonnormal)
+{
+	$node->safe_psql('ops', "BEGIN; SELECT pg_advisory_xact_lock($i); PREPARE TRANSACTION '$nonnormal[$i]'");
+}
+my ($cli_out, $cli_err) = ('', '');
+IPC::Run::run([ 'pg_consistency', 'in-doubt', '--decisions-from', $node->connstr('ops'), $node->connstr('ops') ],
+	'>', \$cli_out, '2>', \$cli_err);
+is($? >> 8, 0, 'pg_consistency in-doubt --decisions-from exits 0') or diag($cli_err);
+for my $gid (@nonnormal)
+{
+	like($cli_out, qr/^\Q$gid\E\s.*\sunknown\s+gid not made by consistency\.tpc_gid\(\)/m,
+		"pg_consistency: $gid is not a tpc_gid() gid, its verdict is unknown")
+	  or diag($cli_out);
+}
+$node->safe_psql('ops', "ROLLBACK PREPARED '$_'") for @nonnormal;
+
+$node->stop;
+done_testing();
