@@ -90,6 +90,27 @@ SELECT consistency.tpc_log_decision(repeat('g', 200));
 \echo :LAST_ERROR_SQLSTATE
 SELECT consistency.tpc_log_decision('cy1:1:1:1000', NULL);
 \echo :LAST_ERROR_SQLSTATE
+-- a gid naming this very transaction that tpc_gid() did not make (spelled by hand: any nonce,
+-- or 1.0's format, which tpc_gid() no longer makes), whether tpc_gid() ran in it or not
+\set VERBOSITY sqlstate
+BEGIN;
+SELECT consistency.tpc_log_decision(format('cy2:%s:%s:%s:0000000000000000',
+		(SELECT system_identifier FROM pg_control_system()),
+		(SELECT oid FROM pg_database WHERE datname = current_database()), pg_current_xact_id()));
+COMMIT;
+BEGIN;
+SELECT consistency.tpc_gid() IS NOT NULL AS has_gid;
+SELECT consistency.tpc_log_decision(format('cy2:%s:%s:%s:0000000000000000',
+		(SELECT system_identifier FROM pg_control_system()),
+		(SELECT oid FROM pg_database WHERE datname = current_database()), pg_current_xact_id()));
+COMMIT;
+BEGIN;
+SELECT consistency.tpc_gid() IS NOT NULL AS has_gid;
+SELECT consistency.tpc_log_decision(format('cy1:%s:%s:%s',
+		(SELECT system_identifier FROM pg_control_system()),
+		(SELECT oid FROM pg_database WHERE datname = current_database()), pg_current_xact_id()));
+COMMIT;
+\set VERBOSITY default
 SELECT count(*) AS decisions FROM consistency.tpc_decisions;
 
 -- 2b. A consistency_user cannot write the decision log directly (no INSERT: 42501), so it
@@ -442,11 +463,14 @@ PREPARE TRANSACTION :'gid_lost';
 SELECT verdict, tpc_mask(evidence) AS evidence FROM consistency.prepared_xacts() WHERE gid = :'gid_lost';
 ROLLBACK PREPARED :'gid_lost';
 --     A gid in 1.0's format (no nonce) keeps 1.0's rule: any decision of the same coordinator
---     transaction made in that format.
+--     transaction made in that format.  The 1.0 library's tpc_log_decision wrote this row
+--     (tpc_gid() makes format 2 now, and tpc_log_decision takes only the gids it made); here
+--     the owner writes it in the transaction it names, which the guard accepts.
 BEGIN;
 SELECT format('cy1:%s:%s:%s', :sysid, (SELECT oid FROM pg_database WHERE datname = current_database()),
 			  pg_current_xact_id()) AS gid_old \gset
-SELECT consistency.tpc_log_decision(:'gid_old' || ':b');
+INSERT INTO consistency.tpc_decisions (gid, decision, coordinator_sysid, coordinator_xid, decided_at)
+	VALUES (:'gid_old' || ':b', 'commit', :sysid, pg_current_xact_id(), now());
 COMMIT;
 BEGIN;
 SELECT pg_advisory_xact_lock(11);
