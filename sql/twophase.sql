@@ -488,6 +488,23 @@ PREPARE TRANSACTION :'gid_nonnormal';
 SELECT verdict, evidence FROM consistency.prepared_xacts() WHERE gid = :'gid_nonnormal';
 ROLLBACK PREPARED :'gid_nonnormal';
 
+-- 12. Settings of the calling role (ALTER ROLE ... SET) reach its resolver workers as they
+--     connect; none keeps the log writer from recording what was done.  Here a read-only
+--     default, which COMMIT/ROLLBACK PREPARED ignores but the log's INSERT would not: the
+--     action is taken and logged, with no warning.
+CREATE ROLE tpc_readonly LOGIN IN ROLE consistency_admin;
+ALTER ROLE tpc_readonly SET default_transaction_read_only = on;
+SET ROLE tpc_readonly;
+BEGIN;
+SELECT pg_advisory_xact_lock(13);
+PREPARE TRANSACTION 'cy1:1:1:1300';			-- another cluster's coordinator: the caller decides
+SELECT database, planned, executed, outcome
+  FROM consistency.resolve_prepared('cy1:1:1:1300', 'rollback', dry_run => false);
+RESET ROLE;
+SELECT gid, action, outcome, error, resolved_by FROM consistency.tpc_resolution_log
+ WHERE gid = 'cy1:1:1:1300';
+SELECT count(*) AS still_prepared FROM pg_prepared_xacts WHERE gid = 'cy1:1:1:1300';
+
 DROP VIEW listing;
 DROP TABLE before, accounts;
 DROP FUNCTION tpc_mask(text);
@@ -499,6 +516,7 @@ DROP ROLE tpc_nologin;
 DROP ROLE tpc_app;
 DROP ROLE tpc_plain;
 DROP ROLE tpc_plain_admin;
+DROP ROLE tpc_readonly;
 -- Both logs are guarded by C triggers, enabled on every write (section 10 tests what they refuse).
 SELECT tgrelid::regclass AS guarded_table, tgname, tgfoid::regprocedure AS guard, tgenabled,
 	   (tgtype & 2) <> 0 AS before, (tgtype & 1) <> 0 AS for_each_row

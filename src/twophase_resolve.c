@@ -33,7 +33,9 @@
  * ever taken while a live log writer is waiting to record it: a worker slot
  * that cannot be had later (max_worker_processes, taken by someone else
  * meanwhile) leaves that database's actions undone and logged as such,
- * never done and unlogged.  Arguments and results travel through a DSM
+ * never done and unlogged.  Every worker overrides the role's and
+ * database's settings that could keep it from writing its log row
+ * (worker_override_settings).  Arguments and results travel through a DSM
  * segment whose handle is the worker's main argument (its database is in
  * bgw_extra); the caller waits for each worker to exit.  A caller that
  * stops waiting (cancelled, terminated, or its client gone) hands the log
@@ -307,6 +309,29 @@ release_log_writer(TpcShared *sh)
 }
 
 /*
+ * Settings of the role and the database (ALTER ROLE / DATABASE ... SET) were
+ * applied as the worker connected (InitPostgres).  None may keep a worker
+ * from recording what it did, nor end it between an action and its log row:
+ * a read-only default would make the log's INSERT fail (COMMIT/ROLLBACK
+ * PREPARED ignores it), lock_timeout would end the wait for the log table's
+ * lock, transaction_timeout (17) would end any of its transactions.
+ * statement_timeout and idle_in_transaction_session_timeout are armed only by
+ * a backend's command loop, which a worker does not run; they are reset all
+ * the same.  synchronous_commit is left as set: it is the role's to choose.
+ */
+static void
+worker_override_settings(void)
+{
+	SetConfigOption("default_transaction_read_only", "off", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("lock_timeout", "0", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("statement_timeout", "0", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("idle_in_transaction_session_timeout", "0", PGC_SUSET, PGC_S_OVERRIDE);
+#ifdef HAVE_TRANSACTION_TIMEOUT
+	SetConfigOption("transaction_timeout", "0", PGC_SUSET, PGC_S_OVERRIDE);
+#endif
+}
+
+/*
  * on_dsm_detach callback of every worker, run however it exits (an error
  * to connect included).  The log writer unpins the segment if the caller
  * pinned it for it.  Another database's worker whose caller stopped waiting
@@ -375,6 +400,7 @@ consistency_tpc_worker_main(Datum main_arg)
 
 	/* as the calling role: PostgreSQL's owner-or-superuser rule decides */
 	BackgroundWorkerInitializeConnectionByOid(dboid, sh->userid, 0);
+	worker_override_settings();
 
 	workcxt = AllocSetContextCreate(TopMemoryContext, "consistency resolver",
 									ALLOCSET_DEFAULT_SIZES);

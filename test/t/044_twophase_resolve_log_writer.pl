@@ -1,4 +1,8 @@
 # In-doubt two-phase commit: the resolver's log writer, and what may keep it from writing.
+# - settings of the calling role (ALTER ROLE ... SET) reach the resolver's workers as they
+#   connect; none keeps the log writer from recording an action: lock_timeout, and
+#   transaction_timeout (PostgreSQL 17 and later), with the log writer waiting for the log's
+#   lock (sql/twophase.sql has a read-only default);
 # - pg_consistency --decisions-from does not take a gid whose xid8 has a non-normal 32-bit
 #   xid (2^32 + 1 is the bootstrap transaction's, which pg_xact_status() calls committed) for
 #   a gid of tpc_gid(): its verdict is unknown, not presumed abort;
@@ -54,6 +58,47 @@ sub start_alice
 		  '-d', $node->connstr('ops'), map { ('-c', $_) } @sql ],
 		'>', \$out, '2>', \$err);
 	return ($h, \$out, \$err);
+}
+
+# Settings of the calling role.  The log writer must wait for the log's lock (another session
+# holds it); with the role's lock_timeout or transaction_timeout it would give up, and the
+# action, taken in db1 meanwhile, would go unrecorded.  The caller's own session resets them.
+my @settings = ([ 'lock_timeout', '10ms' ]);
+push @settings, [ 'transaction_timeout', '100ms' ] if $v17;
+my $n = 0;
+for my $s (@settings)
+{
+	my ($name, $value) = @$s;
+	my $gid = 'cy1:1:1:' . (2000 + $n++);	# another cluster's coordinator: the caller decides
+	prepare_as_alice('db1', $gid, 'pear');
+	$node->safe_psql('postgres', "ALTER ROLE alice SET $name = '$value'");
+	my $locker = $node->background_psql('ops');
+	$locker->query_safe('BEGIN');
+	$locker->query_safe('LOCK TABLE consistency.tpc_resolution_log IN SHARE MODE');
+	my ($h, $out, $err) = start_alice("SET $name = 0",
+		"SELECT planned || ' ' || outcome FROM consistency.resolve_prepared('$gid', 'rollback', dry_run => false)");
+	# Until the log writer waits for the lock, or the caller is done (the log writer gave up).
+	my $seen = '';
+	for (1 .. 10 * $PostgreSQL::Test::Utils::timeout_default)
+	{
+		$seen = 'waits' if $node->safe_psql('ops',
+			q{SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'consistency resolver'
+			   AND datname = 'ops' AND wait_event_type = 'Lock'}) eq '1';
+		$h->pump_nb;
+		$seen = 'done' if $seen eq '' && !$h->pumpable;
+		last if $seen ne '';
+		usleep(100_000);
+	}
+	$locker->query_safe('COMMIT');
+	$locker->quit;
+	$h->finish;
+	is($seen, 'waits', "role $name: the log writer waits for the log's lock");
+	is($$out, "rollback rolled_back\n", "role $name: the transaction is rolled back");
+	unlike($$err, qr/WARNING/, "role $name: no warning") or diag($$err);
+	is( $node->safe_psql('ops',
+			"SELECT action || ' ' || outcome FROM consistency.tpc_resolution_log WHERE gid = '$gid'"),
+		'rollback rolled_back', "role $name: the action is logged");
+	$node->safe_psql('postgres', "ALTER ROLE alice RESET $name");
 }
 
 # pg_consistency --decisions-from: gids of this cluster and database whose xid8 has a
