@@ -6,6 +6,9 @@
 # - pg_consistency --decisions-from does not take a gid whose xid8 has a non-normal 32-bit
 #   xid (2^32 + 1 is the bootstrap transaction's, which pg_xact_status() calls committed) for
 #   a gid of tpc_gid(): its verdict is unknown, not presumed abort;
+# - once the log writer has exited, no other database's action is started: a worker waits for
+#   a synchronous standby in db1 while the log writer is terminated; db2's transaction is left
+#   prepared and reported failed (YC406), not committed unrecorded.
 use strict;
 use warnings;
 use IPC::Run;
@@ -121,6 +124,94 @@ for my $gid (@nonnormal)
 	  or diag($cli_out);
 }
 $node->safe_psql('ops', "ROLLBACK PREPARED '$_'") for @nonnormal;
+
+# The log writer exits while another database's worker acts.  A COMMIT PREPARED that waits
+# for a synchronous standby that never comes holds db1's worker; everything else (the
+# coordinator, the participants' PREPARE) commits with synchronous_commit = local.
+$node->safe_psql('postgres', q{
+	CREATE TABLE sync_probe (x int);
+	ALTER ROLE CURRENT_USER SET synchronous_commit = local;
+	ALTER SYSTEM SET synchronous_standby_names = 'nobody';
+	SELECT pg_reload_conf();
+});
+# The checkpointer applies the setting when it sees the reload: probe until a commit waits.
+my $syncrep = 0;
+for my $try (1 .. 50)
+{
+	my $probe = $node->background_psql('postgres');
+	my $probe_pid = $probe->query_safe('SELECT pg_backend_pid()');
+	$probe->query_until(qr/probing/,
+		"SET synchronous_commit = on;\n\\echo probing\nINSERT INTO sync_probe VALUES (1);\n");
+	my $state = '';
+	$state = $node->safe_psql('postgres',
+		"SELECT CASE WHEN wait_event = 'SyncRep' THEN 'SyncRep' WHEN state = 'idle' AND query LIKE 'INSERT INTO sync_probe%' THEN 'idle' END FROM pg_stat_activity WHERE pid = $probe_pid")
+	  until $state eq 'SyncRep' || $state eq 'idle';
+	if ($state eq 'SyncRep')
+	{
+		$node->safe_psql('postgres', "SELECT pg_cancel_backend($probe_pid)");
+		$syncrep = 1;
+	}
+	$probe->quit;
+	last if $syncrep;
+}
+ok($syncrep, 'synchronous commit waits for the missing standby');
+
+# A distributed transaction decided commit in ops, prepared by alice in db1, then in db2
+# (resolve_stale lists the oldest first: db1's worker runs first).
+my $coord = $node->background_psql('ops');
+$coord->query_safe('BEGIN');
+my %gid;
+for my $db ('db1', 'db2')
+{
+	$gid{$db} = $coord->query_safe("SELECT consistency.tpc_gid('$db')");
+	prepare_as_alice($db, $gid{$db}, 'apple');
+}
+$coord->query_safe("SELECT consistency.tpc_log_decision('$gid{$_}')") for ('db1', 'db2');
+$coord->query_safe('COMMIT');
+$coord->quit;
+
+my ($h, $out, $err) = start_alice(
+	"SELECT gid || ' ' || outcome || ' ' || reason FROM consistency.resolve_stale('0', dry_run => false) ORDER BY database");
+$node->poll_query_until('db1',
+	"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'consistency resolver' AND datname = 'db1' AND wait_event = 'SyncRep'")
+  or die "db1's resolver worker never waited for the standby";
+is( $node->safe_psql('ops',
+		q{SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+		   WHERE backend_type = 'consistency resolver' AND datname = 'ops'}),
+	't', 'the log writer is terminated');
+$node->poll_query_until('ops',
+	q{SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'consistency resolver' AND datname = 'ops'})
+  or die 'the log writer did not exit';
+$node->safe_psql('postgres', q{
+	ALTER SYSTEM RESET synchronous_standby_names;
+	SELECT pg_reload_conf();
+});
+$h->finish;
+like($$out, qr/^\Q$gid{db1}\E committed /m,
+	"db1's COMMIT PREPARED, under way as the log writer exited, completed (in the result)");
+like($$out, qr/^\Q$gid{db2}\E failed YC406: the resolver worker writing consistency\.tpc_resolution_log in database ops exited; nothing done/m,
+	"db2's transaction is failed with YC406: no action after the log writer exited")
+  or diag($$out);
+is($node->safe_psql('db2', "SELECT count(*) FROM pg_prepared_xacts WHERE gid = '$gid{db2}'"),
+	'1', "db2's transaction is still prepared");
+is($node->safe_psql('db2', q{SELECT qty FROM stock WHERE item = 'apple'}), '10', 'and db2 is unchanged');
+like($$err, qr/WARNING:  the resolution was not written to consistency\.tpc_resolution_log/,
+	'the caller is warned that nothing was logged');
+is($node->safe_psql('ops', q{SELECT count(*) FROM consistency.tpc_resolution_log WHERE gid LIKE 'cy2:%'}),
+	'0', 'the log has no row for this resolution (its writer was gone)');
+
+# Resolved again, db2's transaction is committed and logged.
+is( $node->safe_psql('ops',
+		"SELECT planned || ' ' || outcome FROM consistency.resolve_prepared('$gid{db2}', dry_run => false)",
+		extra_params => [ '-U', 'alice' ]),
+	'commit committed', "db2's transaction is committed by the next resolution");
+is( $node->safe_psql('ops',
+		"SELECT action || ' ' || outcome FROM consistency.tpc_resolution_log WHERE gid = '$gid{db2}'"),
+	'commit committed', 'and logged');
+is($node->safe_psql('db2', q{SELECT qty FROM stock WHERE item = 'apple'}), '9', 'db2 committed once');
+ok( $node->poll_query_until('postgres',
+		q{SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'consistency resolver'}, '0'),
+	'no resolver worker is left behind');
 
 $node->stop;
 done_testing();
