@@ -70,6 +70,14 @@ SELECT consistency.tpc_log_decision('cy1:12:5:07');				-- two digits, leading ze
 \echo :LAST_ERROR_SQLSTATE
 SELECT consistency.tpc_log_decision('cy2:12:05:7:0123456789abcdef');	-- the same in format 2's database oid
 \echo :LAST_ERROR_SQLSTATE
+-- an xid8 whose 32-bit xid is not normal (2^32 + 0, 1, 2: invalid, bootstrap, frozen) names no
+-- transaction in any epoch: not a tpc_gid() gid (YC401), rather than another transaction's (YC402)
+SELECT consistency.tpc_log_decision('cy2:12:5:4294967296:0123456789abcdef');
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.tpc_log_decision('cy2:12:5:4294967297:0123456789abcdef');
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.tpc_log_decision('cy1:12:5:8589934594');
+\echo :LAST_ERROR_SQLSTATE
 BEGIN;
 SELECT consistency.tpc_log_decision(consistency.tpc_gid(), 'maybe');
 \echo :LAST_ERROR_SQLSTATE
@@ -82,6 +90,27 @@ SELECT consistency.tpc_log_decision(repeat('g', 200));
 \echo :LAST_ERROR_SQLSTATE
 SELECT consistency.tpc_log_decision('cy1:1:1:1000', NULL);
 \echo :LAST_ERROR_SQLSTATE
+-- a gid naming this very transaction that tpc_gid() did not make (spelled by hand: any nonce,
+-- or 1.0's format, which tpc_gid() no longer makes), whether tpc_gid() ran in it or not
+\set VERBOSITY sqlstate
+BEGIN;
+SELECT consistency.tpc_log_decision(format('cy2:%s:%s:%s:0000000000000000',
+		(SELECT system_identifier FROM pg_control_system()),
+		(SELECT oid FROM pg_database WHERE datname = current_database()), pg_current_xact_id()));
+COMMIT;
+BEGIN;
+SELECT consistency.tpc_gid() IS NOT NULL AS has_gid;
+SELECT consistency.tpc_log_decision(format('cy2:%s:%s:%s:0000000000000000',
+		(SELECT system_identifier FROM pg_control_system()),
+		(SELECT oid FROM pg_database WHERE datname = current_database()), pg_current_xact_id()));
+COMMIT;
+BEGIN;
+SELECT consistency.tpc_gid() IS NOT NULL AS has_gid;
+SELECT consistency.tpc_log_decision(format('cy1:%s:%s:%s',
+		(SELECT system_identifier FROM pg_control_system()),
+		(SELECT oid FROM pg_database WHERE datname = current_database()), pg_current_xact_id()));
+COMMIT;
+\set VERBOSITY default
 SELECT count(*) AS decisions FROM consistency.tpc_decisions;
 
 -- 2b. A consistency_user cannot write the decision log directly (no INSERT: 42501), so it
@@ -434,11 +463,14 @@ PREPARE TRANSACTION :'gid_lost';
 SELECT verdict, tpc_mask(evidence) AS evidence FROM consistency.prepared_xacts() WHERE gid = :'gid_lost';
 ROLLBACK PREPARED :'gid_lost';
 --     A gid in 1.0's format (no nonce) keeps 1.0's rule: any decision of the same coordinator
---     transaction made in that format.
+--     transaction made in that format.  The 1.0 library's tpc_log_decision wrote this row
+--     (tpc_gid() makes format 2 now, and tpc_log_decision takes only the gids it made); here
+--     the owner writes it in the transaction it names, which the guard accepts.
 BEGIN;
 SELECT format('cy1:%s:%s:%s', :sysid, (SELECT oid FROM pg_database WHERE datname = current_database()),
 			  pg_current_xact_id()) AS gid_old \gset
-SELECT consistency.tpc_log_decision(:'gid_old' || ':b');
+INSERT INTO consistency.tpc_decisions (gid, decision, coordinator_sysid, coordinator_xid, decided_at)
+	VALUES (:'gid_old' || ':b', 'commit', :sysid, pg_current_xact_id(), now());
 COMMIT;
 BEGIN;
 SELECT pg_advisory_xact_lock(11);
@@ -446,6 +478,32 @@ PREPARE TRANSACTION :'gid_old';
 SELECT verdict, tpc_mask(evidence) AS evidence FROM consistency.prepared_xacts() WHERE gid = :'gid_old';
 ROLLBACK PREPARED :'gid_old';
 DELETE FROM consistency.tpc_decisions;
+--     A gid of this cluster and database whose xid8 is 2^32 + 1 (a 32-bit xid of 1, the
+--     bootstrap transaction's) was not made by tpc_gid(): its verdict is unknown, and says so.
+SELECT format('cy2:%s:%s:4294967297:0123456789abcdef', :sysid,
+			  (SELECT oid FROM pg_database WHERE datname = current_database())) AS gid_nonnormal \gset
+BEGIN;
+SELECT pg_advisory_xact_lock(12);
+PREPARE TRANSACTION :'gid_nonnormal';
+SELECT verdict, evidence FROM consistency.prepared_xacts() WHERE gid = :'gid_nonnormal';
+ROLLBACK PREPARED :'gid_nonnormal';
+
+-- 12. Settings of the calling role (ALTER ROLE ... SET) reach its resolver workers as they
+--     connect; none keeps the log writer from recording what was done.  Here a read-only
+--     default, which COMMIT/ROLLBACK PREPARED ignores but the log's INSERT would not: the
+--     action is taken and logged, with no warning.
+CREATE ROLE tpc_readonly LOGIN IN ROLE consistency_admin;
+ALTER ROLE tpc_readonly SET default_transaction_read_only = on;
+SET ROLE tpc_readonly;
+BEGIN;
+SELECT pg_advisory_xact_lock(13);
+PREPARE TRANSACTION 'cy1:1:1:1300';			-- another cluster's coordinator: the caller decides
+SELECT database, planned, executed, outcome
+  FROM consistency.resolve_prepared('cy1:1:1:1300', 'rollback', dry_run => false);
+RESET ROLE;
+SELECT gid, action, outcome, error, resolved_by FROM consistency.tpc_resolution_log
+ WHERE gid = 'cy1:1:1:1300';
+SELECT count(*) AS still_prepared FROM pg_prepared_xacts WHERE gid = 'cy1:1:1:1300';
 
 DROP VIEW listing;
 DROP TABLE before, accounts;
@@ -458,6 +516,7 @@ DROP ROLE tpc_nologin;
 DROP ROLE tpc_app;
 DROP ROLE tpc_plain;
 DROP ROLE tpc_plain_admin;
+DROP ROLE tpc_readonly;
 -- Both logs are guarded by C triggers, enabled on every write (section 10 tests what they refuse).
 SELECT tgrelid::regclass AS guarded_table, tgname, tgfoid::regprocedure AS guard, tgenabled,
 	   (tgtype & 2) <> 0 AS before, (tgtype & 1) <> 0 AS for_each_row

@@ -228,6 +228,14 @@ object_ownercheck(Oid classid, Oid objectid, Oid roleid)
 #endif
 
 /*
+ * 17 added transaction_timeout, which ends (FATAL) any transaction running
+ * longer, a background worker's too: xact.c arms it as a transaction starts.
+ */
+#if PG_VERSION_NUM >= 170000
+#define HAVE_TRANSACTION_TIMEOUT 1
+#endif
+
+/*
  * A GUC check hook's "extra" is freed by the GUC machinery: with free()
  * before 16, with pfree() (guc_free) since, so it must come from guc_malloc(),
  * which 16 exported.  This is 15's guc_malloc().

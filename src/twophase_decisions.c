@@ -210,7 +210,13 @@ tpc_parse_gid(const char *gid, TpcGid *out)
 		return false;
 	if (!parse_u64(&p, &fxid))
 		return false;
-	if (!FullTransactionIdIsNormal(FullTransactionIdFromU64(fxid)))
+
+	/*
+	 * tpc_gid() names a transaction, whose xid is normal in every epoch: the
+	 * 32-bit xid of 2^32 + 1, say, is BootstrapTransactionId, which
+	 * pg_xact_status() calls committed whatever the epoch.
+	 */
+	if (!TransactionIdIsNormal(XidFromFullTransactionId(FullTransactionIdFromU64(fxid))))
 		return false;
 	memset(out->nonce, 0, sizeof(out->nonce));
 	if (v2)
@@ -429,6 +435,23 @@ consistency_tpc_log_decision(PG_FUNCTION_ARGS)
 						   U64FromFullTransactionId(mine), MyDatabaseId, GetSystemIdentifier()) :
 				 errdetail("A decision must be logged by the coordinator transaction that made the gid, in its database; this transaction has no transaction id, so it made no gid."),
 				 errhint("Call consistency.tpc_gid() and consistency.tpc_log_decision() in the same transaction, before COMMIT PREPARED.")));
+
+	/*
+	 * It names this transaction; tpc_gid() must also have made it, here:
+	 * then the xid was made durable and the nonce is the one tpc_gid() drew
+	 * for this transaction.  A gid spelled by hand with this xid (any nonce,
+	 * or format 1, which tpc_gid() no longer makes) is not the coordinator's
+	 * name for anything, and its xid may not survive a crash.
+	 */
+	if (!g.has_nonce || !FullTransactionIdEquals(durable_fxid, mine) ||
+		strcmp(g.nonce, durable_nonce) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONSISTENCY_TPC_GID_UNRECOGNISED),
+				 errmsg("gid \"%s\" was not made by consistency.tpc_gid() in this transaction", gid),
+				 FullTransactionIdEquals(durable_fxid, mine) ?
+				 errdetail("It names this transaction, but is not one of the gids consistency.tpc_gid() made in it: their nonce differs.") :
+				 errdetail("It names this transaction, but consistency.tpc_gid() was not called in it."),
+				 errhint("Name the participants' prepared transactions with consistency.tpc_gid() in the coordinator transaction, and log their decisions with the gids it returned.")));
 
 	/*
 	 * The log is written as its owner: the caller needs no privilege on it

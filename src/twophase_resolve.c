@@ -30,16 +30,22 @@
  * back; it is not.  The log writer is started first and must be connected
  * before any other worker acts; it then waits until the others are done,
  * does its own database's actions and writes the log.  So an action is only
- * ever taken while a live log writer is waiting to record it: a worker slot
- * that cannot be had later (max_worker_processes, taken by someone else
+ * ever started while a live log writer is waiting to record it: a worker
+ * slot that cannot be had later (max_worker_processes, taken by someone else
  * meanwhile) leaves that database's actions undone and logged as such,
- * never done and unlogged.  Arguments and results travel through a DSM
- * segment whose handle is the worker's main argument (its database is in
- * bgw_extra); the caller waits for each worker to exit.  A caller that
- * stops waiting (cancelled, terminated, or its client gone) hands the log
- * over: see orphan_tasks(), run as the caller's mapping of the segment goes
- * away, however that happens (an error, or a FATAL exit that no error
- * handler sees).
+ * never done and unlogged; a log writer that exits meanwhile (terminated,
+ * say) leaves the actions not yet started undone: the other workers look
+ * before each action, the caller before starting each worker.  An action
+ * under way as it exits (a COMMIT PREPARED waiting for a synchronous
+ * standby) completes unrecorded; the caller's result still has it.  Every
+ * worker overrides the role's and database's settings that could keep it
+ * from writing its log row (worker_override_settings).  Arguments and
+ * results travel through a DSM segment whose handle is the worker's main
+ * argument (its database is in bgw_extra); the caller waits for each worker
+ * to exit.  A caller that stops waiting (cancelled, terminated, or its
+ * client gone) hands the log over: see orphan_tasks(), run as the caller's
+ * mapping of the segment goes away, however that happens (an error, or a
+ * FATAL exit that no error handler sees).
  *
  * The worker writes the log as the table's owner (table_owner.c): no role
  * needs INSERT on it.  Texts are clipped to their fixed buffers on a
@@ -144,10 +150,13 @@ typedef struct TpcTask
 #define TPC_WORKER_ABANDONED	2
 
 /*
- * The log writer's hold on the segment: LIVE while it is attached; it moves
- * LIVE to GONE as it detaches, a caller that stops waiting pins the segment
- * and moves LIVE to PINNED, so that the segment outlives the caller's
- * mapping; whoever comes second unpins it.
+ * The log writer's hold on the segment: LIVE while it is attached.  A caller
+ * that stops waiting pins the segment and moves LIVE to PINNED, so that the
+ * segment outlives the caller's mapping; the log writer moves it to GONE as
+ * it detaches, whatever it was, and unpins the segment if it was PINNED (if
+ * it was still LIVE, the caller's move fails later and the caller unpins).
+ * GONE tells the other workers and the caller that nothing would record an
+ * action any more: none is started after that.
  */
 #define TPC_LOG_WRITER_LIVE		0
 #define TPC_LOG_WRITER_GONE		1
@@ -307,6 +316,51 @@ release_log_writer(TpcShared *sh)
 }
 
 /*
+ * Whether the log writer has exited (detached from the segment): from then
+ * on an action would go unrecorded, so none is started.
+ */
+static bool
+log_writer_gone(TpcShared *sh)
+{
+	return pg_atomic_read_u32(&sh->log_writer) == TPC_LOG_WRITER_GONE;
+}
+
+/* Mark task t failed without attempting it: the log writer is gone. */
+static void
+fail_unlogged(TpcShared *sh, TpcTask *t)
+{
+	t->outcome = OUT_FAILED;
+	t->sqlerrcode = ERRCODE_CONSISTENCY_TPC_WORKER_FAILED;
+	clip_copy(t->error,
+			  psprintf("YC406: the resolver worker writing consistency.tpc_resolution_log in database %s exited; nothing done, so that no action goes unrecorded",
+					   NameStr(sh->log_dbname)),
+			  sizeof(t->error));
+}
+
+/*
+ * Settings of the role and the database (ALTER ROLE / DATABASE ... SET) were
+ * applied as the worker connected (InitPostgres).  None may keep a worker
+ * from recording what it did, nor end it between an action and its log row:
+ * a read-only default would make the log's INSERT fail (COMMIT/ROLLBACK
+ * PREPARED ignores it), lock_timeout would end the wait for the log table's
+ * lock, transaction_timeout (17) would end any of its transactions.
+ * statement_timeout and idle_in_transaction_session_timeout are armed only by
+ * a backend's command loop, which a worker does not run; they are reset all
+ * the same.  synchronous_commit is left as set: it is the role's to choose.
+ */
+static void
+worker_override_settings(void)
+{
+	SetConfigOption("default_transaction_read_only", "off", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("lock_timeout", "0", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("statement_timeout", "0", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("idle_in_transaction_session_timeout", "0", PGC_SUSET, PGC_S_OVERRIDE);
+#ifdef HAVE_TRANSACTION_TIMEOUT
+	SetConfigOption("transaction_timeout", "0", PGC_SUSET, PGC_S_OVERRIDE);
+#endif
+}
+
+/*
  * on_dsm_detach callback of every worker, run however it exits (an error
  * to connect included).  The log writer unpins the segment if the caller
  * pinned it for it.  Another database's worker whose caller stopped waiting
@@ -320,8 +374,7 @@ worker_detach(dsm_segment *seg, Datum arg)
 
 	if (worker_writes_log)
 	{
-		expected = TPC_LOG_WRITER_LIVE;
-		if (!pg_atomic_compare_exchange_u32(&sh->log_writer, &expected, TPC_LOG_WRITER_GONE))
+		if (pg_atomic_exchange_u32(&sh->log_writer, TPC_LOG_WRITER_GONE) == TPC_LOG_WRITER_PINNED)
 			dsm_unpin_segment(dsm_segment_handle(seg));
 		return;
 	}
@@ -375,6 +428,7 @@ consistency_tpc_worker_main(Datum main_arg)
 
 	/* as the calling role: PostgreSQL's owner-or-superuser rule decides */
 	BackgroundWorkerInitializeConnectionByOid(dboid, sh->userid, 0);
+	worker_override_settings();
 
 	workcxt = AllocSetContextCreate(TopMemoryContext, "consistency resolver",
 									ALLOCSET_DEFAULT_SIZES);
@@ -386,7 +440,18 @@ consistency_tpc_worker_main(Datum main_arg)
 		{
 			TpcTask    *t = &sh->tasks[i];
 
-			if (t->dboid == dboid && t->outcome == OUT_PENDING)
+			if (t->dboid != dboid || t->outcome != OUT_PENDING)
+				continue;
+
+			/*
+			 * Another database's worker acts only while the log writer is
+			 * there to record it.  It may still exit between this look and
+			 * the action's commit record: that action goes unrecorded (the
+			 * caller's result still has it), the next ones are not taken.
+			 */
+			if (!worker_writes_log && log_writer_gone(sh))
+				fail_unlogged(sh, t);
+			else
 				worker_run_task(t, workcxt);
 		}
 	}
@@ -641,8 +706,10 @@ wait_log_writer_ready(TpcShared *sh, BackgroundWorkerHandle *handle)
 /*
  * Run the workers of run_tasks: first the log writer (the caller's
  * database), which must be connected and waiting before anything is done;
- * then one worker per other database, one after the other, each waited for;
- * then the log writer does its own database's actions and writes the log.
+ * then one worker per other database, one after the other, each waited for,
+ * as long as the log writer is still there (once it has exited, the
+ * remaining databases' tasks fail undone: nothing would record them); then
+ * the log writer does its own database's actions and writes the log.
  */
 typedef enum TpcRunResult
 {
@@ -676,7 +743,15 @@ run_workers(dsm_segment *seg)
 		char	   *dbname = get_database_name(db);
 		BackgroundWorkerHandle *handle;
 		bool		ran;
+		pid_t		pid;
 
+		if (log_writer_gone(sh) || GetBackgroundWorkerPid(log_handle, &pid) == BGWH_STOPPED)
+		{
+			for (i = 0; i < sh->ntasks; i++)
+				if (sh->tasks[i].dboid == db && sh->tasks[i].outcome == OUT_PENDING)
+					fail_unlogged(sh, &sh->tasks[i]);
+			continue;
+		}
 		pg_atomic_write_u32(&sh->state, TPC_WORKER_RUNNING);
 		ran = start_worker(seg, db, dbname ? dbname : "?", MyProcPid, &handle);
 		if (ran)
@@ -698,15 +773,16 @@ run_workers(dsm_segment *seg)
 /*
  * Run the planned tasks: one worker per database; the caller's database's
  * worker, started first, acts last and writes the resolution log.  Results
- * are copied back into tasks.
+ * are copied back into tasks.  True if the log was written.
  */
-static void
+static bool
 run_tasks(TpcTask *tasks, int ntasks)
 {
 	Size		size = offsetof(TpcShared, tasks) + sizeof(TpcTask) * ntasks;
 	dsm_segment *seg;
 	TpcShared  *sh;
 	TpcRunResult result;
+	bool		logged;
 
 	PreventCommandDuringRecovery("COMMIT PREPARED or ROLLBACK PREPARED");
 	seg = dsm_create(size, 0);
@@ -739,14 +815,16 @@ run_tasks(TpcTask *tasks, int ntasks)
 				 errdetail("Nothing was resolved: the worker that writes consistency.tpc_resolution_log must be running before any action is taken; the server log has its error."),
 				 errhint("Check that the role may log in and connect to this database: the worker connects as the role.")));
 	}
-	if (!sh->log_written)
+	logged = sh->log_written;
+	if (!logged)
 		ereport(WARNING,
 				(errcode(ERRCODE_CONSISTENCY_TPC_WORKER_FAILED),
 				 errmsg("the resolution was not written to consistency.tpc_resolution_log"),
-				 errdetail("The actions below were attempted; the worker writing the log failed while writing it."),
-				 errhint("The server log has the worker's error; the actions' outcomes are in this result.")));
+				 errdetail("The worker writing the log exited before writing it: the outcomes below are recorded nowhere else; actions not yet started when it exited were not taken (failed, YC406)."),
+				 errhint("The server log has the worker's error.")));
 	memcpy(tasks, sh->tasks, sizeof(TpcTask) * ntasks);
 	dsm_detach(seg);
+	return logged;
 }
 
 /* Plan a task for prepared transaction p. */
@@ -837,6 +915,7 @@ consistency_resolve_prepared(PG_FUNCTION_ARGS)
 	TpcTask		task;
 	Datum		values[5];
 	bool		nulls[5] = {0};
+	bool		logged;
 
 	if (strcmp(action, "auto") != 0 && strcmp(action, "commit") != 0 &&
 		strcmp(action, "rollback") != 0)
@@ -937,7 +1016,7 @@ consistency_resolve_prepared(PG_FUNCTION_ARGS)
 		PG_RETURN_NULL();
 	}
 
-	run_tasks(&task, 1);
+	logged = run_tasks(&task, 1);
 	count_outcomes(&task, 1);
 	if (task.outcome == OUT_FAILED)
 		ereport(ERROR,
@@ -945,7 +1024,8 @@ consistency_resolve_prepared(PG_FUNCTION_ARGS)
 				 errmsg("could not %s prepared transaction \"%s\"", commit ? "commit" : "roll back", p->gid),
 				 errdetail("The resolver worker in database %s, connected as %s, reported: %s.",
 						   p->database, GetUserNameFromId(GetUserId(), false), task.error),
-				 errhint("The attempt is recorded in consistency.tpc_resolution_log.")));
+				 logged ? errhint("The attempt is recorded in consistency.tpc_resolution_log.") :
+				 errhint("The attempt is not recorded in consistency.tpc_resolution_log: the worker writing it exited.")));
 	values[2] = BoolGetDatum(task.outcome == OUT_COMMITTED || task.outcome == OUT_ROLLED_BACK);
 	values[3] = CStringGetTextDatum(outcome_names[task.outcome]);
 	values[4] = CStringGetTextDatum(outcome_reason(&task));
@@ -1017,7 +1097,7 @@ consistency_resolve_stale(PG_FUNCTION_ARGS)
 	}
 	if (!dry_run && ntasks > 0)
 	{
-		run_tasks(tasks, ntasks);
+		(void) run_tasks(tasks, ntasks);
 		count_outcomes(tasks, ntasks);
 	}
 

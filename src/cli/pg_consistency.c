@@ -55,6 +55,7 @@
  *
  *-------------------------------------------------------------------------
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -159,6 +160,24 @@ take_digits(const char **p, char *out, size_t outsize)
 	return n > 0 && !(n > 1 && out[0] == '0');
 }
 
+/*
+ * Whether the xid8 in digits names a transaction: its 32-bit xid is normal
+ * (at least 3, FirstNormalTransactionId) in every epoch.  The xid of 2^32 + 1,
+ * say, is the bootstrap transaction's, which pg_xact_status() calls committed.
+ */
+static int
+xid_is_normal(const char *digits)
+{
+	unsigned long long v;
+	char	   *end;
+
+	errno = 0;
+	v = strtoull(digits, &end, 10);
+	if (errno != 0 || *end != '\0')
+		return 0;
+	return (v & 0xFFFFFFFFULL) >= 3;
+}
+
 static int
 parse_gid(const char *gid, Gid *g)
 {
@@ -177,7 +196,7 @@ parse_gid(const char *gid, Gid *g)
 		return 0;
 	if (!take_digits(&p, g->dboid, sizeof(g->dboid)) || *p++ != ':')
 		return 0;
-	if (!take_digits(&p, g->xid, sizeof(g->xid)))
+	if (!take_digits(&p, g->xid, sizeof(g->xid)) || !xid_is_normal(g->xid))
 		return 0;
 	g->nonce[0] = '\0';
 	if (v2)

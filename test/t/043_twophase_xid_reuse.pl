@@ -86,7 +86,10 @@ is($part->safe_psql('postgres', q{SELECT string_agg(txn, ',' ORDER BY txn) FROM 
 is($part->safe_psql('postgres', q{SELECT count(*) FROM pg_prepared_xacts}), '0', 'nothing left prepared');
 
 # A 1.0 gid (no nonce), prepared before the update, with a decision logged for a sibling gid:
-# 1.0's rule (same coordinator transaction, any label) still commits it.
+# 1.0's rule (same coordinator transaction, any label) still commits it.  The 1.0 library's
+# tpc_gid() and tpc_log_decision() made the gid and the row; this library makes format 2 and
+# logs only the gids it made, so the owner writes the row 1.0 wrote, in the transaction it
+# names (the guard accepts that).
 $restored->safe_psql('postgres', q{
 	DROP EXTENSION consistency;
 	CREATE EXTENSION consistency VERSION '1.0';
@@ -97,7 +100,9 @@ my $old_gid = $t3->query_safe(q{
 	SELECT format('cy1:%s:%s:%s:p', (SELECT system_identifier FROM pg_control_system()),
 		(SELECT oid FROM pg_database WHERE datname = current_database()), pg_current_xact_id())});
 prepare_on_participant('t3', $old_gid);
-$t3->query_safe(q{SELECT consistency.tpc_log_decision(replace(} . qq{'$old_gid'} . q{, ':p', ':q'))});
+$t3->query_safe(q{INSERT INTO consistency.tpc_decisions (gid, decision, coordinator_sysid, coordinator_xid, decided_at)
+	SELECT replace(} . qq{'$old_gid'} . q{, ':p', ':q'), 'commit', system_identifier, pg_current_xact_id(), now()
+	  FROM pg_control_system()});
 $t3->query_safe('COMMIT');
 $t3->quit;
 $restored->safe_psql('postgres', q{ALTER EXTENSION consistency UPDATE});
