@@ -246,4 +246,21 @@ guc_malloc(int elevel, size_t size)
 }
 #endif
 
+/*
+ * 18 lets a primary key be a GiST index (PRIMARY KEY (..., p WITHOUT
+ * OVERLAPS)), whose strategy numbers are the operator class's own: its
+ * equality strategy is asked of the access method.  Before 18 a primary key
+ * is always a btree index.  InvalidStrategy: the index has no equality.
+ */
+#if PG_VERSION_NUM >= 180000
+#include "access/amapi.h"
+#define IndexEqualStrategy(amoid, opfamily) \
+	IndexAmTranslateCompareType(COMPARE_EQ, (amoid), (opfamily), true)
+#else
+#include "access/stratnum.h"
+#include "catalog/pg_am.h"
+#define IndexEqualStrategy(amoid, opfamily) \
+	((amoid) == BTREE_AM_OID ? BTEqualStrategyNumber : InvalidStrategy)
+#endif
+
 #endif							/* CONSISTENCY_COMPAT_H */
