@@ -299,6 +299,74 @@ COMMIT;
 DROP OWNED BY versioning_stranger;
 DROP ROLE versioning_stranger;
 
+-- 15. Regular inheritance passes no row trigger on to child tables: enable_versioning refuses
+--     a table with inheritance children (0A000), before adding anything.  Each child can be
+--     versioned on its own, and its rows are then checked also when updated through the
+--     parent; a child created later is unguarded until enable_versioning is run on it.
+--     update_versioned finds only the table's own rows: its primary key does not cover the
+--     children's (P0002).
+CREATE TABLE stock (id int PRIMARY KEY, qty int);
+CREATE TABLE stock_eu () INHERITS (stock);
+INSERT INTO stock_eu VALUES (1, 10);
+SELECT consistency.enable_versioning('stock');
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM err($$ SELECT consistency.enable_versioning('stock', strict => true) $$);
+SELECT count(*) AS version_columns FROM pg_attribute
+ WHERE attname = 'version' AND attrelid IN ('stock'::regclass, 'stock_eu'::regclass);
+SELECT count(*) AS triggers FROM pg_trigger
+ WHERE tgrelid IN ('stock'::regclass, 'stock_eu'::regclass);
+-- with the column already there (trigger only), just the same
+ALTER TABLE stock ADD COLUMN version bigint NOT NULL DEFAULT 1;
+SELECT * FROM err($$ SELECT consistency.enable_versioning('stock') $$);
+-- the child, versioned itself: checked also through the parent
+SELECT consistency.enable_versioning('stock_eu');
+UPDATE stock SET qty = 11, version = 1 WHERE id = 1;
+UPDATE stock SET qty = 12, version = 1 WHERE id = 1;	-- stale
+\echo :LAST_ERROR_SQLSTATE
+SELECT tableoid::regclass, * FROM stock ORDER BY id;
+SELECT * FROM err($$ SELECT consistency.update_versioned('stock', '{"id": 1}', 2, '{"qty": 13}') $$);
+-- a child created later: unguarded until it is enabled
+CREATE TABLE stock_us () INHERITS (stock);
+INSERT INTO stock_us VALUES (2, 20);
+UPDATE stock SET qty = 21, version = 7 WHERE id = 2;	-- not checked
+SELECT consistency.enable_versioning('stock_us');
+UPDATE stock SET qty = 22, version = 1 WHERE id = 2;	-- stale: checked now
+\echo :LAST_ERROR_SQLSTATE
+SELECT tableoid::regclass, * FROM stock ORDER BY id;
+-- disable_versioning on a parent with children: allowed (here there is nothing to drop)
+SELECT consistency.disable_versioning('stock');
+
+-- 16. A partition's trigger is a clone of its partitioned table's, which PostgreSQL lets
+--     neither be replaced (42710) nor dropped (2BP01) on its own: enable_versioning and
+--     disable_versioning on such a partition say so, naming the table to call them on
+--     (the top of the chain for a sub-partition).  A partition versioned on its own is
+--     taken over by its partitioned table's trigger, and is its own again after
+--     disable_versioning on the partitioned table.
+CREATE TABLE tickets (region text, id int, note text, version bigint NOT NULL DEFAULT 1,
+					  PRIMARY KEY (region, id)) PARTITION BY LIST (region);
+CREATE TABLE tickets_eu PARTITION OF tickets FOR VALUES IN ('eu');
+CREATE TABLE tickets_us PARTITION OF tickets FOR VALUES IN ('us') PARTITION BY LIST (id);
+CREATE TABLE tickets_us_1 PARTITION OF tickets_us FOR VALUES IN (1);
+INSERT INTO tickets VALUES ('eu', 1, 'a'), ('us', 1, 'b');
+SELECT consistency.enable_versioning('tickets_eu', strict => true);	-- its own
+SELECT consistency.enable_versioning('tickets');						-- takes it over
+SELECT tgrelid::regclass, tgparentid <> 0 AS clone, pg_get_triggerdef(oid) FROM pg_trigger
+ WHERE tgname = 'consistency_version_guard' AND tgrelid::regclass::text LIKE 'tickets%' ORDER BY 1;
+SELECT consistency.enable_versioning('tickets_eu', strict => true);
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.disable_versioning('tickets_eu');
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM err($$ SELECT consistency.enable_versioning('tickets_us_1') $$);
+SELECT * FROM err($$ SELECT consistency.disable_versioning('tickets_us_1') $$);
+SELECT * FROM err($$ SELECT consistency.disable_versioning('tickets_us') $$);
+UPDATE tickets SET note = 'c' WHERE id = 1;		-- still checked (and bumped) everywhere
+SELECT * FROM tickets ORDER BY region;
+SELECT consistency.disable_versioning('tickets');
+SELECT consistency.enable_versioning('tickets_eu', strict => true);	-- its own again
+SELECT consistency.disable_versioning('tickets_eu');
+SELECT count(*) AS triggers FROM pg_trigger
+ WHERE tgname = 'consistency_version_guard' AND tgrelid::regclass::text LIKE 'tickets%';
+
 DROP SCHEMA "we""ird; schema" CASCADE;
-DROP TABLE products, small, layouts, loose, gen, manual, orders, canary CASCADE;
+DROP TABLE products, small, layouts, loose, gen, manual, orders, canary, stock, tickets CASCADE;
 DROP FUNCTION err(text);

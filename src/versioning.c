@@ -36,12 +36,15 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/sysattr.h"
 #include "access/table.h"
 #include "catalog/heap.h"
 #include "catalog/objectaddress.h"
 #include "catalog/partition.h"
+#include "catalog/pg_inherits.h"
+#include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "common/int.h"
@@ -52,6 +55,7 @@
 #include "storage/lmgr.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -565,6 +569,74 @@ run_ddl(const char *sql)
 		elog(ERROR, "SPI_execute failed for \"%s\": %s", sql, SPI_result_code_string(rc));
 }
 
+/*
+ * The partitioned table whose enable_versioning() gave partition relid its
+ * guard trigger, following the chain of clones up (a sub-partition's trigger
+ * is a clone of a clone); InvalidOid when relid's trigger is its own, or it
+ * has none.
+ */
+static Oid
+guard_cloned_from(Oid relid)
+{
+	Oid			tgoid = get_trigger_oid(relid, VERSION_GUARD_TRIGGER, true);
+	Oid			owner = InvalidOid;
+	Relation	tgrel;
+
+	if (!OidIsValid(tgoid))
+		return InvalidOid;
+	tgrel = table_open(TriggerRelationId, AccessShareLock);
+	while (OidIsValid(tgoid))
+	{
+		ScanKeyData key;
+		SysScanDesc scan;
+		HeapTuple	tup;
+		Form_pg_trigger tg;
+
+		ScanKeyInit(&key, Anum_pg_trigger_oid, BTEqualStrategyNumber, F_OIDEQ,
+					ObjectIdGetDatum(tgoid));
+		scan = systable_beginscan(tgrel, TriggerOidIndexId, true, NULL, 1, &key);
+		tup = systable_getnext(scan);
+		if (!HeapTupleIsValid(tup))
+			elog(ERROR, "could not find tuple for trigger %u", tgoid);
+		tg = (Form_pg_trigger) GETSTRUCT(tup);
+		if (tg->tgrelid != relid)
+			owner = tg->tgrelid;
+		tgoid = tg->tgparentid;
+		systable_endscan(scan);
+	}
+	table_close(tgrel, AccessShareLock);
+	return owner;
+}
+
+/*
+ * A partition's guard trigger cloned from its partitioned table's is not the
+ * partition's to replace (42710) or drop (2BP01): PostgreSQL refuses both.
+ * Say so first, naming the table to run the function on.
+ */
+static void
+check_guard_not_cloned(Relation rel, bool dropping)
+{
+	Oid			owner;
+
+	if (!rel->rd_rel->relispartition)
+		return;
+	owner = guard_cloned_from(RelationGetRelid(rel));
+	if (!OidIsValid(owner))
+		return;
+	ereport(ERROR,
+			(errcode(dropping ? ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST : ERRCODE_DUPLICATE_OBJECT),
+			 errmsg("versioning of partition \"%s\" is set on partitioned table \"%s\"",
+					RelationGetRelationName(rel), get_rel_name(owner)),
+			 errdetail("The partition's trigger \"%s\" is a clone of the one on \"%s\", and only changes with it.",
+					   VERSION_GUARD_TRIGGER, get_rel_name(owner)),
+			 dropping ?
+			 errhint("Call consistency.disable_versioning() on \"%s\": it applies to every partition.",
+					 get_rel_name(owner)) :
+			 errhint("Call consistency.enable_versioning() on \"%s\": it applies to every partition.",
+					 get_rel_name(owner)),
+			 errtable(rel)));
+}
+
 /* Does column colname exist (not dropped) in relid? */
 static bool
 column_exists(Oid relid, const char *colname)
@@ -628,6 +700,25 @@ enable_versioning(FunctionCallInfo fcinfo, bool has_mode)
 	lockmode = column_exists(relid, colname) ? ShareRowExclusiveLock : AccessExclusiveLock;
 	rel = open_for_ddl(relid, lockmode, lockmode == AccessExclusiveLock);
 	target = qualified_name(rel);
+
+	/*
+	 * Regular inheritance passes no row trigger on: the rows of a child table
+	 * would go unchecked, also when updated through this table, while ALTER
+	 * TABLE would add the column to them.  (Our lock keeps CREATE TABLE ...
+	 * INHERITS and ALTER TABLE ... INHERIT out until the transaction ends.)
+	 * Partitions get a clone of a partitioned table's trigger instead.
+	 */
+	if (rel->rd_rel->relkind == RELKIND_RELATION && rel->rd_rel->relhassubclass &&
+		find_inheritance_children(relid, NoLock) != NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot enable versioning on table \"%s\", which has inheritance children",
+						RelationGetRelationName(rel)),
+				 errdetail("Regular inheritance does not pass row triggers on to child tables: their rows would be updated unchecked, also through \"%s\".",
+						   RelationGetRelationName(rel)),
+				 errhint("Enable versioning on each child table, or use a partitioned table, whose partitions all get the trigger."),
+				 errtable(rel)));
+	check_guard_not_cloned(rel, false);
 	/* ALTER TABLE refuses a table this session has open: keep only the lock. */
 	table_close(rel, NoLock);
 
@@ -697,6 +788,7 @@ consistency_disable_versioning(PG_FUNCTION_ARGS)
 	/* DROP TRIGGER is the owner's, also when there is no trigger to drop. */
 	rel = open_for_ddl(relid, AccessExclusiveLock, true);
 	target = qualified_name(rel);
+	check_guard_not_cloned(rel, true);
 	table_close(rel, NoLock);
 
 	/* Idempotent and quiet: nothing to do if the trigger is not there. */
