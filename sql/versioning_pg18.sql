@@ -60,5 +60,25 @@ UPDATE rooms SET rate = 140, version = 1 WHERE room = 7 AND upper(during) = '202
 SELECT room, to_char(lower(during) AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS from, rate, version
   FROM rooms ORDER BY during;
 
+-- 3. 17 added MERGE ... RETURNING, in WITH: a MERGE there is checked as one at the top is
+--    (versioning_trigger.sql): UPDATE actions setting the version in some but not all are
+--    refused on a strict table.
+WITH m AS (
+	MERGE INTO rooms USING (VALUES (7, 1::bigint, 'jan'), (7, NULL, 'feb')) s(room, v, month)
+		ON rooms.room = s.room
+		   AND to_char(lower(rooms.during) AT TIME ZONE 'UTC', 'mon') = s.month
+		WHEN MATCHED AND s.v IS NOT NULL THEN UPDATE SET rate = 101, version = s.v
+		WHEN MATCHED THEN UPDATE SET rate = 121
+		RETURNING rooms.rate)
+SELECT * FROM m;
+\echo :LAST_ERROR_SQLSTATE
+WITH m AS (
+	MERGE INTO rooms USING (VALUES (7, 1::bigint, 'jan')) s(room, v, month)
+		ON rooms.room = s.room
+		   AND to_char(lower(rooms.during) AT TIME ZONE 'UTC', 'mon') = s.month
+		WHEN MATCHED THEN UPDATE SET rate = 101, version = s.v
+		RETURNING rooms.rate, rooms.version)
+SELECT * FROM m;
+
 DROP TABLE booking, rooms;
 DROP EXTENSION btree_gist;
