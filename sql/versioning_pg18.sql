@@ -60,9 +60,9 @@ UPDATE rooms SET rate = 140, version = 1 WHERE room = 7 AND upper(during) = '202
 SELECT room, to_char(lower(during) AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS from, rate, version
   FROM rooms ORDER BY during;
 
--- 3. 17 added MERGE ... RETURNING, in WITH: a MERGE there is checked as one at the top is
---    (versioning_trigger.sql): UPDATE actions setting the version in some but not all are
---    refused on a strict table.
+-- 3. MERGE (versioning_trigger.sql tests the rest) in what 17 added: MERGE ... RETURNING in
+--    WITH, checked as a top-level MERGE is (UPDATE actions setting the version in some but
+--    not all are refused on a strict table), and WHEN NOT MATCHED BY SOURCE.
 WITH m AS (
 	MERGE INTO rooms USING (VALUES (7, 1::bigint, 'jan'), (7, NULL, 'feb')) s(room, v, month)
 		ON rooms.room = s.room
@@ -79,6 +79,18 @@ WITH m AS (
 		WHEN MATCHED THEN UPDATE SET rate = 101, version = s.v
 		RETURNING rooms.rate, rooms.version)
 SELECT * FROM m;
+-- 17 added WHEN NOT MATCHED BY SOURCE, whose UPDATE actions count too
+MERGE INTO rooms USING (VALUES (7, 2::bigint, 'jan')) s(room, v, month)
+	ON rooms.room = s.room AND to_char(lower(rooms.during) AT TIME ZONE 'UTC', 'mon') = s.month
+	WHEN MATCHED THEN UPDATE SET rate = 102, version = s.v
+	WHEN NOT MATCHED BY SOURCE THEN UPDATE SET rate = 0;
+\echo :LAST_ERROR_SQLSTATE
+MERGE INTO rooms USING (VALUES (7, 2::bigint, 'jan')) s(room, v, month)
+	ON rooms.room = s.room AND to_char(lower(rooms.during) AT TIME ZONE 'UTC', 'mon') = s.month
+	WHEN MATCHED THEN UPDATE SET rate = 102, version = s.v
+	WHEN NOT MATCHED BY SOURCE THEN UPDATE SET rate = 0, version = 2;
+SELECT room, to_char(lower(during) AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS from, rate, version
+  FROM rooms ORDER BY during;
 
 DROP TABLE booking, rooms;
 DROP EXTENSION btree_gist;
