@@ -299,6 +299,206 @@ COMMIT;
 DROP OWNED BY versioning_stranger;
 DROP ROLE versioning_stranger;
 
+-- 15. Regular inheritance passes no row trigger on to child tables: enable_versioning refuses
+--     a table with inheritance children (0A000), before adding anything.  Each child can be
+--     versioned on its own, and its rows are then checked also when updated through the
+--     parent; a child created later is unguarded until enable_versioning is run on it.
+--     update_versioned finds only the table's own rows: its primary key does not cover the
+--     children's (P0002).
+CREATE TABLE stock (id int PRIMARY KEY, qty int);
+CREATE TABLE stock_eu () INHERITS (stock);
+INSERT INTO stock_eu VALUES (1, 10);
+SELECT consistency.enable_versioning('stock');
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM err($$ SELECT consistency.enable_versioning('stock', strict => true) $$);
+SELECT count(*) AS version_columns FROM pg_attribute
+ WHERE attname = 'version' AND attrelid IN ('stock'::regclass, 'stock_eu'::regclass);
+SELECT count(*) AS triggers FROM pg_trigger
+ WHERE tgrelid IN ('stock'::regclass, 'stock_eu'::regclass);
+-- with the column already there (trigger only), just the same
+ALTER TABLE stock ADD COLUMN version bigint NOT NULL DEFAULT 1;
+SELECT * FROM err($$ SELECT consistency.enable_versioning('stock') $$);
+-- the child, versioned itself: checked also through the parent
+SELECT consistency.enable_versioning('stock_eu');
+UPDATE stock SET qty = 11, version = 1 WHERE id = 1;
+UPDATE stock SET qty = 12, version = 1 WHERE id = 1;	-- stale
+\echo :LAST_ERROR_SQLSTATE
+SELECT tableoid::regclass, * FROM stock ORDER BY id;
+SELECT * FROM err($$ SELECT consistency.update_versioned('stock', '{"id": 1}', 2, '{"qty": 13}') $$);
+-- a child created later: unguarded until it is enabled
+CREATE TABLE stock_us () INHERITS (stock);
+INSERT INTO stock_us VALUES (2, 20);
+UPDATE stock SET qty = 21, version = 7 WHERE id = 2;	-- not checked
+SELECT consistency.enable_versioning('stock_us');
+UPDATE stock SET qty = 22, version = 1 WHERE id = 2;	-- stale: checked now
+\echo :LAST_ERROR_SQLSTATE
+SELECT tableoid::regclass, * FROM stock ORDER BY id;
+-- disable_versioning on a parent with children: allowed (here there is nothing to drop)
+SELECT consistency.disable_versioning('stock');
+
+-- 16. A partition's trigger is a clone of its partitioned table's, which PostgreSQL lets
+--     neither be replaced (42710) nor dropped (2BP01) on its own: enable_versioning and
+--     disable_versioning on such a partition say so, naming the table to call them on
+--     (the top of the chain for a sub-partition).  A partition versioned on its own is
+--     taken over by its partitioned table's trigger, and is its own again after
+--     disable_versioning on the partitioned table.
+CREATE TABLE tickets (region text, id int, note text, version bigint NOT NULL DEFAULT 1,
+					  PRIMARY KEY (region, id)) PARTITION BY LIST (region);
+CREATE TABLE tickets_eu PARTITION OF tickets FOR VALUES IN ('eu');
+CREATE TABLE tickets_us PARTITION OF tickets FOR VALUES IN ('us') PARTITION BY LIST (id);
+CREATE TABLE tickets_us_1 PARTITION OF tickets_us FOR VALUES IN (1);
+INSERT INTO tickets VALUES ('eu', 1, 'a'), ('us', 1, 'b');
+SELECT consistency.enable_versioning('tickets_eu', strict => true);	-- its own
+SELECT consistency.enable_versioning('tickets');						-- takes it over
+SELECT tgrelid::regclass, tgparentid <> 0 AS clone, pg_get_triggerdef(oid) FROM pg_trigger
+ WHERE tgname = 'consistency_version_guard' AND tgrelid::regclass::text LIKE 'tickets%' ORDER BY 1;
+SELECT consistency.enable_versioning('tickets_eu', strict => true);
+\echo :LAST_ERROR_SQLSTATE
+SELECT consistency.disable_versioning('tickets_eu');
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM err($$ SELECT consistency.enable_versioning('tickets_us_1') $$);
+SELECT * FROM err($$ SELECT consistency.disable_versioning('tickets_us_1') $$);
+SELECT * FROM err($$ SELECT consistency.disable_versioning('tickets_us') $$);
+UPDATE tickets SET note = 'c' WHERE id = 1;		-- still checked (and bumped) everywhere
+SELECT * FROM tickets ORDER BY region;
+SELECT consistency.disable_versioning('tickets');
+SELECT consistency.enable_versioning('tickets_eu', strict => true);	-- its own again
+SELECT consistency.disable_versioning('tickets_eu');
+SELECT count(*) AS triggers FROM pg_trigger
+ WHERE tgname = 'consistency_version_guard' AND tgrelid::regclass::text LIKE 'tickets%';
+
+-- 17. MERGE.  The trigger sees the columns set by a MERGE's UPDATE actions as one set (the
+--     union of their SET lists), and cannot tell which action fired.  On a strict table, or
+--     one in mode 'increment', a MERGE whose UPDATE actions set the version column in some
+--     but not all is refused before it runs: YC102 (strict), 0A000 ('increment', not
+--     strict).  All or none: checked per row, as an UPDATE is.  Mode 'read', not strict: an
+--     action without the version is taken as made against the current row, as an UPDATE.
+CREATE TABLE prices (id int PRIMARY KEY, price int NOT NULL);
+INSERT INTO prices VALUES (1, 10), (2, 20);
+SELECT consistency.enable_versioning('prices', strict => true);
+-- strict: row 2 took the action without the version, and went through unchecked
+MERGE INTO prices USING (VALUES (1, 11, 1::bigint), (2, 21, NULL)) s(id, price, v)
+	ON prices.id = s.id
+	WHEN MATCHED AND s.v IS NOT NULL THEN UPDATE SET price = s.price, version = s.v
+	WHEN MATCHED THEN UPDATE SET price = s.price;
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM err($$ MERGE INTO prices USING (VALUES (1, 11, 1::bigint)) s(id, price, v)
+	ON prices.id = s.id
+	WHEN MATCHED AND s.price > 100 THEN UPDATE SET price = s.price
+	WHEN MATCHED THEN UPDATE SET price = s.price, version = s.v $$);
+SELECT * FROM prices ORDER BY id;
+-- refused before it runs, also when no row would take the action without the version
+SELECT * FROM err($$ MERGE INTO prices USING (VALUES (3, 1)) s(id, price) ON prices.id = s.id
+	WHEN MATCHED AND false THEN UPDATE SET price = s.price
+	WHEN MATCHED THEN UPDATE SET price = s.price, version = 1
+	WHEN NOT MATCHED THEN INSERT VALUES (s.id, s.price) $$);
+-- every UPDATE action sets it: checked per row (row 2 is stale); DELETE, INSERT and DO
+-- NOTHING actions set nothing and do not count
+MERGE INTO prices USING (VALUES (1, 11, 1::bigint), (2, 21, 0), (3, 31, NULL)) s(id, price, v)
+	ON prices.id = s.id
+	WHEN MATCHED AND s.price > 20 THEN UPDATE SET price = s.price, version = s.v
+	WHEN MATCHED AND s.v IS NULL THEN DELETE
+	WHEN MATCHED THEN UPDATE SET price = s.price, version = s.v
+	WHEN NOT MATCHED THEN INSERT VALUES (s.id, s.price);
+\echo :LAST_ERROR_SQLSTATE
+MERGE INTO prices USING (VALUES (1, 11, 1::bigint), (2, 21, 1), (3, 31, NULL)) s(id, price, v)
+	ON prices.id = s.id
+	WHEN MATCHED AND s.price > 20 THEN UPDATE SET price = s.price, version = s.v
+	WHEN MATCHED AND s.v IS NULL THEN DO NOTHING
+	WHEN MATCHED THEN UPDATE SET price = s.price, version = s.v
+	WHEN NOT MATCHED THEN INSERT VALUES (s.id, s.price);
+SELECT * FROM prices ORDER BY id;
+-- none sets it: the trigger refuses the row, as for an UPDATE
+SELECT * FROM err($$ MERGE INTO prices USING (VALUES (1, 12)) s(id, price) ON prices.id = s.id
+	WHEN MATCHED THEN UPDATE SET price = s.price $$);
+-- EXPLAIN does not run it (not refused); a MERGE run by a function is checked too
+DO $$ BEGIN
+	EXECUTE $m$ EXPLAIN MERGE INTO prices USING (VALUES (1, 12, 2::bigint)) s(id, price, v)
+		ON prices.id = s.id
+		WHEN MATCHED AND s.v IS NOT NULL THEN UPDATE SET price = s.price, version = s.v
+		WHEN MATCHED THEN UPDATE SET price = s.price $m$;
+END $$;
+CREATE FUNCTION merge_prices(p_id int, p_price int, p_version bigint) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+	MERGE INTO prices USING (VALUES (p_id, p_price, p_version)) s(id, price, v)
+		ON prices.id = s.id
+		WHEN MATCHED AND s.v IS NOT NULL THEN UPDATE SET price = s.price, version = s.v
+		WHEN MATCHED THEN UPDATE SET price = s.price;
+END $$;
+SELECT * FROM err($$ SELECT merge_prices(1, 12, 2) $$);
+-- a disabled trigger is not checked
+ALTER TABLE prices DISABLE TRIGGER consistency_version_guard;
+SELECT merge_prices(1, 12, 2);
+ALTER TABLE prices ENABLE TRIGGER consistency_version_guard;
+-- mode 'increment': the row that took the action without the version was refused as stale
+-- (40001: retried for ever)
+SELECT consistency.enable_versioning('prices', mode => 'increment');
+MERGE INTO prices USING (VALUES (1, 13, 3::bigint), (2, 23, NULL)) s(id, price, v)
+	ON prices.id = s.id
+	WHEN MATCHED AND s.v IS NOT NULL THEN UPDATE SET price = s.price, version = s.v
+	WHEN MATCHED THEN UPDATE SET price = s.price;
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM err($$ MERGE INTO prices USING (VALUES (1, 13, 3::bigint), (2, 23, NULL)) s(id, price, v)
+	ON prices.id = s.id
+	WHEN MATCHED AND s.v IS NOT NULL THEN UPDATE SET price = s.price, version = s.v
+	WHEN MATCHED THEN UPDATE SET price = s.price $$);
+-- as the hint says, "version = version + 1" in the other actions: they bump it
+MERGE INTO prices USING (VALUES (1, 13, 3::bigint), (2, 23, NULL)) s(id, price, v)
+	ON prices.id = s.id
+	WHEN MATCHED AND s.v IS NOT NULL THEN UPDATE SET price = s.price, version = s.v
+	WHEN MATCHED THEN UPDATE SET price = s.price, version = version + 1;
+-- none sets it: bumped, as an UPDATE without the version is
+MERGE INTO prices USING (VALUES (3, 33)) s(id, price) ON prices.id = s.id
+	WHEN MATCHED THEN UPDATE SET price = s.price;
+SELECT * FROM prices ORDER BY id;
+-- mode 'read', not strict: mixed actions are an UPDATE each; the one without the version
+-- bumps it, the other is checked
+SELECT consistency.enable_versioning('prices');
+MERGE INTO prices USING (VALUES (1, 14, 3::bigint), (2, 24, NULL)) s(id, price, v)
+	ON prices.id = s.id
+	WHEN MATCHED AND s.v IS NOT NULL THEN UPDATE SET price = s.price, version = s.v
+	WHEN MATCHED THEN UPDATE SET price = s.price;
+SELECT * FROM err($$ MERGE INTO prices USING (VALUES (1, 15, 3::bigint), (2, 25, NULL)) s(id, price, v)
+	ON prices.id = s.id
+	WHEN MATCHED AND s.v IS NOT NULL THEN UPDATE SET price = s.price, version = s.v
+	WHEN MATCHED THEN UPDATE SET price = s.price $$);
+SELECT * FROM prices ORDER BY id;
+-- partitions and inheritance children are checked with their own triggers
+SELECT consistency.enable_versioning('tickets', strict => true);
+SELECT * FROM err($$ MERGE INTO tickets USING (VALUES ('eu', 1, 2::bigint), ('us', 1, NULL)) s(region, id, v)
+	ON tickets.region = s.region AND tickets.id = s.id
+	WHEN MATCHED AND s.v IS NOT NULL THEN UPDATE SET note = 'd', version = s.v
+	WHEN MATCHED THEN UPDATE SET note = 'd' $$);
+SELECT consistency.enable_versioning('stock_us', mode => 'increment');
+SELECT * FROM err($$ MERGE INTO stock USING (VALUES (1, 2::bigint), (2, NULL)) s(id, v)
+	ON stock.id = s.id
+	WHEN MATCHED AND s.v IS NOT NULL THEN UPDATE SET qty = 0, version = s.v
+	WHEN MATCHED THEN UPDATE SET qty = 0 $$);
+SELECT tableoid::regclass, * FROM stock ORDER BY id;
+
+-- 18. The MERGE check is made by the library, which must be loaded when the MERGE starts:
+--     always with shared_preload_libraries (or session_preload_libraries), otherwise once
+--     the session has called one of the extension's functions.  The first statement of a
+--     session that has not gets the trigger's per-row check only: with the library not
+--     preloaded, the MERGE below goes through, row 2 unchecked (the documented limit).
+SELECT consistency.enable_versioning('prices', strict => true);
+SELECT bool_or('consistency' = ANY (string_to_array(replace(current_setting(s), ' ', ''), ',')))
+	AS preloaded
+  FROM unnest(ARRAY['shared_preload_libraries', 'session_preload_libraries']) s \gset
+\c
+SELECT (code = 'YC102') = :'preloaded'::bool AS refused_if_preloaded
+  FROM err($$ MERGE INTO prices USING (VALUES (1, 16, 4::bigint), (2, 26, NULL)) s(id, price, v)
+	ON prices.id = s.id
+	WHEN MATCHED AND s.v IS NOT NULL THEN UPDATE SET price = s.price, version = s.v
+	WHEN MATCHED THEN UPDATE SET price = s.price $$);
+SELECT (price = 26) <> :'preloaded'::bool AS row_2_as_documented FROM prices WHERE id = 2;
+-- the library is loaded now: refused in either configuration
+SELECT code FROM err($$ MERGE INTO prices USING (VALUES (1, 16, 4::bigint), (2, 26, NULL)) s(id, price, v)
+	ON prices.id = s.id
+	WHEN MATCHED AND s.v IS NOT NULL THEN UPDATE SET price = s.price, version = s.v
+	WHEN MATCHED THEN UPDATE SET price = s.price $$);
+
 DROP SCHEMA "we""ird; schema" CASCADE;
-DROP TABLE products, small, layouts, loose, gen, manual, orders, canary CASCADE;
-DROP FUNCTION err(text);
+DROP TABLE products, small, layouts, loose, gen, manual, orders, canary, stock, tickets, prices CASCADE;
+DROP FUNCTION err(text), merge_prices(int, int, bigint);

@@ -419,7 +419,8 @@ DROP FUNCTION jump_version();
 --     statement, also in a session that used the direct path before: a CHECK constraint
 --     (23514), a foreign key (23503), row-level security, column privileges; a row changed
 --     earlier in the same statement is seen; dropped again, the direct path
---     resumes (a stale version is the same conflict on either path).
+--     resumes (a stale version is the same conflict on either path).  A system catalog
+--     always goes through the statement.
 --     consistency.update_versioned_direct = off makes every call run the statement.
 CREATE EXTENSION amcheck;
 CREATE TABLE direct (id int PRIMARY KEY, sku text NOT NULL, qty int NOT NULL, note text,
@@ -454,6 +455,17 @@ SELECT consistency.update_versioned('direct', '{"id": 1}', 2, '{"qty": 151}') AS
 RESET consistency.update_versioned_direct;
 SELECT count(*) AS statements_run FROM pg_backend_memory_contexts
  WHERE name = 'CachedPlan' AND ident LIKE 'UPDATE ONLY public.direct %';
+-- a system catalog (a superuser may update one) goes through the statement, which does
+-- what catalogs need (on 18, the tuple lock that in-place updates of pg_class and
+-- pg_database wait for): a plan appears
+CREATE SEQUENCE direct_seq;
+SELECT consistency.update_versioned('pg_catalog.pg_sequence',
+									jsonb_build_object('seqrelid', 'direct_seq'::regclass::oid),
+									1, '{"seqcycle": true}', 'seqcache') AS catalog_row;
+SELECT count(*) AS statements_run FROM pg_backend_memory_contexts
+ WHERE name = 'CachedPlan' AND ident LIKE 'UPDATE ONLY pg_catalog.pg_sequence %';
+SELECT seqcycle, seqcache FROM pg_sequence WHERE seqrelid = 'direct_seq'::regclass;
+DROP SEQUENCE direct_seq;
 SELECT * FROM err($$ SELECT consistency.update_versioned('direct', '{"id": 2}', 1, '{"qty": null}') $$);
 SELECT * FROM err($$ SELECT consistency.update_versioned('direct', '{"id": 2}', 1, '{"ident": 9}') $$);
 SELECT consistency.update_versioned('direct', '{"id": 2}', 1,

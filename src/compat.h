@@ -254,4 +254,36 @@ guc_malloc(int elevel, size_t size)
 }
 #endif
 
+/*
+ * 17 added MERGE's WHEN NOT MATCHED BY SOURCE, and keeps a result relation's
+ * MERGE actions in one list per match kind; before, one list for WHEN
+ * MATCHED and one for WHEN NOT MATCHED.  ResultRelInfoMergeActions(rri, k),
+ * k from 0 to MERGE_ACTION_LISTS - 1, are all of them (MergeActionState).
+ */
+#if PG_VERSION_NUM >= 170000
+#define MERGE_ACTION_LISTS	NUM_MERGE_MATCH_KINDS
+#define ResultRelInfoMergeActions(rri, k)	((rri)->ri_MergeActions[(k)])
+#else
+#define MERGE_ACTION_LISTS	2
+#define ResultRelInfoMergeActions(rri, k) \
+	((k) == 0 ? (rri)->ri_matchedMergeAction : (rri)->ri_notMatchedMergeAction)
+#endif
+
+/*
+ * 18 lets a primary key be a GiST index (PRIMARY KEY (..., p WITHOUT
+ * OVERLAPS)), whose strategy numbers are the operator class's own: its
+ * equality strategy is asked of the access method.  Before 18 a primary key
+ * is always a btree index.  InvalidStrategy: the index has no equality.
+ */
+#if PG_VERSION_NUM >= 180000
+#include "access/amapi.h"
+#define IndexEqualStrategy(amoid, opfamily) \
+	IndexAmTranslateCompareType(COMPARE_EQ, (amoid), (opfamily), true)
+#else
+#include "access/stratnum.h"
+#include "catalog/pg_am.h"
+#define IndexEqualStrategy(amoid, opfamily) \
+	((amoid) == BTREE_AM_OID ? BTEqualStrategyNumber : InvalidStrategy)
+#endif
+
 #endif							/* CONSISTENCY_COMPAT_H */

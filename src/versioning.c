@@ -29,6 +29,16 @@
  * cannot bypass the check.  Without it, such an UPDATE is taken as made
  * against the current row and bumps the version, in either mode.
  *
+ * For MERGE, tg_updatedcols is the union of all its UPDATE actions' SET
+ * lists, and nothing tells the trigger which action fired.  A MERGE whose
+ * UPDATE actions set the version column in some but not all would have its
+ * other actions' rows taken for checked ones: accepted unchecked in strict
+ * mode, refused as stale for ever in mode 'increment'.  An ExecutorStart
+ * hook refuses such a MERGE on a strict or 'increment' table before it runs
+ * (merge_check_*); it can only do so once the library is loaded, so with
+ * shared_preload_libraries or session_preload_libraries always, otherwise
+ * from the first call of one of its functions in the session on.
+ *
  * IDENTIFICATION
  *	  src/versioning.c
  *
@@ -36,15 +46,21 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/sysattr.h"
 #include "access/table.h"
 #include "catalog/heap.h"
 #include "catalog/objectaddress.h"
 #include "catalog/partition.h"
+#include "catalog/pg_inherits.h"
+#include "catalog/pg_language.h"
+#include "catalog/pg_proc.h"
+#include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "common/int.h"
+#include "executor/executor.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
@@ -52,10 +68,12 @@
 #include "storage/lmgr.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/relcache.h"
+#include "utils/syscache.h"
 
 #include "consistency.h"
 #include "stats.h"
@@ -250,6 +268,74 @@ expected_update(Relation rel, const char *column, int64 oldv, int64 newv)
  * ----------------------------------------------------------------
  */
 
+/* A version_guard trigger's arguments. */
+typedef struct GuardArgs
+{
+	const char *column;
+	bool		strict;
+	bool		increment;		/* mode 'increment', else 'read' */
+} GuardArgs;
+
+/*
+ * Parse trigger tg's arguments into *args.  Bad arguments are 39P01 when
+ * report is true; otherwise the result is false.
+ */
+static bool
+guard_args(const Trigger *tg, Relation rel, bool report, GuardArgs *args)
+{
+	const char *mode = NULL;
+	int			i;
+
+	args->column = "version";
+	args->strict = false;
+	if (tg->tgnargs > 3)
+	{
+		if (!report)
+			return false;
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("trigger \"%s\" on table \"%s\" has %d arguments",
+						tg->tgname, RelationGetRelationName(rel), tg->tgnargs),
+				 errdetail("consistency.version_guard() takes at most three: the version column name, then 'strict' and a mode ('read' or 'increment'), in either order.")));
+	}
+	if (tg->tgnargs >= 1)
+		args->column = tg->tgargs[0];
+	for (i = 1; i < tg->tgnargs; i++)
+	{
+		const char *arg = tg->tgargs[i];
+		bool		is_mode = (pg_strcasecmp(arg, "read") == 0 ||
+							   pg_strcasecmp(arg, "increment") == 0);
+
+		if (!is_mode && pg_strcasecmp(arg, "strict") != 0)
+		{
+			if (!report)
+				return false;
+			ereport(ERROR,
+					(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+					 errmsg("invalid argument \"%s\" of trigger \"%s\" on table \"%s\"",
+							arg, tg->tgname, RelationGetRelationName(rel)),
+					 errdetail("After the version column, consistency.version_guard() accepts only 'strict', 'read' and 'increment'.")));
+		}
+		if (is_mode ? mode != NULL : args->strict)
+		{
+			if (!report)
+				return false;
+			ereport(ERROR,
+					(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+					 errmsg("trigger \"%s\" on table \"%s\" gives %s twice",
+							tg->tgname, RelationGetRelationName(rel),
+							is_mode ? "a mode" : "'strict'"),
+					 errdetail("consistency.version_guard() takes 'strict' once and one mode, 'read' or 'increment'.")));
+		}
+		if (is_mode)
+			mode = arg;
+		else
+			args->strict = true;
+	}
+	args->increment = (mode != NULL && pg_strcasecmp(mode, "increment") == 0);
+	return true;
+}
+
 /* A trigger's arguments, parsed and checked; cached in fn_extra per query. */
 typedef struct GuardConfig
 {
@@ -268,54 +354,19 @@ guard_config(FunctionCallInfo fcinfo, TriggerData *td)
 	GuardConfig *cfg = (GuardConfig *) fcinfo->flinfo->fn_extra;
 	Trigger    *tg = td->tg_trigger;
 	Relation	rel = td->tg_relation;
-	const char *column = "version";
-	bool		strict = false;
-	const char *mode = NULL;
-	int			i;
+	GuardArgs	args;
 
 	if (cfg != NULL && cfg->tgoid == tg->tgoid && cfg->relid == RelationGetRelid(rel))
 		return cfg;
 
-	if (tg->tgnargs > 3)
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("trigger \"%s\" on table \"%s\" has %d arguments",
-						tg->tgname, RelationGetRelationName(rel), tg->tgnargs),
-				 errdetail("consistency.version_guard() takes at most three: the version column name, then 'strict' and a mode ('read' or 'increment'), in either order.")));
-	if (tg->tgnargs >= 1)
-		column = tg->tgargs[0];
-	for (i = 1; i < tg->tgnargs; i++)
-	{
-		const char *arg = tg->tgargs[i];
-		bool		is_mode = (pg_strcasecmp(arg, "read") == 0 ||
-							   pg_strcasecmp(arg, "increment") == 0);
-
-		if (!is_mode && pg_strcasecmp(arg, "strict") != 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-					 errmsg("invalid argument \"%s\" of trigger \"%s\" on table \"%s\"",
-							arg, tg->tgname, RelationGetRelationName(rel)),
-					 errdetail("After the version column, consistency.version_guard() accepts only 'strict', 'read' and 'increment'.")));
-		if (is_mode ? mode != NULL : strict)
-			ereport(ERROR,
-					(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-					 errmsg("trigger \"%s\" on table \"%s\" gives %s twice",
-							tg->tgname, RelationGetRelationName(rel),
-							is_mode ? "a mode" : "'strict'"),
-					 errdetail("consistency.version_guard() takes 'strict' once and one mode, 'read' or 'increment'.")));
-		if (is_mode)
-			mode = arg;
-		else
-			strict = true;
-	}
-
+	(void) guard_args(tg, rel, true, &args);
 	cfg = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(GuardConfig));
 	cfg->tgoid = tg->tgoid;
 	cfg->relid = RelationGetRelid(rel);
-	cfg->attnum = versioning_column(rel, column, &cfg->typid);
-	cfg->strict = strict;
-	cfg->increment = (mode != NULL && pg_strcasecmp(mode, "increment") == 0);
-	cfg->column = MemoryContextStrdup(fcinfo->flinfo->fn_mcxt, column);
+	cfg->attnum = versioning_column(rel, args.column, &cfg->typid);
+	cfg->strict = args.strict;
+	cfg->increment = args.increment;
+	cfg->column = MemoryContextStrdup(fcinfo->flinfo->fn_mcxt, args.column);
 	fcinfo->flinfo->fn_extra = cfg;
 	return cfg;
 }
@@ -484,6 +535,156 @@ consistency_version_guard(PG_FUNCTION_ARGS)
 }
 
 /* ----------------------------------------------------------------
+ * MERGE: one set of updated columns for all its UPDATE actions
+ * ----------------------------------------------------------------
+ */
+
+static ExecutorStart_hook_type prev_ExecutorStart = NULL;
+
+/* Is trigger tg enabled for this session, as TriggerEnabled() decides? */
+static bool
+trigger_fires(const Trigger *tg)
+{
+	if (tg->tgenabled == TRIGGER_DISABLED)
+		return false;
+	if (SessionReplicationRole == SESSION_REPLICATION_ROLE_REPLICA)
+		return tg->tgenabled != TRIGGER_FIRES_ON_ORIGIN;
+	return tg->tgenabled != TRIGGER_FIRES_ON_REPLICA;
+}
+
+/* Is function foid this library's version_guard()? */
+static bool
+is_version_guard(Oid foid)
+{
+	HeapTuple	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(foid));
+	bool		result = false;
+
+	if (!HeapTupleIsValid(tup))
+		return false;
+	if (((Form_pg_proc) GETSTRUCT(tup))->prolang == ClanguageId)
+	{
+		bool		isnull;
+		Datum		src = SysCacheGetAttr(PROCOID, tup, Anum_pg_proc_prosrc, &isnull);
+
+		result = !isnull && strcmp(TextDatumGetCString(src), "consistency_version_guard") == 0;
+	}
+	ReleaseSysCache(tup);
+	return result;
+}
+
+/*
+ * A MERGE is about to update rri's table.  For each version_guard trigger of
+ * the table in strict mode or mode 'increment', the statement's UPDATE
+ * actions must set its version column in all of them or in none: the trigger
+ * sees their SET lists as one (tg_updatedcols is their union), so it would
+ * take an action that does not set the version for one that does.
+ */
+static void
+merge_check_target(ResultRelInfo *rri)
+{
+	TriggerDesc *trigdesc = rri->ri_TrigDesc;
+	Relation	rel = rri->ri_RelationDesc;
+	int			i;
+
+	if (trigdesc == NULL || !trigdesc->trig_update_before_row)
+		return;
+	for (i = 0; i < trigdesc->numtriggers; i++)
+	{
+		Trigger    *tg = &trigdesc->triggers[i];
+		GuardArgs	args;
+		AttrNumber	attnum;
+		int			nupdate = 0;
+		int			nset = 0;
+		int			k;
+
+		if (!TRIGGER_FOR_ROW(tg->tgtype) || !TRIGGER_FOR_BEFORE(tg->tgtype) ||
+			!TRIGGER_FOR_UPDATE(tg->tgtype) || !trigger_fires(tg) ||
+			!is_version_guard(tg->tgfoid))
+			continue;
+		/* bad arguments or column: the trigger reports them if it fires */
+		if (!guard_args(tg, rel, false, &args) || (!args.strict && !args.increment))
+			continue;
+		attnum = get_attnum(RelationGetRelid(rel), args.column);
+		if (attnum <= 0)
+			continue;
+
+		for (k = 0; k < MERGE_ACTION_LISTS; k++)
+		{
+			ListCell   *lc;
+
+			foreach(lc, ResultRelInfoMergeActions(rri, k))
+			{
+				MergeAction *action = ((MergeActionState *) lfirst(lc))->mas_action;
+
+				if (action->commandType != CMD_UPDATE)
+					continue;
+				nupdate++;
+				if (list_member_int(action->updateColnos, attnum))
+					nset++;
+			}
+		}
+		if (nset == 0 || nset == nupdate)
+			continue;
+
+		if (args.strict)
+		{
+			consistency_count(CSTAT_VER_STRICT_REFUSED);
+			ereport(ERROR,
+					(errcode(ERRCODE_CONSISTENCY_VERSION_NOT_SET),
+					 errmsg("every UPDATE action of a MERGE on table \"%s\" must set version column \"%s\"",
+							RelationGetRelationName(rel), args.column),
+					 errdetail("Versioning on this table is strict. The trigger sees the columns set by a MERGE's UPDATE actions as one set, so it cannot check the actions that leave the version out while another sets it."),
+					 args.increment ?
+					 errhint("Add \"%s = <version read> + 1\" to every UPDATE action (mode 'increment').", args.column) :
+					 errhint("Add \"%s = <version read>\" to every UPDATE action.", args.column),
+					 errtablecol(rel, attnum)));
+		}
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("the UPDATE actions of a MERGE on table \"%s\" must set version column \"%s\" in all or none of them",
+						RelationGetRelationName(rel), args.column),
+				 errdetail("In mode 'increment' an UPDATE that leaves the version out is bumped. The trigger sees the columns set by a MERGE's UPDATE actions as one set, so it would take the actions that leave the version out for stale ones while another sets it."),
+				 errhint("Add \"%s = %s + 1\" to the UPDATE actions that do not check the version.",
+						 quote_identifier(args.column), quote_identifier(args.column)),
+				 errtablecol(rel, attnum)));
+	}
+}
+
+static void
+merge_check_modifytable(ModifyTableState *mtstate)
+{
+	int			i;
+
+	if (mtstate->operation != CMD_MERGE)
+		return;
+	for (i = 0; i < mtstate->mt_nrels; i++)
+		merge_check_target(&mtstate->resultRelInfo[i]);
+}
+
+/*
+ * ExecutorStart: check every MERGE of the statement, the top-level one and
+ * those of its WITH clause, once their targets are open.
+ */
+static void
+versioning_executor_start(QueryDesc *queryDesc, int eflags)
+{
+	ListCell   *lc;
+
+	if (prev_ExecutorStart)
+		prev_ExecutorStart(queryDesc, eflags);
+	else
+		standard_ExecutorStart(queryDesc, eflags);
+
+	if ((eflags & EXEC_FLAG_EXPLAIN_ONLY) != 0 ||
+		(queryDesc->operation != CMD_MERGE && !queryDesc->plannedstmt->hasModifyingCTE))
+		return;
+	if (queryDesc->planstate != NULL && IsA(queryDesc->planstate, ModifyTableState))
+		merge_check_modifytable((ModifyTableState *) queryDesc->planstate);
+	foreach(lc, queryDesc->estate->es_auxmodifytables)
+		merge_check_modifytable((ModifyTableState *) lfirst(lc));
+}
+
+/* ----------------------------------------------------------------
  * enable_versioning / disable_versioning
  * ----------------------------------------------------------------
  */
@@ -565,6 +766,74 @@ run_ddl(const char *sql)
 		elog(ERROR, "SPI_execute failed for \"%s\": %s", sql, SPI_result_code_string(rc));
 }
 
+/*
+ * The partitioned table whose enable_versioning() gave partition relid its
+ * guard trigger, following the chain of clones up (a sub-partition's trigger
+ * is a clone of a clone); InvalidOid when relid's trigger is its own, or it
+ * has none.
+ */
+static Oid
+guard_cloned_from(Oid relid)
+{
+	Oid			tgoid = get_trigger_oid(relid, VERSION_GUARD_TRIGGER, true);
+	Oid			owner = InvalidOid;
+	Relation	tgrel;
+
+	if (!OidIsValid(tgoid))
+		return InvalidOid;
+	tgrel = table_open(TriggerRelationId, AccessShareLock);
+	while (OidIsValid(tgoid))
+	{
+		ScanKeyData key;
+		SysScanDesc scan;
+		HeapTuple	tup;
+		Form_pg_trigger tg;
+
+		ScanKeyInit(&key, Anum_pg_trigger_oid, BTEqualStrategyNumber, F_OIDEQ,
+					ObjectIdGetDatum(tgoid));
+		scan = systable_beginscan(tgrel, TriggerOidIndexId, true, NULL, 1, &key);
+		tup = systable_getnext(scan);
+		if (!HeapTupleIsValid(tup))
+			elog(ERROR, "could not find tuple for trigger %u", tgoid);
+		tg = (Form_pg_trigger) GETSTRUCT(tup);
+		if (tg->tgrelid != relid)
+			owner = tg->tgrelid;
+		tgoid = tg->tgparentid;
+		systable_endscan(scan);
+	}
+	table_close(tgrel, AccessShareLock);
+	return owner;
+}
+
+/*
+ * A partition's guard trigger cloned from its partitioned table's is not the
+ * partition's to replace (42710) or drop (2BP01): PostgreSQL refuses both.
+ * Say so first, naming the table to run the function on.
+ */
+static void
+check_guard_not_cloned(Relation rel, bool dropping)
+{
+	Oid			owner;
+
+	if (!rel->rd_rel->relispartition)
+		return;
+	owner = guard_cloned_from(RelationGetRelid(rel));
+	if (!OidIsValid(owner))
+		return;
+	ereport(ERROR,
+			(errcode(dropping ? ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST : ERRCODE_DUPLICATE_OBJECT),
+			 errmsg("versioning of partition \"%s\" is set on partitioned table \"%s\"",
+					RelationGetRelationName(rel), get_rel_name(owner)),
+			 errdetail("The partition's trigger \"%s\" is a clone of the one on \"%s\", and only changes with it.",
+					   VERSION_GUARD_TRIGGER, get_rel_name(owner)),
+			 dropping ?
+			 errhint("Call consistency.disable_versioning() on \"%s\": it applies to every partition.",
+					 get_rel_name(owner)) :
+			 errhint("Call consistency.enable_versioning() on \"%s\": it applies to every partition.",
+					 get_rel_name(owner)),
+			 errtable(rel)));
+}
+
 /* Does column colname exist (not dropped) in relid? */
 static bool
 column_exists(Oid relid, const char *colname)
@@ -628,6 +897,25 @@ enable_versioning(FunctionCallInfo fcinfo, bool has_mode)
 	lockmode = column_exists(relid, colname) ? ShareRowExclusiveLock : AccessExclusiveLock;
 	rel = open_for_ddl(relid, lockmode, lockmode == AccessExclusiveLock);
 	target = qualified_name(rel);
+
+	/*
+	 * Regular inheritance passes no row trigger on: the rows of a child table
+	 * would go unchecked, also when updated through this table, while ALTER
+	 * TABLE would add the column to them.  (Our lock keeps CREATE TABLE ...
+	 * INHERITS and ALTER TABLE ... INHERIT out until the transaction ends.)
+	 * Partitions get a clone of a partitioned table's trigger instead.
+	 */
+	if (rel->rd_rel->relkind == RELKIND_RELATION && rel->rd_rel->relhassubclass &&
+		find_inheritance_children(relid, NoLock) != NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot enable versioning on table \"%s\", which has inheritance children",
+						RelationGetRelationName(rel)),
+				 errdetail("Regular inheritance does not pass row triggers on to child tables: their rows would be updated unchecked, also through \"%s\".",
+						   RelationGetRelationName(rel)),
+				 errhint("Enable versioning on each child table, or use a partitioned table, whose partitions all get the trigger."),
+				 errtable(rel)));
+	check_guard_not_cloned(rel, false);
 	/* ALTER TABLE refuses a table this session has open: keep only the lock. */
 	table_close(rel, NoLock);
 
@@ -697,6 +985,7 @@ consistency_disable_versioning(PG_FUNCTION_ARGS)
 	/* DROP TRIGGER is the owner's, also when there is no trigger to drop. */
 	rel = open_for_ddl(relid, AccessExclusiveLock, true);
 	target = qualified_name(rel);
+	check_guard_not_cloned(rel, true);
 	table_close(rel, NoLock);
 
 	/* Idempotent and quiet: nothing to do if the trigger is not there. */
@@ -727,4 +1016,7 @@ consistency_versioning_init(void)
 							 conflict_sqlstate_options,
 							 PGC_USERSET, 0,
 							 NULL, NULL, NULL);
+
+	prev_ExecutorStart = ExecutorStart_hook;
+	ExecutorStart_hook = versioning_executor_start;
 }

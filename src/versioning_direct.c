@@ -19,8 +19,11 @@
  *
  * "Could do nothing else" is decided once per prepared statement (again
  * after every relcache invalidation of the table, which marks the statement
- * stale): an ordinary heap table, not a partition nor another session's
- * temporary table, without triggers (which include foreign keys, either
+ * stale): an ordinary heap table, not a partition, a system catalog (a
+ * superuser may update one; the executor does what catalogs need and
+ * heap_update() alone does not: on 18, the tuple lock that in-place updates
+ * of pg_class and pg_database wait for) nor another session's temporary
+ * table, without triggers (which include foreign keys, either
  * side), rules, row-level security, CHECK constraints or generated columns,
  * whose indexes are all immediate and none for an exclusion constraint (an
  * identity column cannot be set: preparing the statement fails first, 428C9);
@@ -57,6 +60,7 @@
 #include "access/skey.h"
 #include "access/stratnum.h"
 #include "access/xact.h"
+#include "catalog/catalog.h"
 #include "catalog/pg_am.h"
 #include "catalog/pg_attribute.h"
 #include "catalog/pg_index.h"
@@ -108,6 +112,7 @@ versioning_direct_plan(Relation rel, Oid pkoid, VersioningDirectPlan *plan)
 	if (rel->rd_rel->relkind != RELKIND_RELATION ||
 		rel->rd_rel->relam != HEAP_TABLE_AM_OID ||
 		rel->rd_rel->relispartition ||
+		IsCatalogRelation(rel) ||
 		RELATION_IS_OTHER_TEMP(rel) ||
 		rel->trigdesc != NULL ||
 		rel->rd_rules != NULL ||

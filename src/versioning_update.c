@@ -230,16 +230,24 @@ colinfo_fill(ColInfo *c, Relation rel, AttrNumber attnum, MemoryContext cxt)
 	fmgr_info_cxt(typinput, &c->input, cxt);
 }
 
-/* "OPERATOR(nsp.=)" for the btree equality operator of opfamily on type. */
+/*
+ * "OPERATOR(nsp.=)" for the equality operator of operator family opfamily of
+ * index access method amoid on type opcintype.  The strategy number is the
+ * access method's: btree's is 3, but a GiST primary key (18's PRIMARY KEY
+ * (..., p WITHOUT OVERLAPS)) has its operator classes' own, and strategy 3 of
+ * GiST's range_ops is && (overlaps), which would match any overlapping key.
+ */
 static char *
-eq_operator(Oid opfamily, Oid opcintype)
+eq_operator(Oid amoid, Oid opfamily, Oid opcintype)
 {
-	Oid			opno = get_opfamily_member(opfamily, opcintype, opcintype,
-										   BTEqualStrategyNumber);
+	StrategyNumber strategy = IndexEqualStrategy(amoid, opfamily);
+	Oid			opno = InvalidOid;
 	HeapTuple	tup;
 	Form_pg_operator op;
 	char	   *result;
 
+	if (strategy != InvalidStrategy)
+		opno = get_opfamily_member(opfamily, opcintype, opcintype, strategy);
 	if (!OidIsValid(opno))
 		elog(ERROR, "no equality operator in operator family %u for type %u",
 			 opfamily, opcintype);
@@ -378,7 +386,7 @@ plan_entry_build(PlanEntry *e, Request *r)
 	for (i = 0; i < e->nkeys; i++)
 	{
 		colinfo_fill(&e->keys[i], rel, idx->rd_index->indkey.values[i], e->cxt);
-		eqops[i] = eq_operator(idx->rd_opfamily[i], idx->rd_opcintype[i]);
+		eqops[i] = eq_operator(idx->rd_rel->relam, idx->rd_opfamily[i], idx->rd_opcintype[i]);
 	}
 	index_close(idx, AccessShareLock);
 
