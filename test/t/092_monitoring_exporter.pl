@@ -151,7 +151,7 @@ my ($cli_out, $cli_err) = ('', '');
 IPC::Run::run([ 'pg_consistency', 'stats', $primary->connstr('postgres') . ' user=exporter' ],
 	'>', \$cli_out, '2>', \$cli_err);
 is($? >> 8, 0, 'pg_consistency stats: exit 0');
-like($cli_out, qr/^database postgres \(counters since the server started\)$/m, 'stats: names the database');
+like($cli_out, qr/^database postgres \(counters never reset\)$/m, 'stats: names the database, never reset');
 my @cli_wrong = grep {
 	my ($c, $n) = split /\./;
 	$cli_out !~ /^  \Q$c\E +\Q$n\E +\Q$expected{$_}\E$/m
