@@ -405,6 +405,12 @@ cmd_stats(PGconn *conn)
 
 		for (i = 0; i < n; i++)
 		{
+			if (!PQgetisnull(res, i, 5))
+			{
+				/* a database the server keeps no counters for (every slot taken) */
+				printf("database %s: no counters: %s\n", PQgetvalue(res, i, 0), PQgetvalue(res, i, 5));
+				continue;
+			}
 			if (strcmp(PQgetvalue(res, i, 0), last_db) != 0)
 			{
 				last_db = PQgetvalue(res, i, 0);
