@@ -11,6 +11,17 @@
  * counted call takes no lock and touches no shared cache line; the backend
  * finds its database's slot once (under the slot lock) and keeps it.
  *
+ * Each database that counted something (or read the view) has a slot, of at
+ * most STATS_MAX_DATABASES.  A slot is freed when its database is dropped:
+ * the object access hook notes the DROP DATABASE, and its transaction's
+ * commit frees the slot (the drop can still fail after the hook).  A slot can
+ * also outlive its database (one dropped while the library was not loaded,
+ * and read back from the file, or dropped on a primary while this server is
+ * its standby): when no slot is free, a backend that can read the catalog
+ * frees the slots of databases that no longer exist, before giving up.  A
+ * database that finds every slot held by other, existing, databases counts
+ * nothing, and the view says so in a row with a reason.
+ *
  * The shared counters exist only when the library is in
  * shared_preload_libraries (they live in shared memory, which PG15 gives out
  * only to preloaded libraries).  Otherwise consistency.stats returns one row
@@ -25,6 +36,7 @@
  * (the postmaster writes them to pg_stat/consistency.stat when it exits after
  * a shutdown checkpoint, and reads them back, then removes the file, at the
  * next start) and start from zero after a crash or an immediate shutdown.
+ * Free slots are not saved.
  *
  * IDENTIFICATION
  *	  src/stats.c
@@ -36,7 +48,9 @@
 #include <unistd.h>
 
 #include "access/xact.h"
+#include "catalog/objectaccess.h"
 #include "catalog/pg_control.h"
+#include "catalog/pg_database.h"
 #include "common/controldata_utils.h"
 #include "common/hashfn.h"
 #include "commands/dbcommands.h"
@@ -50,6 +64,9 @@
 #include "storage/shmem.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/inval.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "consistency.h"
@@ -118,19 +135,31 @@ typedef struct StatsDatabase
 
 typedef struct StatsShared
 {
-	LWLock	   *lock;			/* protects slot assignment */
-	int			ndatabases;		/* slots in use */
+	LWLock	   *lock;			/* protects the slots' dboid */
+	pg_atomic_uint32 nfreed;	/* slots freed so far */
 	StatsDatabase databases[STATS_MAX_DATABASES];
 } StatsShared;
 
 static StatsShared *stats = NULL;
 
-/* This backend's slot, found at its first flush. */
+/* This backend's slot, found at its first flush, or NULL. */
 static StatsDatabase *my_database = NULL;
+
+/*
+ * When this backend last looked for a slot and found none: stats->nfreed at
+ * the time (it looks again only once a slot was freed since), and whether
+ * that look freed the slots of dropped databases (which needs the catalog).
+ */
 static bool my_database_full = false;
+static bool my_database_full_reclaimed = false;
+static uint32 my_database_full_nfreed = 0;
+
+/* The database this transaction's DROP DATABASE drops: its slot is freed at commit. */
+static Oid	dropping_database = InvalidOid;
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+static object_access_hook_type prev_object_access_hook = NULL;
 
 #define STATS_FILE			PGSTAT_STAT_PERMANENT_DIRECTORY "/consistency.stat"
 #define STATS_FILE_MAGIC	0x43535431	/* "CST1" */
@@ -139,6 +168,8 @@ static void stats_shmem_request(void);
 static void stats_shmem_startup(void);
 static void stats_shmem_shutdown(int code, Datum arg);
 static void stats_xact_callback(XactEvent event, void *arg);
+static void stats_object_access(ObjectAccessType access, Oid classId,
+								Oid objectId, int subId, void *arg);
 
 /* Checksum of the counter list, so a file written by another list is ignored. */
 static uint32
@@ -173,6 +204,7 @@ stats_load_file(void)
 	FILE	   *f;
 	uint32		header[3];
 	int			i;
+	int			n = 0;
 
 	f = AllocateFile(STATS_FILE, PG_BINARY_R);
 	if (f == NULL)
@@ -196,7 +228,7 @@ stats_load_file(void)
 	{
 		Oid			dboid;
 		uint64		values[CSTAT_NUM + 1];
-		StatsDatabase *d = &stats->databases[stats->ndatabases];
+		StatsDatabase *d = &stats->databases[n];
 		int			c;
 
 		if (fread(&dboid, sizeof(dboid), 1, f) != 1 ||
@@ -206,11 +238,13 @@ stats_load_file(void)
 					(errmsg("consistency statistics file \"%s\" is truncated", STATS_FILE)));
 			break;
 		}
+		if (!OidIsValid(dboid))
+			continue;
 		d->dboid = dboid;
 		pg_atomic_write_u64(&d->reset_at, values[0]);
 		for (c = 0; c < CSTAT_NUM; c++)
 			pg_atomic_write_u64(&d->counters[c], values[c + 1]);
-		stats->ndatabases++;
+		n++;
 	}
 done:
 	FreeFile(f);
@@ -232,7 +266,7 @@ stats_shmem_startup(void)
 	if (!found)
 	{
 		stats->lock = &(GetNamedLWLockTranche("consistency stats"))->lock;
-		stats->ndatabases = 0;
+		pg_atomic_init_u32(&stats->nfreed, 0);
 		for (i = 0; i < STATS_MAX_DATABASES; i++)
 		{
 			stats->databases[i].dboid = InvalidOid;
@@ -260,6 +294,7 @@ stats_shmem_shutdown(int code, Datum arg)
 	uint32		header[3];
 	int			i;
 	int			c;
+	int			n = 0;
 	ControlFileData *control;
 	bool		crc_ok;
 
@@ -280,16 +315,22 @@ stats_shmem_shutdown(int code, Datum arg)
 	f = AllocateFile(STATS_FILE ".tmp", PG_BINARY_W);
 	if (f == NULL)
 		goto error;
+	/* every backend has exited: no lock needed */
+	for (i = 0; i < STATS_MAX_DATABASES; i++)
+		if (OidIsValid(stats->databases[i].dboid))
+			n++;
 	header[0] = STATS_FILE_MAGIC;
 	header[1] = counter_list_hash();
-	header[2] = stats->ndatabases;
+	header[2] = n;
 	if (fwrite(header, sizeof(header), 1, f) != 1)
 		goto error;
-	for (i = 0; i < stats->ndatabases; i++)
+	for (i = 0; i < STATS_MAX_DATABASES; i++)
 	{
 		StatsDatabase *d = &stats->databases[i];
 		uint64		values[CSTAT_NUM + 1];
 
+		if (!OidIsValid(d->dboid))
+			continue;			/* free */
 		values[0] = pg_atomic_read_u64(&d->reset_at);
 		for (c = 0; c < CSTAT_NUM; c++)
 			values[c + 1] = pg_atomic_read_u64(&d->counters[c]);
@@ -314,27 +355,157 @@ error:
 	unlink(STATS_FILE ".tmp");
 }
 
-/*
- * This database's slot, taking a free one the first time; NULL when every
- * slot is taken by other databases.
- */
+/* The slot of database dboid, or NULL.  The caller holds the lock. */
 static StatsDatabase *
-database_slot(Oid dboid, bool create)
+find_slot(Oid dboid)
 {
-	StatsDatabase *found = NULL;
 	int			i;
 
-	LWLockAcquire(stats->lock, create ? LW_EXCLUSIVE : LW_SHARED);
-	for (i = 0; i < stats->ndatabases; i++)
+	for (i = 0; i < STATS_MAX_DATABASES; i++)
 		if (stats->databases[i].dboid == dboid)
-			found = &stats->databases[i];
-	if (found == NULL && create && stats->ndatabases < STATS_MAX_DATABASES)
+			return &stats->databases[i];
+	return NULL;
+}
+
+/*
+ * A free slot for database dboid, at zero, or NULL if none is free.  The
+ * caller holds the lock exclusively.
+ */
+static StatsDatabase *
+take_free_slot(Oid dboid)
+{
+	StatsDatabase *d = find_slot(InvalidOid);
+	int			c;
+
+	if (d == NULL)
+		return NULL;
+	/* whatever a dropped database left in it goes */
+	pg_atomic_write_u64(&d->reset_at, 0);
+	for (c = 0; c < CSTAT_NUM; c++)
+		pg_atomic_write_u64(&d->counters[c], 0);
+	d->dboid = dboid;
+	return d;
+}
+
+/* Free the slot of database dboid, if it has one. */
+static void
+free_database_slot(Oid dboid)
+{
+	StatsDatabase *d;
+
+	LWLockAcquire(stats->lock, LW_EXCLUSIVE);
+	d = find_slot(dboid);
+	if (d != NULL)
 	{
-		found = &stats->databases[stats->ndatabases++];
-		found->dboid = dboid;
+		d->dboid = InvalidOid;
+		pg_atomic_fetch_add_u32(&stats->nfreed, 1);
 	}
 	LWLockRelease(stats->lock);
+}
+
+/*
+ * Free the slots of databases that no longer exist: dropped while the
+ * library was not loaded (the slots came back from the file), or on the
+ * primary of this standby.  Reads the catalog, so only in a transaction.
+ * Returns how many were freed.
+ */
+static int
+free_dropped_slots(void)
+{
+	Oid			dboids[STATS_MAX_DATABASES];
+	bool		gone[STATS_MAX_DATABASES];
+	int			nfreed = 0;
+	int			i;
+
+	Assert(IsTransactionState());
+	LWLockAcquire(stats->lock, LW_SHARED);
+	for (i = 0; i < STATS_MAX_DATABASES; i++)
+		dboids[i] = stats->databases[i].dboid;
+	LWLockRelease(stats->lock);
+
+	/*
+	 * A slot is taken only by a backend connected to its database, after the
+	 * CREATE DATABASE committed: read the catalog as of now, not as of a
+	 * snapshot or cache entry older than the slots just read.
+	 */
+	AcceptInvalidationMessages();
+	InvalidateCatalogSnapshot();
+	for (i = 0; i < STATS_MAX_DATABASES; i++)
+		gone[i] = OidIsValid(dboids[i]) &&
+			!SearchSysCacheExists1(DATABASEOID, ObjectIdGetDatum(dboids[i]));
+
+	LWLockAcquire(stats->lock, LW_EXCLUSIVE);
+	for (i = 0; i < STATS_MAX_DATABASES; i++)
+	{
+		/* a freed slot may have been taken again meanwhile: by a live database */
+		if (gone[i] && stats->databases[i].dboid == dboids[i])
+		{
+			stats->databases[i].dboid = InvalidOid;
+			nfreed++;
+		}
+	}
+	if (nfreed > 0)
+		pg_atomic_fetch_add_u32(&stats->nfreed, nfreed);
+	LWLockRelease(stats->lock);
+	return nfreed;
+}
+
+/*
+ * This database's slot, taking a free one the first time; when none is free
+ * and the caller can read the catalog (can_free), after freeing the slots of
+ * dropped databases.  NULL when every slot is held by other databases.
+ */
+static StatsDatabase *
+database_slot(Oid dboid, bool can_free)
+{
+	StatsDatabase *found;
+
+	LWLockAcquire(stats->lock, LW_SHARED);
+	found = find_slot(dboid);
+	LWLockRelease(stats->lock);
+	if (found != NULL)
+		return found;
+
+	LWLockAcquire(stats->lock, LW_EXCLUSIVE);
+	found = find_slot(dboid);
+	if (found == NULL)
+		found = take_free_slot(dboid);
+	LWLockRelease(stats->lock);
+	if (found != NULL || !can_free || free_dropped_slots() == 0)
+		return found;
+
+	LWLockAcquire(stats->lock, LW_EXCLUSIVE);
+	found = find_slot(dboid);
+	if (found == NULL)
+		found = take_free_slot(dboid);
+	LWLockRelease(stats->lock);
 	return found;
+}
+
+/*
+ * Find this backend's slot (my_database) if it has none yet; can_free as for
+ * database_slot().  False when there is none.  Once none was found, the next
+ * look happens only after a slot was freed, or when it can free the slots of
+ * dropped databases and the last look could not.
+ */
+static bool
+attach_database(bool can_free)
+{
+	uint32		nfreed;
+
+	if (my_database != NULL)
+		return true;
+	if (!OidIsValid(MyDatabaseId))
+		return false;
+	nfreed = pg_atomic_read_u32(&stats->nfreed);
+	if (my_database_full && nfreed == my_database_full_nfreed &&
+		(my_database_full_reclaimed || !can_free))
+		return false;
+	my_database = database_slot(MyDatabaseId, can_free);
+	my_database_full = (my_database == NULL);
+	my_database_full_reclaimed = can_free;
+	my_database_full_nfreed = nfreed;
+	return my_database != NULL;
 }
 
 /* Add this backend's pending counts to the shared counters, and clear them. */
@@ -345,13 +516,16 @@ stats_flush(void)
 
 	if (!consistency_stats_dirty)
 		return;
-	if (stats != NULL && OidIsValid(MyDatabaseId) && !my_database_full)
+	if (stats != NULL && OidIsValid(MyDatabaseId))
 	{
-		if (my_database == NULL)
-		{
-			my_database = database_slot(MyDatabaseId, true);
-			my_database_full = (my_database == NULL);
-		}
+		/*
+		 * No catalog access here (the transaction has ended).  With no free
+		 * slot, the counts wait for a transaction that can free the slots
+		 * of dropped databases (stats_xact_callback, consistency_stats),
+		 * unless one of this backend's already did and found none.
+		 */
+		if (!attach_database(false) && !my_database_full_reclaimed)
+			return;
 		if (my_database != NULL)
 		{
 			for (c = 0; c < CSTAT_NUM; c++)
@@ -382,9 +556,26 @@ stats_xact_callback(XactEvent event, void *arg)
 {
 	switch (event)
 	{
+		case XACT_EVENT_PRE_COMMIT:
+		case XACT_EVENT_PRE_PREPARE:
+			/* the catalog can still be read: a slot can be found now */
+			if (consistency_stats_dirty && my_database == NULL && stats != NULL)
+				(void) attach_database(true);
+			break;
 		case XACT_EVENT_COMMIT:
-		case XACT_EVENT_PARALLEL_COMMIT:
+			/* DROP DATABASE committed: its counters go */
+			if (OidIsValid(dropping_database))
+			{
+				free_database_slot(dropping_database);
+				dropping_database = InvalidOid;
+			}
+			stats_flush();
+			break;
 		case XACT_EVENT_ABORT:
+			dropping_database = InvalidOid;
+			stats_flush();
+			break;
+		case XACT_EVENT_PARALLEL_COMMIT:
 		case XACT_EVENT_PARALLEL_ABORT:
 		case XACT_EVENT_PREPARE:
 			stats_flush();
@@ -395,8 +586,48 @@ stats_xact_callback(XactEvent event, void *arg)
 }
 
 /*
+ * DROP DATABASE: note the database, whose slot its transaction's commit
+ * frees.  Not now: the drop can still fail after this hook (a template
+ * database, other sessions connected).
+ */
+static void
+stats_object_access(ObjectAccessType access, Oid classId, Oid objectId,
+					int subId, void *arg)
+{
+	if (prev_object_access_hook)
+		prev_object_access_hook(access, classId, objectId, subId, arg);
+	if (access == OAT_DROP && classId == DatabaseRelationId && stats != NULL)
+		dropping_database = objectId;
+}
+
+/* The row of the current database that says why it has no counters. */
+static void
+reason_row(ReturnSetInfo *rsinfo, const char *reason)
+{
+	Datum		values[7];
+	bool		nulls[7];
+	char	   *datname = get_database_name(MyDatabaseId);
+
+	memset(nulls, true, sizeof(nulls));
+	values[0] = ObjectIdGetDatum(MyDatabaseId);
+	nulls[0] = false;
+	if (datname != NULL)
+	{
+		NameData   *dbname = palloc0(sizeof(NameData));
+
+		namestrcpy(dbname, datname);
+		values[1] = NameGetDatum(dbname);
+		nulls[1] = false;
+	}
+	values[6] = CStringGetTextDatum(reason);
+	nulls[6] = false;
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+}
+
+/*
  * consistency.stats(): one row per counter of every database that counted
- * something; without shared memory, one row with the reason.
+ * something; without shared memory, one row with the reason, and so when the
+ * current database has no slot.
  *	  -> (datid, datname, capability, counter, value, stats_reset, reason)
  */
 Datum
@@ -407,47 +638,32 @@ consistency_stats(PG_FUNCTION_ARGS)
 	bool		nulls[7];
 	Oid			dboids[STATS_MAX_DATABASES];
 	StatsDatabase *slots[STATS_MAX_DATABASES];
-	int			n;
+	int			n = 0;
 	int			i;
 	int			c;
+	bool		dropped = false;
 
 	InitMaterializedSRF(fcinfo, 0);
 
 	if (stats == NULL)
 	{
-		char	   *datname = get_database_name(MyDatabaseId);
-		NameData   *dbname = palloc0(sizeof(NameData));
-
-		memset(nulls, true, sizeof(nulls));
-		values[0] = ObjectIdGetDatum(MyDatabaseId);
-		nulls[0] = false;
-		if (datname != NULL)
-		{
-			namestrcpy(dbname, datname);
-			values[1] = NameGetDatum(dbname);
-			nulls[1] = false;
-		}
-		values[6] = CStringGetTextDatum("consistency is not in shared_preload_libraries: the counters live in shared memory, which only a preloaded library has");
-		nulls[6] = false;
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		reason_row(rsinfo, "consistency is not in shared_preload_libraries: the counters live in shared memory, which only a preloaded library has");
 		PG_RETURN_NULL();
 	}
 
-	/* this backend's own counts so far are shown too */
+	/* this database, at zero before anything was counted in it */
+	(void) attach_database(true);
+	/* and this backend's own counts so far */
 	stats_flush();
-	/* and this database, at zero, before anything was counted in it */
-	if (my_database == NULL && !my_database_full && OidIsValid(MyDatabaseId))
-	{
-		my_database = database_slot(MyDatabaseId, true);
-		my_database_full = (my_database == NULL);
-	}
 
 	LWLockAcquire(stats->lock, LW_SHARED);
-	n = stats->ndatabases;
-	for (i = 0; i < n; i++)
+	for (i = 0; i < STATS_MAX_DATABASES; i++)
 	{
-		dboids[i] = stats->databases[i].dboid;
-		slots[i] = &stats->databases[i];
+		if (!OidIsValid(stats->databases[i].dboid))
+			continue;
+		dboids[n] = stats->databases[i].dboid;
+		slots[n] = &stats->databases[i];
+		n++;
 	}
 	LWLockRelease(stats->lock);
 
@@ -458,7 +674,10 @@ consistency_stats(PG_FUNCTION_ARGS)
 		uint64		reset_at = pg_atomic_read_u64(&slots[i]->reset_at);
 
 		if (datname == NULL)
-			continue;			/* dropped database */
+		{
+			dropped = true;		/* its slot is freed below */
+			continue;
+		}
 		dbname = palloc0(sizeof(NameData));
 		namestrcpy(dbname, datname);
 		memset(nulls, false, sizeof(nulls));
@@ -475,17 +694,24 @@ consistency_stats(PG_FUNCTION_ARGS)
 			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 		}
 	}
+
+	if (dropped)
+		(void) free_dropped_slots();
+	if (my_database == NULL && OidIsValid(MyDatabaseId))
+		reason_row(rsinfo,
+				   psprintf("consistency keeps the counters of at most %d databases, and other databases hold every slot: nothing is counted in this one",
+							STATS_MAX_DATABASES));
 	PG_RETURN_NULL();
 }
 
 /*
  * consistency.stats_reset(): set this database's counters to zero.  Returns
- * false, changing nothing, when there are no shared counters.
+ * false, changing nothing, when there are no shared counters, or none for
+ * this database (every slot is held by other databases).
  */
 Datum
 consistency_stats_reset(PG_FUNCTION_ARGS)
 {
-	StatsDatabase *d;
 	int			c;
 
 	if (stats == NULL)
@@ -495,12 +721,11 @@ consistency_stats_reset(PG_FUNCTION_ARGS)
 	memset(consistency_stats_pending, 0, sizeof(consistency_stats_pending));
 	consistency_stats_dirty = false;
 
-	d = database_slot(MyDatabaseId, true);
-	if (d == NULL)
+	if (!attach_database(true))
 		PG_RETURN_BOOL(false);
 	for (c = 0; c < CSTAT_NUM; c++)
-		pg_atomic_write_u64(&d->counters[c], 0);
-	pg_atomic_write_u64(&d->reset_at, (uint64) GetCurrentTimestamp());
+		pg_atomic_write_u64(&my_database->counters[c], 0);
+	pg_atomic_write_u64(&my_database->reset_at, (uint64) GetCurrentTimestamp());
 	PG_RETURN_BOOL(true);
 }
 
@@ -522,4 +747,6 @@ consistency_stats_init(void)
 	shmem_request_hook = stats_shmem_request;
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = stats_shmem_startup;
+	prev_object_access_hook = object_access_hook;
+	object_access_hook = stats_object_access;
 }

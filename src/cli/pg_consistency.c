@@ -426,11 +426,20 @@ cmd_stats(PGconn *conn)
 
 		for (i = 0; i < n; i++)
 		{
+			if (!PQgetisnull(res, i, 5))
+			{
+				/* a database the server keeps no counters for (every slot taken) */
+				printf("database %s: no counters: %s\n", PQgetvalue(res, i, 0), PQgetvalue(res, i, 5));
+				continue;
+			}
 			if (strcmp(PQgetvalue(res, i, 0), last_db) != 0)
 			{
 				last_db = PQgetvalue(res, i, 0);
-				printf("database %s (counters since %s)\n", last_db,
-					   PQgetisnull(res, i, 4) ? "the server started" : PQgetvalue(res, i, 4));
+				/* counters survive clean restarts: only a reset or a crash zeroes them */
+				if (PQgetisnull(res, i, 4))
+					printf("database %s (counters never reset)\n", last_db);
+				else
+					printf("database %s (counters since %s)\n", last_db, PQgetvalue(res, i, 4));
 				printf("  %-12s %-20s %20s\n", "capability", "counter", "value");
 			}
 			printf("  %-12s %-20s %20s\n",

@@ -110,7 +110,8 @@ sub metric
 	return undef;
 }
 
-my $p = scrape(start_exporter($primary));
+my ($primary_url, $primary_h, $primary_err) = start_exporter($primary);
+my $p = scrape($primary_url, $primary_h, $primary_err);
 my $s = scrape(start_exporter($standby));
 
 # Every counter of the view, as the exporter shows it.
@@ -134,6 +135,7 @@ is(metric($p, 'consistency_in_doubt_pins_xmin_horizon'), 1, 'primary: it pins th
 is(metric($p, 'consistency_in_doubt_resolvable'), 0,
 	'primary: not resolvable (not made by tpc_gid: needs force)');
 is(metric($p, 'consistency_replay_in_recovery'), 0, 'primary: not in recovery');
+is(metric($p, 'consistency_replay_lsn_bytes'), 0, 'primary: 0 replayed bytes');
 
 is(metric($s, 'consistency_replay_in_recovery'), 1, 'standby: in recovery');
 is(metric($s, 'consistency_replay_lsn_bytes'),
@@ -151,7 +153,7 @@ my ($cli_out, $cli_err) = ('', '');
 IPC::Run::run([ 'pg_consistency', 'stats', $primary->connstr('postgres') . ' user=exporter' ],
 	'>', \$cli_out, '2>', \$cli_err);
 is($? >> 8, 0, 'pg_consistency stats: exit 0');
-like($cli_out, qr/^database postgres \(counters since the server started\)$/m, 'stats: names the database');
+like($cli_out, qr/^database postgres \(counters never reset\)$/m, 'stats: names the database, never reset');
 my @cli_wrong = grep {
 	my ($c, $n) = split /\./;
 	$cli_out !~ /^  \Q$c\E +\Q$n\E +\Q$expected{$_}\E$/m
@@ -182,6 +184,17 @@ for my $case ([ [], 0, 'younger than the default --warning 5min' ],
 		'>', \$cli_out, '2>', \$cli_err);
 	is($? >> 8, $case->[1], "in-doubt: exit $case->[1], $case->[2]");
 }
+
+# After crash recovery the primary's last replayed position is set, and stays: the exporter
+# still says 0 replayed bytes, as for any primary.
+$primary->stop('immediate');
+$primary->start;
+isnt($primary->safe_psql('postgres', 'SELECT pg_last_wal_replay_lsn()'), '',
+	'primary after crash recovery: pg_last_wal_replay_lsn() is set');
+$p = scrape($primary_url, $primary_h, $primary_err);
+is(metric($p, 'consistency_replay_in_recovery'), 0, 'primary after crash recovery: not in recovery');
+is(metric($p, 'consistency_replay_lsn_bytes'), 0, 'primary after crash recovery: 0 replayed bytes');
+is(metric($p, 'consistency_replay_lag_seconds'), 0, 'primary after crash recovery: 0 lag');
 
 $_->[0]->kill_kill for @exporters;
 $standby->safe_psql('postgres', 'SELECT pg_wal_replay_resume()');
