@@ -92,23 +92,18 @@ SELECT consistency.tpc_log_decision('cy1:1:1:1000', NULL);
 \echo :LAST_ERROR_SQLSTATE
 -- a gid naming this very transaction that tpc_gid() did not make (spelled by hand: any nonce,
 -- or 1.0's format, which tpc_gid() no longer makes), whether tpc_gid() ran in it or not
+\set this_xact '(SELECT system_identifier FROM pg_control_system()), (SELECT oid FROM pg_database WHERE datname = current_database()), pg_current_xact_id()'
 \set VERBOSITY sqlstate
 BEGIN;
-SELECT consistency.tpc_log_decision(format('cy2:%s:%s:%s:0000000000000000',
-		(SELECT system_identifier FROM pg_control_system()),
-		(SELECT oid FROM pg_database WHERE datname = current_database()), pg_current_xact_id()));
+SELECT consistency.tpc_log_decision(format('cy2:%s:%s:%s:0000000000000000', :this_xact));
 COMMIT;
 BEGIN;
 SELECT consistency.tpc_gid() IS NOT NULL AS has_gid;
-SELECT consistency.tpc_log_decision(format('cy2:%s:%s:%s:0000000000000000',
-		(SELECT system_identifier FROM pg_control_system()),
-		(SELECT oid FROM pg_database WHERE datname = current_database()), pg_current_xact_id()));
+SELECT consistency.tpc_log_decision(format('cy2:%s:%s:%s:0000000000000000', :this_xact));
 COMMIT;
 BEGIN;
 SELECT consistency.tpc_gid() IS NOT NULL AS has_gid;
-SELECT consistency.tpc_log_decision(format('cy1:%s:%s:%s',
-		(SELECT system_identifier FROM pg_control_system()),
-		(SELECT oid FROM pg_database WHERE datname = current_database()), pg_current_xact_id()));
+SELECT consistency.tpc_log_decision(format('cy1:%s:%s:%s', :this_xact));
 COMMIT;
 \set VERBOSITY default
 SELECT count(*) AS decisions FROM consistency.tpc_decisions;

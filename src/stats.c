@@ -450,6 +450,20 @@ free_dropped_slots(void)
 	return nfreed;
 }
 
+/* dboid's slot, or a free one taken for it; NULL if there is none free */
+static StatsDatabase *
+find_or_take_slot(Oid dboid)
+{
+	StatsDatabase *found;
+
+	LWLockAcquire(stats->lock, LW_EXCLUSIVE);
+	found = find_slot(dboid);
+	if (found == NULL)
+		found = take_free_slot(dboid);
+	LWLockRelease(stats->lock);
+	return found;
+}
+
 /*
  * This database's slot, taking a free one the first time; when none is free
  * and the caller can read the catalog (can_free), after freeing the slots of
@@ -466,20 +480,10 @@ database_slot(Oid dboid, bool can_free)
 	if (found != NULL)
 		return found;
 
-	LWLockAcquire(stats->lock, LW_EXCLUSIVE);
-	found = find_slot(dboid);
-	if (found == NULL)
-		found = take_free_slot(dboid);
-	LWLockRelease(stats->lock);
+	found = find_or_take_slot(dboid);
 	if (found != NULL || !can_free || free_dropped_slots() == 0)
 		return found;
-
-	LWLockAcquire(stats->lock, LW_EXCLUSIVE);
-	found = find_slot(dboid);
-	if (found == NULL)
-		found = take_free_slot(dboid);
-	LWLockRelease(stats->lock);
-	return found;
+	return find_or_take_slot(dboid);
 }
 
 /*

@@ -16,6 +16,7 @@ use Time::HiRes qw(usleep);
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use SyncRepStall;
 
 my $node = PostgreSQL::Test::Cluster->new('tpc_log_writer');
 $node->init(allows_streaming => 1);		# max_wal_senders > 0: synchronous commit can wait
@@ -128,33 +129,7 @@ $node->safe_psql('ops', "ROLLBACK PREPARED '$_'") for @nonnormal;
 # The log writer exits while another database's worker acts.  A COMMIT PREPARED that waits
 # for a synchronous standby that never comes holds db1's worker; everything else (the
 # coordinator, the participants' PREPARE) commits with synchronous_commit = local.
-$node->safe_psql('postgres', q{
-	CREATE TABLE sync_probe (x int);
-	ALTER ROLE CURRENT_USER SET synchronous_commit = local;
-	ALTER SYSTEM SET synchronous_standby_names = 'nobody';
-	SELECT pg_reload_conf();
-});
-# The checkpointer applies the setting when it sees the reload: probe until a commit waits.
-my $syncrep = 0;
-for my $try (1 .. 50)
-{
-	my $probe = $node->background_psql('postgres');
-	my $probe_pid = $probe->query_safe('SELECT pg_backend_pid()');
-	$probe->query_until(qr/probing/,
-		"SET synchronous_commit = on;\n\\echo probing\nINSERT INTO sync_probe VALUES (1);\n");
-	my $state = '';
-	$state = $node->safe_psql('postgres',
-		"SELECT CASE WHEN wait_event = 'SyncRep' THEN 'SyncRep' WHEN state = 'idle' AND query LIKE 'INSERT INTO sync_probe%' THEN 'idle' END FROM pg_stat_activity WHERE pid = $probe_pid")
-	  until $state eq 'SyncRep' || $state eq 'idle';
-	if ($state eq 'SyncRep')
-	{
-		$node->safe_psql('postgres', "SELECT pg_cancel_backend($probe_pid)");
-		$syncrep = 1;
-	}
-	$probe->quit;
-	last if $syncrep;
-}
-ok($syncrep, 'synchronous commit waits for the missing standby');
+ok(stall_synchronous_commits($node), 'synchronous commit waits for the missing standby');
 
 # A distributed transaction decided commit in ops, prepared by alice in db1, then in db2
 # (resolve_stale lists the oldest first: db1's worker runs first).
