@@ -23,9 +23,10 @@
  * PGC_INTERNAL: users cannot SET it.  Its value is the token last reported,
  * kept here and shown through the parameter's show hook; the report is a
  * ParameterStatus message this file sends itself, from the XACT_EVENT_COMMIT
- * callback, into the output buffer that the statement's CommandComplete and
- * ReadyForQuery follow (the protocol lets ParameterStatus come at any time;
- * libpq, pgbouncer and the other drivers accept it anywhere).  PostgreSQL's
+ * callback (a procedure's commits: once, when its CALL or DO ends), into the
+ * output buffer that the statement's CommandComplete and ReadyForQuery
+ * follow (the protocol lets ParameterStatus come at any time; libpq,
+ * pgbouncer and the other drivers accept it anywhere).  PostgreSQL's
  * own way, set_config_option() at commit and ReportChangedGUCOptions()
  * before ReadyForQuery, sends the same message, but cost 13k instructions
  * per write transaction on PostgreSQL 15 (the latter walks every setting),
@@ -47,10 +48,12 @@
 
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "executor/spi.h"
 #include "libpq/libpq.h"
 #include "libpq/pqformat.h"
 #include "miscadmin.h"
 #include "tcop/tcopprot.h"
+#include "tcop/utility.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 
@@ -81,8 +84,14 @@ static XLogRecPtr commit_end_before = InvalidXLogRecPtr;
 /* A commit has been seen: XactLastCommitEnd no longer names a write made before. */
 static bool seen_commit = false;
 
-/* last_commit moved outside a commit of this session's (see consistency_token_note_commit) */
+/*
+ * last_commit moved and the client has not been told: by another backend
+ * (see consistency_token_note_commit), or in a commit of a procedure's, whose
+ * report waits for the end of its CALL or DO (see report_process_utility).
+ */
 static bool report_pending = false;
+
+static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 
 static const char *
 show_last_commit_token(void)
@@ -164,13 +173,66 @@ token_report_xact_callback(XactEvent event, void *arg)
 			}
 			seen_commit = true;
 			commit_end_before = XactLastCommitEnd;
-			if (report_pending)
+
+			/*
+			 * A procedure's COMMIT (SPI_commit(), in a CALL or DO) reports
+			 * nothing: nothing flushes the output buffer until its statement
+			 * ends, so a report per commit would grow the buffer by one
+			 * message per commit, for the session's life, and past what it
+			 * can hold for a procedure that commits millions of times.  The
+			 * newest is sent once, when the CALL or DO ends.
+			 */
+			if (report_pending && !SPI_inside_nonatomic_context())
 				report_last_commit();
 			break;
 
 		default:
 			break;
 	}
+}
+
+/*
+ * ProcessUtility: a CALL or DO at top level, the only statements whose
+ * procedures can commit, sends the report of the last write they committed
+ * when they end, also when they fail after committing (that write stands,
+ * and a client told nothing of it would read without it).  A failure's
+ * report precedes its ErrorResponse; ReadyForQuery follows either way.
+ */
+static void
+report_process_utility(PlannedStmt *pstmt, const char *queryString,
+					   bool readOnlyTree, ProcessUtilityContext context,
+					   ParamListInfo params, QueryEnvironment *queryEnv,
+					   DestReceiver *dest, QueryCompletion *qc)
+{
+	Node	   *stmt = pstmt->utilityStmt;
+
+	if (context != PROCESS_UTILITY_TOPLEVEL ||
+		!(IsA(stmt, CallStmt) || IsA(stmt, DoStmt)))
+	{
+		if (prev_ProcessUtility)
+			prev_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
+								queryEnv, dest, qc);
+		else
+			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
+									queryEnv, dest, qc);
+		return;
+	}
+
+	PG_TRY();
+	{
+		if (prev_ProcessUtility)
+			prev_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
+								queryEnv, dest, qc);
+		else
+			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
+									queryEnv, dest, qc);
+	}
+	PG_FINALLY();
+	{
+		if (report_pending)
+			report_last_commit();
+	}
+	PG_END_TRY();
 }
 
 /*
@@ -241,4 +303,6 @@ consistency_token_report_init(void)
 	initStringInfo(&report_msg);	/* 1 kB: room for the message */
 	MemoryContextSwitchTo(old);
 	RegisterXactCallback(token_report_xact_callback, NULL);
+	prev_ProcessUtility = ProcessUtility_hook;
+	ProcessUtility_hook = report_process_utility;
 }

@@ -218,4 +218,58 @@ ok($phases{'stopped after the commit, before ReadyForQuery'},
   or diag(explain(\%phases));
 is($during_statement, 3, 'the sweep went on to where the backend stops during the statement');
 
+# --- a procedure that commits many times ----------------------------------------------
+# Nothing flushes the output buffer while a CALL runs, so a report per COMMIT would grow
+# the buffer by a message per commit (and past what it can hold, a PANIC after the commit
+# record, for a procedure that commits millions of times).  A CALL or DO reports once, when
+# it ends, the last write it committed; also when it fails after committing.
+$node->safe_psql('postgres', q{
+	CREATE PROCEDURE commit_each(n int, fail bool) LANGUAGE plpgsql AS $$
+	BEGIN
+		FOR i IN 1 .. n LOOP
+			INSERT INTO out_rows VALUES (-1, 'procedure');
+			COMMIT;
+		END LOOP;
+		IF fail THEN
+			RAISE EXCEPTION 'failed after % commits', n;
+		END IF;
+	END $$;
+});
+
+# Every ParameterStatus of the token up to ReadyForQuery, and the SQLSTATE of an error.
+sub reports_until_ready
+{
+	my ($sock) = @_;
+	my (@reports, $sqlstate);
+	while (1)
+	{
+		my ($type, $body) = read_message($sock);
+		push @reports, $1 if $type eq 'S' && $body =~ /^consistency\.last_commit_token\0([^\0]*)\0$/;
+		($sqlstate) = $body =~ /(?:^|\0)C([^\0]*)/ if $type eq 'E';
+		return (\@reports, $sqlstate) if $type eq 'Z';
+	}
+}
+
+for my $case (['CALL commit_each(1000, false)', undef, 'a CALL'],
+	['CALL commit_each(1000, true)', 'P0001', 'a CALL that fails after committing'],
+	['DO $$ BEGIN CALL commit_each(1000, false); END $$', undef, 'a DO calling a procedure'])
+{
+	my ($sql, $want_error, $what) = @$case;
+	my ($sock) = connect_raw();
+	send_query($sock, $sql);
+	my ($reports, $sqlstate) = reports_until_ready($sock);
+	is($sqlstate, $want_error, "$what: " . ($want_error ? "fails with $want_error" : 'succeeds'));
+	is(scalar(@$reports), 1, "$what: one report for its 1000 commits");
+	send_query($sock, 'SELECT consistency.write_token()');
+	my $token;
+	while (1)
+	{
+		my ($type, $body) = read_message($sock);
+		$token = substr($body, 6, unpack('N', substr($body, 2, 4))) if $type eq 'D';
+		last if $type eq 'Z';
+	}
+	is($reports->[0], $token, "$what: the report names its last commit");
+	close($sock);
+}
+
 done_testing();
