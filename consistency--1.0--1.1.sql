@@ -286,7 +286,7 @@ CREATE VIEW @extschema@.stats AS
 	SELECT s.datid, s.datname, s.capability, s.counter, s.value, s.stats_reset, s.reason
 	  FROM @extschema@.stats_read() s;
 COMMENT ON VIEW @extschema@.stats IS
-	'cumulative counters per database and capability; one row with a reason when the library is not preloaded';
+	'cumulative counters per database and capability; a row with a reason instead when the library is not preloaded or the database has no counters (every slot taken)';
 REVOKE ALL ON @extschema@.stats FROM PUBLIC;
 GRANT SELECT ON @extschema@.stats TO consistency_user, pg_monitor;
 

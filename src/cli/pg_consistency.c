@@ -518,11 +518,18 @@ cmd_resolve(PGconn *conn, int execute, const char *older_than, const char *grace
 		/*
 		 * resolve_stale() leaves out what the caller may not finish (another
 		 * role's transaction, for a non-superuser): those are left in doubt
-		 * too.  (Gids are unique in the cluster.)
+		 * too.  (Gids are unique in the cluster.)  Chosen by the same rule,
+		 * not as what resolve_stale() did not list: this statement's clock
+		 * is later, and a transaction of the caller's that became old enough
+		 * meanwhile is not one it may not finish.
 		 */
 		left = query(conn,
 					 "SELECT gid, database, owner"
-					 " FROM consistency.prepared_xacts($1::pg_catalog.interval) ORDER BY prepared_at",
+					 " FROM consistency.prepared_xacts($1::pg_catalog.interval)"
+					 " WHERE owner OPERATOR(pg_catalog.<>) CURRENT_USER"
+					 "   AND NOT (SELECT r.rolsuper FROM pg_catalog.pg_roles r"
+					 "            WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER)"
+					 " ORDER BY prepared_at",
 					 1, params);
 		for (j = 0; j < PQntuples(left); j++)
 		{
