@@ -13,8 +13,8 @@
  *
  * Each database that counted something (or read the view) has a slot, of at
  * most STATS_MAX_DATABASES.  A slot is freed when its database is dropped:
- * the object access hook notes the DROP DATABASE, and its transaction's
- * commit frees the slot (the drop can still fail after the hook).  A slot can
+ * a ProcessUtility hook notes a DROP DATABASE that dropped it, and its
+ * transaction's commit frees the slot.  A slot can
  * also outlive its database (one dropped while the library was not loaded,
  * and read back from the file, or dropped on a primary while this server is
  * its standby): when no slot is free, a backend that can read the catalog
@@ -48,7 +48,6 @@
 #include <unistd.h>
 
 #include "access/xact.h"
-#include "catalog/objectaccess.h"
 #include "catalog/pg_control.h"
 #include "catalog/pg_database.h"
 #include "common/controldata_utils.h"
@@ -62,6 +61,7 @@
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
+#include "tcop/utility.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/inval.h"
@@ -159,7 +159,7 @@ static Oid	dropping_database = InvalidOid;
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
-static object_access_hook_type prev_object_access_hook = NULL;
+static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 
 #define STATS_FILE			PGSTAT_STAT_PERMANENT_DIRECTORY "/consistency.stat"
 #define STATS_FILE_MAGIC	0x43535431	/* "CST1" */
@@ -168,8 +168,10 @@ static void stats_shmem_request(void);
 static void stats_shmem_startup(void);
 static void stats_shmem_shutdown(int code, Datum arg);
 static void stats_xact_callback(XactEvent event, void *arg);
-static void stats_object_access(ObjectAccessType access, Oid classId,
-								Oid objectId, int subId, void *arg);
+static void stats_process_utility(PlannedStmt *pstmt, const char *queryString,
+								  bool readOnlyTree, ProcessUtilityContext context,
+								  ParamListInfo params, QueryEnvironment *queryEnv,
+								  DestReceiver *dest, QueryCompletion *qc);
 
 /* Checksum of the counter list, so a file written by another list is ignored. */
 static uint32
@@ -590,18 +592,34 @@ stats_xact_callback(XactEvent event, void *arg)
 }
 
 /*
- * DROP DATABASE: note the database, whose slot its transaction's commit
- * frees.  Not now: the drop can still fail after this hook (a template
- * database, other sessions connected).
+ * DROP DATABASE: once it has dropped the database, note it, and its
+ * transaction's commit frees its slot (the commit follows the statement: it
+ * cannot run in a transaction block).  A ProcessUtility hook, not an
+ * object_access_hook: from PostgreSQL 17 on, any object_access_hook makes
+ * every backend recompute its search path's final form at each use, and
+ * every function that sets search_path (all of this extension's) would pay.
  */
 static void
-stats_object_access(ObjectAccessType access, Oid classId, Oid objectId,
-					int subId, void *arg)
+stats_process_utility(PlannedStmt *pstmt, const char *queryString,
+					  bool readOnlyTree, ProcessUtilityContext context,
+					  ParamListInfo params, QueryEnvironment *queryEnv,
+					  DestReceiver *dest, QueryCompletion *qc)
 {
-	if (prev_object_access_hook)
-		prev_object_access_hook(access, classId, objectId, subId, arg);
-	if (access == OAT_DROP && classId == DatabaseRelationId && stats != NULL)
-		dropping_database = objectId;
+	Oid			dboid = InvalidOid;
+
+	if (IsA(pstmt->utilityStmt, DropdbStmt) && stats != NULL)
+		dboid = get_database_oid(((DropdbStmt *) pstmt->utilityStmt)->dbname, true);
+
+	if (prev_ProcessUtility)
+		prev_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
+							queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
+								queryEnv, dest, qc);
+
+	/* it returned: dropped (a drop that fails raises an error) */
+	if (OidIsValid(dboid))
+		dropping_database = dboid;
 }
 
 /* The row of the current database that says why it has no counters. */
@@ -751,6 +769,6 @@ consistency_stats_init(void)
 	shmem_request_hook = stats_shmem_request;
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = stats_shmem_startup;
-	prev_object_access_hook = object_access_hook;
-	object_access_hook = stats_object_access;
+	prev_ProcessUtility = ProcessUtility_hook;
+	ProcessUtility_hook = stats_process_utility;
 }
