@@ -59,6 +59,7 @@
 #include "port/atomics.h"
 #include "storage/fd.h"
 #include "storage/ipc.h"
+#include "storage/lmgr.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
 #include "tcop/utility.h"
@@ -592,6 +593,36 @@ stats_xact_callback(XactEvent event, void *arg)
 }
 
 /*
+ * The database DROP DATABASE dbname will drop, locked as dropdb() locks it
+ * (get_db_info()'s loop: look the name up, lock the database, and look
+ * again in case it was renamed meanwhile), so that the drop finds the same
+ * one; InvalidOid if there is none.
+ */
+static Oid
+database_to_drop(const char *dbname)
+{
+	for (;;)
+	{
+		Oid			dboid = get_database_oid(dbname, true);
+		HeapTuple	tup;
+		bool		same;
+
+		if (!OidIsValid(dboid))
+			return InvalidOid;
+		/* also takes in the invalidations of a rename we waited for */
+		LockSharedObject(DatabaseRelationId, dboid, 0, AccessExclusiveLock);
+		tup = SearchSysCache1(DATABASEOID, ObjectIdGetDatum(dboid));
+		same = HeapTupleIsValid(tup) &&
+			strcmp(NameStr(((Form_pg_database) GETSTRUCT(tup))->datname), dbname) == 0;
+		if (HeapTupleIsValid(tup))
+			ReleaseSysCache(tup);
+		if (same)
+			return dboid;
+		UnlockSharedObject(DatabaseRelationId, dboid, 0, AccessExclusiveLock);
+	}
+}
+
+/*
  * DROP DATABASE: once it has dropped the database, note it, and its
  * transaction's commit frees its slot (the commit follows the statement: it
  * cannot run in a transaction block).  A ProcessUtility hook, not an
@@ -608,7 +639,7 @@ stats_process_utility(PlannedStmt *pstmt, const char *queryString,
 	Oid			dboid = InvalidOid;
 
 	if (IsA(pstmt->utilityStmt, DropdbStmt) && stats != NULL)
-		dboid = get_database_oid(((DropdbStmt *) pstmt->utilityStmt)->dbname, true);
+		dboid = database_to_drop(((DropdbStmt *) pstmt->utilityStmt)->dbname);
 
 	if (prev_ProcessUtility)
 		prev_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,

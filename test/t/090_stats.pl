@@ -127,6 +127,35 @@ is(counter($primary, 'other', 'inventory', 'insufficient'), '0', 'reset in other
 is(counter($primary, 'postgres', 'inventory', 'busy'), '1', 'and postgres keeps its counters');
 $primary->safe_psql('other', q{SELECT consistency.reserve('mug', 5, 'y')});
 
+# --- a DROP DATABASE that waited for a rename: the dropped database's counters go -------------
+# DROP DATABASE swap_a waits for a transaction that renames swap_a to swap_old and swap_b to
+# swap_a; once it commits, the drop finds swap_a again (dropdb() looks the name up again
+# after the lock) and drops the former swap_b.  swap_old keeps its counters.
+for my $db ('swap_a', 'swap_b')
+{
+	$primary->safe_psql('postgres', "CREATE DATABASE $db");
+	$primary->safe_psql($db, q{CREATE EXTENSION consistency;
+		SELECT consistency.stock_set('mug', 1); SELECT consistency.reserve('mug', 5, 'x')});
+}
+my $renamer = $primary->background_psql('postgres');
+$renamer->query_safe('BEGIN; ALTER DATABASE swap_a RENAME TO swap_old; ALTER DATABASE swap_b RENAME TO swap_a');
+my $dropper = $primary->background_psql('postgres');
+$dropper->query_until(qr/dropping/, "\\echo dropping\nDROP DATABASE swap_a;\n");
+$primary->poll_query_until('postgres', q{
+	SELECT EXISTS (SELECT FROM pg_stat_activity
+				   WHERE wait_event_type = 'Lock' AND query LIKE 'DROP DATABASE swap_a%')})
+  or die 'DROP DATABASE does not wait for the rename';
+$renamer->query_safe('COMMIT');
+$renamer->quit;
+$dropper->quit;
+is($primary->safe_psql('postgres', q{SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database
+	WHERE datname LIKE 'swap%'}), 'swap_old', 'the drop dropped the database renamed to swap_a');
+is(counter($primary, 'swap_old', 'inventory', 'insufficient'), '1',
+	'the renamed database keeps its counters');
+is($primary->safe_psql('postgres', q{SELECT string_agg(DISTINCT datname, ',') FROM consistency.stats
+	WHERE datname LIKE 'swap%'}), 'swap_old', 'and only it is listed');
+$primary->safe_psql('postgres', 'DROP DATABASE swap_old');
+
 # --- restarts -------------------------------------------------------------------------------
 my $before = $primary->safe_psql('postgres', q{
 	SELECT string_agg(datname || '.' || capability || '.' || counter || '=' || value, ' '
