@@ -67,6 +67,15 @@
 #define ERRCODE_CONSISTENCY_INV_BELOW_RESERVED	MAKE_SQLSTATE('Y','C','2','0','7')
 
 /*
+ * A ProcessUtility hook's call down the chain: the hook installed before it
+ * (prev), or PostgreSQL's own.  For the files that include tcop/utility.h.
+ */
+#define consistency_next_utility(prev, pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc) \
+	((prev) != NULL ? \
+	 (prev) ((pstmt), (queryString), (readOnlyTree), (context), (params), (queryEnv), (dest), (qc)) : \
+	 standard_ProcessUtility((pstmt), (queryString), (readOnlyTree), (context), (params), (queryEnv), (dest), (qc)))
+
+/*
  * Module init functions, each called by _PG_init() in consistency.c and by
  * nothing else: a module never calls a sibling's init.
  */

@@ -641,12 +641,8 @@ stats_process_utility(PlannedStmt *pstmt, const char *queryString,
 	if (IsA(pstmt->utilityStmt, DropdbStmt) && stats != NULL)
 		dboid = database_to_drop(((DropdbStmt *) pstmt->utilityStmt)->dbname);
 
-	if (prev_ProcessUtility)
-		prev_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
-							queryEnv, dest, qc);
-	else
-		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
-								queryEnv, dest, qc);
+	consistency_next_utility(prev_ProcessUtility, pstmt, queryString, readOnlyTree, context,
+							 params, queryEnv, dest, qc);
 
 	/* it returned: dropped (a drop that fails raises an error) */
 	if (OidIsValid(dboid))

@@ -209,23 +209,15 @@ report_process_utility(PlannedStmt *pstmt, const char *queryString,
 	if (context != PROCESS_UTILITY_TOPLEVEL ||
 		!(IsA(stmt, CallStmt) || IsA(stmt, DoStmt)))
 	{
-		if (prev_ProcessUtility)
-			prev_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
-								queryEnv, dest, qc);
-		else
-			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
-									queryEnv, dest, qc);
+		consistency_next_utility(prev_ProcessUtility, pstmt, queryString, readOnlyTree, context,
+								 params, queryEnv, dest, qc);
 		return;
 	}
 
 	PG_TRY();
 	{
-		if (prev_ProcessUtility)
-			prev_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
-								queryEnv, dest, qc);
-		else
-			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
-									queryEnv, dest, qc);
+		consistency_next_utility(prev_ProcessUtility, pstmt, queryString, readOnlyTree, context,
+								 params, queryEnv, dest, qc);
 	}
 	PG_FINALLY();
 	{

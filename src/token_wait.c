@@ -481,12 +481,8 @@ read_after_process_utility(PlannedStmt *pstmt, const char *queryString,
 		!((CopyStmt *) stmt)->is_from)
 		check_read_after_for_read();
 
-	if (prev_ProcessUtility)
-		prev_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
-							queryEnv, dest, qc);
-	else
-		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
-								queryEnv, dest, qc);
+	consistency_next_utility(prev_ProcessUtility, pstmt, queryString, readOnlyTree, context,
+							 params, queryEnv, dest, qc);
 }
 
 void
