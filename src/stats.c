@@ -117,6 +117,7 @@ static const struct
 	[CSTAT_TOK_DIVERGED] = {"tokens", "diverged"},
 	[CSTAT_TOK_WRONG_CLUSTER] = {"tokens", "wrong_cluster"},
 	[CSTAT_TOK_STALE_REFUSED] = {"tokens", "stale_refused"},
+	[CSTAT_TOK_NUDGE] = {"tokens", "receive_nudge"},
 	[CSTAT_TPC_DECISION] = {"twophase", "decision_logged"},
 	[CSTAT_TPC_COMMITTED] = {"twophase", "resolved_commit"},
 	[CSTAT_TPC_ROLLED_BACK] = {"twophase", "resolved_rollback"},

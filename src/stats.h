@@ -58,6 +58,7 @@ typedef enum ConsistencyCounter
 	CSTAT_TOK_DIVERGED,
 	CSTAT_TOK_WRONG_CLUSTER,
 	CSTAT_TOK_STALE_REFUSED,
+	CSTAT_TOK_NUDGE,
 	/* in-doubt two-phase commit */
 	CSTAT_TPC_DECISION,
 	CSTAT_TPC_COMMITTED,

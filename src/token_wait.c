@@ -57,7 +57,9 @@
  * registers its target in shared memory and sleeps on its latch; the replay
  * watcher background worker (token_watcher.c) sets the latch once replay has
  * passed the target.  Without it, the waiter polls the replay position
- * every millisecond.
+ * every millisecond.  Either way, a waiter whose WAL has not even arrived
+ * asks the WAL receiver to report to the primary, which wakes a walsender
+ * that missed a wake-up (nudge_if_stalled()).
  *
  * IDENTIFICATION
  *	  src/token_wait.c
@@ -79,6 +81,7 @@
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "pgstat.h"
+#include "replication/walreceiver.h"
 #include "storage/latch.h"
 #include "storage/proc.h"
 #include "tcop/utility.h"
@@ -120,6 +123,21 @@ static bool replayed_before_snapshot = false;
 #define WATCHED_POLL_MS		100
 
 /*
+ * Nudging the primary (see nudge_if_stalled()): after the WAL a waiter needs
+ * has not arrived and nothing new has been received for NUDGE_FIRST_MS, then
+ * with an interval doubling up to NUDGE_MAX_MS while it stays so.
+ */
+#define NUDGE_FIRST_MS		20
+#define NUDGE_MAX_MS		1000
+
+typedef struct ReceiveNudge
+{
+	XLogRecPtr	received;		/* the WAL receiver's write position seen last */
+	TimestampTz next_at;		/* no nudge before this */
+	int			interval_ms;	/* the next one's distance from the previous */
+} ReceiveNudge;
+
+/*
  * Note that replay was just seen past tok (a TOKEN_READY verdict), unless an
  * earlier note covers it.  Returns true if this is the first note.
  */
@@ -136,6 +154,49 @@ note_replayed(const ConsistencyToken *tok)
 	return true;
 }
 
+static void
+nudge_init(ReceiveNudge *n, TimestampTz now)
+{
+	n->received = GetWalRcvWriteRecPtr();
+	n->next_at = TimestampTzPlusMilliseconds(now, NUDGE_FIRST_MS);
+	n->interval_ms = NUDGE_FIRST_MS;
+}
+
+/*
+ * While a token's WAL has not even been received, and the WAL receiver has
+ * received nothing new for a while, ask it to send the primary a status
+ * reply now.  The reply wakes the primary's walsender, which then sends what
+ * the primary has flushed.  This recovers from a walsender that missed its
+ * wake-up: from PostgreSQL 16 on, a walsender can read the flush position,
+ * find nothing to send, and only then join the condition variable that
+ * XLogFlush() broadcasts on, so a commit flushed in between is not sent until
+ * the next flush, standby reply (wal_receiver_status_interval, 10 s by
+ * default) or keepalive.  WAL that the WAL receiver has written is here
+ * already (replay lags, or recovery is paused or delayed), and without a
+ * WAL receiver (archive recovery) there is nobody to nudge: no nudge then.
+ * Returns the milliseconds until the next nudge could be due.
+ */
+static long
+nudge_if_stalled(ReceiveNudge *n, XLogRecPtr target, TimestampTz now)
+{
+	XLogRecPtr	received = GetWalRcvWriteRecPtr();
+
+	if (received != n->received)
+	{
+		n->received = received;
+		n->interval_ms = NUDGE_FIRST_MS;
+		n->next_at = TimestampTzPlusMilliseconds(now, NUDGE_FIRST_MS);
+	}
+	else if (received < target && now >= n->next_at && WalRcvStreaming())
+	{
+		WalRcvForceReply();
+		consistency_count(CSTAT_TOK_NUDGE);
+		n->interval_ms = Min(n->interval_ms * 2, NUDGE_MAX_MS);
+		n->next_at = TimestampTzPlusMilliseconds(now, n->interval_ms);
+	}
+	return Max(TimestampDifferenceMilliseconds(now, n->next_at), 1);
+}
+
 /*
  * Wait until the token is replayed, or until timeout_ms passed, or until it
  * turns out it never can be.  Returns the last verdict: TOKEN_BEHIND means
@@ -146,6 +207,7 @@ wait_until_replayed(const ConsistencyToken *tok, int timeout_ms, TokenPosition *
 {
 	TimestampTz start;
 	TokenStatus status;
+	ReceiveNudge nudge;
 	bool		watched;
 	long		waited_us;
 	long		waited_secs;
@@ -162,21 +224,23 @@ wait_until_replayed(const ConsistencyToken *tok, int timeout_ms, TokenPosition *
 	InvalidateCatalogSnapshotConditionally();
 
 	start = GetCurrentTimestamp();
+	nudge_init(&nudge, start);
 	watched = consistency_watcher_register(tok->lsn);
 	PG_TRY();
 	{
 		for (;;)
 		{
+			TimestampTz now = GetCurrentTimestamp();
 			long		remaining;
-			int			sleep_ms;
+			long		sleep_ms;
 
-			remaining = timeout_ms -
-				TimestampDifferenceMilliseconds(start, GetCurrentTimestamp());
+			remaining = timeout_ms - TimestampDifferenceMilliseconds(start, now);
 			if (remaining <= 0)
 				break;
-			sleep_ms = watched ? WATCHED_POLL_MS : POLL_MS;
+			sleep_ms = Min(watched ? WATCHED_POLL_MS : POLL_MS,
+						   nudge_if_stalled(&nudge, tok->lsn, now));
 			if (remaining < sleep_ms)
-				sleep_ms = (int) remaining;
+				sleep_ms = remaining;
 
 			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 							 sleep_ms, PG_WAIT_EXTENSION);

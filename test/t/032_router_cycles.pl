@@ -135,6 +135,11 @@ is(field($out, 'failed'), 0, 'phase 2: no failed read');
 is(field($out, 'standby1'), 8000, 'phase 2: every read was served by the resumed standby');
 is(field($out, 'standby0'), 0, 'phase 2: the delayed standby never served a read');
 is(field($out, 'primary'), 0, 'phase 2: no read needed the primary');
+# For the log: how the resumed standby's waits went (a nudge means its WAL receiver had to
+# wake the primary's walsender, see 035_token_receive_nudge.pl).
+note($paused->safe_psql('postgres', q{
+	SELECT string_agg(counter || '=' || value, ' ' ORDER BY counter) FROM consistency.stats
+	WHERE datname = 'postgres' AND capability = 'tokens'}));
 
 # The delayed standby is still behind: reads with a fresh token never went there.
 my $token = $primary->safe_psql('postgres',

@@ -118,7 +118,7 @@ my $s = scrape(start_exporter($standby));
 my %expected = map { my ($c, $n, $v) = split /\|/; ("$c.$n" => $v) }
   split /\n/, $primary->safe_psql('postgres', q{
 	SELECT capability, counter, value FROM consistency.stats WHERE datname = 'postgres'});
-is(scalar(keys %expected), 32, 'the view has 32 counters for the database');
+is(scalar(keys %expected), 33, 'the view has 33 counters for the database');
 my @wrong = grep {
 	my ($c, $n) = split /\./;
 	(metric($p, 'consistency_stats_value', datname => 'postgres', capability => $c, counter => $n) // -1)
