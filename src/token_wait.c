@@ -172,25 +172,32 @@ nudge_init(ReceiveNudge *n, TimestampTz now)
  * XLogFlush() broadcasts on, so a commit flushed in between is not sent until
  * the next flush, standby reply (wal_receiver_status_interval, 10 s by
  * default) or keepalive.  WAL that the WAL receiver has written is here
- * already (replay lags, or recovery is paused or delayed), and without a
- * WAL receiver (archive recovery) there is nobody to nudge: no nudge then.
- * Returns the milliseconds until the next nudge could be due.
+ * already (replay lags, or recovery is paused or delayed): no nudge then.
+ * Without a streaming WAL receiver (archive recovery) there is nobody to
+ * nudge; the schedule backs off all the same.
+ * Returns the milliseconds until the next nudge could be due, or -1 if none
+ * is pending (the WAL is here): the caller's own poll period applies then.
  */
 static long
 nudge_if_stalled(ReceiveNudge *n, XLogRecPtr target, TimestampTz now)
 {
 	XLogRecPtr	received = GetWalRcvWriteRecPtr();
 
+	if (received >= target)
+		return -1;
 	if (received != n->received)
 	{
 		n->received = received;
 		n->interval_ms = NUDGE_FIRST_MS;
 		n->next_at = TimestampTzPlusMilliseconds(now, NUDGE_FIRST_MS);
 	}
-	else if (received < target && now >= n->next_at && WalRcvStreaming())
+	else if (now >= n->next_at)
 	{
-		WalRcvForceReply();
-		consistency_count(CSTAT_TOK_NUDGE);
+		if (WalRcvStreaming())
+		{
+			WalRcvForceReply();
+			consistency_count(CSTAT_TOK_NUDGE);
+		}
 		n->interval_ms = Min(n->interval_ms * 2, NUDGE_MAX_MS);
 		n->next_at = TimestampTzPlusMilliseconds(now, n->interval_ms);
 	}
@@ -232,13 +239,16 @@ wait_until_replayed(const ConsistencyToken *tok, int timeout_ms, TokenPosition *
 		{
 			TimestampTz now = GetCurrentTimestamp();
 			long		remaining;
+			long		nudge_ms;
 			long		sleep_ms;
 
 			remaining = timeout_ms - TimestampDifferenceMilliseconds(start, now);
 			if (remaining <= 0)
 				break;
-			sleep_ms = Min(watched ? WATCHED_POLL_MS : POLL_MS,
-						   nudge_if_stalled(&nudge, tok->lsn, now));
+			sleep_ms = watched ? WATCHED_POLL_MS : POLL_MS;
+			nudge_ms = nudge_if_stalled(&nudge, tok->lsn, now);
+			if (nudge_ms > 0 && nudge_ms < sleep_ms)
+				sleep_ms = nudge_ms;
 			if (remaining < sleep_ms)
 				sleep_ms = remaining;
 
