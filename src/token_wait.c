@@ -84,6 +84,7 @@
 #include "replication/walreceiver.h"
 #include "storage/latch.h"
 #include "storage/proc.h"
+#include "storage/spin.h"
 #include "tcop/utility.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -123,8 +124,9 @@ static bool replayed_before_snapshot = false;
 #define WATCHED_POLL_MS		100
 
 /*
- * Nudging the primary (see nudge_if_stalled()): after the WAL a waiter needs
- * has not arrived and nothing new has been received for NUDGE_FIRST_MS, then
+ * Nudging the upstream server (see nudge_if_stalled()): once the WAL a waiter
+ * needs has not arrived and nothing new has been received for NUDGE_FIRST_MS
+ * (noticed at the waiter's next wake-up if WAL was arriving until then), then
  * with an interval doubling up to NUDGE_MAX_MS while it stays so.
  */
 #define NUDGE_FIRST_MS		20
@@ -163,20 +165,39 @@ nudge_init(ReceiveNudge *n, TimestampTz now)
 }
 
 /*
+ * Is the WAL receiver streaming?  Read directly: WalRcvStreaming() is the
+ * startup process's, and may stop a WAL receiver that is slow to start.
+ */
+static bool
+walreceiver_streaming(void)
+{
+	WalRcvState state;
+
+	SpinLockAcquire(&WalRcv->mutex);
+	state = WalRcv->walRcvState;
+	SpinLockRelease(&WalRcv->mutex);
+	return state == WALRCV_STREAMING;
+}
+
+/*
  * While a token's WAL has not even been received, and the WAL receiver has
- * received nothing new for a while, ask it to send the primary a status
- * reply now.  The reply wakes the primary's walsender, which then sends what
- * the primary has flushed.  This recovers from a walsender that missed its
+ * received nothing new for a while, ask it to send its upstream server a
+ * status reply now.  The reply wakes the upstream's walsender, which then
+ * sends what it has.  This recovers from a walsender that missed its
  * wake-up: from PostgreSQL 16 on, a walsender can read the flush position,
  * find nothing to send, and only then join the condition variable that
  * XLogFlush() broadcasts on, so a commit flushed in between is not sent until
  * the next flush, standby reply (wal_receiver_status_interval, 10 s by
- * default) or keepalive.  WAL that the WAL receiver has written is here
- * already (replay lags, or recovery is paused or delayed): no nudge then.
- * Without a streaming WAL receiver (archive recovery) there is nobody to
- * nudge; the schedule backs off all the same.
- * Returns the milliseconds until the next nudge could be due, or -1 if none
- * is pending (the WAL is here): the caller's own poll period applies then.
+ * default) or keepalive (wal_sender_timeout / 2).  WAL that the WAL receiver
+ * has written is here already (replay lags, or recovery is paused or
+ * delayed): no nudge then.  Without a streaming WAL receiver (archive
+ * recovery, reconnecting) there is nobody to nudge; the schedule backs off
+ * all the same.  Each waiter nudges on its own schedule; the WAL receiver
+ * sends one reply for the requests that reach it together.
+ *
+ * Returns the milliseconds until the next nudge could be due, or -1 if the
+ * caller's own poll period should apply: the WAL is here, or it is arriving
+ * (a waiter must not wake every 20 ms while a standby catches up).
  */
 static long
 nudge_if_stalled(ReceiveNudge *n, XLogRecPtr target, TimestampTz now)
@@ -190,10 +211,11 @@ nudge_if_stalled(ReceiveNudge *n, XLogRecPtr target, TimestampTz now)
 		n->received = received;
 		n->interval_ms = NUDGE_FIRST_MS;
 		n->next_at = TimestampTzPlusMilliseconds(now, NUDGE_FIRST_MS);
+		return -1;
 	}
-	else if (now >= n->next_at)
+	if (now >= n->next_at)
 	{
-		if (WalRcvStreaming())
+		if (walreceiver_streaming())
 		{
 			WalRcvForceReply();
 			consistency_count(CSTAT_TOK_NUDGE);
