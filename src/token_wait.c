@@ -156,10 +156,11 @@ note_replayed(const ConsistencyToken *tok)
 	return true;
 }
 
+/* Start the nudge schedule again: WAL received up to received, as of now. */
 static void
-nudge_init(ReceiveNudge *n, TimestampTz now)
+nudge_restart(ReceiveNudge *n, XLogRecPtr received, TimestampTz now)
 {
-	n->received = GetWalRcvWriteRecPtr();
+	n->received = received;
 	n->next_at = TimestampTzPlusMilliseconds(now, NUDGE_FIRST_MS);
 	n->interval_ms = NUDGE_FIRST_MS;
 }
@@ -208,9 +209,7 @@ nudge_if_stalled(ReceiveNudge *n, XLogRecPtr target, TimestampTz now)
 		return -1;
 	if (received != n->received)
 	{
-		n->received = received;
-		n->interval_ms = NUDGE_FIRST_MS;
-		n->next_at = TimestampTzPlusMilliseconds(now, NUDGE_FIRST_MS);
+		nudge_restart(n, received, now);
 		return -1;
 	}
 	if (now >= n->next_at)
@@ -253,7 +252,7 @@ wait_until_replayed(const ConsistencyToken *tok, int timeout_ms, TokenPosition *
 	InvalidateCatalogSnapshotConditionally();
 
 	start = GetCurrentTimestamp();
-	nudge_init(&nudge, start);
+	nudge_restart(&nudge, GetWalRcvWriteRecPtr(), start);
 	watched = consistency_watcher_register(tok->lsn);
 	PG_TRY();
 	{
