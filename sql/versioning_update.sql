@@ -123,6 +123,7 @@ SELECT * FROM err($$ SELECT consistency.update_versioned('accounts', '{"id": 1, 
 SELECT * FROM err($$ SELECT consistency.update_versioned('accounts', '{"ID": 1}', 4, '{"balance": 0}') $$);
 -- the version column must exist and be bigint or integer
 SELECT * FROM err($$ SELECT consistency.update_versioned('accounts', '{"id": 1}', 4, '{"balance": 0}', 'rev') $$);
+SELECT * FROM err($$ SELECT consistency.update_versioned('accounts', '{"id": 1}', 4, '{"balance": 0}', 'xmin') $$);
 SELECT * FROM err($$ SELECT consistency.update_versioned('accounts', '{"id": 1}', 4, '{"balance": 0}', 'owner') $$);
 -- tables only, and only with a primary key
 CREATE TABLE no_pk (id int UNIQUE, version bigint NOT NULL DEFAULT 1, note text);
