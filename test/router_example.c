@@ -46,6 +46,9 @@
  *	  write SQL    -> "write ok|error SQLSTATE token=T"
  *	  read SQL     -> "read ok VALUE served_by=p|N" or "read error SQLSTATE served_by=..."
  *	  state        -> "state ok=0|1 token=T reconnects=N lost_writes=N error=E"
+ *	  quit         -> (nothing) ends, as the end of stdin does; a test that started
+ *	                  servers meanwhile cannot rely on that end: they inherit its end
+ *	                  of the pipe, and keep it open
  * (T: crouter_token(), "-" if empty; VALUE: the first column of the first
  * row, "-" if none; E: crouter_error() on one line, "-" if empty).
  *
@@ -400,6 +403,8 @@ run_steps(CRouter *r)
 				printf(" served_by=%d\n", served);
 			PQclear(res);
 		}
+		else if (strcmp(line, "quit") == 0)
+			break;
 		else if (strcmp(line, "state") == 0)
 			printf("state ok=%d token=%s reconnects=%ld lost_writes=%ld error=%s\n",
 				   crouter_ok(r), crouter_token(r)[0] ? crouter_token(r) : "-",

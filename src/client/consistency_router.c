@@ -429,6 +429,22 @@ sqlstate(const PGresult *res)
 }
 
 /*
+ * Did a failed call lose the connection?  PQstatus() alone cannot tell: when
+ * the server ends the session after sending a message of its own (an
+ * immediate shutdown, a crash of another backend: a WARNING, then the
+ * socket closes), libpq reports "server closed the connection unexpectedly"
+ * while PQstatus() can still say CONNECTION_OK.  Every error a server sends
+ * carries a SQLSTATE; one without is libpq's own (the connection, or out of
+ * memory), after which the connection is not to be trusted either.
+ */
+static int
+connection_lost(PGconn *conn, const PGresult *res)
+{
+	return PQstatus(conn) != CONNECTION_OK || res == NULL ||
+		(PQresultStatus(res) == PGRES_FATAL_ERROR && sqlstate(res)[0] == '\0');
+}
+
+/*
  * After a failed call on the primary: does the connection need replacing?
  * Lost, or the server became read-only (a demoted primary: 25006).
  */
@@ -436,14 +452,19 @@ static void
 note_primary_failure(CRouter *r, const PGresult *res)
 {
 	if (r->failover_ms > 0 &&
-		(PQstatus(r->primary) != CONNECTION_OK || strcmp(sqlstate(res), "25006") == 0))
+		(connection_lost(r->primary, res) || strcmp(sqlstate(res), "25006") == 0))
 		r->primary_lost = 1;
 }
+
+static void mark_token_unknown(CRouter *r, const char *why, const PGresult *res);
 
 /*
  * The session's token on a new primary: NULL if its write is there (or there
  * is no token), else the server's error (YC303: lost in the failover), after
- * which the session starts afresh with no token.
+ * which the session starts afresh with no token -- and reads go to the
+ * primary until its next write's token: the writes of the session that did
+ * survive come before the lost one, and a standby is not known to have them
+ * (an empty token would let any standby answer, one still behind them too).
  */
 static PGresult *
 check_token_on_new_primary(CRouter *r)
@@ -465,6 +486,7 @@ check_token_on_new_primary(CRouter *r)
 	{
 		snprintf(r->lost_token, sizeof(r->lost_token), "%s", r->token);
 		r->token[0] = '\0';
+		r->token_unknown = 1;
 		r->lost_writes++;
 		return res;
 	}
@@ -480,8 +502,22 @@ check_token_on_new_primary(CRouter *r)
 		PQclear(res);
 		return NULL;
 	}
-	/* cannot tell (connection lost again): try again at the next call */
-	r->primary_lost = 1;
+	if (connection_lost(r->primary, res))
+	{
+		/* cannot tell (connection lost again): try again at the next call */
+		r->primary_lost = 1;
+		PQclear(res);
+		return NULL;
+	}
+
+	/*
+	 * The server refused the check (no privilege on the function, say): the
+	 * connection is fine, and reconnecting would only fail the same way.  The
+	 * call goes on unchecked, and reads go to the primary until a later
+	 * write's token, so no read can miss a surviving write; a lost one goes
+	 * unreported.
+	 */
+	mark_token_unknown(r, "cannot check the session's token on the new primary, so a write lost in the failover goes unreported", res);
 	PQclear(res);
 	return NULL;
 }
@@ -681,7 +717,7 @@ standby_accepts(CRouter *r, Standby *s, int timeout_ms)
 		ok = 0;
 	else
 	{
-		if (PQstatus(s->conn) != CONNECTION_OK)
+		if (connection_lost(s->conn, res))
 			s->usable = 0;
 		ok = -1;
 	}
@@ -700,11 +736,11 @@ read_on_standby(Standby *s, const char *sql, int nparams,
 	if (result_ok(res))
 		return res;
 	st = sqlstate(res);
-	if (strncmp(st, "YC3", 3) == 0 || PQstatus(s->conn) != CONNECTION_OK)
+	if (strncmp(st, "YC3", 3) == 0 || connection_lost(s->conn, res))
 	{
 		/* the standby refused to answer stale, or went away: go elsewhere */
 		s->read_after[0] = '\0';
-		if (PQstatus(s->conn) != CONNECTION_OK)
+		if (connection_lost(s->conn, res))
 			s->usable = 0;
 		PQclear(res);
 		return NULL;
@@ -759,11 +795,29 @@ crouter_read(CRouter *r, const char *sql, int nparams, const char *const *values
 	int		   *behind;
 	int			k;
 	PGresult   *res;
+	PGTransactionStatusType tx;
+	int			in_transaction;
 
 	if (served_by)
 		*served_by = CROUTER_PRIMARY;
 	if ((res = ensure_primary(r)) != NULL)
 		return res;				/* the session's last write was lost */
+
+	/*
+	 * In a transaction block the application opened on the primary, a read
+	 * belongs to that transaction: it must see its uncommitted writes, and
+	 * its locks (FOR UPDATE) are taken there.
+	 */
+	tx = PQtransactionStatus(r->primary);
+	in_transaction = tx == PQTRANS_INTRANS || tx == PQTRANS_INERROR;
+	if (in_transaction)
+	{
+		res = PQexecParams(r->primary, sql, nparams, NULL, values, NULL, NULL, 0);
+		if (!result_ok(res))
+			note_primary_failure(r, res);	/* never repeated elsewhere: the transaction is gone */
+		r->stats.reads_primary++;
+		return res;
+	}
 	behind = calloc(r->nstandbys > 0 ? r->nstandbys : 1, sizeof(int));
 	if (behind == NULL)
 		return NULL;
@@ -814,7 +868,7 @@ crouter_read(CRouter *r, const char *sql, int nparams, const char *const *values
 	free(behind);
 
 	res = PQexecParams(r->primary, sql, nparams, NULL, values, NULL, NULL, 0);
-	if (!result_ok(res) && r->failover_ms > 0 && PQstatus(r->primary) != CONNECTION_OK)
+	if (!result_ok(res) && r->failover_ms > 0 && connection_lost(r->primary, res))
 	{
 		/* a read is safe to repeat: once, on the new primary */
 		PQclear(res);

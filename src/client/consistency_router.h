@@ -77,7 +77,11 @@ extern PGresult *crouter_write(CRouter *r, const char *sql, int nparams,
 
 /*
  * Run a read.  *served_by (if not NULL) is set to CROUTER_PRIMARY or the
- * standby's index.  The caller PQclear()s the result.
+ * standby's index.  The caller PQclear()s the result.  Inside a transaction
+ * block opened on the primary (crouter_write(r, "BEGIN", ...)) every read
+ * goes to the primary, in that transaction, so that it sees the
+ * transaction's own writes; if that connection is lost, the read is not
+ * repeated elsewhere (the transaction is gone).
  */
 extern PGresult *crouter_read(CRouter *r, const char *sql, int nparams,
 							  const char *const *values, int *served_by);
@@ -116,11 +120,20 @@ extern int	crouter_token_max(const char *a, const char *b, char *out);
  * session's token: if the write it names is not in the new primary's
  * history (lost with an asynchronous standby), the call returns the
  * server's YC303 error instead of running, crouter_lost_token() names the
- * lost token, and the session's token starts afresh.  So a lost write is
- * reported, never read back as older data -- except a commit whose token the
- * router could not learn (see crouter_write()), which cannot be checked: if
- * the primary is replaced before a later write's token arrives, such a
- * commit lost with the old primary goes unnoticed.  If no primary of the
+ * lost token, and the session's token starts afresh: until its next write's
+ * token, reads go to the primary (the session's writes that survived came
+ * before the lost one, and no standby is known to have them).  So a lost
+ * write is reported, never read back as older data -- except a commit whose
+ * token the router could not learn (see crouter_write()), which cannot be
+ * checked: if the primary is replaced before a later write's token arrives,
+ * such a commit lost with the old primary goes unnoticed.  So does a lost
+ * write when the new primary refuses the check itself (the role may not
+ * execute consistency.wait_for_token(), say): crouter_error() says so, the
+ * call goes on, and reads go to the primary until a later write's token.
+ * A connection counts as lost when libpq says so (PQstatus()) or when a
+ * call fails with an error of libpq's own (no SQLSTATE: "server closed the
+ * connection unexpectedly" can come while PQstatus() still says
+ * CONNECTION_OK).  If no primary of the
  * router's cluster answers within the timeout, the call fails (and returns
  * NULL if the only server that answered belonged to another cluster: it is
  * never used).
@@ -134,7 +147,15 @@ extern const char *crouter_lost_token(const CRouter *r);
 extern long crouter_reconnects(const CRouter *r);
 extern long crouter_lost_writes(const CRouter *r);
 
-/* The connections, for anything else the application does. */
+/*
+ * The connections, for anything else the application does.  A reconnection
+ * (see crouter_set_failover_timeout()) replaces them: a pointer taken before
+ * a call is not valid after it (take it again), and what a session SET is
+ * gone.  Settings the application needs in every session belong in the
+ * conninfo (options='-c search_path=app'), which every reconnection uses.
+ * Give every conninfo a connect_timeout: a node that silently drops packets
+ * would otherwise hold a (re)connection for the kernel's TCP timeout.
+ */
 extern PGconn *crouter_primary(CRouter *r);
 extern PGconn *crouter_standby(CRouter *r, int i);
 extern int	crouter_nstandbys(const CRouter *r);

@@ -21,6 +21,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use ConsistencyCluster;
+use RouterSteps;
 
 my $example = "$ENV{TESTDIR}/test/router_example";
 -x $example or BAIL_OUT("$example is not built");
@@ -66,39 +67,6 @@ sub run_example
 	my $ok = IPC::Run::run(\@cmd, '>', \$stdout, '2>', \$stderr);
 	diag($stderr) if $stderr ne '';
 	return ($ok, $stdout);
-}
-
-# A router in steps mode (test/router_example.c --steps): one command in, one line out.
-sub start_steps
-{
-	my %h = (in => '', out => '', err => '');
-	$h{run} = IPC::Run::start([ $example, '--steps', @_ ],
-		'<', \$h{in}, '>', \$h{out}, '2>', \$h{err},
-		IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default));
-	$h{connect} = next_line(\%h);
-	return \%h;
-}
-
-sub next_line
-{
-	my ($h) = @_;
-	$h->{run}->pump until $h->{out} =~ /\n/;
-	$h->{out} =~ s/^([^\n]*)\n//;
-	return $1;
-}
-
-sub step
-{
-	my ($h, $command) = @_;
-	$h->{in} .= "$command\n";
-	return next_line($h);
-}
-
-sub finish_steps
-{
-	my ($h) = @_;
-	$h->{run}->finish;
-	diag($h->{err}) if $h->{err} =~ /unknown step/;
 }
 
 sub pause_replay
