@@ -30,9 +30,11 @@
  * finished through consistency.resolve_prepared(gid, 'commit'|'rollback'),
  * so the participant's resolution log records it.  Exit codes: 0 nothing
  * left in doubt, 1 something was left (coordinator still running, unknown
- * gid, or -- without --decisions-from -- a transaction the caller may not
- * finish, which resolve_stale() leaves out: it is printed as skipped), 2 an
- * action failed or was busy, 3 could not connect or query.
+ * gid, or a transaction the caller may not finish -- not its owner nor a
+ * superuser -- printed as skipped), 2 an
+ * action failed or was busy, 3 could not connect or query (the coordinator
+ * included), or an option that does not apply (--warning and --critical are
+ * in-doubt's, --grace is resolve's with --decisions-from).
  *
  * CONNINFO is a libpq connection string or URI; the database it names must
  * have the consistency extension.
@@ -247,7 +249,13 @@ coordinator_open(Coordinator *c, const char *conninfo)
 				" (SELECT oid FROM pg_catalog.pg_database"
 				"   WHERE datname OPERATOR(pg_catalog.=) pg_catalog.current_database())",
 				0, NULL);
-	snprintf(c->sysid, sizeof(c->sysid), "%s", PQgetvalue(res, 0, 0));
+	/*
+	 * pg_control_system() shows the system identifier as a signed bigint; a
+	 * gid carries it unsigned (UINT64_FORMAT, as the server prints it), which
+	 * differs from 2^63 on (an initdb after January 2038).
+	 */
+	snprintf(c->sysid, sizeof(c->sysid), "%llu",
+			 (unsigned long long) strtoll(PQgetvalue(res, 0, 0), NULL, 10));
 	snprintf(c->dboid, sizeof(c->dboid), "%s", PQgetvalue(res, 0, 1));
 	PQclear(res);
 }
@@ -265,6 +273,7 @@ coordinator_decide(Coordinator *c, const char *gid, int older_than_grace,
 	PGresult   *res;
 	const char *params[3];
 	char		status[32] = "";
+	char		sysid_signed[32];
 	int			status_known;
 	const char *verdict;
 	int			row = -1;
@@ -285,6 +294,12 @@ coordinator_decide(Coordinator *c, const char *gid, int older_than_grace,
 	res = PQexecParams(c->conn,
 					   "SELECT pg_catalog.pg_xact_status($1::pg_catalog.xid8)",
 					   1, NULL, params, NULL, NULL, 0);
+	/* no verdict can come from a coordinator that went away: exit 3, not "unknown" */
+	if (PQstatus(c->conn) != CONNECTION_OK ||
+		(PQresultStatus(res) == PGRES_FATAL_ERROR &&
+		 PQresultErrorField(res, PG_DIAG_SQLSTATE) == NULL))
+		die(EXIT_UNKNOWN, "lost the connection to the coordinator (--decisions-from): %s",
+			PQerrorMessage(c->conn));
 	if (PQresultStatus(res) != PGRES_TUPLES_OK)
 	{
 		snprintf(reason, reasonsize, "coordinator cannot tell the status of transaction %s: %s",
@@ -302,8 +317,11 @@ coordinator_decide(Coordinator *c, const char *gid, int older_than_grace,
 		return "in_progress";
 	}
 
+	/* tpc_decisions keeps the system identifier as the bigint of the same bits */
+	snprintf(sysid_signed, sizeof(sysid_signed), "%lld",
+			 (long long) strtoull(g.sysid, NULL, 10));
 	params[0] = gid;
-	params[1] = g.sysid;
+	params[1] = sysid_signed;
 	params[2] = g.xid;
 	/* the gid's own decision first, a sibling's only under the same nonce */
 	res = query(c->conn,
@@ -553,9 +571,17 @@ cmd_resolve(PGconn *conn, int execute, const char *older_than, const char *grace
 	{
 		const char *params[2] = {older_than, grace};
 
+		/*
+		 * Whether the caller may finish it: its owner or a superuser, the
+		 * rule resolve_stale() applies (a resolve_prepared() of another
+		 * role's transaction would fail, and its dry run would not say so).
+		 */
 		res = query(conn,
 					"SELECT gid, database, age OPERATOR(pg_catalog.>=) $2::pg_catalog.interval,"
-					" verdict, evidence"
+					" verdict, evidence, owner,"
+					" owner OPERATOR(pg_catalog.=) CURRENT_USER"
+					"   OR (SELECT r.rolsuper FROM pg_catalog.pg_roles r"
+					"       WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER)"
 					" FROM consistency.prepared_xacts($1::pg_catalog.interval) ORDER BY prepared_at",
 					2, params);
 	}
@@ -569,6 +595,14 @@ cmd_resolve(PGconn *conn, int execute, const char *older_than, const char *grace
 		PGresult   *r;
 		const char *p[3];
 
+		if (strcmp(PQgetvalue(res, i, 6), "t") != 0)
+		{
+			printf("%-40s %-14s %-9s %-8s %-16s not the caller's to finish: prepared by %s"
+				   " (only its owner or a superuser may finish it)\n",
+				   gid, PQgetvalue(res, i, 1), "skip", "f", "skipped", PQgetvalue(res, i, 5));
+			code = worst(code, EXIT_WARNING);
+			continue;
+		}
 		/* a gid this cluster can decide itself keeps its own verdict */
 		if (strcmp(verdict, "unknown") == 0)
 		{
@@ -635,9 +669,9 @@ main(int argc, char **argv)
 	const char *cmd;
 	const char *conninfo = NULL;
 	const char *older_than = NULL;
-	const char *warning = "5min";
-	const char *critical = "30min";
-	const char *grace = "5min";
+	const char *warning = NULL;
+	const char *critical = NULL;
+	const char *grace = NULL;
 	const char *decisions_from = NULL;
 	int			execute = 0;
 	int			i;
@@ -692,8 +726,19 @@ main(int argc, char **argv)
 			die(EXIT_UNKNOWN, "more than one connection string given");
 		conninfo = a;
 	}
+	/* an option that would change nothing is a mistake to say, not to ignore */
+	if (strcmp(cmd, "in-doubt") != 0 && (warning != NULL || critical != NULL))
+		die(EXIT_UNKNOWN, "option %s is for in-doubt, not %s", warning ? "--warning" : "--critical", cmd);
+	if (grace != NULL && (strcmp(cmd, "resolve") != 0 || decisions_from == NULL))
+		die(EXIT_UNKNOWN, "option --grace is for resolve with --decisions-from");
 	if (older_than == NULL)
 		older_than = strcmp(cmd, "resolve") == 0 ? "10min" : "0";
+	if (warning == NULL)
+		warning = "5min";
+	if (critical == NULL)
+		critical = "30min";
+	if (grace == NULL)
+		grace = "5min";
 
 	conn = connect_to(conninfo);
 	if (decisions_from != NULL)

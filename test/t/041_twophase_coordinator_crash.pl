@@ -194,6 +194,74 @@ is( $coord->safe_psql('postgres',
 		  . join(',', map { "'$gid_of{$_}'" } 101 .. 105) . ')'),
 	'5', 'decisions committed with synchronous_commit = off survive the crash');
 
+# A decided transaction the caller may not finish: bob (consistency_admin, not a superuser)
+# sees it skipped with --decisions-from too, as without it: exit 1, left prepared, and his
+# dry run does not promise a commit that --execute would fail.
+distributed(106, 'decided', 'commit');
+$committed{106} = 1;
+$parts[0]->safe_psql('postgres', 'CREATE ROLE bob LOGIN; GRANT consistency_admin TO bob');
+my $bob = $parts[0]->connstr('postgres') . ' user=bob';
+my $gid106 = $gid_of{106};
+for my $execute (0, 1)
+{
+	my $what = $execute ? 'resolve --execute' : 'resolve (dry run)';
+	my ($code, $out, $err) = pg_consistency('resolve', ($execute ? ('--execute') : ()), '--older-than', '0',
+		'--decisions-from', $coord->connstr('postgres'), $bob);
+	is($code, 1, "bob: $what --decisions-from of another role's transaction exits 1 (left in doubt)")
+	  or diag($out . $err);
+	like($out, qr/^\Q$gid106\E\s+postgres\s+skip\s+f\s+skipped\s+not the caller's to finish: prepared by \S+/m,
+		"bob: and prints it as skipped, with the reason");
+}
+is($parts[0]->safe_psql('postgres', 'SELECT count(*) FROM pg_prepared_xacts'), '1', 'bob left it prepared');
+
+# A coordinator connection that ends during the run: no verdict can come from it, so exit 3
+# (could not tell), not the "left in doubt" of exit 1.  Made certain: participant 1 also holds
+# a transaction it coordinated itself (no decision: presumed abort), whose verdict its listing
+# reads from its own decision log, and a session holds that table's lock; pg_consistency
+# connects to both, reads the coordinator's identity, and waits on that lock for its
+# listing.  Meanwhile the coordinator ends its session (idle_session_timeout); then the lock
+# is released, and transaction 106, coordinated there, needs the coordinator.
+$parts[0]->safe_psql('postgres', 'CREATE TABLE scratch (i int)');
+my $local_gid = $parts[0]->safe_psql('postgres', 'BEGIN; SELECT consistency.tpc_gid(); COMMIT');
+$parts[0]->safe_psql('postgres', "BEGIN; INSERT INTO scratch VALUES (1); PREPARE TRANSACTION '$local_gid'");
+for my $cmd ('in-doubt', 'resolve')
+{
+	my $locker = $parts[0]->background_psql('postgres');
+	$locker->query_safe('BEGIN; LOCK TABLE consistency.tpc_decisions IN ACCESS EXCLUSIVE MODE');
+	my ($out, $err) = ('', '');
+	my $h = IPC::Run::start(['pg_consistency', $cmd, '--older-than', '0', '--decisions-from',
+			$coord->connstr('postgres') . " application_name=cli_coord options='-c idle_session_timeout=100'",
+			$parts[0]->connstr('postgres')], '>', \$out, '2>', \$err);
+	$parts[0]->poll_query_until('postgres',
+		q{SELECT count(*) > 0 FROM pg_locks WHERE NOT granted AND relation = 'consistency.tpc_decisions'::regclass})
+	  or die 'pg_consistency does not wait for the lock';
+	$coord->poll_query_until('postgres', q{SELECT count(*) = 0 FROM pg_stat_activity WHERE application_name = 'cli_coord'})
+	  or die 'the coordinator session did not end';
+	$locker->query_safe('COMMIT');
+	$locker->quit;
+	$h->finish;
+	is($? >> 8, 3, "$cmd: a coordinator lost during the run exits 3 (could not tell)") or diag($out . $err);
+	like($err, qr/lost the connection to the coordinator \(--decisions-from\)/, "$cmd: and says so");
+}
+$parts[0]->safe_psql('postgres', "ROLLBACK PREPARED '$local_gid'");
+
+# Options that would change nothing are refused (exit 3), not ignored.
+for my $case ([ 'resolve', '--warning', '1min' ], [ 'resolve', '--critical', '1min' ],
+	[ 'in-doubt', '--grace', '1min' ], [ 'resolve', '--grace', '1min' ])
+{
+	my ($code, $out, $err) = pg_consistency(@$case, $parts[0]->connstr('postgres'));
+	is($code, 3, "@$case: refused (exit 3)");
+	like($err, qr/option \Q$case->[1]\E is for /, "@$case: with the reason");
+}
+for my $i (0, 1)
+{
+	my ($code, $out, $err) = pg_consistency('resolve', '--execute', '--older-than', '0',
+		'--decisions-from', $coord->connstr('postgres'), $parts[$i]->connstr('postgres'));
+	is($code, 0, 'the superuser resolves transaction 106 on participant ' . ($i + 1)) or diag($out . $err);
+}
+is($parts[0]->safe_psql('postgres', 'SELECT amount FROM transfers WHERE txn = 106'), '1060',
+	'transaction 106 committed, as decided');
+
 is(scalar(grep { $committed{$_} } 1 .. 105), 88, '88 of the 105 transactions were decided commit');
 is( $parts[0]->safe_psql('postgres', 'SELECT sum(amount) FROM transfers'),
 	$parts[1]->safe_psql('postgres', 'SELECT sum(amount) FROM transfers'),
