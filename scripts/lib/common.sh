@@ -30,12 +30,13 @@ fi
 # postgresql-server-dev-all, readelf), the demo and the benchmarks use (the Redis comparison:
 # redis-server, redis-benchmark; its profile: perf; instruction counts: valgrind).
 # libkrb5-dev: Debian's 15 is built with GSSAPI, so its libpq/libpq-be.h includes <gssapi/gssapi.h>.
+# faketime: test/t/045 runs initdb as if after 2038 (a system identifier of 2^63 or more).
 # The last line is what build-pg.sh needs to build another PostgreSQL version from source.
 PACKAGES=(
 	make gcc libc6-dev
 	"postgresql-$DEBIAN_PG_MAJOR" "postgresql-server-dev-$DEBIAN_PG_MAJOR" "postgresql-$DEBIAN_PG_MAJOR-pgtap" libkrb5-dev
 	libtap-parser-sourcehandler-pgtap-perl libipc-run-perl libpq-dev
-	pgbouncer python3-psycopg python3-psycopg2 python3-sqlalchemy python3-flask curl sqlsmith
+	pgbouncer python3-psycopg python3-psycopg2 python3-sqlalchemy python3-flask curl sqlsmith faketime
 	"postgresql-$DEBIAN_PG_MAJOR-cron" prometheus-postgres-exporter patroni etcd-server
 	redis-server redis-tools linux-perf valgrind
 	debhelper lintian postgresql-server-dev-all binutils
