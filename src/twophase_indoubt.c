@@ -66,7 +66,8 @@ static ConsistencyStmt stmts[NUM_STMTS] = {
 		" FROM pg_catalog.pg_prepared_xact() p"
 		" LEFT JOIN pg_catalog.pg_database d ON d.oid = p.dbid"
 		" WHERE ($1::pg_catalog.text IS NULL OR p.gid = $1)"
-		" AND pg_catalog.statement_timestamp() - p.prepared >= $2"
+		" AND ($2 <= '0'::pg_catalog.interval"
+		"      OR pg_catalog.statement_timestamp() - p.prepared >= $2)"
 		" ORDER BY p.prepared, p.gid",
 		2, {TEXTOID, INTERVALOID}
 	},
@@ -100,8 +101,12 @@ spi_cstring(HeapTuple tup, TupleDesc desc, int col)
 
 /*
  * The prepared transactions of the whole cluster, oldest first, optionally
- * only the one named gid, prepared at least min_age ago.  Entries are
- * allocated in mcxt (a context that outlives SPI_finish).
+ * only the one named gid, prepared at least min_age ago.  Ages count from
+ * the start of the calling statement, so that all rows are measured alike;
+ * a min_age of zero takes every one, also one prepared after the statement
+ * began (a loop in one DO block or procedure, which would otherwise find
+ * such a transaction "not found").  Entries are allocated in mcxt (a
+ * context that outlives SPI_finish).
  */
 List *
 tpc_list_prepared(const char *gid, const Interval *min_age, MemoryContext mcxt)

@@ -11,7 +11,9 @@
 #   and so does one terminated (pg_terminate_backend: a FATAL exit, no error handler runs);
 # - prepared transactions and their verdicts survive a restart;
 # - evidence longer than the log keeps is cut on a character boundary in a UTF-8 database, so
-#   the resolution log dumps and restores.
+#   the resolution log dumps and restores;
+# - a transaction prepared after a statement began is found by that statement: listed by
+#   prepared_xacts() (min_age 0) and by resolve_prepared(), not "not found".
 use strict;
 use warnings;
 use IPC::Run;
@@ -340,6 +342,32 @@ is( $node->safe_psql('utf8_restored', q{SELECT count(*), string_agg(evidence, ''
 is( $node->safe_psql('utf8_restored', q{SELECT gid, decision, coordinator_nonce FROM consistency.tpc_decisions}),
 	$node->safe_psql('utf8', q{SELECT gid, decision, coordinator_nonce FROM consistency.tpc_decisions}),
 	'the decision log restores too (its guard accepts a consistent row of another database)');
+
+# A statement (here a DO block) that began before a transaction was prepared: made certain by
+# a row lock the block waits for while the transaction is prepared in another session.
+$node->safe_psql('ops', 'CREATE TABLE gate (i int); INSERT INTO gate VALUES (1)');
+my $gate = $node->background_psql('ops');
+$gate->query_safe('BEGIN; SELECT * FROM gate FOR UPDATE');
+my ($do_out, $do_err) = ('', '');
+my $do = IPC::Run::start(['psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', $node->connstr('ops'), '-c', q{
+	DO $$
+	DECLARE n bigint; o text;
+	BEGIN
+		PERFORM 1 FROM gate FOR UPDATE;
+		SELECT count(*) INTO n FROM consistency.prepared_xacts() WHERE gid = 'prepared-later';
+		SELECT outcome INTO o FROM consistency.resolve_prepared('prepared-later');
+		RAISE NOTICE 'listed %, resolve_prepared: %', n, o;
+	END $$}], '>', \$do_out, '2>', \$do_err);
+$node->poll_query_until('ops', q{SELECT count(*) > 0 FROM pg_locks WHERE locktype = 'transactionid' AND NOT granted})
+  or die 'the DO block does not wait for the row lock';
+$node->safe_psql('db1', q{BEGIN; SELECT pg_advisory_xact_lock(2); PREPARE TRANSACTION 'prepared-later'});
+$gate->query_safe('COMMIT');
+$gate->quit;
+$do->finish;
+is($? >> 8, 0, 'the DO block ran') or diag($do_err);
+like($do_err, qr/NOTICE:  listed 1, resolve_prepared: skipped/,
+	'a transaction prepared after the statement began is listed, and resolve_prepared() finds it (no verdict: skipped)');
+$node->safe_psql('db1', q{ROLLBACK PREPARED 'prepared-later'});
 
 $node->stop;
 done_testing();
