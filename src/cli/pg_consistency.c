@@ -31,10 +31,10 @@
  * so the participant's resolution log records it.  Exit codes: 0 nothing
  * left in doubt, 1 something was left (coordinator still running, unknown
  * gid, or a transaction the caller may not finish -- not its owner nor a
- * superuser -- printed as skipped), 2 an
- * action failed or was busy, 3 could not connect or query (the coordinator
- * included), or an option that does not apply (--warning and --critical are
- * in-doubt's, --grace is resolve's with --decisions-from).
+ * superuser -- printed as skipped), 2 an action failed or was busy, 3 could
+ * not connect or query (the coordinator included), or an option that does
+ * not apply (--warning and --critical are in-doubt's, --grace is resolve's
+ * with --decisions-from).
  *
  * CONNINFO is a libpq connection string or URI; the database it names must
  * have the consistency extension.
@@ -495,6 +495,25 @@ cmd_stats(PGconn *conn)
 	return EXIT_OK;
 }
 
+/*
+ * Whether the caller may finish a prepared transaction (its row of
+ * prepared_xacts() in scope): its owner or a superuser, PostgreSQL's rule,
+ * which resolve_stale() applies too.
+ */
+#define CALLER_MAY_FINISH_SQL \
+	"(owner OPERATOR(pg_catalog.=) CURRENT_USER" \
+	" OR (SELECT r.rolsuper FROM pg_catalog.pg_roles r" \
+	"     WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER))"
+
+/* The line of a transaction the caller may not finish: left in doubt. */
+static void
+print_not_callers(const char *gid, const char *database, const char *owner)
+{
+	printf("%-40s %-14s %-9s %-8s %-16s not the caller's to finish: prepared by %s"
+		   " (only its owner or a superuser may finish it)\n",
+		   gid, database, "skip", "f", "skipped", owner);
+}
+
 static int
 outcome_code(const char *planned, const char *outcome)
 {
@@ -544,9 +563,7 @@ cmd_resolve(PGconn *conn, int execute, const char *older_than, const char *grace
 		left = query(conn,
 					 "SELECT gid, database, owner"
 					 " FROM consistency.prepared_xacts($1::pg_catalog.interval)"
-					 " WHERE owner OPERATOR(pg_catalog.<>) CURRENT_USER"
-					 "   AND NOT (SELECT r.rolsuper FROM pg_catalog.pg_roles r"
-					 "            WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER)"
+					 " WHERE NOT " CALLER_MAY_FINISH_SQL
 					 " ORDER BY prepared_at",
 					 1, params);
 		for (j = 0; j < PQntuples(left); j++)
@@ -556,10 +573,8 @@ cmd_resolve(PGconn *conn, int execute, const char *older_than, const char *grace
 					break;
 			if (i < PQntuples(res))
 				continue;
-			printf("%-40s %-14s %-9s %-8s %-16s not the caller's to finish: prepared by %s"
-				   " (only its owner or a superuser may finish it)\n",
-				   PQgetvalue(left, j, 0), PQgetvalue(left, j, 1), "skip", "f", "skipped",
-				   PQgetvalue(left, j, 2));
+			print_not_callers(PQgetvalue(left, j, 0), PQgetvalue(left, j, 1),
+							  PQgetvalue(left, j, 2));
 			code = worst(code, EXIT_WARNING);
 		}
 		PQclear(left);
@@ -572,16 +587,13 @@ cmd_resolve(PGconn *conn, int execute, const char *older_than, const char *grace
 		const char *params[2] = {older_than, grace};
 
 		/*
-		 * Whether the caller may finish it: its owner or a superuser, the
-		 * rule resolve_stale() applies (a resolve_prepared() of another
-		 * role's transaction would fail, and its dry run would not say so).
+		 * With whether the caller may finish it: a resolve_prepared() of
+		 * another role's transaction would fail, and its dry run would not
+		 * say so.
 		 */
 		res = query(conn,
 					"SELECT gid, database, age OPERATOR(pg_catalog.>=) $2::pg_catalog.interval,"
-					" verdict, evidence, owner,"
-					" owner OPERATOR(pg_catalog.=) CURRENT_USER"
-					"   OR (SELECT r.rolsuper FROM pg_catalog.pg_roles r"
-					"       WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER)"
+					" verdict, evidence, owner, " CALLER_MAY_FINISH_SQL
 					" FROM consistency.prepared_xacts($1::pg_catalog.interval) ORDER BY prepared_at",
 					2, params);
 	}
@@ -597,9 +609,7 @@ cmd_resolve(PGconn *conn, int execute, const char *older_than, const char *grace
 
 		if (strcmp(PQgetvalue(res, i, 6), "t") != 0)
 		{
-			printf("%-40s %-14s %-9s %-8s %-16s not the caller's to finish: prepared by %s"
-				   " (only its owner or a superuser may finish it)\n",
-				   gid, PQgetvalue(res, i, 1), "skip", "f", "skipped", PQgetvalue(res, i, 5));
+			print_not_callers(gid, PQgetvalue(res, i, 1), PQgetvalue(res, i, 5));
 			code = worst(code, EXIT_WARNING);
 			continue;
 		}

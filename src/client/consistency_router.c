@@ -796,7 +796,6 @@ crouter_read(CRouter *r, const char *sql, int nparams, const char *const *values
 	int			k;
 	PGresult   *res;
 	PGTransactionStatusType tx;
-	int			in_transaction;
 
 	if (served_by)
 		*served_by = CROUTER_PRIMARY;
@@ -809,8 +808,7 @@ crouter_read(CRouter *r, const char *sql, int nparams, const char *const *values
 	 * its locks (FOR UPDATE) are taken there.
 	 */
 	tx = PQtransactionStatus(r->primary);
-	in_transaction = tx == PQTRANS_INTRANS || tx == PQTRANS_INERROR;
-	if (in_transaction)
+	if (tx == PQTRANS_INTRANS || tx == PQTRANS_INERROR)
 	{
 		res = PQexecParams(r->primary, sql, nparams, NULL, values, NULL, NULL, 0);
 		if (!result_ok(res))
